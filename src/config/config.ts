@@ -1,0 +1,57 @@
+import type { TokenType } from "../keymanager/types.js";
+import type { KeyManagerSection } from "./schema.js";
+
+/** The effective configuration the rest of the service reads. */
+export interface Config {
+  name: string;
+  type: string;
+  tokenType: TokenType;
+  issuer: string;
+  endpoints: { token: string; revoke: string; introspect: string; jwks: string };
+  dataDir: string;
+  logLevel: string;
+  validity: {
+    applicationTokenSeconds: number;
+    userTokenSeconds: number;
+    refreshTokenSeconds: number;
+    maxTokenSeconds: number;
+  };
+  grpc: { host: string; port: number };
+  http: { host: string; port: number };
+  database: { url: string; poolMax: number };
+  tls: { certFile: string; keyFile: string } | undefined;
+  encryptionKey: string | undefined;
+}
+
+/** Settings read once at start; a reload that changes them reports "restart required". */
+export const RESTART_ONLY_SETTINGS = ["grpc", "http", "database", "tls", "dataDir", "encryptionKey"] as const;
+
+export function fromSection(s: KeyManagerSection): Config {
+  const publicHost = s.http.host === "0.0.0.0" || s.http.host === "::" ? "localhost" : s.http.host;
+  const issuer = (s.issuer ?? `http://${publicHost}:${s.http.port}`).replace(/\/+$/, "");
+  return {
+    name: s.name,
+    type: s.type,
+    tokenType: s.token_type === "jwt" ? "JWT" : "OPAQUE",
+    issuer,
+    endpoints: {
+      token: s.endpoints.token ?? `${issuer}/oauth2/token`,
+      revoke: s.endpoints.revoke ?? `${issuer}/oauth2/revoke`,
+      introspect: s.endpoints.introspect ?? `${issuer}/oauth2/introspect`,
+      jwks: s.endpoints.jwks ?? `${issuer}/oauth2/jwks`,
+    },
+    dataDir: s.data_dir,
+    logLevel: s.log_level,
+    validity: {
+      applicationTokenSeconds: s.validity.application_token,
+      userTokenSeconds: s.validity.user_token,
+      refreshTokenSeconds: s.validity.refresh_token,
+      maxTokenSeconds: s.validity.max_token,
+    },
+    grpc: { host: s.grpc.host, port: s.grpc.port },
+    http: { host: s.http.host, port: s.http.port },
+    database: { url: s.database.url ?? `sqlite:${s.data_dir}/keymanager.db`, poolMax: s.database.pool_max },
+    tls: s.tls.cert_file && s.tls.key_file ? { certFile: s.tls.cert_file, keyFile: s.tls.key_file } : undefined,
+    encryptionKey: s.encryption.key || undefined,
+  };
+}

@@ -1,0 +1,108 @@
+import { readFileSync } from "node:fs";
+import { parse as parseToml } from "smol-toml";
+import type { z } from "zod";
+import { type Config, fromSection } from "./config.js";
+import { deploymentFile } from "./schema.js";
+
+/** Environment variables that override the deployment file, and the setting each one sets. */
+export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
+  KM_NAME: ["name"],
+  KM_TOKEN_TYPE: ["token_type"],
+  KM_ISSUER: ["issuer"],
+  KM_DATA_DIR: ["data_dir"],
+  KM_LOG_LEVEL: ["log_level"],
+  KM_GRPC_HOST: ["grpc", "host"],
+  KM_GRPC_PORT: ["grpc", "port"],
+  KM_HTTP_HOST: ["http", "host"],
+  KM_HTTP_PORT: ["http", "port"],
+  KM_DATABASE_URL: ["database", "url"],
+  KM_DATABASE_POOL_MAX: ["database", "pool_max"],
+  KM_TLS_CERT_FILE: ["tls", "cert_file"],
+  KM_TLS_KEY_FILE: ["tls", "key_file"],
+  KM_ENCRYPTION_KEY: ["encryption", "key"],
+};
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid configuration (${source}): ${problems.join("; ")}`);
+  }
+}
+
+export interface ConfigSource {
+  /** Path of the TOML deployment file; undefined for defaults and environment only. */
+  file: string | undefined;
+  env: Record<string, string | undefined>;
+  /** Settings applied last, above file and environment (tests, command-line flags). */
+  overrides?: Record<string, unknown>;
+}
+
+/** Reads, merges and validates the configuration; throws ConfigError saying every problem. */
+export function loadConfig(source: ConfigSource): Config {
+  const raw = source.file ? readToml(source.file) : {};
+  const section = asObject(raw.key_manager ?? {}, source.file ?? "defaults");
+  applyEnv(section, source.env);
+  deepMerge(section, source.overrides ?? {});
+  const result = deploymentFile.safeParse({ ...raw, key_manager: section });
+  if (!result.success) throw new ConfigError(source.file ?? "environment", formatIssues(result.error.issues));
+  return fromSection(result.data.key_manager);
+}
+
+function readToml(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read file: ${(err as NodeJS.ErrnoException).code ?? "error"}`]);
+  }
+  try {
+    return parseToml(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(file, [`not valid TOML: ${(err as Error).message.split("\n")[0]}`]);
+  }
+}
+
+function asObject(value: unknown, source: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError(source, ["key_manager: must be a table"]);
+  }
+  return structuredClone(value as Record<string, unknown>);
+}
+
+function applyEnv(section: Record<string, unknown>, env: Record<string, string | undefined>): void {
+  for (const [name, path] of Object.entries(ENV_OVERRIDES)) {
+    const value = env[name];
+    if (value !== undefined && value !== "") setPath(section, path, value);
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== "object" || next === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1] as string] = value;
+}
+
+function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(source)) {
+    const existing = target[key];
+    if (isPlainObject(value) && isPlainObject(existing)) deepMerge(existing, value);
+    else target[key] = isPlainObject(value) ? structuredClone(value) : value;
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((issue) => {
+    const path = issue.path.length > 0 ? issue.path.map(String).join(".") : "(file)";
+    return `${path}: ${issue.message}`;
+  });
+}

@@ -1,0 +1,72 @@
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(0).max(65535);
+const seconds = z.coerce.number().int().min(1).max(10 * 365 * 24 * 3600);
+const host = z.string().min(1);
+
+/** The `[key_manager]` section of the deployment file, like WSO2's `[apim.key_manager]`. */
+export const keyManagerSection = z
+  .object({
+    name: z.string().min(1).max(100).default("Resident Key Manager"),
+    type: z.enum(["resident"]).default("resident"),
+    token_type: z.enum(["opaque", "jwt"]).default("opaque"),
+    /** Base URL of the OAuth2 endpoints; derived from the HTTP listener when empty. */
+    issuer: z.url().optional(),
+    data_dir: z.string().min(1).default("./data"),
+    log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    validity: z
+      .object({
+        application_token: seconds.default(3600),
+        user_token: seconds.default(3600),
+        refresh_token: seconds.default(86400),
+        /** No token, whatever its request asks, lives longer than this. */
+        max_token: seconds.default(365 * 24 * 3600),
+      })
+      .strict()
+      .prefault({}),
+    endpoints: z
+      .object({
+        token: z.url().optional(),
+        revoke: z.url().optional(),
+        introspect: z.url().optional(),
+        jwks: z.url().optional(),
+      })
+      .strict()
+      .prefault({}),
+    grpc: z
+      .object({ host: host.default("0.0.0.0"), port: port.default(50051) })
+      .strict()
+      .prefault({}),
+    http: z
+      .object({ host: host.default("0.0.0.0"), port: port.default(8080) })
+      .strict()
+      .prefault({}),
+    database: z
+      .object({
+        /** sqlite:PATH, postgres://..., mysql://...; a SQLite file in data_dir when empty. */
+        url: z.string().optional(),
+        pool_max: z.coerce.number().int().min(1).max(200).default(10),
+      })
+      .strict()
+      .prefault({}),
+    tls: z
+      .object({ cert_file: z.string().optional(), key_file: z.string().optional() })
+      .strict()
+      .refine((t) => Boolean(t.cert_file) === Boolean(t.key_file), {
+        message: "cert_file and key_file must be given together",
+      })
+      .prefault({}),
+    encryption: z
+      .object({
+        /** Base64 of 32 bytes. Generated into data_dir on first start when empty. */
+        key: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+// Other top-level tables may belong to other tools sharing the file; they are ignored.
+export const deploymentFile = z.object({ key_manager: keyManagerSection.prefault({}) });
+
+export type KeyManagerSection = z.infer<typeof keyManagerSection>;

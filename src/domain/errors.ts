@@ -1,0 +1,63 @@
+/**
+ * The closed set of errors the domain raises. Transports map them to gRPC codes and HTTP
+ * statuses in one place (transport/error-mapping.ts); anything else leaves as INTERNAL.
+ */
+
+/** One invalid field of a request: the field's path and what is wrong with it. */
+export interface FieldViolation {
+  field: string;
+  description: string;
+}
+
+export abstract class DomainError extends Error {
+  abstract readonly kind: DomainErrorKind;
+}
+
+export type DomainErrorKind =
+  | "invalid_argument"
+  | "not_found"
+  | "already_exists"
+  | "failed_precondition"
+  | "unauthenticated"
+  | "permission_denied"
+  | "unavailable"
+  | "unimplemented";
+
+export class InvalidArgumentError extends DomainError {
+  readonly kind = "invalid_argument";
+  constructor(readonly violations: readonly FieldViolation[]) {
+    super(violations.map((v) => `${v.field}: ${v.description}`).join("; "));
+  }
+
+  static field(field: string, description: string): InvalidArgumentError {
+    return new InvalidArgumentError([{ field, description }]);
+  }
+}
+
+export class NotFoundError extends DomainError {
+  readonly kind = "not_found";
+}
+
+export class AlreadyExistsError extends DomainError {
+  readonly kind = "already_exists";
+}
+
+export class FailedPreconditionError extends DomainError {
+  readonly kind = "failed_precondition";
+}
+
+export class UnauthenticatedError extends DomainError {
+  readonly kind = "unauthenticated";
+}
+
+export class PermissionDeniedError extends DomainError {
+  readonly kind = "permission_denied";
+}
+
+export class UnavailableError extends DomainError {
+  readonly kind = "unavailable";
+}
+
+export class UnimplementedError extends DomainError {
+  readonly kind = "unimplemented";
+}

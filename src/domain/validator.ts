@@ -1,0 +1,74 @@
+import { type FieldViolation, InvalidArgumentError } from "./errors.js";
+
+/**
+ * Collects every field violation of a request, so one answer names all the bad fields,
+ * then throws them together as one InvalidArgumentError.
+ */
+export class Validator {
+  private readonly violations: FieldViolation[] = [];
+
+  add(field: string, description: string): void {
+    this.violations.push({ field, description });
+  }
+
+  get ok(): boolean {
+    return this.violations.length === 0;
+  }
+
+  required(field: string, value: string): boolean {
+    if (value.trim() === "") {
+      this.add(field, "is required");
+      return false;
+    }
+    return true;
+  }
+
+  maxLength(field: string, value: string, max: number): boolean {
+    if (value.length > max) {
+      this.add(field, `must be at most ${max} characters`);
+      return false;
+    }
+    return true;
+  }
+
+  /** A required, trimmed, bounded text field without control characters. */
+  text(field: string, value: string, max: number): boolean {
+    if (!this.required(field, value) || !this.maxLength(field, value, max)) return false;
+    if (hasControlCharacters(value)) {
+      this.add(field, "must not contain control characters");
+      return false;
+    }
+    return true;
+  }
+
+  /** An optional text field: empty is fine, otherwise bounded and printable. */
+  optionalText(field: string, value: string, max: number): boolean {
+    return value === "" || this.text(field, value, max);
+  }
+
+  nonNegativeInteger(field: string, value: bigint | number, max: number): boolean {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < 0 || n > max) {
+      this.add(field, `must be an integer between 0 and ${max}`);
+      return false;
+    }
+    return true;
+  }
+
+  throwIfInvalid(): void {
+    if (this.violations.length > 0) throw new InvalidArgumentError(this.violations);
+  }
+}
+
+// Control characters other than tab make identifiers ambiguous in logs and UIs.
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+export function hasControlCharacters(value: string): boolean {
+  return CONTROL.test(value);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}

@@ -1,0 +1,46 @@
+import type { AccessTokenInfo, AccessTokenRequest } from "./tokens.js";
+import type {
+  ApplicationKeyRef,
+  ApplicationPatch,
+  ConsumerCredentials,
+  CreateApplicationInput,
+  MapApplicationInput,
+  OAuthApplication,
+  RegisteredResource,
+  ResourceInput,
+} from "./types.js";
+
+/**
+ * The seam behind the KeyManager services: the WSO2 KeyManager extension point in TypeScript.
+ * The resident implementation keeps everything in this service's database; others drive an
+ * external OAuth2 server. Services depend on this interface, never on storage.
+ *
+ * Inputs arrive validated in shape (types, enums); implementations check meaning (existence,
+ * uniqueness, secrets) and raise the domain errors of domain/errors.ts.
+ */
+export interface KeyManager {
+  /** The configured name, recorded on every client this key manager holds. */
+  readonly name: string;
+  /** "resident" or the external type. */
+  readonly type: string;
+
+  createApplication(input: CreateApplicationInput): Promise<OAuthApplication>;
+  updateApplication(consumerKey: string, patch: ApplicationPatch): Promise<OAuthApplication>;
+  retrieveApplication(consumerKey: string): Promise<OAuthApplication>;
+  retrieveApplicationByKey(ref: ApplicationKeyRef): Promise<OAuthApplication>;
+  deleteApplication(consumerKey: string): Promise<void>;
+  mapOAuthApplication(input: MapApplicationInput): Promise<OAuthApplication>;
+  deleteMappedApplication(consumerKey: string): Promise<void>;
+  regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials>;
+
+  getNewApplicationAccessToken(request: AccessTokenRequest): Promise<AccessTokenInfo>;
+  getTokenMetadata(accessToken: string): Promise<AccessTokenInfo>;
+  getActiveTokensByConsumerKey(consumerKey: string): Promise<AccessTokenInfo[]>;
+  getAccessTokenByConsumerKey(consumerKey: string): Promise<AccessTokenInfo>;
+  revokeToken(token: string, tokenTypeHint: string): Promise<void>;
+
+  registerNewResource(input: ResourceInput): Promise<RegisteredResource>;
+  getResourceByApiId(apiId: string): Promise<RegisteredResource>;
+  updateRegisteredResource(input: ResourceInput): Promise<RegisteredResource>;
+  deleteRegisteredResourceByApiId(apiId: string): Promise<void>;
+}

@@ -1,0 +1,266 @@
+import type { Config } from "../config/config.js";
+import type { Clock } from "../domain/clock.js";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnimplementedError } from "../domain/errors.js";
+import { Validator } from "../domain/validator.js";
+import type { Store } from "../storage/store.js";
+import { newConsumerKey, newConsumerSecret, secretsEqual } from "./credentials.js";
+import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
+import type { KeyManager } from "./key-manager.js";
+import type { AccessTokenInfo } from "./tokens.js";
+import type {
+  ApplicationKeyMapping,
+  ApplicationKeyRef,
+  ApplicationPatch,
+  ClientSettings,
+  ConsumerCredentials,
+  CreateApplicationInput,
+  MapApplicationInput,
+  OAuthApplication,
+  OAuthClient,
+  RegisteredResource,
+  ResourceInput,
+  ValidityPeriods,
+} from "./types.js";
+import { checkClientSettings, checkConsumerKey, checkIdentifier, checkResources, LIMITS, checkProperties } from "./validation.js";
+
+const NO_KEYS = "the application has no keys of this type";
+const NO_CLIENT = "no OAuth application with this consumer key";
+
+/** The built-in key manager: OAuth clients, keys and resources in this service's database. */
+export class ResidentKeyManager implements KeyManager {
+  readonly type = "resident";
+
+  constructor(
+    private readonly store: Store,
+    private readonly config: () => Config,
+    private readonly clock: Clock,
+  ) {}
+
+  get name(): string {
+    return this.config().name;
+  }
+
+  async createApplication(input: CreateApplicationInput): Promise<OAuthApplication> {
+    const settings = this.withDefaults({
+      clientName: input.clientName,
+      callbackUrls: input.callbackUrls,
+      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : DEFAULT_GRANT_TYPES,
+      scopes: input.scopes,
+      tokenType: input.tokenType ?? this.config().tokenType,
+      validity: input.validity,
+      additionalProperties: input.additionalProperties,
+    });
+    const v = new Validator();
+    checkIdentifier(v, "application_id", input.applicationId);
+    checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
+    v.optionalText("app_owner", input.appOwner, LIMITS.name);
+    v.optionalText("group_id", input.groupId, LIMITS.name);
+    v.throwIfInvalid();
+
+    const now = this.clock.now();
+    const client: OAuthClient = {
+      ...settings,
+      consumerKey: newConsumerKey(),
+      consumerSecret: newConsumerSecret(),
+      appOwner: input.appOwner,
+      groupId: input.groupId,
+      keyManager: this.name,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const mapping = newMapping(input, client.consumerKey, "CREATED", now);
+    await this.store.transaction(async (s) => {
+      await this.ensureNoKeys(s, input);
+      await s.clients.insert(client);
+      await s.applicationKeys.insert(mapping);
+    });
+    return { client, mapping };
+  }
+
+  async updateApplication(consumerKey: string, patch: ApplicationPatch): Promise<OAuthApplication> {
+    return this.store.transaction(async (s) => {
+      const current = await s.clients.get(consumerKey);
+      const settings = this.withDefaults({ ...settingsOf(current), ...patch });
+      const v = new Validator();
+      checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
+      v.throwIfInvalid();
+      const now = this.clock.now();
+      await s.clients.updateSettings(consumerKey, settings, now);
+      await s.applicationKeys.touch(consumerKey, now);
+      return { client: { ...current, ...settings, updatedAt: now }, mapping: await s.applicationKeys.findByConsumerKey(consumerKey) };
+    });
+  }
+
+  async retrieveApplication(consumerKey: string): Promise<OAuthApplication> {
+    const client = await this.store.clients.get(consumerKey);
+    return { client, mapping: await this.store.applicationKeys.findByConsumerKey(consumerKey) };
+  }
+
+  async retrieveApplicationByKey(ref: ApplicationKeyRef): Promise<OAuthApplication> {
+    const mapping = await this.store.applicationKeys.findByRef(ref);
+    if (!mapping) throw new NotFoundError(NO_KEYS);
+    return { client: await this.store.clients.get(mapping.consumerKey), mapping };
+  }
+
+  async deleteApplication(consumerKey: string): Promise<void> {
+    await this.store.transaction(async (s) => {
+      await s.applicationKeys.deleteByConsumerKey(consumerKey);
+      if (!(await s.clients.delete(consumerKey))) throw new NotFoundError(NO_CLIENT);
+    });
+  }
+
+  async mapOAuthApplication(input: MapApplicationInput): Promise<OAuthApplication> {
+    const v = new Validator();
+    checkIdentifier(v, "application_id", input.applicationId);
+    checkConsumerKey(v, "consumer_key", input.consumerKey);
+    v.text("consumer_secret", input.consumerSecret, LIMITS.secret);
+    v.optionalText("app_owner", input.appOwner, LIMITS.name);
+    v.optionalText("group_id", input.groupId, LIMITS.name);
+    v.throwIfInvalid();
+
+    const now = this.clock.now();
+    const mapping = newMapping(input, input.consumerKey, "MAPPED", now);
+    return this.store.transaction(async (s) => {
+      await this.ensureNoKeys(s, input);
+      const client = (await s.clients.find(input.consumerKey)) ?? (await this.importClient(s, input, now));
+      if (!secretsEqual(client.consumerSecret, input.consumerSecret)) {
+        throw InvalidArgumentError.field("consumer_secret", "does not match the consumer key's secret");
+      }
+      if (await s.applicationKeys.findByConsumerKey(input.consumerKey)) {
+        throw new AlreadyExistsError("the consumer key is already mapped to an application");
+      }
+      await s.applicationKeys.insert(mapping);
+      return { client, mapping };
+    });
+  }
+
+  async deleteMappedApplication(consumerKey: string): Promise<void> {
+    if (!(await this.store.applicationKeys.deleteByConsumerKey(consumerKey))) {
+      throw new NotFoundError("the consumer key is not mapped to an application");
+    }
+  }
+
+  async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
+    const consumerSecret = newConsumerSecret();
+    await this.store.clients.updateSecret(consumerKey, consumerSecret, this.clock.now());
+    return { consumerKey, consumerSecret };
+  }
+
+  getNewApplicationAccessToken(): Promise<AccessTokenInfo> {
+    return notYet("GetNewApplicationAccessToken");
+  }
+
+  getTokenMetadata(): Promise<AccessTokenInfo> {
+    return notYet("GetTokenMetadata");
+  }
+
+  getActiveTokensByConsumerKey(): Promise<AccessTokenInfo[]> {
+    return notYet("GetActiveTokensByConsumerKey");
+  }
+
+  getAccessTokenByConsumerKey(): Promise<AccessTokenInfo> {
+    return notYet("GetAccessTokenByConsumerKey");
+  }
+
+  revokeToken(): Promise<void> {
+    return notYet("RevokeToken");
+  }
+
+  async registerNewResource(input: ResourceInput): Promise<RegisteredResource> {
+    checkResourceInput(input);
+    const now = this.clock.now();
+    const resource: RegisteredResource = { ...input, createdAt: now, updatedAt: now };
+    await this.store.resources.insert(resource);
+    return resource;
+  }
+
+  getResourceByApiId(apiId: string): Promise<RegisteredResource> {
+    return this.store.resources.get(apiId);
+  }
+
+  async updateRegisteredResource(input: ResourceInput): Promise<RegisteredResource> {
+    checkResourceInput(input);
+    return this.store.transaction(async (s) => {
+      await s.resources.replace(input.apiId, input.resources, input.properties, this.clock.now());
+      return s.resources.get(input.apiId);
+    });
+  }
+
+  deleteRegisteredResourceByApiId(apiId: string): Promise<void> {
+    return this.store.resources.delete(apiId);
+  }
+
+  /** Zero validity periods take the configured defaults. */
+  private withDefaults(settings: ClientSettings): ClientSettings {
+    const d = this.config().validity;
+    const pick = (value: number, fallback: number) => (value === 0 ? fallback : value);
+    const validity: ValidityPeriods = {
+      applicationTokenSeconds: pick(settings.validity.applicationTokenSeconds, d.applicationTokenSeconds),
+      userTokenSeconds: pick(settings.validity.userTokenSeconds, d.userTokenSeconds),
+      refreshTokenSeconds: pick(settings.validity.refreshTokenSeconds, d.refreshTokenSeconds),
+    };
+    return { ...settings, validity };
+  }
+
+  private async ensureNoKeys(s: Store, ref: ApplicationKeyRef): Promise<void> {
+    const existing = await s.applicationKeys.findByRef(ref);
+    if (existing) throw new AlreadyExistsError(`the application already has ${ref.keyType} keys`);
+  }
+
+  /** A consumer key new to this key manager: record the client with the secret it came with. */
+  private async importClient(s: Store, input: MapApplicationInput, now: Date): Promise<OAuthClient> {
+    const settings = this.withDefaults({
+      clientName: input.clientName || `${input.applicationId}_${input.keyType}`,
+      callbackUrls: input.callbackUrls,
+      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : DEFAULT_GRANT_TYPES,
+      scopes: [],
+      tokenType: this.config().tokenType,
+      validity: { applicationTokenSeconds: 0, userTokenSeconds: 0, refreshTokenSeconds: 0 },
+      additionalProperties: {},
+    });
+    const v = new Validator();
+    checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
+    v.throwIfInvalid();
+    const client: OAuthClient = {
+      ...settings,
+      consumerKey: input.consumerKey,
+      consumerSecret: input.consumerSecret,
+      appOwner: input.appOwner,
+      groupId: input.groupId,
+      keyManager: this.name,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await s.clients.insert(client);
+    return client;
+  }
+}
+
+function settingsOf(client: OAuthClient): ClientSettings {
+  const { clientName, callbackUrls, grantTypes, scopes, tokenType, validity, additionalProperties } = client;
+  return { clientName, callbackUrls, grantTypes, scopes, tokenType, validity, additionalProperties };
+}
+
+function newMapping(ref: ApplicationKeyRef, consumerKey: string, mode: "CREATED" | "MAPPED", now: Date): ApplicationKeyMapping {
+  return {
+    applicationId: ref.applicationId,
+    keyType: ref.keyType,
+    consumerKey,
+    mode,
+    keyState: "COMPLETED",
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+function checkResourceInput(input: ResourceInput): void {
+  const v = new Validator();
+  v.text("api_id", input.apiId, LIMITS.name);
+  checkResources(v, input.resources);
+  checkProperties(v, "properties", input.properties);
+  v.throwIfInvalid();
+}
+
+function notYet<T>(method: string): Promise<T> {
+  return Promise.reject(new UnimplementedError(`${method} is not implemented yet`));
+}

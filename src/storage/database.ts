@@ -1,0 +1,97 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import knexFactory, { type Knex } from "knex";
+import { migrationSource } from "./migrations/index.js";
+
+export type Dialect = "sqlite" | "postgres" | "mysql";
+
+export interface DatabaseOptions {
+  url: string;
+  poolMax: number;
+}
+
+/** Which dialect a database URL names: sqlite:PATH, postgres(ql)://, mysql:// or mariadb://. */
+export function dialectOf(url: string): Dialect {
+  if (/^sqlite:/i.test(url)) return "sqlite";
+  if (/^postgres(ql)?:\/\//i.test(url)) return "postgres";
+  if (/^(mysql|mariadb):\/\//i.test(url)) return "mysql";
+  throw new Error("database url must start with sqlite:, postgres://, postgresql://, mysql:// or mariadb://");
+}
+
+/** The SQLite file of a sqlite: URL (":memory:" for an in-memory database). */
+export function sqlitePath(url: string): string {
+  return url.replace(/^sqlite:(\/\/)?/i, "");
+}
+
+/** A knex instance for the URL, with the per-dialect session settings the repositories rely on. */
+export function createKnex(options: DatabaseOptions): Knex {
+  const dialect = dialectOf(options.url);
+  if (dialect === "sqlite") return sqliteKnex(sqlitePath(options.url));
+  if (dialect === "postgres") {
+    return knexFactory({
+      client: "pg",
+      connection: options.url,
+      pool: { min: 0, max: options.poolMax },
+    });
+  }
+  return knexFactory({
+    client: "mysql2",
+    connection: mysqlConnection(options.url),
+    pool: { min: 0, max: options.poolMax },
+  });
+}
+
+function mysqlConnection(url: string): Knex.MySql2ConnectionConfig {
+  const u = new URL(url.replace(/^mariadb:/i, "mysql:"));
+  return {
+    host: u.hostname,
+    port: u.port ? Number(u.port) : 3306,
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    database: decodeURIComponent(u.pathname.replace(/^\//, "")),
+    charset: "utf8mb4",
+    // Timestamps are stored as epoch milliseconds; keep BIGINT values exact.
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+  };
+}
+
+function sqliteKnex(file: string): Knex {
+  if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+  return knexFactory({
+    client: "sqlite3",
+    connection: { filename: file },
+    useNullAsDefault: true,
+    // SQLite allows one writer; one connection keeps knex from queueing writers against itself.
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate: (conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) => {
+        conn.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;", (err) =>
+          done(err, conn),
+        );
+      },
+    },
+  });
+}
+
+interface SqliteConnection {
+  exec(sql: string, callback: (err: Error | null) => void): void;
+}
+
+/**
+ * Brings the schema up to date. Replicas starting together race for knex's migration lock;
+ * the losers wait for the winner instead of failing.
+ */
+export async function migrate(db: Knex, options: { timeoutMs?: number } = {}): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  for (;;) {
+    try {
+      await db.migrate.latest({ migrationSource });
+      return;
+    } catch (err) {
+      if ((err as Error).name !== "MigrationLocked" || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}

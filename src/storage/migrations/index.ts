@@ -1,0 +1,25 @@
+import type { Knex } from "knex";
+import * as createApplications from "./20261122000000_create_applications.js";
+import * as createResources from "./20261122000100_create_api_resources.js";
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+/** Every migration in order. Names are timestamps, so new ones sort after the old. */
+const migrations: Record<string, Migration> = {
+  "20261122000000_create_applications": createApplications,
+  "20261122000100_create_api_resources": createResources,
+};
+
+/** Migrations compiled into the service, so they run the same from source or a bundle. */
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => Object.keys(migrations).sort(),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => {
+    const migration = migrations[name];
+    if (!migration) throw new Error(`unknown migration ${name}`);
+    return migration;
+  },
+};
