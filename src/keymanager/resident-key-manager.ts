@@ -80,7 +80,11 @@ export class ResidentKeyManager implements KeyManager {
   async updateApplication(consumerKey: string, patch: ApplicationPatch): Promise<OAuthApplication> {
     return this.store.transaction(async (s) => {
       const current = await s.clients.get(consumerKey);
-      const settings = this.withDefaults({ ...settingsOf(current), ...patch });
+      const settings = this.withDefaults({
+        ...settingsOf(current),
+        ...patch,
+        validity: { ...current.validity, ...patch.validity },
+      });
       const v = new Validator();
       checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
       v.throwIfInvalid();

@@ -80,8 +80,8 @@ export interface CreateApplicationInput {
   groupId: string;
 }
 
-/** Only the fields present change. */
-export type ApplicationPatch = Partial<ClientSettings>;
+/** Only the fields present change; a zero validity period resets it to the configured default. */
+export type ApplicationPatch = Partial<Omit<ClientSettings, "validity">> & { validity?: Partial<ValidityPeriods> };
 
 export interface MapApplicationInput {
   applicationId: string;

@@ -1,0 +1,104 @@
+import { readFileSync } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import type { Knex } from "knex";
+import { pino, type Logger } from "pino";
+import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
+import { ConfigStore } from "./config/config-store.js";
+import type { ConfigSource } from "./config/load.js";
+import { type Clock, systemClock } from "./domain/clock.js";
+import { ResidentKeyManager } from "./keymanager/resident-key-manager.js";
+import { KeyManagerServiceImpl } from "./services/key-manager-service.js";
+import { createKnex, migrate } from "./storage/database.js";
+import { loadOrCreateEncryptionKey, SecretBox } from "./storage/secret-box.js";
+import { Store } from "./storage/store.js";
+import { GrpcServer, type ServiceRegistration } from "./transport/grpc-server.js";
+import { closeHttp, createHttpServer, listen } from "./transport/http-server.js";
+import type * as http from "node:http";
+
+/** Largest request or response message either port accepts. */
+const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+const SHUTDOWN_GRACE_MS = 10_000;
+
+export interface BuildOptions {
+  config: ConfigSource;
+  logger?: Logger;
+  clock?: Clock;
+}
+
+export interface Listening {
+  grpcPort: number;
+  httpPort: number;
+}
+
+/**
+ * The whole service, wired but not listening: tests build it, listen on port 0 and close it.
+ */
+export class App {
+  readonly configStore: ConfigStore;
+  readonly logger: Logger;
+  private db: Knex | undefined;
+  private grpcServer: GrpcServer | undefined;
+  private httpServer: http.Server | undefined;
+  private ready = false;
+
+  constructor(private readonly options: BuildOptions) {
+    this.configStore = new ConfigStore(options.config);
+    const config = this.configStore.current;
+    this.logger =
+      options.logger ??
+      pino({
+        level: config.logLevel,
+        redact: { paths: ["*.consumerSecret", "*.consumer_secret", "*.password", "*.token", "*.accessToken"], censor: "***" },
+      });
+    this.configStore.onChange((c) => {
+      this.logger.level = c.logLevel;
+    });
+  }
+
+  async start(): Promise<Listening> {
+    const config = this.configStore.current;
+    const clock = this.options.clock ?? systemClock;
+    this.db = createKnex(config.database);
+    await migrate(this.db);
+    const { key } = loadOrCreateEncryptionKey(config.encryptionKey, config.dataDir);
+    const store = new Store(this.db, new SecretBox(key));
+    const keyManager = new ResidentKeyManager(store, () => this.configStore.current, clock);
+
+    const services: ServiceRegistration[] = [
+      { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore) as never },
+    ];
+    const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
+    this.grpcServer = new GrpcServer({
+      logger: this.logger,
+      services,
+      credentials: tls
+        ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false)
+        : grpc.ServerCredentials.createInsecure(),
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+    });
+    this.httpServer = createHttpServer({
+      logger: this.logger,
+      services,
+      routes: [],
+      tls,
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      isReady: () => this.ready,
+    });
+    const grpcPort = await this.grpcServer.listen(config.grpc.host, config.grpc.port);
+    const httpPort = await listen(this.httpServer, config.http.host, config.http.port);
+    this.ready = true;
+    this.logger.info({ grpcPort, httpPort, database: config.database.url.split(":")[0] }, "key manager listening");
+    return { grpcPort, httpPort };
+  }
+
+  /** Graceful stop: refuse new calls, finish those in flight, close the database. */
+  async close(): Promise<void> {
+    this.ready = false;
+    await Promise.all([
+      this.grpcServer?.close(SHUTDOWN_GRACE_MS),
+      this.httpServer ? closeHttp(this.httpServer, SHUTDOWN_GRACE_MS) : undefined,
+    ]);
+    await this.db?.destroy();
+    this.db = undefined;
+  }
+}

@@ -1,0 +1,34 @@
+import { parseArgs } from "node:util";
+import { App } from "./app.js";
+import { ConfigError } from "./config/load.js";
+
+const { values } = parseArgs({ options: { config: { type: "string" } } });
+const file = process.env.KM_CONFIG_FILE ?? values.config;
+
+let app: App;
+try {
+  app = new App({ config: { file, env: process.env } });
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(2);
+  }
+  throw err;
+}
+
+let stopping = false;
+async function stop(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  app.logger.info({ signal }, "shutting down");
+  await app.close();
+  app.logger.info("stopped");
+  process.exit(0);
+}
+process.on("SIGTERM", () => void stop("SIGTERM"));
+process.on("SIGINT", () => void stop("SIGINT"));
+
+app.start().catch((err: unknown) => {
+  app.logger.fatal({ err }, "failed to start");
+  process.exit(1);
+});

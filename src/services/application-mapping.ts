@@ -1,0 +1,158 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { FieldMask } from "@bufbuild/protobuf/wkt";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type {
+  CreateApplicationRequest,
+  MapOAuthApplicationRequest,
+  UpdateApplicationRequest,
+} from "../../gen/keymanager/v1/key_manager_service_pb.js";
+import type { OAuthApplicationSchema } from "../../gen/keymanager/v1/types_pb.js";
+import { Validator } from "../domain/validator.js";
+import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput, OAuthApplication, ValidityPeriods } from "../keymanager/types.js";
+import { keyStateToPb, keyTypeFromPb, keyTypeToPb, modeToPb, tokenTypeFromPb, tokenTypeToPb } from "./enums.js";
+
+/** Proto requests -> domain inputs and domain applications -> proto messages. */
+
+export function createInputFromPb(req: CreateApplicationRequest): CreateApplicationInput {
+  const v = new Validator();
+  const keyType = keyTypeFromPb(v, "key_type", req.keyType);
+  const tokenType = tokenTypeFromPb(v, "token_type", req.tokenType);
+  v.throwIfInvalid();
+  return {
+    applicationId: req.applicationId,
+    keyType,
+    clientName: req.clientName,
+    callbackUrls: req.callbackUrls,
+    grantTypes: req.grantTypes,
+    scopes: req.scopes,
+    tokenType,
+    validity: {
+      applicationTokenSeconds: Number(req.applicationTokenValiditySeconds),
+      userTokenSeconds: Number(req.userTokenValiditySeconds),
+      refreshTokenSeconds: Number(req.refreshTokenValiditySeconds),
+    },
+    additionalProperties: req.additionalProperties,
+    appOwner: req.appOwner,
+    groupId: req.groupId,
+  };
+}
+
+export function mapInputFromPb(req: MapOAuthApplicationRequest): MapApplicationInput {
+  const v = new Validator();
+  const keyType = keyTypeFromPb(v, "key_type", req.keyType);
+  v.throwIfInvalid();
+  return {
+    applicationId: req.applicationId,
+    keyType,
+    consumerKey: req.consumerKey,
+    consumerSecret: req.consumerSecret,
+    clientName: req.clientName,
+    callbackUrls: req.callbackUrls,
+    grantTypes: req.grantTypes,
+    appOwner: req.appOwner,
+    groupId: req.groupId,
+  };
+}
+
+/** Paths an update may name, as in the update_mask documentation of the proto. */
+const UPDATABLE = [
+  "client_name",
+  "callback_urls",
+  "grant_types",
+  "scopes",
+  "token_type",
+  "application_token_validity_seconds",
+  "user_token_validity_seconds",
+  "refresh_token_validity_seconds",
+  "additional_properties",
+] as const;
+type Updatable = (typeof UPDATABLE)[number];
+
+/**
+ * The fields an UpdateApplication changes: those in update_mask, or without a mask every field
+ * that is set. Consumer key and secret are never changed here.
+ */
+export function patchFromPb(req: UpdateApplicationRequest): { consumerKey: string; patch: ApplicationPatch } {
+  const v = new Validator();
+  const app = req.application;
+  if (!app) {
+    v.add("application", "is required");
+    v.throwIfInvalid();
+  }
+  const a = app as NonNullable<typeof app>;
+  v.required("application.consumer_key", a.consumerKey);
+  const paths = maskPaths(v, req.updateMask) ?? UPDATABLE.filter((p) => isSet(a, p));
+  const tokenType = tokenTypeFromPb(v, "application.token_type", a.tokenType);
+  v.throwIfInvalid();
+
+  const patch: ApplicationPatch = {};
+  const has = (p: Updatable) => paths.includes(p);
+  if (has("client_name")) patch.clientName = a.clientName;
+  if (has("callback_urls")) patch.callbackUrls = a.callbackUrls;
+  if (has("grant_types")) patch.grantTypes = a.grantTypes;
+  if (has("scopes")) patch.scopes = a.scopes;
+  if (has("token_type") && tokenType) patch.tokenType = tokenType;
+  if (has("additional_properties")) patch.additionalProperties = a.additionalProperties;
+  const validity: Partial<ValidityPeriods> = {};
+  if (has("application_token_validity_seconds")) validity.applicationTokenSeconds = Number(a.applicationTokenValiditySeconds);
+  if (has("user_token_validity_seconds")) validity.userTokenSeconds = Number(a.userTokenValiditySeconds);
+  if (has("refresh_token_validity_seconds")) validity.refreshTokenSeconds = Number(a.refreshTokenValiditySeconds);
+  if (Object.keys(validity).length > 0) patch.validity = validity;
+  return { consumerKey: a.consumerKey, patch };
+}
+
+function maskPaths(v: Validator, mask: FieldMask | undefined): Updatable[] | undefined {
+  if (!mask || mask.paths.length === 0) return undefined;
+  for (const p of mask.paths) {
+    if (!(UPDATABLE as readonly string[]).includes(p)) v.add("update_mask", `cannot update ${JSON.stringify(p.slice(0, 100))}`);
+  }
+  return mask.paths.filter((p): p is Updatable => (UPDATABLE as readonly string[]).includes(p));
+}
+
+function isSet(a: NonNullable<UpdateApplicationRequest["application"]>, path: Updatable): boolean {
+  switch (path) {
+    case "client_name":
+      return a.clientName !== "";
+    case "callback_urls":
+      return a.callbackUrls.length > 0;
+    case "grant_types":
+      return a.grantTypes.length > 0;
+    case "scopes":
+      return a.scopes.length > 0;
+    case "token_type":
+      return a.tokenType !== 0;
+    case "application_token_validity_seconds":
+      return a.applicationTokenValiditySeconds !== 0n;
+    case "user_token_validity_seconds":
+      return a.userTokenValiditySeconds !== 0n;
+    case "refresh_token_validity_seconds":
+      return a.refreshTokenValiditySeconds !== 0n;
+    case "additional_properties":
+      return Object.keys(a.additionalProperties).length > 0;
+  }
+}
+
+export function applicationToPb({ client, mapping }: OAuthApplication): MessageInitShape<typeof OAuthApplicationSchema> {
+  return {
+    consumerKey: client.consumerKey,
+    consumerSecret: client.consumerSecret,
+    clientName: client.clientName,
+    callbackUrls: client.callbackUrls,
+    grantTypes: client.grantTypes,
+    scopes: client.scopes,
+    tokenType: tokenTypeToPb(client.tokenType),
+    applicationTokenValiditySeconds: BigInt(client.validity.applicationTokenSeconds),
+    userTokenValiditySeconds: BigInt(client.validity.userTokenSeconds),
+    refreshTokenValiditySeconds: BigInt(client.validity.refreshTokenSeconds),
+    additionalProperties: client.additionalProperties,
+    appOwner: client.appOwner,
+    groupId: client.groupId,
+    applicationId: mapping?.applicationId ?? "",
+    keyType: mapping ? keyTypeToPb(mapping.keyType) : 0,
+    mode: mapping ? modeToPb(mapping.mode) : 0,
+    keyState: mapping ? keyStateToPb(mapping.keyState) : 0,
+    keyManager: client.keyManager,
+    createTime: timestampFromDate(client.createdAt),
+    updateTime: timestampFromDate(client.updatedAt),
+  };
+}

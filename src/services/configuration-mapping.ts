@@ -1,0 +1,55 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { KeyManagerConfigurationSchema } from "../../gen/keymanager/v1/types_pb.js";
+import type { Config } from "../config/config.js";
+import { tokenTypeToPb } from "./enums.js";
+
+const REDACTED = "***";
+
+/** The effective configuration with every secret replaced by "***". */
+export function configurationToPb(
+  config: Config,
+  meta: { sourceFile: string | undefined; loadTime: Date },
+): MessageInitShape<typeof KeyManagerConfigurationSchema> {
+  return {
+    name: config.name,
+    type: config.type,
+    issuer: config.issuer,
+    tokenEndpoint: config.endpoints.token,
+    revokeEndpoint: config.endpoints.revoke,
+    introspectionEndpoint: config.endpoints.introspect,
+    jwksEndpoint: config.endpoints.jwks,
+    applicationTokenValiditySeconds: BigInt(config.validity.applicationTokenSeconds),
+    userTokenValiditySeconds: BigInt(config.validity.userTokenSeconds),
+    refreshTokenValiditySeconds: BigInt(config.validity.refreshTokenSeconds),
+    maxTokenValiditySeconds: BigInt(config.validity.maxTokenSeconds),
+    tokenType: tokenTypeToPb(config.tokenType),
+    grpcHost: config.grpc.host,
+    grpcPort: config.grpc.port,
+    httpHost: config.http.host,
+    httpPort: config.http.port,
+    databaseUrl: redactUrl(config.database.url),
+    dataDir: config.dataDir,
+    tlsEnabled: config.tls !== undefined,
+    tlsCertFile: config.tls?.certFile ?? "",
+    tlsKeyFile: config.tls ? REDACTED : "",
+    encryptionKey: config.encryptionKey ? REDACTED : "generated",
+    sourceFile: meta.sourceFile ?? "",
+    loadTime: timestampFromDate(meta.loadTime),
+  };
+}
+
+/** A database URL without its password (and without secrets in query parameters). */
+export function redactUrl(url: string): string {
+  if (/^sqlite:/i.test(url)) return url;
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = REDACTED;
+    for (const key of [...u.searchParams.keys()]) {
+      if (/pass|secret|key|token/i.test(key)) u.searchParams.set(key, REDACTED);
+    }
+    return u.toString();
+  } catch {
+    return REDACTED;
+  }
+}

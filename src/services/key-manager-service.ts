@@ -1,0 +1,143 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { KeyManagerService } from "../../gen/keymanager/v1/key_manager_service_pb.js";
+import type { ConfigStore } from "../config/config-store.js";
+import { ConfigError } from "../config/load.js";
+import { FailedPreconditionError, UnimplementedError } from "../domain/errors.js";
+import { Validator } from "../domain/validator.js";
+import type { KeyManager } from "../keymanager/key-manager.js";
+import { applicationToPb, createInputFromPb, mapInputFromPb, patchFromPb } from "./application-mapping.js";
+import { configurationToPb } from "./configuration-mapping.js";
+import { keyTypeFromPb } from "./enums.js";
+import { registeredResourceToPb, resourceInputFromPb } from "./resource-mapping.js";
+
+type Impl = ServiceImpl<typeof KeyManagerService>;
+
+/** keymanager.v1.KeyManagerService: maps messages to the KeyManager seam and back. */
+export class KeyManagerServiceImpl implements Impl {
+  constructor(
+    private readonly keyManager: KeyManager,
+    private readonly configStore: ConfigStore,
+  ) {}
+
+  async createApplication(req: Parameters<Impl["createApplication"]>[0]) {
+    const app = await this.keyManager.createApplication(createInputFromPb(req));
+    return { application: applicationToPb(app) };
+  }
+
+  async updateApplication(req: Parameters<Impl["updateApplication"]>[0]) {
+    const { consumerKey, patch } = patchFromPb(req);
+    return { application: applicationToPb(await this.keyManager.updateApplication(consumerKey, patch)) };
+  }
+
+  async retrieveApplication(req: Parameters<Impl["retrieveApplication"]>[0]) {
+    const v = new Validator();
+    const selector = req.selector;
+    if (selector.case === "consumerKey") {
+      requireText(selector.value, "consumer_key");
+      return { application: applicationToPb(await this.keyManager.retrieveApplication(selector.value)) };
+    }
+    if (selector.case === "applicationKey") {
+      const applicationId = selector.value.applicationId;
+      v.required("application_key.application_id", applicationId);
+      const keyType = keyTypeFromPb(v, "application_key.key_type", selector.value.keyType);
+      v.throwIfInvalid();
+      return { application: applicationToPb(await this.keyManager.retrieveApplicationByKey({ applicationId, keyType })) };
+    }
+    v.add("selector", "give consumer_key or application_key");
+    v.throwIfInvalid();
+    return {};
+  }
+
+  async deleteApplication(req: Parameters<Impl["deleteApplication"]>[0]) {
+    await this.keyManager.deleteApplication(requireText(req.consumerKey, "consumer_key"));
+    return {};
+  }
+
+  async mapOAuthApplication(req: Parameters<Impl["mapOAuthApplication"]>[0]) {
+    return { application: applicationToPb(await this.keyManager.mapOAuthApplication(mapInputFromPb(req))) };
+  }
+
+  async deleteMappedApplication(req: Parameters<Impl["deleteMappedApplication"]>[0]) {
+    await this.keyManager.deleteMappedApplication(requireText(req.consumerKey, "consumer_key"));
+    return {};
+  }
+
+  async regenerateConsumerSecret(req: Parameters<Impl["regenerateConsumerSecret"]>[0]) {
+    return this.keyManager.regenerateConsumerSecret(requireText(req.consumerKey, "consumer_key"));
+  }
+
+  async getNewApplicationAccessToken(): Promise<never> {
+    throw new UnimplementedError("GetNewApplicationAccessToken is not implemented yet");
+  }
+
+  async buildAccessTokenRequestFromJson(): Promise<never> {
+    throw new UnimplementedError("BuildAccessTokenRequestFromJson is not implemented yet");
+  }
+
+  async buildAccessTokenRequestFromOAuthApp(): Promise<never> {
+    throw new UnimplementedError("BuildAccessTokenRequestFromOAuthApp is not implemented yet");
+  }
+
+  async getTokenMetadata(): Promise<never> {
+    throw new UnimplementedError("GetTokenMetadata is not implemented yet");
+  }
+
+  async getActiveTokensByConsumerKey(): Promise<never> {
+    throw new UnimplementedError("GetActiveTokensByConsumerKey is not implemented yet");
+  }
+
+  async getAccessTokenByConsumerKey(): Promise<never> {
+    throw new UnimplementedError("GetAccessTokenByConsumerKey is not implemented yet");
+  }
+
+  async revokeToken(): Promise<never> {
+    throw new UnimplementedError("RevokeToken is not implemented yet");
+  }
+
+  async getKeyManagerConfiguration() {
+    return { configuration: this.currentConfiguration() };
+  }
+
+  async loadConfiguration() {
+    try {
+      const { restartRequired } = this.configStore.reload();
+      return { configuration: this.currentConfiguration(), restartRequired };
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        throw new FailedPreconditionError(`configuration not reloaded, the previous one stays in force: ${err.problems.join("; ")}`);
+      }
+      throw err;
+    }
+  }
+
+  async registerNewResource(req: Parameters<Impl["registerNewResource"]>[0]) {
+    return { resource: registeredResourceToPb(await this.keyManager.registerNewResource(resourceInputFromPb(req))) };
+  }
+
+  async getResourceByApiId(req: Parameters<Impl["getResourceByApiId"]>[0]) {
+    return { resource: registeredResourceToPb(await this.keyManager.getResourceByApiId(requireText(req.apiId, "api_id"))) };
+  }
+
+  async updateRegisteredResource(req: Parameters<Impl["updateRegisteredResource"]>[0]) {
+    return { resource: registeredResourceToPb(await this.keyManager.updateRegisteredResource(resourceInputFromPb(req))) };
+  }
+
+  async deleteRegisteredResourceByApiId(req: Parameters<Impl["deleteRegisteredResourceByApiId"]>[0]) {
+    await this.keyManager.deleteRegisteredResourceByApiId(requireText(req.apiId, "api_id"));
+    return {};
+  }
+
+  private currentConfiguration() {
+    return configurationToPb(this.configStore.current, {
+      sourceFile: this.configStore.sourceFile,
+      loadTime: this.configStore.loadTime,
+    });
+  }
+}
+
+function requireText(value: string, field: string): string {
+  const v = new Validator();
+  v.required(field, value);
+  v.throwIfInvalid();
+  return value;
+}

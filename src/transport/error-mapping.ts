@@ -1,0 +1,51 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { DomainError, type DomainErrorKind, InvalidArgumentError } from "../domain/errors.js";
+
+/**
+ * The one place errors become status codes. Domain errors keep their message (it is written for
+ * the caller); anything else becomes INTERNAL "internal error" with an id that is logged with
+ * the cause, so nothing internal reaches the caller.
+ */
+const CODES: Record<DomainErrorKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  failed_precondition: Code.FailedPrecondition,
+  unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
+  unavailable: Code.Unavailable,
+  unimplemented: Code.Unimplemented,
+};
+
+export function toConnectError(err: unknown, logger: Logger, procedure: string): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof DomainError) {
+    const ce = new ConnectError(err.message, CODES[err.kind]);
+    if (err instanceof InvalidArgumentError) ce.metadata.set("x-invalid-fields", err.violations.map((v) => v.field).join(","));
+    return ce;
+  }
+  const errorId = randomUUID();
+  logger.error({ err, errorId, procedure }, "internal error");
+  return new ConnectError(`internal error (id ${errorId})`, Code.Internal);
+}
+
+/** HTTP status of each code, for REST and OAuth2 endpoints (as connect-es's Connect protocol maps them). */
+const HTTP_STATUS: Partial<Record<Code, number>> = {
+  [Code.InvalidArgument]: 400,
+  [Code.NotFound]: 404,
+  [Code.AlreadyExists]: 409,
+  [Code.FailedPrecondition]: 412,
+  [Code.Unauthenticated]: 401,
+  [Code.PermissionDenied]: 403,
+  [Code.Unavailable]: 503,
+  [Code.Unimplemented]: 501,
+  [Code.ResourceExhausted]: 429,
+  [Code.DeadlineExceeded]: 504,
+  [Code.Canceled]: 499,
+};
+
+export function httpStatusOf(code: Code): number {
+  return HTTP_STATUS[code] ?? 500;
+}

@@ -1,0 +1,135 @@
+import { create, type DescMessage, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { ContextValues, HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { createContextValues } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { toConnectError } from "./error-mapping.js";
+
+/**
+ * Serves a protobuf-es service implementation on a grpc-js server: the same ServiceImpl that
+ * connect-node serves on the HTTP port, with codecs from the generated schemas.
+ */
+export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary") throw new Error(`${method.name}: only unary methods are served`);
+    definition[method.localName] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: serializer(method.input),
+      requestDeserialize: deserializer(method.input),
+      responseSerialize: serializer(method.output),
+      responseDeserialize: deserializer(method.output),
+      originalName: method.localName,
+    };
+  }
+  return definition as grpc.ServiceDefinition;
+}
+
+function serializer(schema: DescMessage) {
+  return (message: unknown) => Buffer.from(toBinary(schema, create(schema, message as never)));
+}
+
+function deserializer(schema: DescMessage) {
+  return (bytes: Buffer) => fromBinary(schema, bytes);
+}
+
+export interface GrpcHandlerOptions {
+  logger: Logger;
+  /** Runs before each call, for example to authenticate it; may throw a domain error. */
+  contextValues?: (metadata: grpc.Metadata) => ContextValues;
+}
+
+/** grpc-js handlers calling `impl`, errors mapped by the shared error mapping. */
+export function grpcHandlers<S extends DescService>(
+  service: S,
+  impl: Partial<ServiceImpl<S>>,
+  options: GrpcHandlerOptions,
+): grpc.UntypedServiceImplementation {
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    const fn = (impl as Record<string, unknown>)[method.localName] as
+      | ((req: unknown, ctx: HandlerContext) => Promise<unknown> | unknown)
+      | undefined;
+    const procedure = `/${service.typeName}/${method.name}`;
+    handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      if (!fn) {
+        callback({ code: grpc.status.UNIMPLEMENTED, details: `${procedure} is not implemented` });
+        return;
+      }
+      const context = new GrpcHandlerContext(service, method, call, options.contextValues);
+      Promise.resolve()
+        .then(() => fn.call(impl, call.request, context))
+        .then(
+          (response) => callback(null, response),
+          (err: unknown) => {
+            const ce = toConnectError(err, options.logger, procedure);
+            callback({ code: ce.code as number, details: ce.rawMessage });
+          },
+        );
+    };
+  }
+  return handlers;
+}
+
+/**
+ * A HandlerContext over a grpc-js call. Headers are built only when a handler reads them,
+ * keeping the per-call cost of the gateway's hot path low.
+ */
+class GrpcHandlerContext implements HandlerContext {
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  private headers: Headers | undefined;
+  private abort: AbortController | undefined;
+  private contextValues: ContextValues | undefined;
+  readonly responseHeader = new Headers();
+  readonly responseTrailer = new Headers();
+
+  constructor(
+    readonly service: DescService,
+    readonly method: DescMethod,
+    private readonly call: grpc.ServerUnaryCall<unknown, unknown>,
+    private readonly makeValues: ((metadata: grpc.Metadata) => ContextValues) | undefined,
+  ) {}
+
+  get url(): string {
+    return `/${this.service.typeName}/${this.method.name}`;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      const controller = new AbortController();
+      this.abort = controller;
+      if (this.call.cancelled) controller.abort();
+      else this.call.once("cancelled", () => controller.abort());
+    }
+    return this.abort.signal;
+  }
+
+  timeoutMs(): number | undefined {
+    const deadline = this.call.getDeadline();
+    if (deadline === Number.POSITIVE_INFINITY) return undefined;
+    const at = deadline instanceof Date ? deadline.getTime() : deadline;
+    return Math.max(0, at - Date.now());
+  }
+
+  get requestHeader(): Headers {
+    if (!this.headers) this.headers = metadataToHeaders(this.call.metadata);
+    return this.headers;
+  }
+
+  get values(): ContextValues {
+    if (!this.contextValues) this.contextValues = this.makeValues?.(this.call.metadata) ?? createContextValues();
+    return this.contextValues;
+  }
+}
+
+function metadataToHeaders(metadata: grpc.Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, values] of Object.entries(metadata.getMap())) {
+    if (key.endsWith("-bin")) continue;
+    headers.append(key, String(values));
+  }
+  return headers;
+}
