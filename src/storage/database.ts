@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import knexFactory, { type Knex } from "knex";
+import { isUniqueViolation } from "./errors.js";
 import { migrationSource } from "./migrations/index.js";
 
 export type Dialect = "sqlite" | "postgres" | "mysql";
@@ -80,8 +81,9 @@ interface SqliteConnection {
 }
 
 /**
- * Brings the schema up to date. Replicas starting together race for knex's migration lock;
- * the losers wait for the winner instead of failing.
+ * Brings the schema up to date. Replicas starting together race, first to create knex's
+ * bookkeeping tables and then for its migration lock; the losers wait and try again, so the
+ * winner migrates once and the others find the work done.
  */
 export async function migrate(db: Knex, options: { timeoutMs?: number } = {}): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
@@ -90,8 +92,18 @@ export async function migrate(db: Knex, options: { timeoutMs?: number } = {}): P
       await db.migrate.latest({ migrationSource });
       return;
     } catch (err) {
-      if ((err as Error).name !== "MigrationLocked" || Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      if (!lostMigrationRace(err) || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 200));
     }
   }
+}
+
+function lostMigrationRace(err: unknown): boolean {
+  const e = err as { name?: string; errno?: number; message?: string };
+  return (
+    e?.name === "MigrationLocked" ||
+    isUniqueViolation(err) || // PostgreSQL: two CREATE TABLEs of one name
+    e?.errno === 1050 || // MySQL ER_TABLE_EXISTS_ERROR
+    /already exists/i.test(e?.message ?? "")
+  );
 }

@@ -1,0 +1,165 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import type { Knex } from "knex";
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../src/domain/errors.js";
+import type { ApplicationKeyMapping, OAuthClient, RegisteredResource } from "../src/keymanager/types.js";
+import { createKnex, migrate } from "../src/storage/database.js";
+import { migrationSource } from "../src/storage/migrations/index.js";
+import { SecretBox } from "../src/storage/secret-box.js";
+import { Store } from "../src/storage/store.js";
+import { type TestDatabase, testDatabases } from "./support/databases.js";
+
+const box = new SecretBox(randomBytes(32));
+const at = (ms: number) => new Date(Date.UTC(2026, 10, 22, 12, 0, 0) + ms);
+
+function client(consumerKey: string, overrides: Partial<OAuthClient> = {}): OAuthClient {
+  return {
+    consumerKey,
+    consumerSecret: `secret-${consumerKey}`,
+    clientName: "Pizza 🍕 Shack",
+    callbackUrls: ["https://app.example.com/cb"],
+    grantTypes: ["client_credentials", "refresh_token"],
+    scopes: ["read:orders"],
+    tokenType: "OPAQUE",
+    validity: { applicationTokenSeconds: 3600, userTokenSeconds: 1800, refreshTokenSeconds: 86400 },
+    additionalProperties: { tier: "gold" },
+    appOwner: "admin",
+    groupId: "",
+    keyManager: "Resident Key Manager",
+    createdAt: at(1),
+    updatedAt: at(1),
+    ...overrides,
+  };
+}
+
+function mapping(applicationId: string, consumerKey: string, keyType: "PRODUCTION" | "SANDBOX" = "PRODUCTION"): ApplicationKeyMapping {
+  return { applicationId, keyType, consumerKey, mode: "CREATED", keyState: "COMPLETED", createdAt: at(2), updatedAt: at(2) };
+}
+
+for (const database of testDatabases()) {
+  describe(`storage contract on ${database.name}`, { skip: database.skip }, () => {
+    let handle: TestDatabase;
+    let db: Knex;
+    let store: Store;
+
+    before(async () => {
+      handle = await (database.create as () => Promise<TestDatabase>)();
+      db = createKnex({ url: handle.url, poolMax: 4 });
+      await migrate(db);
+      store = new Store(db, box);
+    });
+    after(async () => {
+      await db?.destroy();
+      await handle?.drop();
+    });
+
+    test("clients round-trip exactly, secrets encrypted", async () => {
+      const c = client("ck-roundtrip");
+      await store.clients.insert(c);
+      assert.deepEqual(await store.clients.get("ck-roundtrip"), c);
+      const raw = await db("oauth_clients").where({ consumer_key: "ck-roundtrip" }).first();
+      assert.notEqual(raw.secret_ciphertext, c.consumerSecret);
+    });
+
+    test("a duplicate consumer key is AlreadyExists", async () => {
+      await store.clients.insert(client("ck-dup"));
+      await assert.rejects(store.clients.insert(client("ck-dup")), AlreadyExistsError);
+    });
+
+    test("settings and secret updates; unknown keys are NotFound", async () => {
+      await store.clients.insert(client("ck-upd"));
+      const settings = { ...client("ck-upd"), clientName: "renamed", grantTypes: ["password"], scopes: [] };
+      await store.clients.updateSettings("ck-upd", settings, at(5));
+      await store.clients.updateSecret("ck-upd", "new-secret", at(6));
+      const got = await store.clients.get("ck-upd");
+      assert.equal(got.clientName, "renamed");
+      assert.deepEqual(got.grantTypes, ["password"]);
+      assert.equal(got.consumerSecret, "new-secret");
+      assert.deepEqual(got.updatedAt, at(6));
+      await assert.rejects(store.clients.updateSecret("missing", "x", at(7)), NotFoundError);
+      await assert.rejects(store.clients.get("missing"), NotFoundError);
+    });
+
+    test("one mapping per application key and per consumer key", async () => {
+      await store.clients.insert(client("ck-map-1"));
+      await store.clients.insert(client("ck-map-2"));
+      await store.applicationKeys.insert(mapping("app-1", "ck-map-1"));
+      await assert.rejects(store.applicationKeys.insert(mapping("app-1", "ck-map-2")), AlreadyExistsError);
+      await assert.rejects(store.applicationKeys.insert(mapping("app-2", "ck-map-1")), AlreadyExistsError);
+      await store.applicationKeys.insert(mapping("app-1", "ck-map-2", "SANDBOX"));
+      assert.deepEqual(await store.applicationKeys.findByRef({ applicationId: "app-1", keyType: "SANDBOX" }), mapping("app-1", "ck-map-2", "SANDBOX"));
+      assert.equal((await store.applicationKeys.findByConsumerKey("ck-map-1"))?.applicationId, "app-1");
+    });
+
+    test("a mapping needs its client", async () => {
+      await assert.rejects(store.applicationKeys.insert(mapping("app-x", "no-such-client")), FailedPreconditionError);
+    });
+
+    test("deleting a client removes its mapping", async () => {
+      await store.clients.insert(client("ck-del"));
+      await store.applicationKeys.insert(mapping("app-del", "ck-del"));
+      assert.equal(await store.clients.delete("ck-del"), true);
+      assert.equal(await store.applicationKeys.findByConsumerKey("ck-del"), undefined);
+      assert.equal(await store.clients.delete("ck-del"), false);
+    });
+
+    test("a failed transaction leaves nothing behind", async () => {
+      await assert.rejects(
+        store.transaction(async (s) => {
+          await s.clients.insert(client("ck-tx"));
+          await s.applicationKeys.insert(mapping("app-1", "ck-tx")); // app-1 PRODUCTION is taken
+        }),
+        AlreadyExistsError,
+      );
+      assert.equal(await store.clients.find("ck-tx"), undefined);
+    });
+
+    test("resources: large documents, replace, delete", async () => {
+      const resources = Array.from({ length: 1000 }, (_, i) => ({
+        uriTemplate: `/items/${i}/{id}/${"x".repeat(60)}`,
+        httpVerb: "GET" as const,
+        authLevel: "ANY" as const,
+        scopes: ["read:items"],
+        throttlingTier: "Unlimited",
+      }));
+      const r: RegisteredResource = { apiId: "api-big", resources, properties: { k: "v" }, createdAt: at(1), updatedAt: at(1) };
+      await store.resources.insert(r);
+      assert.deepEqual(await store.resources.get("api-big"), r, "more than 64 KiB of resources round-trip");
+      await assert.rejects(store.resources.insert(r), AlreadyExistsError);
+      await store.resources.replace("api-big", resources.slice(0, 1), {}, at(9));
+      assert.equal((await store.resources.get("api-big")).resources.length, 1);
+      await store.resources.delete("api-big");
+      await assert.rejects(store.resources.get("api-big"), NotFoundError);
+      await assert.rejects(store.resources.delete("api-big"), NotFoundError);
+    });
+
+    test("migrations go down and up again", async () => {
+      const other = await (database.create as () => Promise<TestDatabase>)();
+      const conn = createKnex({ url: other.url, poolMax: 2 });
+      try {
+        await migrate(conn);
+        await conn.migrate.rollback({ migrationSource }, true);
+        assert.equal(await conn.schema.hasTable("oauth_clients"), false);
+        await migrate(conn);
+        assert.equal(await conn.schema.hasTable("application_keys"), true);
+      } finally {
+        await conn.destroy();
+        await other.drop();
+      }
+    });
+
+    test("replicas migrating one empty database at once migrate it once", async () => {
+      const other = await (database.create as () => Promise<TestDatabase>)();
+      const conns = [1, 2, 3].map(() => createKnex({ url: other.url, poolMax: 2 }));
+      try {
+        await Promise.all(conns.map((c) => migrate(c)));
+        const applied = await (conns[0] as Knex)("knex_migrations").select("name");
+        assert.equal(applied.length, 2);
+      } finally {
+        await Promise.all(conns.map((c) => c.destroy()));
+        await other.drop();
+      }
+    });
+  });
+}
