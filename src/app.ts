@@ -3,6 +3,20 @@ import * as grpc from "@grpc/grpc-js";
 import type { Knex } from "knex";
 import { pino, type Logger } from "pino";
 import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
+import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
+import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
+import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
+import { ChangeEvents } from "./domain/change-events.js";
+import { SigningKeys } from "./oauth/signing-keys.js";
+import { TokenService } from "./oauth/token-service.js";
+import { UserManager } from "./oauth/user-manager.js";
+import { SubscriptionServiceImpl } from "./services/subscription-service.js";
+import { TokenValidationServiceImpl } from "./services/token-validation-service.js";
+import { UserServiceImpl } from "./services/user-service.js";
+import { SubscriptionManager } from "./subscriptions/subscription-manager.js";
+import { oauthRoutes } from "./transport/oauth-routes.js";
+import { TokenValidator } from "./validation/token-validator.js";
+import { ValidationCache } from "./validation/validation-cache.js";
 import { ConfigStore } from "./config/config-store.js";
 import type { ConfigSource } from "./config/load.js";
 import { type Clock, systemClock } from "./domain/clock.js";
@@ -40,6 +54,7 @@ export class App {
   private grpcServer: GrpcServer | undefined;
   private httpServer: http.Server | undefined;
   private ready = false;
+  private cache: ValidationCache | undefined;
 
   constructor(private readonly options: BuildOptions) {
     this.configStore = new ConfigStore(options.config);
@@ -62,10 +77,23 @@ export class App {
     await migrate(this.db);
     const { key } = loadOrCreateEncryptionKey(config.encryptionKey, config.dataDir);
     const store = new Store(this.db, new SecretBox(key));
-    const keyManager = new ResidentKeyManager(store, () => this.configStore.current, clock);
+    const currentConfig = () => this.configStore.current;
+    const events = new ChangeEvents();
+    const signingKeys = new SigningKeys(store, clock, () => ({
+      algorithm: currentConfig().jwtAlgorithm,
+      maxTokenSeconds: currentConfig().validity.maxTokenSeconds,
+    }));
+    await signingKeys.load();
+    const tokens = new TokenService(store, signingKeys, currentConfig, clock, events);
+    const keyManager = new ResidentKeyManager(store, currentConfig, clock, tokens, events);
+    this.cache = new ValidationCache(events);
+    const validator = new TokenValidator(store, signingKeys, this.cache, currentConfig, clock, this.logger);
 
     const services: ServiceRegistration[] = [
       { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore) as never },
+      { service: TokenValidationService, impl: new TokenValidationServiceImpl(validator) as never },
+      { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock, events)) as never },
+      { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock, events)) as never },
     ];
     const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
     this.grpcServer = new GrpcServer({
@@ -79,13 +107,14 @@ export class App {
     this.httpServer = createHttpServer({
       logger: this.logger,
       services,
-      routes: [],
+      routes: [oauthRoutes({ tokens, keys: signingKeys, config: currentConfig })],
       tls,
       maxMessageBytes: MAX_MESSAGE_BYTES,
       isReady: () => this.ready,
     });
     const grpcPort = await this.grpcServer.listen(config.grpc.host, config.grpc.port);
     const httpPort = await listen(this.httpServer, config.http.host, config.http.port);
+    if (config.http.port === 0) this.configStore.pinHttpPort(httpPort);
     this.ready = true;
     this.logger.info({ grpcPort, httpPort, database: config.database.url.split(":")[0] }, "key manager listening");
     return { grpcPort, httpPort };
@@ -98,6 +127,7 @@ export class App {
       this.grpcServer?.close(SHUTDOWN_GRACE_MS),
       this.httpServer ? closeHttp(this.httpServer, SHUTDOWN_GRACE_MS) : undefined,
     ]);
+    this.cache?.close();
     await this.db?.destroy();
     this.db = undefined;
   }

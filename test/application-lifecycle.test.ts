@@ -169,11 +169,5 @@ for (const transport of ["grpc", "connect"] as const) {
       await rejectsWith(client().updateRegisteredResource({ apiId, resources }), Code.NotFound);
       await rejectsWith(client().deleteRegisteredResourceByApiId({ apiId }), Code.NotFound);
     });
-
-    test("token RPCs answer UNIMPLEMENTED until the OAuth2 server lands", async () => {
-      await rejectsWith(client().getNewApplicationAccessToken({}), Code.Unimplemented);
-      await rejectsWith(client().getTokenMetadata({ accessToken: "x" }), Code.Unimplemented);
-      await rejectsWith(client().revokeToken({ token: "x" }), Code.Unimplemented);
-    });
   });
 }

@@ -34,7 +34,7 @@ function client(consumerKey: string, overrides: Partial<OAuthClient> = {}): OAut
 }
 
 function mapping(applicationId: string, consumerKey: string, keyType: "PRODUCTION" | "SANDBOX" = "PRODUCTION"): ApplicationKeyMapping {
-  return { applicationId, keyType, consumerKey, mode: "CREATED", keyState: "COMPLETED", createdAt: at(2), updatedAt: at(2) };
+  return { applicationId, keyType, consumerKey, mode: "CREATED", keyState: "COMPLETED", applicationName: "Pizza", applicationTier: "Gold", createdAt: at(2), updatedAt: at(2) };
 }
 
 for (const database of testDatabases()) {
@@ -155,7 +155,7 @@ for (const database of testDatabases()) {
       try {
         await Promise.all(conns.map((c) => migrate(c)));
         const applied = await (conns[0] as Knex)("knex_migrations").select("name");
-        assert.equal(applied.length, 2);
+        assert.equal(applied.length, (await migrationSource.getMigrations([])).length);
       } finally {
         await Promise.all(conns.map((c) => c.destroy()));
         await other.drop();

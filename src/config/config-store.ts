@@ -38,6 +38,15 @@ export class ConfigStore {
     return this.source.file;
   }
 
+  /**
+   * Fixes the HTTP port once it is bound (configured as 0), so the issuer and endpoints derived
+   * from it name the real port.
+   */
+  pinHttpPort(port: number): void {
+    this.source.overrides = { ...this.source.overrides, http: { ...(this.source.overrides?.http as object), port } };
+    this.config = loadConfig(this.source);
+  }
+
   onChange(listener: (config: Config) => void): void {
     this.listeners.push(listener);
   }

@@ -6,6 +6,7 @@ export interface Config {
   name: string;
   type: string;
   tokenType: TokenType;
+  jwtAlgorithm: "ES256" | "RS256";
   issuer: string;
   endpoints: { token: string; revoke: string; introspect: string; jwks: string };
   dataDir: string;
@@ -33,6 +34,7 @@ export function fromSection(s: KeyManagerSection): Config {
     name: s.name,
     type: s.type,
     tokenType: s.token_type === "jwt" ? "JWT" : "OPAQUE",
+    jwtAlgorithm: s.jwt.algorithm,
     issuer,
     endpoints: {
       token: s.endpoints.token ?? `${issuer}/oauth2/token`,

@@ -8,6 +8,7 @@ import { deploymentFile } from "./schema.js";
 export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_NAME: ["name"],
   KM_TOKEN_TYPE: ["token_type"],
+  KM_JWT_ALGORITHM: ["jwt", "algorithm"],
   KM_ISSUER: ["issuer"],
   KM_DATA_DIR: ["data_dir"],
   KM_LOG_LEVEL: ["log_level"],

@@ -24,6 +24,10 @@ export const keyManagerSection = z
       })
       .strict()
       .prefault({}),
+    jwt: z
+      .object({ algorithm: z.enum(["ES256", "RS256"]).default("ES256") })
+      .strict()
+      .prefault({}),
     endpoints: z
       .object({
         token: z.url().optional(),

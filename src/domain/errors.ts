@@ -9,8 +9,24 @@ export interface FieldViolation {
   description: string;
 }
 
+/** RFC 6749 section 5.2 error codes, for the HTTP OAuth2 endpoints. */
+export type OAuthErrorCode =
+  | "invalid_request"
+  | "invalid_client"
+  | "invalid_grant"
+  | "unauthorized_client"
+  | "unsupported_grant_type"
+  | "invalid_scope";
+
 export abstract class DomainError extends Error {
   abstract readonly kind: DomainErrorKind;
+  /** The OAuth2 error code when the error answers a token request. */
+  readonly oauth: OAuthErrorCode | undefined;
+
+  constructor(message: string, options: { oauth?: OAuthErrorCode } = {}) {
+    super(message);
+    this.oauth = options.oauth;
+  }
 }
 
 export type DomainErrorKind =
@@ -25,8 +41,11 @@ export type DomainErrorKind =
 
 export class InvalidArgumentError extends DomainError {
   readonly kind = "invalid_argument";
-  constructor(readonly violations: readonly FieldViolation[]) {
-    super(violations.map((v) => `${v.field}: ${v.description}`).join("; "));
+  constructor(
+    readonly violations: readonly FieldViolation[],
+    options: { oauth?: OAuthErrorCode } = {},
+  ) {
+    super(violations.map((v) => `${v.field}: ${v.description}`).join("; "), options);
   }
 
   static field(field: string, description: string): InvalidArgumentError {

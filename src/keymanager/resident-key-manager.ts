@@ -1,12 +1,15 @@
 import type { Config } from "../config/config.js";
+import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnimplementedError } from "../domain/errors.js";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../domain/errors.js";
 import { Validator } from "../domain/validator.js";
 import type { Store } from "../storage/store.js";
 import { newConsumerKey, newConsumerSecret, secretsEqual } from "./credentials.js";
 import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
 import type { KeyManager } from "./key-manager.js";
-import type { AccessTokenInfo } from "./tokens.js";
+import type { TokenService } from "../oauth/token-service.js";
+import { tokenInfo, unknownTokenInfo } from "./token-info.js";
+import type { AccessTokenInfo, AccessTokenRequest } from "./tokens.js";
 import type {
   ApplicationKeyMapping,
   ApplicationKeyRef,
@@ -34,6 +37,8 @@ export class ResidentKeyManager implements KeyManager {
     private readonly store: Store,
     private readonly config: () => Config,
     private readonly clock: Clock,
+    private readonly tokens: TokenService,
+    private readonly events: ChangeEvents,
   ) {}
 
   get name(): string {
@@ -55,6 +60,8 @@ export class ResidentKeyManager implements KeyManager {
     checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
     v.optionalText("app_owner", input.appOwner, LIMITS.name);
     v.optionalText("group_id", input.groupId, LIMITS.name);
+    v.optionalText("application_name", input.applicationName, LIMITS.name);
+    v.optionalText("application_tier", input.applicationTier, LIMITS.tier);
     v.throwIfInvalid();
 
     const now = this.clock.now();
@@ -68,7 +75,11 @@ export class ResidentKeyManager implements KeyManager {
       createdAt: now,
       updatedAt: now,
     };
-    const mapping = newMapping(input, client.consumerKey, "CREATED", now);
+    const mapping = {
+      ...newMapping(input, client.consumerKey, "CREATED", now),
+      applicationName: input.applicationName || input.clientName,
+      applicationTier: input.applicationTier || "Unlimited",
+    };
     await this.store.transaction(async (s) => {
       await this.ensureNoKeys(s, input);
       await s.clients.insert(client);
@@ -92,7 +103,7 @@ export class ResidentKeyManager implements KeyManager {
       await s.clients.updateSettings(consumerKey, settings, now);
       await s.applicationKeys.touch(consumerKey, now);
       return { client: { ...current, ...settings, updatedAt: now }, mapping: await s.applicationKeys.findByConsumerKey(consumerKey) };
-    });
+    }).finally(() => this.events.publish({ kind: "application", consumerKey }));
   }
 
   async retrieveApplication(consumerKey: string): Promise<OAuthApplication> {
@@ -111,6 +122,8 @@ export class ResidentKeyManager implements KeyManager {
       await s.applicationKeys.deleteByConsumerKey(consumerKey);
       if (!(await s.clients.delete(consumerKey))) throw new NotFoundError(NO_CLIENT);
     });
+    this.events.publish({ kind: "application", consumerKey });
+    this.events.publish({ kind: "tokens", consumerKey });
   }
 
   async mapOAuthApplication(input: MapApplicationInput): Promise<OAuthApplication> {
@@ -135,13 +148,14 @@ export class ResidentKeyManager implements KeyManager {
       }
       await s.applicationKeys.insert(mapping);
       return { client, mapping };
-    });
+    }).finally(() => this.events.publish({ kind: "application", consumerKey: input.consumerKey }));
   }
 
   async deleteMappedApplication(consumerKey: string): Promise<void> {
     if (!(await this.store.applicationKeys.deleteByConsumerKey(consumerKey))) {
       throw new NotFoundError("the consumer key is not mapped to an application");
     }
+    this.events.publish({ kind: "application", consumerKey });
   }
 
   async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
@@ -150,24 +164,27 @@ export class ResidentKeyManager implements KeyManager {
     return { consumerKey, consumerSecret };
   }
 
-  getNewApplicationAccessToken(): Promise<AccessTokenInfo> {
-    return notYet("GetNewApplicationAccessToken");
+  async getNewApplicationAccessToken(request: AccessTokenRequest): Promise<AccessTokenInfo> {
+    const issued = await this.tokens.issue(request);
+    return tokenInfo(issued.record, this.clock.now(), this.name, issued);
   }
 
-  getTokenMetadata(): Promise<AccessTokenInfo> {
-    return notYet("GetTokenMetadata");
+  async getTokenMetadata(accessToken: string): Promise<AccessTokenInfo> {
+    const record = await this.tokens.lookup(accessToken);
+    return record ? tokenInfo(record, this.clock.now(), this.name) : unknownTokenInfo(this.name);
   }
 
-  getActiveTokensByConsumerKey(): Promise<AccessTokenInfo[]> {
-    return notYet("GetActiveTokensByConsumerKey");
+  async getActiveTokensByConsumerKey(consumerKey: string): Promise<AccessTokenInfo[]> {
+    const now = this.clock.now();
+    return (await this.tokens.activeTokens(consumerKey)).map((r) => tokenInfo(r, now, this.name));
   }
 
-  getAccessTokenByConsumerKey(): Promise<AccessTokenInfo> {
-    return notYet("GetAccessTokenByConsumerKey");
+  async getAccessTokenByConsumerKey(consumerKey: string): Promise<AccessTokenInfo> {
+    return tokenInfo(await this.tokens.latestApplicationToken(consumerKey), this.clock.now(), this.name);
   }
 
-  revokeToken(): Promise<void> {
-    return notYet("RevokeToken");
+  revokeToken(token: string, tokenTypeHint: string): Promise<void> {
+    return this.tokens.revoke(token, { tokenTypeHint });
   }
 
   async registerNewResource(input: ResourceInput): Promise<RegisteredResource> {
@@ -175,6 +192,7 @@ export class ResidentKeyManager implements KeyManager {
     const now = this.clock.now();
     const resource: RegisteredResource = { ...input, createdAt: now, updatedAt: now };
     await this.store.resources.insert(resource);
+    this.events.publish({ kind: "resources", apiId: input.apiId });
     return resource;
   }
 
@@ -187,11 +205,12 @@ export class ResidentKeyManager implements KeyManager {
     return this.store.transaction(async (s) => {
       await s.resources.replace(input.apiId, input.resources, input.properties, this.clock.now());
       return s.resources.get(input.apiId);
-    });
+    }).finally(() => this.events.publish({ kind: "resources", apiId: input.apiId }));
   }
 
-  deleteRegisteredResourceByApiId(apiId: string): Promise<void> {
-    return this.store.resources.delete(apiId);
+  async deleteRegisteredResourceByApiId(apiId: string): Promise<void> {
+    await this.store.resources.delete(apiId);
+    this.events.publish({ kind: "resources", apiId });
   }
 
   /** Zero validity periods take the configured defaults. */
@@ -252,6 +271,8 @@ function newMapping(ref: ApplicationKeyRef, consumerKey: string, mode: "CREATED"
     consumerKey,
     mode,
     keyState: "COMPLETED",
+    applicationName: "",
+    applicationTier: "Unlimited",
     createdAt: now,
     updatedAt: now,
   };
@@ -263,8 +284,4 @@ function checkResourceInput(input: ResourceInput): void {
   checkResources(v, input.resources);
   checkProperties(v, "properties", input.properties);
   v.throwIfInvalid();
-}
-
-function notYet<T>(method: string): Promise<T> {
-  return Promise.reject(new UnimplementedError(`${method} is not implemented yet`));
 }

@@ -50,6 +50,9 @@ export interface ApplicationKeyMapping {
   consumerKey: string;
   mode: ApplicationMode;
   keyState: KeyState;
+  /** The store application's name and throttling tier, for gateways. */
+  applicationName: string;
+  applicationTier: string;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -78,6 +81,8 @@ export interface CreateApplicationInput {
   additionalProperties: Record<string, string>;
   appOwner: string;
   groupId: string;
+  applicationName: string;
+  applicationTier: string;
 }
 
 /** Only the fields present change; a zero validity period resets it to the configured default. */

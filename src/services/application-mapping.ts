@@ -34,6 +34,8 @@ export function createInputFromPb(req: CreateApplicationRequest): CreateApplicat
     additionalProperties: req.additionalProperties,
     appOwner: req.appOwner,
     groupId: req.groupId,
+    applicationName: req.applicationName,
+    applicationTier: req.applicationTier,
   };
 }
 
@@ -152,6 +154,8 @@ export function applicationToPb({ client, mapping }: OAuthApplication): MessageI
     mode: mapping ? modeToPb(mapping.mode) : 0,
     keyState: mapping ? keyStateToPb(mapping.keyState) : 0,
     keyManager: client.keyManager,
+    applicationName: mapping ? mapping.applicationName || client.clientName : "",
+    applicationTier: mapping?.applicationTier ?? "",
     createTime: timestampFromDate(client.createdAt),
     updateTime: timestampFromDate(client.updatedAt),
   };

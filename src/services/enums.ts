@@ -3,12 +3,14 @@ import {
   AuthLevel as PbAuthLevel,
   KeyState as PbKeyState,
   KeyType as PbKeyType,
+  SubscriptionState as PbSubscriptionState,
   TokenState as PbTokenState,
   TokenType as PbTokenType,
 } from "../../gen/keymanager/v1/types_pb.js";
 import type { Validator } from "../domain/validator.js";
 import type { TokenState } from "../keymanager/tokens.js";
 import type { ApplicationMode, AuthLevel, KeyState, KeyType, TokenType } from "../keymanager/types.js";
+import type { SubscriptionState } from "../subscriptions/types.js";
 
 /** Protobuf enums <-> domain string unions. Unknown and UNSPECIFIED values are violations. */
 
@@ -78,4 +80,30 @@ const TOKEN_STATES: Record<TokenState, PbTokenState> = {
 
 export function tokenStateToPb(value: TokenState): PbTokenState {
   return TOKEN_STATES[value];
+}
+
+const SUBSCRIPTION_STATES: Record<SubscriptionState, PbSubscriptionState> = {
+  UNBLOCKED: PbSubscriptionState.UNBLOCKED,
+  BLOCKED: PbSubscriptionState.BLOCKED,
+  PROD_ONLY_BLOCKED: PbSubscriptionState.PROD_ONLY_BLOCKED,
+  ON_HOLD: PbSubscriptionState.ON_HOLD,
+  REJECTED: PbSubscriptionState.REJECTED,
+  TIER_UPDATE_PENDING: PbSubscriptionState.TIER_UPDATE_PENDING,
+};
+
+export function subscriptionStateToPb(value: SubscriptionState): PbSubscriptionState {
+  return SUBSCRIPTION_STATES[value];
+}
+
+/** UNSPECIFIED means "unchanged" or "the default" (undefined). */
+export function subscriptionStateFromPb(v: Validator, field: string, value: PbSubscriptionState): SubscriptionState | undefined {
+  if (value === PbSubscriptionState.UNSPECIFIED) return undefined;
+  const found = (Object.keys(SUBSCRIPTION_STATES) as SubscriptionState[]).find((k) => SUBSCRIPTION_STATES[k] === value);
+  if (!found) v.add(field, "is not a subscription state");
+  return found;
+}
+
+/** UNSPECIFIED means "the registered resource's level" (undefined); unknown values are violations. */
+export function optionalAuthLevelFromPb(v: Validator, field: string, value: PbAuthLevel): AuthLevel | undefined {
+  return value === PbAuthLevel.UNSPECIFIED ? undefined : authLevelFromPb(v, field, value);
 }

@@ -2,13 +2,15 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { KeyManagerService } from "../../gen/keymanager/v1/key_manager_service_pb.js";
 import type { ConfigStore } from "../config/config-store.js";
 import { ConfigError } from "../config/load.js";
-import { FailedPreconditionError, UnimplementedError } from "../domain/errors.js";
+import { FailedPreconditionError } from "../domain/errors.js";
 import { Validator } from "../domain/validator.js";
 import type { KeyManager } from "../keymanager/key-manager.js";
 import { applicationToPb, createInputFromPb, mapInputFromPb, patchFromPb } from "./application-mapping.js";
 import { configurationToPb } from "./configuration-mapping.js";
 import { keyTypeFromPb } from "./enums.js";
+import { buildFromJson, buildFromOAuthApp } from "../oauth/token-request.js";
 import { registeredResourceToPb, resourceInputFromPb } from "./resource-mapping.js";
+import { tokenInfoToPb, tokenRequestFromPb, tokenRequestToPb } from "./token-mapping.js";
 
 type Impl = ServiceImpl<typeof KeyManagerService>;
 
@@ -66,32 +68,39 @@ export class KeyManagerServiceImpl implements Impl {
     return this.keyManager.regenerateConsumerSecret(requireText(req.consumerKey, "consumer_key"));
   }
 
-  async getNewApplicationAccessToken(): Promise<never> {
-    throw new UnimplementedError("GetNewApplicationAccessToken is not implemented yet");
+  async getNewApplicationAccessToken(req: Parameters<Impl["getNewApplicationAccessToken"]>[0]) {
+    return { token: tokenInfoToPb(await this.keyManager.getNewApplicationAccessToken(tokenRequestFromPb(req.request))) };
   }
 
-  async buildAccessTokenRequestFromJson(): Promise<never> {
-    throw new UnimplementedError("BuildAccessTokenRequestFromJson is not implemented yet");
+  async buildAccessTokenRequestFromJson(req: Parameters<Impl["buildAccessTokenRequestFromJson"]>[0]) {
+    return { request: tokenRequestToPb(buildFromJson(req.json, req.request ? tokenRequestFromPb(req.request) : undefined)) };
   }
 
-  async buildAccessTokenRequestFromOAuthApp(): Promise<never> {
-    throw new UnimplementedError("BuildAccessTokenRequestFromOAuthApp is not implemented yet");
+  async buildAccessTokenRequestFromOAuthApp(req: Parameters<Impl["buildAccessTokenRequestFromOAuthApp"]>[0]) {
+    const app = req.application;
+    const built = buildFromOAuthApp(
+      { consumerKey: app?.consumerKey ?? "", consumerSecret: app?.consumerSecret ?? "", callbackUrls: app?.callbackUrls ?? [] },
+      req.request ? tokenRequestFromPb(req.request) : undefined,
+    );
+    return { request: tokenRequestToPb(built) };
   }
 
-  async getTokenMetadata(): Promise<never> {
-    throw new UnimplementedError("GetTokenMetadata is not implemented yet");
+  async getTokenMetadata(req: Parameters<Impl["getTokenMetadata"]>[0]) {
+    return { info: tokenInfoToPb(await this.keyManager.getTokenMetadata(requireText(req.accessToken, "access_token"))) };
   }
 
-  async getActiveTokensByConsumerKey(): Promise<never> {
-    throw new UnimplementedError("GetActiveTokensByConsumerKey is not implemented yet");
+  async getActiveTokensByConsumerKey(req: Parameters<Impl["getActiveTokensByConsumerKey"]>[0]) {
+    const tokens = await this.keyManager.getActiveTokensByConsumerKey(requireText(req.consumerKey, "consumer_key"));
+    return { tokens: tokens.map(tokenInfoToPb) };
   }
 
-  async getAccessTokenByConsumerKey(): Promise<never> {
-    throw new UnimplementedError("GetAccessTokenByConsumerKey is not implemented yet");
+  async getAccessTokenByConsumerKey(req: Parameters<Impl["getAccessTokenByConsumerKey"]>[0]) {
+    return { token: tokenInfoToPb(await this.keyManager.getAccessTokenByConsumerKey(requireText(req.consumerKey, "consumer_key"))) };
   }
 
-  async revokeToken(): Promise<never> {
-    throw new UnimplementedError("RevokeToken is not implemented yet");
+  async revokeToken(req: Parameters<Impl["revokeToken"]>[0]) {
+    await this.keyManager.revokeToken(requireText(req.token, "token"), req.tokenTypeHint);
+    return {};
   }
 
   async getKeyManagerConfiguration() {

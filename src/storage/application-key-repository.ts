@@ -9,6 +9,8 @@ interface KeyRow {
   consumer_key: string;
   mode: string;
   key_state: string;
+  application_name: string;
+  application_tier: string;
   created_at: number | string;
   updated_at: number | string;
 }
@@ -57,6 +59,8 @@ function toRow(m: ApplicationKeyMapping): KeyRow {
     consumer_key: m.consumerKey,
     mode: m.mode,
     key_state: m.keyState,
+    application_name: m.applicationName,
+    application_tier: m.applicationTier,
     created_at: toMillis(m.createdAt),
     updated_at: toMillis(m.updatedAt),
   };
@@ -69,6 +73,8 @@ function fromRow(row: KeyRow): ApplicationKeyMapping {
     consumerKey: row.consumer_key,
     mode: row.mode as ApplicationMode,
     keyState: row.key_state as KeyState,
+    applicationName: row.application_name,
+    applicationTier: row.application_tier,
     createdAt: toDate(row.created_at),
     updatedAt: toDate(row.updated_at),
   };

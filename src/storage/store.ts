@@ -1,14 +1,24 @@
 import type { Knex } from "knex";
 import { ApplicationKeyRepository } from "./application-key-repository.js";
 import { ClientRepository } from "./client-repository.js";
+import { ApiRepository } from "./api-repository.js";
 import { ResourceRepository } from "./resource-repository.js";
 import type { SecretBox } from "./secret-box.js";
+import { SigningKeyRepository } from "./signing-key-repository.js";
+import { SubscriptionRepository } from "./subscription-repository.js";
+import { TokenRepository } from "./token-repository.js";
+import { UserRepository } from "./user-repository.js";
 
 /** The repositories over one connection or transaction. */
 export class Store {
   readonly clients: ClientRepository;
   readonly applicationKeys: ApplicationKeyRepository;
   readonly resources: ResourceRepository;
+  readonly tokens: TokenRepository;
+  readonly users: UserRepository;
+  readonly apis: ApiRepository;
+  readonly subscriptions: SubscriptionRepository;
+  readonly signingKeys: SigningKeyRepository;
 
   constructor(
     private readonly db: Knex | Knex.Transaction,
@@ -17,6 +27,11 @@ export class Store {
     this.clients = new ClientRepository(db, box);
     this.applicationKeys = new ApplicationKeyRepository(db);
     this.resources = new ResourceRepository(db);
+    this.tokens = new TokenRepository(db);
+    this.users = new UserRepository(db);
+    this.apis = new ApiRepository(db);
+    this.subscriptions = new SubscriptionRepository(db);
+    this.signingKeys = new SigningKeyRepository(db, box);
   }
 
   /** Runs `work` in one transaction: all of its writes happen, or none. */

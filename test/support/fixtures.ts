@@ -3,9 +3,9 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CreateApplicationRequestSchema } from "../../gen/keymanager/v1/key_manager_service_pb.js";
 import { AuthLevel, KeyType } from "../../gen/keymanager/v1/types_pb.js";
 
-export function createRequest(
-  overrides: Partial<MessageInitShape<typeof CreateApplicationRequestSchema>> = {},
-): MessageInitShape<typeof CreateApplicationRequestSchema> {
+type CreateInit = Exclude<MessageInitShape<typeof CreateApplicationRequestSchema>, { $typeName: string }>;
+
+export function createRequest(overrides: Partial<CreateInit> = {}): CreateInit {
   return {
     applicationId: randomUUID(),
     keyType: KeyType.PRODUCTION,

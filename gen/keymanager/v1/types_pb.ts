@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keymanager/v1/types.proto.
  */
 export const file_keymanager_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChlrZXltYW5hZ2VyL3YxL3R5cGVzLnByb3RvEg1rZXltYW5hZ2VyLnYxIlUKEUFwcGxpY2F0aW9uS2V5UmVmEhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEigKCGtleV90eXBlGAIgASgOMhYua2V5bWFuYWdlci52MS5LZXlUeXBlIogGChBPQXV0aEFwcGxpY2F0aW9uEhQKDGNvbnN1bWVyX2tleRgBIAEoCRIXCg9jb25zdW1lcl9zZWNyZXQYAiABKAkSEwoLY2xpZW50X25hbWUYAyABKAkSFQoNY2FsbGJhY2tfdXJscxgEIAMoCRITCgtncmFudF90eXBlcxgFIAMoCRIOCgZzY29wZXMYBiADKAkSLAoKdG9rZW5fdHlwZRgHIAEoDjIYLmtleW1hbmFnZXIudjEuVG9rZW5UeXBlEioKImFwcGxpY2F0aW9uX3Rva2VuX3ZhbGlkaXR5X3NlY29uZHMYCCABKAMSIwobdXNlcl90b2tlbl92YWxpZGl0eV9zZWNvbmRzGAkgASgDEiYKHnJlZnJlc2hfdG9rZW5fdmFsaWRpdHlfc2Vjb25kcxgKIAEoAxJYChVhZGRpdGlvbmFsX3Byb3BlcnRpZXMYCyADKAsyOS5rZXltYW5hZ2VyLnYxLk9BdXRoQXBwbGljYXRpb24uQWRkaXRpb25hbFByb3BlcnRpZXNFbnRyeRIRCglhcHBfb3duZXIYDCABKAkSEAoIZ3JvdXBfaWQYDSABKAkSFgoOYXBwbGljYXRpb25faWQYDiABKAkSKAoIa2V5X3R5cGUYDyABKA4yFi5rZXltYW5hZ2VyLnYxLktleVR5cGUSLAoEbW9kZRgQIAEoDjIeLmtleW1hbmFnZXIudjEuQXBwbGljYXRpb25Nb2RlEioKCWtleV9zdGF0ZRgRIAEoDjIXLmtleW1hbmFnZXIudjEuS2V5U3RhdGUSEwoLa2V5X21hbmFnZXIYEiABKAkSLwoLY3JlYXRlX3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBo7ChlBZGRpdGlvbmFsUHJvcGVydGllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijQEKC0FwaVJlc291cmNlEhQKDHVyaV90ZW1wbGF0ZRgBIAEoCRIRCglodHRwX3ZlcmIYAiABKAkSLAoKYXV0aF9sZXZlbBgDIAEoDjIYLmtleW1hbmFnZXIudjEuQXV0aExldmVsEg4KBnNjb3BlcxgEIAMoCRIXCg90aHJvdHRsaW5nX3RpZXIYBSABKAkirwIKElJlZ2lzdGVyZWRSZXNvdXJjZRIOCgZhcGlfaWQYASABKAkSLQoJcmVzb3VyY2VzGAIgAygLMhoua2V5bWFuYWdlci52MS5BcGlSZXNvdXJjZRJFCgpwcm9wZXJ0aWVzGAMgAygLMjEua2V5bWFuYWdlci52MS5SZWdpc3RlcmVkUmVzb3VyY2UuUHJvcGVydGllc0VudHJ5Ei8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMQoPUHJvcGVydGllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEimwMKEkFjY2Vzc1Rva2VuUmVxdWVzdBIRCgljbGllbnRfaWQYASABKAkSFQoNY2xpZW50X3NlY3JldBgCIAEoCRISCgpncmFudF90eXBlGAMgASgJEg4KBnNjb3BlcxgEIAMoCRIUCgxjYWxsYmFja191cmkYBSABKAkSHwoXcmVzb3VyY2Vfb3duZXJfdXNlcm5hbWUYBiABKAkSHwoXcmVzb3VyY2Vfb3duZXJfcGFzc3dvcmQYByABKAkSFQoNcmVmcmVzaF90b2tlbhgIIAEoCRIfChd2YWxpZGl0eV9wZXJpb2Rfc2Vjb25kcxgJIAEoAxIXCg90b2tlbl90b19yZXZva2UYCiABKAkSVAoScmVxdWVzdF9wYXJhbWV0ZXJzGAsgAygLMjgua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QuUmVxdWVzdFBhcmFtZXRlcnNFbnRyeRo4ChZSZXF1ZXN0UGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi+wIKD0FjY2Vzc1Rva2VuSW5mbxIUCgxhY2Nlc3NfdG9rZW4YASABKAkSFQoNcmVmcmVzaF90b2tlbhgCIAEoCRITCgt0b2tlbl92YWxpZBgDIAEoCBIcChRpc19hcHBsaWNhdGlvbl90b2tlbhgEIAEoCBIUCgxjb25zdW1lcl9rZXkYBSABKAkSDgoGc2NvcGVzGAYgAygJEi4KC3Rva2VuX3N0YXRlGAcgASgOMhkua2V5bWFuYWdlci52MS5Ub2tlblN0YXRlEhYKDmlzc3VlZF90aW1lX21zGAggASgDEhoKEnZhbGlkaXR5X3BlcmlvZF9tcxgJIAEoAxISCgplcnJvcl9jb2RlGAogASgJEhUKDWVuZF91c2VyX25hbWUYCyABKAkSEwoLa2V5X21hbmFnZXIYDCABKAkSLAoKdG9rZW5fdHlwZRgNIAEoDjIYLmtleW1hbmFnZXIudjEuVG9rZW5UeXBlEhAKCHRva2VuX2lkGA4gASgJIooFChdLZXlNYW5hZ2VyQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSDgoGaXNzdWVyGAMgASgJEhYKDnRva2VuX2VuZHBvaW50GAQgASgJEhcKD3Jldm9rZV9lbmRwb2ludBgFIAEoCRIeChZpbnRyb3NwZWN0aW9uX2VuZHBvaW50GAYgASgJEhUKDWp3a3NfZW5kcG9pbnQYByABKAkSKgoiYXBwbGljYXRpb25fdG9rZW5fdmFsaWRpdHlfc2Vjb25kcxgIIAEoAxIjCht1c2VyX3Rva2VuX3ZhbGlkaXR5X3NlY29uZHMYCSABKAMSJgoecmVmcmVzaF90b2tlbl92YWxpZGl0eV9zZWNvbmRzGAogASgDEiIKGm1heF90b2tlbl92YWxpZGl0eV9zZWNvbmRzGAsgASgDEiwKCnRva2VuX3R5cGUYDCABKA4yGC5rZXltYW5hZ2VyLnYxLlRva2VuVHlwZRIRCglncnBjX2hvc3QYDSABKAkSEQoJZ3JwY19wb3J0GA4gASgNEhEKCWh0dHBfaG9zdBgPIAEoCRIRCglodHRwX3BvcnQYECABKA0SFAoMZGF0YWJhc2VfdXJsGBEgASgJEhAKCGRhdGFfZGlyGBIgASgJEhMKC3Rsc19lbmFibGVkGBMgASgIEhUKDXRsc19jZXJ0X2ZpbGUYFCABKAkSFAoMdGxzX2tleV9maWxlGBUgASgJEhYKDmVuY3J5cHRpb25fa2V5GBYgASgJEhMKC3NvdXJjZV9maWxlGBcgASgJEi0KCWxvYWRfdGltZRgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqUgoHS2V5VHlwZRIYChRLRVlfVFlQRV9VTlNQRUNJRklFRBAAEhcKE0tFWV9UWVBFX1BST0RVQ1RJT04QARIUChBLRVlfVFlQRV9TQU5EQk9YEAIqhQEKCEtleVN0YXRlEhkKFUtFWV9TVEFURV9VTlNQRUNJRklFRBAAEhUKEUtFWV9TVEFURV9DUkVBVEVEEAESFgoSS0VZX1NUQVRFX0FQUFJPVkVEEAISFgoSS0VZX1NUQVRFX1JFSkVDVEVEEAMSFwoTS0VZX1NUQVRFX0NPTVBMRVRFRBAEKlIKCVRva2VuVHlwZRIaChZUT0tFTl9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRVE9LRU5fVFlQRV9PUEFRVUUQARISCg5UT0tFTl9UWVBFX0pXVBACKm4KD0FwcGxpY2F0aW9uTW9kZRIgChxBUFBMSUNBVElPTl9NT0RFX1VOU1BFQ0lGSUVEEAASHAoYQVBQTElDQVRJT05fTU9ERV9DUkVBVEVEEAESGwoXQVBQTElDQVRJT05fTU9ERV9NQVBQRUQQAiqmAQoKVG9rZW5TdGF0ZRIbChdUT0tFTl9TVEFURV9VTlNQRUNJRklFRBAAEhYKElRPS0VOX1NUQVRFX0FDVElWRRABEhcKE1RPS0VOX1NUQVRFX0JMT0NLRUQQAhIXChNUT0tFTl9TVEFURV9SRVZPS0VEEAMSGAoUVE9LRU5fU1RBVEVfSU5BQ1RJVkUQBBIXChNUT0tFTl9TVEFURV9FWFBJUkVEEAUqjQEKCUF1dGhMZXZlbBIaChZBVVRIX0xFVkVMX1VOU1BFQ0lGSUVEEAASGgoWQVVUSF9MRVZFTF9BUFBMSUNBVElPThABEh8KG0FVVEhfTEVWRUxfQVBQTElDQVRJT05fVVNFUhACEhIKDkFVVEhfTEVWRUxfQU5ZEAMSEwoPQVVUSF9MRVZFTF9OT05FEARiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChlrZXltYW5hZ2VyL3YxL3R5cGVzLnByb3RvEg1rZXltYW5hZ2VyLnYxIlUKEUFwcGxpY2F0aW9uS2V5UmVmEhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEigKCGtleV90eXBlGAIgASgOMhYua2V5bWFuYWdlci52MS5LZXlUeXBlIrwGChBPQXV0aEFwcGxpY2F0aW9uEhQKDGNvbnN1bWVyX2tleRgBIAEoCRIXCg9jb25zdW1lcl9zZWNyZXQYAiABKAkSEwoLY2xpZW50X25hbWUYAyABKAkSFQoNY2FsbGJhY2tfdXJscxgEIAMoCRITCgtncmFudF90eXBlcxgFIAMoCRIOCgZzY29wZXMYBiADKAkSLAoKdG9rZW5fdHlwZRgHIAEoDjIYLmtleW1hbmFnZXIudjEuVG9rZW5UeXBlEioKImFwcGxpY2F0aW9uX3Rva2VuX3ZhbGlkaXR5X3NlY29uZHMYCCABKAMSIwobdXNlcl90b2tlbl92YWxpZGl0eV9zZWNvbmRzGAkgASgDEiYKHnJlZnJlc2hfdG9rZW5fdmFsaWRpdHlfc2Vjb25kcxgKIAEoAxJYChVhZGRpdGlvbmFsX3Byb3BlcnRpZXMYCyADKAsyOS5rZXltYW5hZ2VyLnYxLk9BdXRoQXBwbGljYXRpb24uQWRkaXRpb25hbFByb3BlcnRpZXNFbnRyeRIRCglhcHBfb3duZXIYDCABKAkSEAoIZ3JvdXBfaWQYDSABKAkSFgoOYXBwbGljYXRpb25faWQYDiABKAkSKAoIa2V5X3R5cGUYDyABKA4yFi5rZXltYW5hZ2VyLnYxLktleVR5cGUSLAoEbW9kZRgQIAEoDjIeLmtleW1hbmFnZXIudjEuQXBwbGljYXRpb25Nb2RlEioKCWtleV9zdGF0ZRgRIAEoDjIXLmtleW1hbmFnZXIudjEuS2V5U3RhdGUSEwoLa2V5X21hbmFnZXIYEiABKAkSLwoLY3JlYXRlX3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBhcHBsaWNhdGlvbl9uYW1lGBUgASgJEhgKEGFwcGxpY2F0aW9uX3RpZXIYFiABKAkaOwoZQWRkaXRpb25hbFByb3BlcnRpZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIo0BCgtBcGlSZXNvdXJjZRIUCgx1cmlfdGVtcGxhdGUYASABKAkSEQoJaHR0cF92ZXJiGAIgASgJEiwKCmF1dGhfbGV2ZWwYAyABKA4yGC5rZXltYW5hZ2VyLnYxLkF1dGhMZXZlbBIOCgZzY29wZXMYBCADKAkSFwoPdGhyb3R0bGluZ190aWVyGAUgASgJIq8CChJSZWdpc3RlcmVkUmVzb3VyY2USDgoGYXBpX2lkGAEgASgJEi0KCXJlc291cmNlcxgCIAMoCzIaLmtleW1hbmFnZXIudjEuQXBpUmVzb3VyY2USRQoKcHJvcGVydGllcxgDIAMoCzIxLmtleW1hbmFnZXIudjEuUmVnaXN0ZXJlZFJlc291cmNlLlByb3BlcnRpZXNFbnRyeRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGjEKD1Byb3BlcnRpZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpsDChJBY2Nlc3NUb2tlblJlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJEhUKDWNsaWVudF9zZWNyZXQYAiABKAkSEgoKZ3JhbnRfdHlwZRgDIAEoCRIOCgZzY29wZXMYBCADKAkSFAoMY2FsbGJhY2tfdXJpGAUgASgJEh8KF3Jlc291cmNlX293bmVyX3VzZXJuYW1lGAYgASgJEh8KF3Jlc291cmNlX293bmVyX3Bhc3N3b3JkGAcgASgJEhUKDXJlZnJlc2hfdG9rZW4YCCABKAkSHwoXdmFsaWRpdHlfcGVyaW9kX3NlY29uZHMYCSABKAMSFwoPdG9rZW5fdG9fcmV2b2tlGAogASgJElQKEnJlcXVlc3RfcGFyYW1ldGVycxgLIAMoCzI4LmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5SZXF1ZXN0LlJlcXVlc3RQYXJhbWV0ZXJzRW50cnkaOAoWUmVxdWVzdFBhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIvsCCg9BY2Nlc3NUb2tlbkluZm8SFAoMYWNjZXNzX3Rva2VuGAEgASgJEhUKDXJlZnJlc2hfdG9rZW4YAiABKAkSEwoLdG9rZW5fdmFsaWQYAyABKAgSHAoUaXNfYXBwbGljYXRpb25fdG9rZW4YBCABKAgSFAoMY29uc3VtZXJfa2V5GAUgASgJEg4KBnNjb3BlcxgGIAMoCRIuCgt0b2tlbl9zdGF0ZRgHIAEoDjIZLmtleW1hbmFnZXIudjEuVG9rZW5TdGF0ZRIWCg5pc3N1ZWRfdGltZV9tcxgIIAEoAxIaChJ2YWxpZGl0eV9wZXJpb2RfbXMYCSABKAMSEgoKZXJyb3JfY29kZRgKIAEoCRIVCg1lbmRfdXNlcl9uYW1lGAsgASgJEhMKC2tleV9tYW5hZ2VyGAwgASgJEiwKCnRva2VuX3R5cGUYDSABKA4yGC5rZXltYW5hZ2VyLnYxLlRva2VuVHlwZRIQCgh0b2tlbl9pZBgOIAEoCSKKBQoXS2V5TWFuYWdlckNvbmZpZ3VyYXRpb24SDAoEbmFtZRgBIAEoCRIMCgR0eXBlGAIgASgJEg4KBmlzc3VlchgDIAEoCRIWCg50b2tlbl9lbmRwb2ludBgEIAEoCRIXCg9yZXZva2VfZW5kcG9pbnQYBSABKAkSHgoWaW50cm9zcGVjdGlvbl9lbmRwb2ludBgGIAEoCRIVCg1qd2tzX2VuZHBvaW50GAcgASgJEioKImFwcGxpY2F0aW9uX3Rva2VuX3ZhbGlkaXR5X3NlY29uZHMYCCABKAMSIwobdXNlcl90b2tlbl92YWxpZGl0eV9zZWNvbmRzGAkgASgDEiYKHnJlZnJlc2hfdG9rZW5fdmFsaWRpdHlfc2Vjb25kcxgKIAEoAxIiChptYXhfdG9rZW5fdmFsaWRpdHlfc2Vjb25kcxgLIAEoAxIsCgp0b2tlbl90eXBlGAwgASgOMhgua2V5bWFuYWdlci52MS5Ub2tlblR5cGUSEQoJZ3JwY19ob3N0GA0gASgJEhEKCWdycGNfcG9ydBgOIAEoDRIRCglodHRwX2hvc3QYDyABKAkSEQoJaHR0cF9wb3J0GBAgASgNEhQKDGRhdGFiYXNlX3VybBgRIAEoCRIQCghkYXRhX2RpchgSIAEoCRITCgt0bHNfZW5hYmxlZBgTIAEoCBIVCg10bHNfY2VydF9maWxlGBQgASgJEhQKDHRsc19rZXlfZmlsZRgVIAEoCRIWCg5lbmNyeXB0aW9uX2tleRgWIAEoCRITCgtzb3VyY2VfZmlsZRgXIAEoCRItCglsb2FkX3RpbWUYGCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIswBCgNBcGkSDgoGYXBpX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHY29udGV4dBgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJEhEKCXB1Ymxpc2hlchgFIAEoCRIQCghhcGlfdGllchgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvABCgxTdWJzY3JpcHRpb24SFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEg4KBmFwaV9pZBgDIAEoCRIMCgR0aWVyGAQgASgJEi8KBXN0YXRlGAUgASgOMiAua2V5bWFuYWdlci52MS5TdWJzY3JpcHRpb25TdGF0ZRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInoKBFVzZXISEAoIdXNlcm5hbWUYASABKAkSLwoLY3JlYXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpSCgdLZXlUeXBlEhgKFEtFWV9UWVBFX1VOU1BFQ0lGSUVEEAASFwoTS0VZX1RZUEVfUFJPRFVDVElPThABEhQKEEtFWV9UWVBFX1NBTkRCT1gQAiqFAQoIS2V5U3RhdGUSGQoVS0VZX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRS0VZX1NUQVRFX0NSRUFURUQQARIWChJLRVlfU1RBVEVfQVBQUk9WRUQQAhIWChJLRVlfU1RBVEVfUkVKRUNURUQQAxIXChNLRVlfU1RBVEVfQ09NUExFVEVEEAQqUgoJVG9rZW5UeXBlEhoKFlRPS0VOX1RZUEVfVU5TUEVDSUZJRUQQABIVChFUT0tFTl9UWVBFX09QQVFVRRABEhIKDlRPS0VOX1RZUEVfSldUEAIqbgoPQXBwbGljYXRpb25Nb2RlEiAKHEFQUExJQ0FUSU9OX01PREVfVU5TUEVDSUZJRUQQABIcChhBUFBMSUNBVElPTl9NT0RFX0NSRUFURUQQARIbChdBUFBMSUNBVElPTl9NT0RFX01BUFBFRBACKqYBCgpUb2tlblN0YXRlEhsKF1RPS0VOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVE9LRU5fU1RBVEVfQUNUSVZFEAESFwoTVE9LRU5fU1RBVEVfQkxPQ0tFRBACEhcKE1RPS0VOX1NUQVRFX1JFVk9LRUQQAxIYChRUT0tFTl9TVEFURV9JTkFDVElWRRAEEhcKE1RPS0VOX1NUQVRFX0VYUElSRUQQBSqNAQoJQXV0aExldmVsEhoKFkFVVEhfTEVWRUxfVU5TUEVDSUZJRUQQABIaChZBVVRIX0xFVkVMX0FQUExJQ0FUSU9OEAESHwobQVVUSF9MRVZFTF9BUFBMSUNBVElPTl9VU0VSEAISEgoOQVVUSF9MRVZFTF9BTlkQAxITCg9BVVRIX0xFVkVMX05PTkUQBCqQAgoRU3Vic2NyaXB0aW9uU3RhdGUSIgoeU1VCU0NSSVBUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASIAocU1VCU0NSSVBUSU9OX1NUQVRFX1VOQkxPQ0tFRBABEh4KGlNVQlNDUklQVElPTl9TVEFURV9CTE9DS0VEEAISKAokU1VCU0NSSVBUSU9OX1NUQVRFX1BST0RfT05MWV9CTE9DS0VEEAMSHgoaU1VCU0NSSVBUSU9OX1NUQVRFX09OX0hPTEQQBBIfChtTVUJTQ1JJUFRJT05fU1RBVEVfUkVKRUNURUQQBRIqCiZTVUJTQ1JJUFRJT05fU1RBVEVfVElFUl9VUERBVEVfUEVORElORxAGYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Identifies an application's key set: the application and one of its key types.
@@ -169,6 +169,18 @@ export type OAuthApplication = Message<"keymanager.v1.OAuthApplication"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 20;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The store application's name and throttling tier, reported to gateways by ValidateToken.
+   *
+   * @generated from field: string application_name = 21;
+   */
+  applicationName: string;
+
+  /**
+   * @generated from field: string application_tier = 22;
+   */
+  applicationTier: string;
 };
 
 /**
@@ -578,6 +590,146 @@ export const KeyManagerConfigurationSchema: GenMessage<KeyManagerConfiguration> 
   messageDesc(file_keymanager_v1_types, 6);
 
 /**
+ * An API as the gateway addresses it: context and version.
+ *
+ * @generated from message keymanager.v1.Api
+ */
+export type Api = Message<"keymanager.v1.Api"> & {
+  /**
+   * The publisher's identifier; the same id RegisterNewResource takes.
+   *
+   * @generated from field: string api_id = 1;
+   */
+  apiId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Context path, for example "/pizzashack".
+   *
+   * @generated from field: string context = 3;
+   */
+  context: string;
+
+  /**
+   * @generated from field: string version = 4;
+   */
+  version: string;
+
+  /**
+   * @generated from field: string publisher = 5;
+   */
+  publisher: string;
+
+  /**
+   * API-level throttling tier.
+   *
+   * @generated from field: string api_tier = 6;
+   */
+  apiTier: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 8;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keymanager.v1.Api.
+ * Use `create(ApiSchema)` to create a new message.
+ */
+export const ApiSchema: GenMessage<Api> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_types, 7);
+
+/**
+ * An application's subscription to an API.
+ *
+ * @generated from message keymanager.v1.Subscription
+ */
+export type Subscription = Message<"keymanager.v1.Subscription"> & {
+  /**
+   * @generated from field: string subscription_id = 1;
+   */
+  subscriptionId: string;
+
+  /**
+   * @generated from field: string application_id = 2;
+   */
+  applicationId: string;
+
+  /**
+   * @generated from field: string api_id = 3;
+   */
+  apiId: string;
+
+  /**
+   * Subscription throttling tier, for example "Gold".
+   *
+   * @generated from field: string tier = 4;
+   */
+  tier: string;
+
+  /**
+   * @generated from field: keymanager.v1.SubscriptionState state = 5;
+   */
+  state: SubscriptionState;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 6;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 7;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keymanager.v1.Subscription.
+ * Use `create(SubscriptionSchema)` to create a new message.
+ */
+export const SubscriptionSchema: GenMessage<Subscription> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_types, 8);
+
+/**
+ * A resource owner of the password grant.
+ *
+ * @generated from message keymanager.v1.User
+ */
+export type User = Message<"keymanager.v1.User"> & {
+  /**
+   * @generated from field: string username = 1;
+   */
+  username: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 2;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 3;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keymanager.v1.User.
+ * Use `create(UserSchema)` to create a new message.
+ */
+export const UserSchema: GenMessage<User> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_types, 9);
+
+/**
  * Which of an application's two key sets a client belongs to.
  *
  * @generated from enum keymanager.v1.KeyType
@@ -795,4 +947,62 @@ export enum AuthLevel {
  */
 export const AuthLevelSchema: GenEnum<AuthLevel> = /*@__PURE__*/
   enumDesc(file_keymanager_v1_types, 5);
+
+/**
+ * State of an application's subscription to an API (WSO2 subscription states).
+ *
+ * @generated from enum keymanager.v1.SubscriptionState
+ */
+export enum SubscriptionState {
+  /**
+   * @generated from enum value: SUBSCRIPTION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: SUBSCRIPTION_STATE_UNBLOCKED = 1;
+   */
+  UNBLOCKED = 1,
+
+  /**
+   * Every call is refused (900907).
+   *
+   * @generated from enum value: SUBSCRIPTION_STATE_BLOCKED = 2;
+   */
+  BLOCKED = 2,
+
+  /**
+   * Calls with PRODUCTION keys are refused (900907); SANDBOX keys still work.
+   *
+   * @generated from enum value: SUBSCRIPTION_STATE_PROD_ONLY_BLOCKED = 3;
+   */
+  PROD_ONLY_BLOCKED = 3,
+
+  /**
+   * Awaiting approval: refused as inactive (900909).
+   *
+   * @generated from enum value: SUBSCRIPTION_STATE_ON_HOLD = 4;
+   */
+  ON_HOLD = 4,
+
+  /**
+   * Refused as inactive (900909).
+   *
+   * @generated from enum value: SUBSCRIPTION_STATE_REJECTED = 5;
+   */
+  REJECTED = 5,
+
+  /**
+   * A tier change awaits approval; calls go on with the current tier.
+   *
+   * @generated from enum value: SUBSCRIPTION_STATE_TIER_UPDATE_PENDING = 6;
+   */
+  TIER_UPDATE_PENDING = 6,
+}
+
+/**
+ * Describes the enum keymanager.v1.SubscriptionState.
+ */
+export const SubscriptionStateSchema: GenEnum<SubscriptionState> = /*@__PURE__*/
+  enumDesc(file_keymanager_v1_types, 6);
 

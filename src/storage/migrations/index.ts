@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import * as createApplications from "./20261122000000_create_applications.js";
 import * as createResources from "./20261122000100_create_api_resources.js";
+import * as createTokens from "./20261122010000_create_tokens_and_subscriptions.js";
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -11,6 +12,7 @@ interface Migration {
 const migrations: Record<string, Migration> = {
   "20261122000000_create_applications": createApplications,
   "20261122000100_create_api_resources": createResources,
+  "20261122010000_create_tokens_and_subscriptions": createTokens,
 };
 
 /** Migrations compiled into the service, so they run the same from source or a bundle. */

@@ -1,0 +1,99 @@
+import { randomUUID } from "node:crypto";
+import { type CryptoKey, type JWK, type JWTPayload, SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, jwtVerify } from "jose";
+import type { Clock } from "../domain/clock.js";
+import type { StoredSigningKey } from "../storage/signing-key-repository.js";
+import type { Store } from "../storage/store.js";
+
+interface ActiveKey {
+  kid: string;
+  alg: "ES256" | "RS256";
+  privateKey: CryptoKey;
+}
+
+/**
+ * JWT signing keys: one active key signs; retired keys stay published in the JWKS until every
+ * token they signed has expired. Verification uses the keys held in memory, never the network.
+ */
+export class SigningKeys {
+  private active: ActiveKey | undefined;
+  private published: JWK[] = [];
+  private verifier: ReturnType<typeof createLocalJWKSet> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly settings: () => { algorithm: "ES256" | "RS256"; maxTokenSeconds: number },
+  ) {}
+
+  /** Loads the keys, creating the first one (or one of the configured algorithm) when missing. */
+  async load(): Promise<void> {
+    let keys = await this.store.signingKeys.list();
+    if (!keys.some((k) => !k.retiredAt && k.alg === this.settings().algorithm)) {
+      await this.rotate();
+      keys = await this.store.signingKeys.list();
+    }
+    await this.use(keys);
+  }
+
+  /** Retires the active key and starts signing with a new one. */
+  async rotate(): Promise<string> {
+    const alg = this.settings().algorithm;
+    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+    const kid = randomUUID();
+    const now = this.clock.now();
+    const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: "sig" };
+    const privateJwk = { ...(await exportJWK(privateKey)), kid, alg };
+    await this.store.transaction(async (s) => {
+      await s.signingKeys.retireAll(now);
+      await s.signingKeys.insert({ kid, alg, privateJwk, publicJwk, createdAt: now, retiredAt: undefined });
+      await s.signingKeys.deleteRetiredBefore(new Date(now.getTime() - this.settings().maxTokenSeconds * 1000));
+    });
+    await this.use(await this.store.signingKeys.list());
+    return kid;
+  }
+
+  private async use(keys: StoredSigningKey[]): Promise<void> {
+    const now = this.clock.now().getTime();
+    const horizon = this.settings().maxTokenSeconds * 1000;
+    const current = keys.find((k) => !k.retiredAt && k.alg === this.settings().algorithm);
+    if (!current) throw new Error("no active signing key");
+    this.active = { kid: current.kid, alg: current.alg, privateKey: (await importJWK(current.privateJwk as JWK, current.alg)) as CryptoKey };
+    this.published = keys.filter((k) => !k.retiredAt || k.retiredAt.getTime() + horizon > now).map((k) => k.publicJwk as JWK);
+    this.verifier = createLocalJWKSet({ keys: this.published });
+  }
+
+  /** The public keys, as served at GET /oauth2/jwks. */
+  jwks(): { keys: JWK[] } {
+    return { keys: this.published };
+  }
+
+  async sign(claims: JWTPayload, expiresAt: Date, issuedAt: Date): Promise<string> {
+    const key = this.active;
+    if (!key) throw new Error("signing keys not loaded");
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt" })
+      .setIssuedAt(Math.floor(issuedAt.getTime() / 1000))
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .sign(key.privateKey);
+  }
+
+  /** Verifies signature and issuer; expiry is judged by the caller against its clock. */
+  async verify(token: string, issuer: string): Promise<JWTPayload | undefined> {
+    if (!this.verifier) return undefined;
+    try {
+      const { payload } = await jwtVerify(token, this.verifier, {
+        issuer,
+        currentDate: this.clock.now(),
+        clockTolerance: Number.MAX_SAFE_INTEGER,
+      });
+      return payload;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Three base64url segments: the only tokens worth trying as JWTs. */
+export function looksLikeJwt(token: string): boolean {
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token);
+}

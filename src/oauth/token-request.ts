@@ -1,0 +1,85 @@
+import { InvalidArgumentError } from "../domain/errors.js";
+import type { AccessTokenRequest } from "../keymanager/tokens.js";
+import type { OAuthClient } from "../keymanager/types.js";
+
+export function emptyTokenRequest(): AccessTokenRequest {
+  return {
+    clientId: "",
+    clientSecret: "",
+    grantType: "",
+    scopes: [],
+    callbackUri: "",
+    resourceOwnerUsername: "",
+    resourceOwnerPassword: "",
+    refreshToken: "",
+    validityPeriodSeconds: 0,
+    tokenToRevoke: "",
+    requestParameters: {},
+  };
+}
+
+type Setter = (r: AccessTokenRequest, value: unknown) => void;
+const text = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value));
+const scopesOf = (value: unknown) => (Array.isArray(value) ? value.map(text) : text(value).split(" ").filter(Boolean));
+
+/** JSON members that name request fields (WSO2 and RFC 6749 spellings); all others become parameters. */
+const FIELDS: Record<string, Setter> = {
+  client_id: (r, v) => { r.clientId = text(v); },
+  clientId: (r, v) => { r.clientId = text(v); },
+  client_secret: (r, v) => { r.clientSecret = text(v); },
+  clientSecret: (r, v) => { r.clientSecret = text(v); },
+  grant_type: (r, v) => { r.grantType = text(v); },
+  grantType: (r, v) => { r.grantType = text(v); },
+  scope: (r, v) => { r.scopes = scopesOf(v); },
+  scopes: (r, v) => { r.scopes = scopesOf(v); },
+  redirect_uri: (r, v) => { r.callbackUri = text(v); },
+  callbackUrl: (r, v) => { r.callbackUri = text(v); },
+  username: (r, v) => { r.resourceOwnerUsername = text(v); },
+  password: (r, v) => { r.resourceOwnerPassword = text(v); },
+  refresh_token: (r, v) => { r.refreshToken = text(v); },
+  refreshToken: (r, v) => { r.refreshToken = text(v); },
+  validity_period: (r, v) => { r.validityPeriodSeconds = validity(v); },
+  validityPeriod: (r, v) => { r.validityPeriodSeconds = validity(v); },
+  tokenToRevoke: (r, v) => { r.tokenToRevoke = text(v); },
+  token_to_revoke: (r, v) => { r.tokenToRevoke = text(v); },
+};
+
+function validity(value: unknown): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw InvalidArgumentError.field("json.validityPeriod", "must be a non-negative integer of seconds");
+  return n;
+}
+
+/** BuildAccessTokenRequestFromJson: the members of a JSON object merged into a request. */
+export function buildFromJson(json: string, base: AccessTokenRequest = emptyTokenRequest()): AccessTokenRequest {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    throw InvalidArgumentError.field("json", "is not valid JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw InvalidArgumentError.field("json", "must be a JSON object");
+  const request: AccessTokenRequest = { ...base, scopes: [...base.scopes], requestParameters: { ...base.requestParameters } };
+  for (const [key, value] of Object.entries(parsed)) {
+    if (value === null) continue;
+    const set = FIELDS[key];
+    if (set) set(request, value);
+    else request.requestParameters[key] = text(value);
+  }
+  return request;
+}
+
+/** BuildAccessTokenRequestFromOAuthApp: a client-credentials request for the application's client. */
+export function buildFromOAuthApp(app: Pick<OAuthClient, "consumerKey" | "consumerSecret" | "callbackUrls">, base: AccessTokenRequest = emptyTokenRequest()): AccessTokenRequest {
+  const violations = [];
+  if (!app.consumerKey) violations.push({ field: "application.consumer_key", description: "is required" });
+  if (!app.consumerSecret) violations.push({ field: "application.consumer_secret", description: "is required" });
+  if (violations.length > 0) throw new InvalidArgumentError(violations);
+  return {
+    ...base,
+    clientId: app.consumerKey,
+    clientSecret: app.consumerSecret,
+    grantType: base.grantType || "client_credentials",
+    callbackUri: base.callbackUri || (app.callbackUrls[0] ?? ""),
+  };
+}

@@ -1,0 +1,226 @@
+import { randomUUID } from "node:crypto";
+import type { Config } from "../config/config.js";
+import type { ChangeEvents } from "../domain/change-events.js";
+import type { Clock } from "../domain/clock.js";
+import {
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  UnimplementedError,
+} from "../domain/errors.js";
+import { secretsEqual } from "../keymanager/credentials.js";
+import { isKnownGrantType } from "../keymanager/grant-types.js";
+import type { AccessTokenRequest } from "../keymanager/tokens.js";
+import type { OAuthClient } from "../keymanager/types.js";
+import type { Store } from "../storage/store.js";
+import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
+import { grantScopes } from "./scopes.js";
+import { looksLikeJwt, type SigningKeys } from "./signing-keys.js";
+import { hashToken, newOpaqueToken } from "./token-hash.js";
+import { isActive, type TokenRecord } from "./types.js";
+
+export interface IssuedToken {
+  accessToken: string;
+  refreshToken: string | undefined;
+  record: TokenRecord;
+}
+
+/** What a grant decided: who the token is for, with which scopes, descending from what. */
+interface GrantOutcome {
+  endUser: string;
+  scopes: string[];
+  familyId: string;
+  withRefresh: boolean;
+}
+
+const SUPPORTED_GRANTS = ["client_credentials", "password", "refresh_token"];
+
+/**
+ * The OAuth2 server: authenticates clients, runs the grants, issues opaque or JWT tokens
+ * (stored only as hashes), introspects and revokes them.
+ */
+export class TokenService {
+  constructor(
+    private readonly store: Store,
+    private readonly keys: SigningKeys,
+    private readonly config: () => Config,
+    private readonly clock: Clock,
+    private readonly events: ChangeEvents,
+  ) {}
+
+  /** The client whose id and secret these are; every failure looks the same to the caller. */
+  async authenticateClient(clientId: string, clientSecret: string): Promise<OAuthClient> {
+    const client = clientId ? await this.store.clients.find(clientId) : undefined;
+    const ok = secretsEqual(client?.consumerSecret ?? "\u0000no-client", clientSecret);
+    if (!client || !ok || clientSecret === "") {
+      throw new UnauthenticatedError("client authentication failed", { oauth: "invalid_client" });
+    }
+    return client;
+  }
+
+  /** GetNewApplicationAccessToken and POST /oauth2/token. */
+  async issue(request: AccessTokenRequest): Promise<IssuedToken> {
+    checkRequest(request);
+    const client = await this.authenticateClient(request.clientId, request.clientSecret);
+    if (request.tokenToRevoke) await this.revokeOwnToken(request.tokenToRevoke, client.consumerKey);
+    const outcome = await this.runGrant(client, request);
+    return this.mint(client, request, outcome);
+  }
+
+  private async runGrant(client: OAuthClient, request: AccessTokenRequest): Promise<GrantOutcome> {
+    const grant = request.grantType;
+    if (!SUPPORTED_GRANTS.includes(grant)) {
+      if (isKnownGrantType(grant)) {
+        throw new UnimplementedError(`the ${grant} grant is not supported by this key manager`, { oauth: "unsupported_grant_type" });
+      }
+      throw new InvalidArgumentError([{ field: "grant_type", description: "unknown grant type" }], { oauth: "unsupported_grant_type" });
+    }
+    if (!client.grantTypes.includes(grant)) {
+      throw new PermissionDeniedError(`the client may not use the ${grant} grant`, { oauth: "unauthorized_client" });
+    }
+    if (grant === "client_credentials") {
+      return { endUser: "", scopes: grantScopes(request.scopes, client.scopes), familyId: randomUUID(), withRefresh: false };
+    }
+    if (grant === "password") return this.passwordGrant(client, request);
+    return this.refreshGrant(client, request);
+  }
+
+  private async passwordGrant(client: OAuthClient, request: AccessTokenRequest): Promise<GrantOutcome> {
+    const user = request.resourceOwnerUsername ? await this.store.users.find(request.resourceOwnerUsername) : undefined;
+    const valid = await verifyPassword(request.resourceOwnerPassword, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
+    if (!user || !valid) throw new InvalidArgumentError([{ field: "resource_owner_password", description: "invalid resource owner credentials" }], { oauth: "invalid_grant" });
+    return {
+      endUser: user.username,
+      scopes: grantScopes(request.scopes, client.scopes),
+      familyId: randomUUID(),
+      withRefresh: client.grantTypes.includes("refresh_token"),
+    };
+  }
+
+  /** Rotation: a refresh token is spent once; presenting it again revokes its whole family. */
+  private async refreshGrant(client: OAuthClient, request: AccessTokenRequest): Promise<GrantOutcome> {
+    const invalid = () => new InvalidArgumentError([{ field: "refresh_token", description: "invalid refresh token" }], { oauth: "invalid_grant" });
+    const previous = request.refreshToken ? await this.store.tokens.findByRefreshHash(hashToken(request.refreshToken)) : undefined;
+    const now = this.clock.now();
+    if (!previous || previous.consumerKey !== client.consumerKey) throw invalid();
+    if (previous.refreshUsedAt || !(await this.store.tokens.spendRefresh(previous.id, now))) {
+      await this.store.tokens.revokeFamily(previous.familyId, now);
+      this.events.publish({ kind: "tokens", familyId: previous.familyId });
+      throw invalid();
+    }
+    if (previous.revokedAt || !previous.refreshExpiresAt || previous.refreshExpiresAt <= now) throw invalid();
+    await this.store.tokens.revoke(previous.id, now);
+    this.events.publish({ kind: "token", tokenHash: previous.tokenHash });
+    const scopes = request.scopes.length > 0 ? request.scopes.filter((s) => previous.scopes.includes(s)) : previous.scopes;
+    if (scopes.length === 0) throw new InvalidArgumentError([{ field: "scopes", description: "exceed the original grant" }], { oauth: "invalid_scope" });
+    return { endUser: previous.endUser, scopes, familyId: previous.familyId, withRefresh: true };
+  }
+
+  private async mint(client: OAuthClient, request: AccessTokenRequest, outcome: GrantOutcome): Promise<IssuedToken> {
+    const config = this.config();
+    const issuedAt = this.clock.now();
+    const base = outcome.endUser === "" ? client.validity.applicationTokenSeconds : client.validity.userTokenSeconds;
+    const seconds = Math.min(request.validityPeriodSeconds > 0 ? request.validityPeriodSeconds : base, config.validity.maxTokenSeconds);
+    const expiresAt = new Date(issuedAt.getTime() + seconds * 1000);
+    const id = randomUUID();
+    const accessToken =
+      client.tokenType === "JWT"
+        ? await this.keys.sign(
+            {
+              iss: config.issuer,
+              sub: outcome.endUser || client.consumerKey,
+              aud: client.consumerKey,
+              client_id: client.consumerKey,
+              scope: outcome.scopes.join(" "),
+              jti: id,
+            },
+            expiresAt,
+            issuedAt,
+          )
+        : newOpaqueToken();
+    const refreshToken = outcome.withRefresh ? newOpaqueToken() : undefined;
+    const refreshSeconds = Math.min(client.validity.refreshTokenSeconds, config.validity.maxTokenSeconds);
+    const record: TokenRecord = {
+      id,
+      tokenHash: hashToken(accessToken),
+      consumerKey: client.consumerKey,
+      endUser: outcome.endUser,
+      scopes: outcome.scopes,
+      tokenType: client.tokenType,
+      grantType: request.grantType,
+      issuedAt,
+      expiresAt,
+      revokedAt: undefined,
+      refreshHash: refreshToken ? hashToken(refreshToken) : undefined,
+      refreshExpiresAt: refreshToken ? new Date(issuedAt.getTime() + refreshSeconds * 1000) : undefined,
+      refreshUsedAt: undefined,
+      familyId: outcome.familyId,
+    };
+    await this.store.tokens.insert(record);
+    return { accessToken, refreshToken, record };
+  }
+
+  /** The stored record of an access token, whether or not it is still active. */
+  async lookup(token: string): Promise<TokenRecord | undefined> {
+    if (token === "") return undefined;
+    if (looksLikeJwt(token) && !(await this.keys.verify(token, this.config().issuer))) return undefined;
+    return this.store.tokens.findByHash(hashToken(token));
+  }
+
+  /** Revokes an access or refresh token. Unknown or already revoked tokens are not an error (RFC 7009). */
+  async revoke(token: string, options: { tokenTypeHint?: string; consumerKey?: string } = {}): Promise<void> {
+    const hash = hashToken(token);
+    const byHint = options.tokenTypeHint === "refresh_token";
+    const record =
+      (byHint ? await this.store.tokens.findByRefreshHash(hash) : await this.store.tokens.findByHash(hash)) ??
+      (byHint ? await this.store.tokens.findByHash(hash) : await this.store.tokens.findByRefreshHash(hash));
+    if (!record || (options.consumerKey && record.consumerKey !== options.consumerKey)) return;
+    const now = this.clock.now();
+    if (record.refreshHash === hash) {
+      // Revoking a refresh token ends the grant: every token descending from it.
+      await this.store.tokens.revokeFamily(record.familyId, now);
+      this.events.publish({ kind: "tokens", familyId: record.familyId });
+    } else {
+      await this.store.tokens.revoke(record.id, now);
+      this.events.publish({ kind: "token", tokenHash: record.tokenHash });
+    }
+  }
+
+  private async revokeOwnToken(token: string, consumerKey: string): Promise<void> {
+    await this.revoke(token, { consumerKey });
+  }
+
+  async activeTokens(consumerKey: string): Promise<TokenRecord[]> {
+    await this.store.clients.get(consumerKey);
+    return this.store.tokens.listActive(consumerKey, this.clock.now());
+  }
+
+  /** The newest active application token of a client, as the store shows it. */
+  async latestApplicationToken(consumerKey: string): Promise<TokenRecord> {
+    const tokens = await this.activeTokens(consumerKey);
+    const token = tokens.find((t) => t.endUser === "");
+    if (!token) throw new NotFoundError("the client has no active application token");
+    return token;
+  }
+
+  isActive(record: TokenRecord): boolean {
+    return isActive(record, this.clock.now());
+  }
+}
+
+function checkRequest(r: AccessTokenRequest): void {
+  const violations = [];
+  if (!r.grantType) violations.push({ field: "grant_type", description: "is required" });
+  if (!r.clientId) violations.push({ field: "client_id", description: "is required" });
+  if (!r.clientSecret) violations.push({ field: "client_secret", description: "is required" });
+  if (r.grantType === "password" && !r.resourceOwnerUsername) violations.push({ field: "resource_owner_username", description: "is required" });
+  if (r.grantType === "refresh_token" && !r.refreshToken) violations.push({ field: "refresh_token", description: "is required" });
+  if (!Number.isSafeInteger(r.validityPeriodSeconds) || r.validityPeriodSeconds < 0) {
+    violations.push({ field: "validity_period_seconds", description: "must not be negative" });
+  }
+  for (const [i, s] of r.scopes.entries()) {
+    if (!/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/.test(s)) violations.push({ field: `scopes[${i}]`, description: "is not a valid scope" });
+  }
+  if (violations.length > 0) throw new InvalidArgumentError(violations, { oauth: "invalid_request" });
+}

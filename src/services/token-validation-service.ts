@@ -1,0 +1,58 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { TokenValidationService } from "../../gen/keymanager/v1/token_validation_service_pb.js";
+import { Validator } from "../domain/validator.js";
+import type { TokenValidator, ValidationResult } from "../validation/token-validator.js";
+import { keyTypeToPb, optionalAuthLevelFromPb, tokenTypeToPb } from "./enums.js";
+
+type Impl = ServiceImpl<typeof TokenValidationService>;
+
+/** keymanager.v1.TokenValidationService: the gateway's per-call check. */
+export class TokenValidationServiceImpl implements Impl {
+  constructor(private readonly validator: TokenValidator) {}
+
+  async validateToken(req: Parameters<Impl["validateToken"]>[0]) {
+    const v = new Validator();
+    v.required("context", req.context);
+    v.required("version", req.version);
+    v.required("matching_resource", req.matchingResource);
+    v.required("http_verb", req.httpVerb);
+    const requiredAuthLevel = optionalAuthLevelFromPb(v, "required_auth_level", req.requiredAuthLevel);
+    v.throwIfInvalid();
+    const result = await this.validator.validate({
+      context: req.context,
+      version: req.version,
+      accessToken: req.accessToken,
+      requiredAuthLevel,
+      matchingResource: req.matchingResource,
+      httpVerb: req.httpVerb,
+    });
+    return validationToPb(result);
+  }
+}
+
+function validationToPb(r: ValidationResult) {
+  const t = r.token;
+  return {
+    authorized: r.authorized,
+    statusCode: r.status.code,
+    statusName: r.status.name,
+    consumerKey: t?.consumerKey ?? "",
+    applicationId: r.application?.applicationId ?? "",
+    applicationName: r.application?.applicationName ?? "",
+    applicationTier: r.application?.applicationTier ?? "",
+    subscriber: r.application?.subscriber ?? "",
+    subscriptionTier: r.subscription?.tier ?? "",
+    keyType: r.application ? keyTypeToPb(r.application.keyType) : 0,
+    endUserName: t?.endUser ?? "",
+    scopes: t?.scopes ?? [],
+    issuedTimeMs: t ? BigInt(t.issuedAt.getTime()) : 0n,
+    validityPeriodMs: t ? BigInt(t.expiresAt.getTime() - t.issuedAt.getTime()) : 0n,
+    apiName: r.api?.name ?? "",
+    apiPublisher: r.api?.publisher ?? "",
+    apiTier: r.api?.apiTier ?? "",
+    keyManager: r.application?.keyManager ?? "",
+    tokenType: t ? tokenTypeToPb(t.tokenType) : 0,
+    isApplicationToken: t ? t.endUser === "" : false,
+    resourceTier: r.resource?.throttlingTier ?? "",
+  };
+}

@@ -1,0 +1,37 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { UserService } from "../../gen/keymanager/v1/user_service_pb.js";
+import type { User } from "../oauth/types.js";
+import type { UserManager } from "../oauth/user-manager.js";
+
+type Impl = ServiceImpl<typeof UserService>;
+
+/** keymanager.v1.UserService: resource owners of the password grant (hashes never leave). */
+export class UserServiceImpl implements Impl {
+  constructor(private readonly users: UserManager) {}
+
+  async createUser(req: Parameters<Impl["createUser"]>[0]) {
+    return { user: userToPb(await this.users.create(req.username, req.password)) };
+  }
+
+  async getUser(req: Parameters<Impl["getUser"]>[0]) {
+    return { user: userToPb(await this.users.get(req.username)) };
+  }
+
+  async setUserPassword(req: Parameters<Impl["setUserPassword"]>[0]) {
+    return { user: userToPb(await this.users.setPassword(req.username, req.password)) };
+  }
+
+  async deleteUser(req: Parameters<Impl["deleteUser"]>[0]) {
+    await this.users.delete(req.username);
+    return {};
+  }
+
+  async listUsers() {
+    return { users: (await this.users.list()).map(userToPb) };
+  }
+}
+
+function userToPb(u: User) {
+  return { username: u.username, createTime: timestampFromDate(u.createdAt), updateTime: timestampFromDate(u.updatedAt) };
+}

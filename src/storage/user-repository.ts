@@ -1,0 +1,61 @@
+import type { Knex } from "knex";
+import { NotFoundError } from "../domain/errors.js";
+import type { User } from "../oauth/types.js";
+import { normaliseDbError } from "./errors.js";
+import { toDate, toMillis } from "./rows.js";
+
+interface UserRow {
+  username: string;
+  password_hash: string;
+  created_at: number | string;
+  updated_at: number | string;
+}
+
+const TABLE = "users";
+const MISSING = "no such user";
+
+/** Resource owners of the password grant. */
+export class UserRepository {
+  constructor(private readonly db: Knex | Knex.Transaction) {}
+
+  async insert(user: User): Promise<void> {
+    try {
+      await this.db<UserRow>(TABLE).insert({
+        username: user.username,
+        password_hash: user.passwordHash,
+        created_at: toMillis(user.createdAt),
+        updated_at: toMillis(user.updatedAt),
+      });
+    } catch (err) {
+      normaliseDbError(err, { duplicate: "a user with this username already exists" });
+    }
+  }
+
+  async find(username: string): Promise<User | undefined> {
+    const row = await this.db<UserRow>(TABLE).where({ username }).first();
+    return row ? fromRow(row) : undefined;
+  }
+
+  async get(username: string): Promise<User> {
+    const user = await this.find(username);
+    if (!user) throw new NotFoundError(MISSING);
+    return user;
+  }
+
+  async list(): Promise<User[]> {
+    return (await this.db<UserRow>(TABLE).select().orderBy("username")).map(fromRow);
+  }
+
+  async setPassword(username: string, passwordHash: string, at: Date): Promise<void> {
+    const changed = await this.db<UserRow>(TABLE).where({ username }).update({ password_hash: passwordHash, updated_at: toMillis(at) });
+    if (changed === 0) throw new NotFoundError(MISSING);
+  }
+
+  async delete(username: string): Promise<void> {
+    if ((await this.db<UserRow>(TABLE).where({ username }).delete()) === 0) throw new NotFoundError(MISSING);
+  }
+}
+
+function fromRow(row: UserRow): User {
+  return { username: row.username, passwordHash: row.password_hash, createdAt: toDate(row.created_at), updatedAt: toDate(row.updated_at) };
+}

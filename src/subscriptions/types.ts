@@ -1,0 +1,23 @@
+export interface Api {
+  apiId: string;
+  name: string;
+  context: string;
+  version: string;
+  publisher: string;
+  apiTier: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export const SUBSCRIPTION_STATES = ["UNBLOCKED", "BLOCKED", "PROD_ONLY_BLOCKED", "ON_HOLD", "REJECTED", "TIER_UPDATE_PENDING"] as const;
+export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
+
+export interface Subscription {
+  id: string;
+  applicationId: string;
+  apiId: string;
+  tier: string;
+  state: SubscriptionState;
+  createdAt: Date;
+  updatedAt: Date;
+}

@@ -1,0 +1,186 @@
+import type * as http from "node:http";
+import type { Config } from "../config/config.js";
+import { DomainError } from "../domain/errors.js";
+import type { SigningKeys } from "../oauth/signing-keys.js";
+import { parseScopeParameter } from "../oauth/scopes.js";
+import { emptyTokenRequest } from "../oauth/token-request.js";
+import type { TokenService } from "../oauth/token-service.js";
+import type { TokenRecord } from "../oauth/types.js";
+import { sendJson, type RouteHandler } from "./http-server.js";
+
+const MAX_FORM_BYTES = 64 * 1024;
+const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
+
+interface Deps {
+  tokens: TokenService;
+  keys: SigningKeys;
+  config: () => Config;
+}
+
+/**
+ * RFC-shaped OAuth2 endpoints on the HTTP port: token (RFC 6749), introspection (RFC 7662),
+ * revocation (RFC 7009), JWKS and authorization-server metadata (RFC 8414).
+ */
+export function oauthRoutes(deps: Deps): RouteHandler {
+  return async (req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (path === "/.well-known/oauth-authorization-server" && req.method === "GET") {
+      sendJson(res, 200, metadata(deps.config()));
+      return true;
+    }
+    if (path === "/oauth2/jwks" && req.method === "GET") {
+      sendJson(res, 200, deps.keys.jwks(), { "cache-control": "public, max-age=300" });
+      return true;
+    }
+    const endpoint = { "/oauth2/token": token, "/oauth2/introspect": introspect, "/oauth2/revoke": revoke }[path ?? ""];
+    if (!endpoint) return false;
+    if (req.method !== "POST") {
+      sendJson(res, 405, { error: "invalid_request", error_description: "use POST" }, { allow: "POST" });
+      return true;
+    }
+    try {
+      const form = await readForm(req);
+      await endpoint(deps, req, res, form);
+    } catch (err) {
+      sendOAuthError(req, res, err);
+    }
+    return true;
+  };
+}
+
+async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResponse, form: URLSearchParams): Promise<void> {
+  const client = clientCredentials(req, form);
+  const validity = form.get("validity_period");
+  const request = {
+    ...emptyTokenRequest(),
+    ...client,
+    grantType: form.get("grant_type") ?? "",
+    scopes: parseScopeParameter(form.get("scope") ?? undefined),
+    callbackUri: form.get("redirect_uri") ?? "",
+    resourceOwnerUsername: form.get("username") ?? "",
+    resourceOwnerPassword: form.get("password") ?? "",
+    refreshToken: form.get("refresh_token") ?? "",
+    validityPeriodSeconds: validity && /^\d{1,12}$/.test(validity) ? Number(validity) : 0,
+  };
+  const issued = await deps.tokens.issue(request);
+  const { record } = issued;
+  sendJson(
+    res,
+    200,
+    {
+      access_token: issued.accessToken,
+      token_type: "Bearer",
+      expires_in: Math.round((record.expiresAt.getTime() - record.issuedAt.getTime()) / 1000),
+      scope: record.scopes.join(" "),
+      ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
+    },
+    NO_STORE,
+  );
+}
+
+async function introspect(deps: Deps, req: http.IncomingMessage, res: http.ServerResponse, form: URLSearchParams): Promise<void> {
+  const { clientId, clientSecret } = clientCredentials(req, form);
+  await deps.tokens.authenticateClient(clientId, clientSecret);
+  const record = await deps.tokens.lookup(form.get("token") ?? "");
+  sendJson(res, 200, record && deps.tokens.isActive(record) ? activeToken(record, deps.config().issuer) : { active: false }, NO_STORE);
+}
+
+async function revoke(deps: Deps, req: http.IncomingMessage, res: http.ServerResponse, form: URLSearchParams): Promise<void> {
+  const { clientId, clientSecret } = clientCredentials(req, form);
+  const client = await deps.tokens.authenticateClient(clientId, clientSecret);
+  const value = form.get("token");
+  if (!value) throw new OAuthRequestError("token is required");
+  await deps.tokens.revoke(value, { tokenTypeHint: form.get("token_type_hint") ?? undefined, consumerKey: client.consumerKey });
+  res.writeHead(200, NO_STORE).end();
+}
+
+function activeToken(r: TokenRecord, issuer: string) {
+  return {
+    active: true,
+    scope: r.scopes.join(" "),
+    client_id: r.consumerKey,
+    ...(r.endUser ? { username: r.endUser } : {}),
+    token_type: "Bearer",
+    exp: Math.floor(r.expiresAt.getTime() / 1000),
+    iat: Math.floor(r.issuedAt.getTime() / 1000),
+    sub: r.endUser || r.consumerKey,
+    aud: r.consumerKey,
+    iss: issuer,
+    jti: r.id,
+  };
+}
+
+function metadata(config: Config) {
+  return {
+    issuer: config.issuer,
+    token_endpoint: config.endpoints.token,
+    introspection_endpoint: config.endpoints.introspect,
+    revocation_endpoint: config.endpoints.revoke,
+    jwks_uri: config.endpoints.jwks,
+    grant_types_supported: ["client_credentials", "password", "refresh_token"],
+    response_types_supported: [],
+    token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+    introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+    revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+  };
+}
+
+class OAuthRequestError extends Error {}
+
+/** client_secret_basic (RFC 6749 2.3.1, form-encoded parts) or client_secret_post; not both. */
+function clientCredentials(req: http.IncomingMessage, form: URLSearchParams): { clientId: string; clientSecret: string } {
+  const header = req.headers.authorization;
+  if (header?.startsWith("Basic ")) {
+    if (form.has("client_secret")) throw new OAuthRequestError("use one client authentication method");
+    const decoded = Buffer.from(header.slice(6), "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    if (colon < 0) return { clientId: "", clientSecret: "" };
+    try {
+      return { clientId: decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, " ")), clientSecret: decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, " ")) };
+    } catch {
+      return { clientId: "", clientSecret: "" };
+    }
+  }
+  return { clientId: form.get("client_id") ?? "", clientSecret: form.get("client_secret") ?? "" };
+}
+
+async function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
+  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/x-www-form-urlencoded") throw new OAuthRequestError("the body must be application/x-www-form-urlencoded");
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_FORM_BYTES) throw new OAuthRequestError("the body is too large");
+    chunks.push(chunk as Buffer);
+  }
+  const form = new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
+  for (const key of new Set(form.keys())) {
+    if (form.getAll(key).length > 1) throw new OAuthRequestError(`${key} is repeated`);
+  }
+  return form;
+}
+
+const STATUS: Record<string, number> = {
+  invalid_client: 401,
+  invalid_request: 400,
+  invalid_grant: 400,
+  unauthorized_client: 400,
+  unsupported_grant_type: 400,
+  invalid_scope: 400,
+};
+
+function sendOAuthError(req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
+  if (err instanceof OAuthRequestError) {
+    sendJson(res, 400, { error: "invalid_request", error_description: err.message }, NO_STORE);
+    return;
+  }
+  if (err instanceof DomainError) {
+    const error = err.oauth ?? (err.kind === "unauthenticated" ? "invalid_client" : "invalid_request");
+    const status = STATUS[error] ?? 400;
+    const challenge: Record<string, string> = status === 401 && req.headers.authorization?.startsWith("Basic ") ? { "www-authenticate": 'Basic realm="oauth2"' } : {};
+    sendJson(res, status, { error, error_description: err.message }, { ...NO_STORE, ...challenge });
+    return;
+  }
+  throw err;
+}

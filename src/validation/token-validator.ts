@@ -1,0 +1,154 @@
+import type { Logger } from "pino";
+import type { Config } from "../config/config.js";
+import type { Clock } from "../domain/clock.js";
+import type { ApiResource, AuthLevel, KeyType } from "../keymanager/types.js";
+import { looksLikeJwt, type SigningKeys } from "../oauth/signing-keys.js";
+import { hashToken } from "../oauth/token-hash.js";
+import type { TokenRecord } from "../oauth/types.js";
+import type { Store } from "../storage/store.js";
+import { normaliseContext } from "../subscriptions/subscription-manager.js";
+import type { Api, Subscription } from "../subscriptions/types.js";
+import { Status, type ValidationStatus } from "./status-codes.js";
+import { type ApplicationEntry, apiKey, MISSING, resourceKey, subscriptionKey, ValidationCache } from "./validation-cache.js";
+
+export interface ValidationRequest {
+  context: string;
+  version: string;
+  accessToken: string;
+  /** undefined: the registered resource's level. */
+  requiredAuthLevel: AuthLevel | undefined;
+  matchingResource: string;
+  httpVerb: string;
+}
+
+export interface ValidationResult {
+  status: ValidationStatus;
+  authorized: boolean;
+  token?: TokenRecord;
+  application?: ApplicationEntry;
+  subscription?: Subscription;
+  api?: Api;
+  resource?: ApiResource;
+}
+
+/**
+ * The gateway's question: may this token call this resource of this API with this verb?
+ * Every answer is a status code; failures are answers. Reads go through the cache.
+ */
+export class TokenValidator {
+  constructor(
+    private readonly store: Store,
+    private readonly keys: SigningKeys,
+    private readonly cache: ValidationCache,
+    private readonly config: () => Config,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  async validate(req: ValidationRequest): Promise<ValidationResult> {
+    try {
+      return await this.check(req);
+    } catch (err) {
+      this.logger.error({ err, context: req.context, version: req.version }, "token validation failed");
+      return { status: Status.GENERAL_ERROR, authorized: false };
+    }
+  }
+
+  private async check(req: ValidationRequest): Promise<ValidationResult> {
+    const api = await this.api(normaliseContext(req.context), req.version);
+    if (!api) return deny(Status.RESOURCE_FORBIDDEN);
+    const resource = await this.resource(api.apiId, req.httpVerb.toUpperCase(), req.matchingResource);
+    if (!resource) return deny(Status.INCORRECT_API_RESOURCE, { api });
+    const level = req.requiredAuthLevel ?? resource.authLevel;
+    if (level === "NONE") return { status: Status.OK, authorized: true, api, resource };
+    if (req.accessToken === "") return deny(Status.MISSING_CREDENTIALS, { api, resource });
+
+    const token = await this.token(req.accessToken);
+    const now = this.clock.now().getTime();
+    if (!token || token.revokedAt || token.expiresAt.getTime() <= now) return deny(Status.INVALID_CREDENTIALS, { api, resource });
+    const appToken = token.endUser === "";
+    if ((level === "APPLICATION" && !appToken) || (level === "APPLICATION_USER" && appToken)) {
+      return deny(Status.INCORRECT_ACCESS_TOKEN_TYPE, { api, resource, token });
+    }
+    const application = await this.application(token.consumerKey);
+    if (!application) return deny(Status.RESOURCE_FORBIDDEN, { api, resource, token });
+    const subscription = await this.subscription(application.applicationId, api.apiId);
+    if (!subscription) return deny(Status.RESOURCE_FORBIDDEN, { api, resource, token, application });
+    const blocked = subscriptionStatus(subscription, application.keyType);
+    if (blocked) return deny(blocked, { api, resource, token, application, subscription });
+    if (resource.scopes.length > 0 && !resource.scopes.some((s) => token.scopes.includes(s))) {
+      return deny(Status.INVALID_SCOPE, { api, resource, token, application, subscription });
+    }
+    return { status: Status.OK, authorized: true, api, resource, token, application, subscription };
+  }
+
+  private async token(accessToken: string): Promise<TokenRecord | undefined> {
+    const hash = hashToken(accessToken);
+    const cached = this.cache.tokens.get(hash);
+    if (cached !== undefined) return cached === MISSING ? undefined : cached;
+    // A JWT must carry our signature before the database is asked about it.
+    const genuine = !looksLikeJwt(accessToken) || (await this.keys.verify(accessToken, this.config().issuer)) !== undefined;
+    const record = genuine ? await this.store.tokens.findByHash(hash) : undefined;
+    ValidationCache.put(this.cache.tokens, hash, record ?? MISSING, this.cache.limits.negativeTtlMs);
+    return record;
+  }
+
+  private async api(context: string, version: string): Promise<Api | undefined> {
+    const key = apiKey(context, version);
+    const cached = this.cache.apis.get(key);
+    if (cached !== undefined) return cached === MISSING ? undefined : cached;
+    const api = await this.store.apis.findByContext(context, version);
+    ValidationCache.put(this.cache.apis, key, api ?? MISSING, this.cache.limits.negativeTtlMs);
+    return api;
+  }
+
+  private async resource(apiId: string, verb: string, uriTemplate: string): Promise<ApiResource | undefined> {
+    let resources = this.cache.resources.get(apiId);
+    if (resources === undefined) {
+      const registered = await this.store.resources.get(apiId).catch(() => undefined);
+      resources = registered ? new Map(registered.resources.map((r) => [resourceKey(r.httpVerb, r.uriTemplate), r])) : MISSING;
+      ValidationCache.put(this.cache.resources, apiId, resources, this.cache.limits.negativeTtlMs);
+    }
+    return resources === MISSING ? undefined : resources.get(resourceKey(verb, uriTemplate));
+  }
+
+  private async application(consumerKey: string): Promise<ApplicationEntry | undefined> {
+    const cached = this.cache.applications.get(consumerKey);
+    if (cached !== undefined) return cached === MISSING ? undefined : cached;
+    const mapping = await this.store.applicationKeys.findByConsumerKey(consumerKey);
+    const client = mapping ? await this.store.clients.find(consumerKey) : undefined;
+    const entry: ApplicationEntry | undefined =
+      mapping && client
+        ? {
+            consumerKey,
+            applicationId: mapping.applicationId,
+            applicationName: mapping.applicationName || client.clientName,
+            applicationTier: mapping.applicationTier,
+            keyType: mapping.keyType,
+            subscriber: client.appOwner,
+            keyManager: client.keyManager,
+          }
+        : undefined;
+    ValidationCache.put(this.cache.applications, consumerKey, entry ?? MISSING, this.cache.limits.negativeTtlMs);
+    return entry;
+  }
+
+  private async subscription(applicationId: string, apiId: string): Promise<Subscription | undefined> {
+    const key = subscriptionKey(applicationId, apiId);
+    const cached = this.cache.subscriptions.get(key);
+    if (cached !== undefined) return cached === MISSING ? undefined : cached;
+    const subscription = await this.store.subscriptions.find(applicationId, apiId);
+    ValidationCache.put(this.cache.subscriptions, key, subscription ?? MISSING, this.cache.limits.negativeTtlMs);
+    return subscription;
+  }
+}
+
+function deny(status: ValidationStatus, details: Omit<ValidationResult, "status" | "authorized"> = {}): ValidationResult {
+  return { status, authorized: false, ...details };
+}
+
+function subscriptionStatus(s: Subscription, keyType: KeyType): ValidationStatus | undefined {
+  if (s.state === "BLOCKED" || (s.state === "PROD_ONLY_BLOCKED" && keyType === "PRODUCTION")) return Status.API_BLOCKED;
+  if (s.state === "ON_HOLD" || s.state === "REJECTED") return Status.SUBSCRIPTION_INACTIVE;
+  return undefined;
+}

@@ -1,0 +1,133 @@
+import { LRUCache } from "lru-cache";
+import type { Change, ChangeEvents } from "../domain/change-events.js";
+import type { ApiResource, KeyType } from "../keymanager/types.js";
+import type { TokenRecord } from "../oauth/types.js";
+import type { Api, Subscription } from "../subscriptions/types.js";
+
+/** Cached "does not exist", so unknown tokens and APIs do not reach the database each time. */
+export const MISSING = Symbol("missing");
+type Maybe<T> = T | typeof MISSING;
+
+/** The application facts ValidateToken reports, from the key mapping and its client. */
+export interface ApplicationEntry {
+  consumerKey: string;
+  applicationId: string;
+  applicationName: string;
+  applicationTier: string;
+  keyType: KeyType;
+  subscriber: string;
+  keyManager: string;
+}
+
+export interface CacheLimits {
+  /** Entries per kind. */
+  maxEntries: number;
+  /** Approximate bytes per kind. */
+  maxBytes: number;
+  /** How long an existing entry is trusted without an invalidation (other replicas' changes). */
+  ttlMs: number;
+  negativeTtlMs: number;
+}
+
+export const DEFAULT_CACHE_LIMITS: CacheLimits = { maxEntries: 200_000, maxBytes: 128 * 1024 * 1024, ttlMs: 5 * 60_000, negativeTtlMs: 30_000 };
+
+function lru<V extends {}>(limits: CacheLimits, size: (value: V) => number): LRUCache<string, V> {
+  return new LRUCache<string, V>({
+    max: limits.maxEntries,
+    maxSize: limits.maxBytes,
+    sizeCalculation: (value, key) => 64 + key.length * 2 + size(value),
+    ttl: limits.ttlMs,
+    ttlAutopurge: false,
+    updateAgeOnGet: false,
+  });
+}
+
+const tokenSize = (t: Maybe<TokenRecord>) => (t === MISSING ? 8 : 400 + t.scopes.join("").length * 2);
+const objectSize = (o: unknown) => (o === MISSING ? 8 : 512);
+
+/**
+ * What the gateway check reads, bounded in entries and memory, negative entries included.
+ * Changes published on this node drop the affected entries at once.
+ */
+export class ValidationCache {
+  readonly tokens: LRUCache<string, Maybe<TokenRecord>>;
+  readonly apis: LRUCache<string, Maybe<Api>>;
+  readonly resources: LRUCache<string, Maybe<Map<string, ApiResource>>>;
+  readonly applications: LRUCache<string, Maybe<ApplicationEntry>>;
+  readonly subscriptions: LRUCache<string, Maybe<Subscription>>;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    events: ChangeEvents,
+    readonly limits: CacheLimits = DEFAULT_CACHE_LIMITS,
+  ) {
+    this.tokens = lru<Maybe<TokenRecord>>(limits, tokenSize);
+    this.apis = lru<Maybe<Api>>(limits, objectSize);
+    this.resources = lru<Maybe<Map<string, ApiResource>>>(limits, (r) => (r === MISSING ? 8 : 200 * r.size));
+    this.applications = lru<Maybe<ApplicationEntry>>(limits, objectSize);
+    this.subscriptions = lru<Maybe<Subscription>>(limits, objectSize);
+    this.unsubscribe = events.subscribe((change) => this.invalidate(change));
+  }
+
+  /** Stores a value; "missing" only for the shorter negative TTL. */
+  static put<V extends {}>(cache: LRUCache<string, V>, key: string, value: V, negativeTtlMs: number): void {
+    cache.set(key, value, (value as unknown) === MISSING ? { ttl: negativeTtlMs } : undefined);
+  }
+
+  invalidate(change: Change): void {
+    switch (change.kind) {
+      case "token":
+        this.tokens.delete(change.tokenHash);
+        return;
+      case "tokens":
+        for (const [hash, record] of this.tokens.entries()) {
+          if (record === MISSING) continue;
+          if (
+            (change.familyId && record.familyId === change.familyId) ||
+            (change.endUser && record.endUser === change.endUser) ||
+            (change.consumerKey && record.consumerKey === change.consumerKey)
+          ) {
+            this.tokens.delete(hash);
+          }
+        }
+        return;
+      case "application":
+        this.applications.delete(change.consumerKey);
+        return;
+      case "api":
+        // APIs change rarely and are few: drop them all, negative entries included.
+        this.apis.clear();
+        this.resources.delete(change.apiId);
+        for (const [key, sub] of this.subscriptions.entries()) {
+          if (sub === MISSING || sub.apiId === change.apiId) this.subscriptions.delete(key);
+        }
+        return;
+      case "resources":
+        this.resources.delete(change.apiId);
+        return;
+      case "subscription":
+        this.subscriptions.delete(subscriptionKey(change.applicationId, change.apiId));
+        return;
+    }
+  }
+
+  clear(): void {
+    for (const c of [this.tokens, this.apis, this.resources, this.applications, this.subscriptions]) c.clear();
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+}
+
+export function apiKey(context: string, version: string): string {
+  return `${context}\u0000${version}`;
+}
+
+export function subscriptionKey(applicationId: string, apiId: string): string {
+  return `${applicationId}\u0000${apiId}`;
+}
+
+export function resourceKey(verb: string, uriTemplate: string): string {
+  return `${verb} ${uriTemplate}`;
+}
