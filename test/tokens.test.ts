@@ -136,7 +136,7 @@ describe("GetNewApplicationAccessToken", () => {
     assert.equal(payload.scope, "write:orders");
     const { configuration } = await server.grpc.getKeyManagerConfiguration({});
     assert.equal(payload.iss, configuration?.issuer);
-    assert.equal(configuration?.issuer, `http://localhost:${server.httpPort}`, "the issuer names the bound port");
+    assert.equal(configuration?.issuer, `http://127.0.0.1:${server.httpPort}`, "the issuer names the bound port");
     assert.equal((await server.grpc.getTokenMetadata({ accessToken: token.accessToken })).info?.tokenValid, true);
     const forged = `${token.accessToken.slice(0, -4)}AAAA`;
     assert.equal((await server.grpc.getTokenMetadata({ accessToken: forged })).info?.tokenValid, false);
