@@ -37,6 +37,8 @@ export interface BuildOptions {
   config: ConfigSource;
   logger?: Logger;
   clock?: Clock;
+  /** Adds services to the gRPC server before it binds (the benchmark's no-op baseline). */
+  configureGrpc?: (server: grpc.Server) => void;
 }
 
 export interface Listening {
@@ -104,6 +106,7 @@ export class App {
         : grpc.ServerCredentials.createInsecure(),
       maxMessageBytes: MAX_MESSAGE_BYTES,
     });
+    this.options.configureGrpc?.(this.grpcServer.server);
     this.httpServer = createHttpServer({
       logger: this.logger,
       services,

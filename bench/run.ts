@@ -1,0 +1,265 @@
+// npm run bench [-- --postgres URL] [-- --seconds N]
+// Drives ValidateToken over gRPC with h2load and compares it, in the same run, with a no-op RPC
+// on the same grpc-js server and with oidc-provider's introspection; then the same with 1,000,000
+// stored tokens, and client_credentials issuing against oidc-provider's /token. Writes
+// bench/RESULTS.md (or prints with --no-write).
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
+import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
+import { ValidateTokenRequestSchema } from "../gen/keymanager/v1/token_validation_service_pb.js";
+import { AuthLevel, KeyType } from "../gen/keymanager/v1/types_pb.js";
+import { createKnex } from "../src/storage/database.js";
+import { hashToken } from "../src/oauth/token-hash.js";
+
+const { values } = parseArgs({ options: { postgres: { type: "string" }, seconds: { type: "string", default: "10" }, "no-write": { type: "boolean", default: false } } });
+const SECONDS = Number(values.seconds);
+const CONNECTIONS = 8;
+const STREAMS = 32;
+const work = mkdtempSync(join(tmpdir(), "km-bench-"));
+const children: ChildProcess[] = [];
+
+function h2loadPath(): string {
+  try {
+    return execFileSync("sh", ["-c", "command -v h2load"]).toString().trim();
+  } catch {
+    console.log("h2load not found: installing Debian's nghttp2-client");
+    execFileSync("sh", ["-c", "apt-get install -y nghttp2-client >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y nghttp2-client >/dev/null)"]);
+    return execFileSync("sh", ["-c", "command -v h2load"]).toString().trim();
+  }
+}
+const H2LOAD = h2loadPath();
+
+async function startChild(cmd: string, args: string[], env: Record<string, string>): Promise<{ child: ChildProcess; info: Record<string, number> }> {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`${cmd} exited with ${code}`)));
+  });
+  return { child, info: JSON.parse(line) };
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
+}
+
+function frame(bytes: Uint8Array): Buffer {
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(bytes.length, 1);
+  return Buffer.concat([header, Buffer.from(bytes)]);
+}
+
+interface Load {
+  url: string;
+  body: string;
+  connections: number;
+  streams: number;
+  headers: string[];
+  h1?: boolean;
+}
+
+interface Outcome {
+  rps: number;
+  ok: number;
+  failed: number;
+  p50: number;
+  p99: number;
+}
+
+/** Runs several h2load processes at once (one body file each) and adds up their figures. */
+async function drive(loads: Load[]): Promise<Outcome> {
+  const runs = loads.map((load, i) => {
+    const log = join(work, `h2load-${Date.now()}-${i}.log`);
+    const args = [
+      ...(load.h1 ? ["--h1"] : []),
+      "-c", String(load.connections), "-m", String(load.streams), "-t", "1",
+      "-D", String(SECONDS), "--warm-up-time=2",
+      "-d", load.body, "--log-file", log,
+      ...load.headers.flatMap((h) => ["-H", h]),
+      load.url,
+    ];
+    return new Promise<{ stdout: string; log: string }>((resolve, reject) => {
+      const p = spawn(H2LOAD, args, { stdio: ["ignore", "pipe", "inherit"] });
+      let stdout = "";
+      p.stdout.on("data", (d) => (stdout += d));
+      p.on("exit", (code) => (code === 0 ? resolve({ stdout, log }) : reject(new Error(`h2load exited ${code}: ${stdout}`))));
+    });
+  });
+  const results = await Promise.all(runs);
+  let ok = 0;
+  let failed = 0;
+  const latencies: number[] = [];
+  for (const r of results) {
+    const m = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(r.stdout);
+    ok += Number(m?.[1] ?? 0);
+    failed += Number(m?.[2] ?? 0);
+    for (const line of readFileSync(r.log, "utf8").split("\n")) {
+      const us = Number(line.split("\t")[2]);
+      if (us > 0) latencies.push(us);
+    }
+  }
+  latencies.sort((a, b) => a - b);
+  const pick = (q: number) => (latencies[Math.floor(q * (latencies.length - 1))] ?? 0) / 1000;
+  return { rps: Math.round(ok / SECONDS), ok, failed, p50: pick(0.5), p99: pick(0.99) };
+}
+
+const grpcHeaders = ["content-type: application/grpc", "te: trailers"];
+
+async function main() {
+  const databaseUrl = values.postgres ?? `sqlite:${join(work, "km.db")}`;
+  const km = await startChild(process.execPath, ["--import", "tsx", "bench/km-server.ts"], {
+    KM_DATA_DIR: work,
+    KM_DATABASE_URL: databaseUrl,
+    KM_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+  });
+  const { grpcPort, httpPort } = km.info as { grpcPort: number; httpPort: number };
+  const pid = km.child.pid as number;
+  const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${grpcPort}` });
+  const kmClient = createClient(KeyManagerService, transport);
+  const subs = createClient(SubscriptionService, transport);
+
+  // An API, its resources, an application subscribed to it, and tokens of three kinds.
+  await subs.createApi({ api: { apiId: "bench-api", name: "Bench", context: "/bench", version: "1.0.0", publisher: "bench" } });
+  await kmClient.registerNewResource({ apiId: "bench-api", resources: [{ uriTemplate: "/items/{id}", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: ["items:read"], throttlingTier: "Unlimited" }] });
+  const applicationId = randomUUID();
+  const app = (await kmClient.createApplication({ applicationId, keyType: KeyType.PRODUCTION, clientName: "bench", grantTypes: ["client_credentials"], scopes: ["items:read"] })).application;
+  if (!app) throw new Error("no application");
+  await subs.createSubscription({ applicationId, apiId: "bench-api", tier: "Gold" });
+  const issue = async (validity = 0n) =>
+    (await kmClient.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", scopes: ["items:read"], validityPeriodSeconds: validity } })).token?.accessToken ?? "";
+  const valid = await issue();
+  const expired = await issue(1n);
+  const invalid = randomBytes(32).toString("base64url");
+  await new Promise((r) => setTimeout(r, 1500));
+
+  const bodies: Record<string, string> = {};
+  for (const [name, token] of Object.entries({ valid, invalid, expired })) {
+    const file = join(work, `${name}.bin`);
+    writeFileSync(file, frame(toBinary(ValidateTokenRequestSchema, create(ValidateTokenRequestSchema, { context: "/bench", version: "1.0.0", accessToken: token, matchingResource: "/items/{id}", httpVerb: "GET" }))));
+    bodies[name] = file;
+  }
+  const validateUrl = `http://127.0.0.1:${grpcPort}/keymanager.v1.TokenValidationService/ValidateToken`;
+  // The mix: 6 connections of valid tokens, 1 of unknown ones, 1 of expired ones; 32 streams each.
+  const mix = (): Load[] => [
+    { url: validateUrl, body: bodies.valid as string, connections: 6, streams: STREAMS, headers: grpcHeaders },
+    { url: validateUrl, body: bodies.invalid as string, connections: 1, streams: STREAMS, headers: grpcHeaders },
+    { url: validateUrl, body: bodies.expired as string, connections: 1, streams: STREAMS, headers: grpcHeaders },
+  ];
+  const noop = (): Load[] => [{ url: `http://127.0.0.1:${grpcPort}/bench.NoopService/Noop`, body: bodies.valid as string, connections: CONNECTIONS, streams: STREAMS, headers: grpcHeaders }];
+
+  // oidc-provider in its own process: introspection of its own token, and its /token.
+  const oidcPort = 20000 + Math.floor(Math.random() * 20000);
+  const oidc = await startChild(process.execPath, ["bench/oidc-server.mjs", String(oidcPort)], {});
+  const oidcBase = `http://127.0.0.1:${oidc.info.port}`;
+  const basicOidc = `authorization: Basic ${Buffer.from("bench:bench-secret-0123456789").toString("base64")}`;
+  const oidcToken = ((await (await fetch(`${oidcBase}/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", authorization: basicOidc.slice(15) }, body: "grant_type=client_credentials" })).json()) as { access_token: string }).access_token;
+  const formHeaders = ["content-type: application/x-www-form-urlencoded"];
+  const introspectBody = join(work, "introspect.form");
+  writeFileSync(introspectBody, `token=${oidcToken}`);
+  const ccBody = join(work, "cc.form");
+  writeFileSync(ccBody, "grant_type=client_credentials");
+  const basicKm = `authorization: Basic ${Buffer.from(`${app.consumerKey}:${app.consumerSecret}`).toString("base64")}`;
+
+  const rows: Array<[string, Outcome, string]> = [];
+  const record = (name: string, o: Outcome) => {
+    rows.push([name, o, `${rssMiB(pid)} MiB`]);
+    console.log(`${name}: ${o.rps} req/s, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms, ok ${o.ok}, failed ${o.failed}`);
+  };
+
+  const seed = createKnex({ url: databaseUrl, poolMax: 2 });
+  await insertTokens(seed, app.consumerKey, 10_000);
+  record("no-op unary RPC (grpc-js, same server)", await drive(noop()));
+  record("ValidateToken, 10,000 stored tokens", await drive(mix()));
+  record("oidc-provider introspection (HTTP/1.1, 32 connections)", await drive([{ url: `${oidcBase}/token/introspection`, body: introspectBody, connections: 32, streams: 1, headers: [...formHeaders, basicOidc], h1: true }]));
+  console.log("storing 1,000,000 tokens ...");
+  await insertTokens(seed, app.consumerKey, 990_000);
+  await seed.destroy();
+  record("ValidateToken, 1,000,000 stored tokens", await drive(mix()));
+  record("client_credentials issuing, this service (HTTP/1.1, 32 connections)", await drive([{ url: `http://127.0.0.1:${httpPort}/oauth2/token`, body: ccBody, connections: 32, streams: 1, headers: [...formHeaders, basicKm], h1: true }]));
+  record("client_credentials issuing, oidc-provider (HTTP/1.1, 32 connections)", await drive([{ url: `${oidcBase}/token`, body: ccBody, connections: 32, streams: 1, headers: [...formHeaders, basicOidc], h1: true }]));
+
+  const by = (prefix: string) => rows.find(([n]) => n.startsWith(prefix))?.[1].rps ?? 0;
+  const ratios = {
+    "ValidateToken / no-op RPC": by("ValidateToken, 10,000") / by("no-op"),
+    "ValidateToken / oidc-provider introspection": by("ValidateToken, 10,000") / by("oidc-provider introspection"),
+    "ValidateToken 1,000,000 / 10,000 tokens": by("ValidateToken, 1,000,000") / by("ValidateToken, 10,000"),
+    "issuing / oidc-provider /token": by("client_credentials issuing, this") / by("client_credentials issuing, oidc"),
+  };
+  for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
+  report(rows, ratios, databaseUrl.split(":")[0] as string);
+}
+
+/** Stored tokens of other sessions, inserted directly: the table the hot path must not feel. */
+async function insertTokens(db: ReturnType<typeof createKnex>, consumerKey: string, count: number): Promise<void> {
+  const now = Date.now();
+  for (let done = 0; done < count; ) {
+    const batch = Math.min(500, count - done);
+    const rows = Array.from({ length: batch }, () => ({
+      id: randomUUID(),
+      token_hash: hashToken(randomBytes(32).toString("base64url")),
+      consumer_key: consumerKey,
+      end_user: "",
+      scopes: '["items:read"]',
+      token_type: "OPAQUE",
+      grant_type: "client_credentials",
+      issued_at: now,
+      expires_at: now + 3_600_000,
+      revoked_at: null,
+      refresh_hash: null,
+      refresh_expires_at: null,
+      refresh_used_at: null,
+      family_id: randomUUID(),
+    }));
+    await db("access_tokens").insert(rows);
+    done += batch;
+  }
+}
+
+function report(rows: Array<[string, Outcome, string]>, ratios: Record<string, number>, database: string): void {
+  const cpu = cpus()[0]?.model ?? "unknown";
+  const lines = [
+    `### ${new Date().toISOString().slice(0, 10)}: ${database}, ${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+    "",
+    `h2load, ${SECONDS} s per figure after 2 s warm-up; gRPC figures with ${CONNECTIONS} connections x ${STREAMS} streams.`,
+    "",
+    "| load | requests/s | p50 ms | p99 ms | failed | server RSS after |",
+    "|---|---|---|---|---|---|",
+    ...rows.map(([n, o, rss]) => `| ${n} | ${o.rps} | ${o.p50.toFixed(2)} | ${o.p99.toFixed(2)} | ${o.failed} | ${rss} |`),
+    "",
+    "| ratio | value |",
+    "|---|---|",
+    ...Object.entries(ratios).map(([k, v]) => `| ${k} | ${v.toFixed(2)} |`),
+    "",
+  ];
+  const text = lines.join("\n");
+  if (values["no-write"]) {
+    console.log(text);
+    return;
+  }
+  const file = "bench/RESULTS.md";
+  let existing = "";
+  try {
+    existing = readFileSync(file, "utf8");
+  } catch {}
+  const marker = "<!-- runs -->";
+  const head = existing.includes(marker) ? existing.slice(0, existing.indexOf(marker) + marker.length) : `# Benchmark results\n\n${marker}`;
+  const rest = existing.includes(marker) ? existing.slice(existing.indexOf(marker) + marker.length) : "";
+  writeFileSync(file, `${head}\n\n${text}${rest}`);
+}
+
+try {
+  await main();
+} finally {
+  for (const c of children) c.kill("SIGTERM");
+  rmSync(work, { recursive: true, force: true });
+}
