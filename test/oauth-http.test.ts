@@ -38,7 +38,7 @@ test("openid-client: discovery, client_credentials, introspection, revocation", 
   const tokens = await oauth.clientCredentialsGrant(config, { scope: "read:orders" });
   assert.equal(tokens.token_type.toLowerCase(), "bearer");
   assert.equal(tokens.scope, "read:orders");
-  assert.equal(tokens.expiresIn(), 3600);
+  assert.equal(tokens.expires_in, 3600);
 
   const active = await oauth.tokenIntrospection(config, tokens.access_token);
   assert.equal(active.active, true);
