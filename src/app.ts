@@ -16,7 +16,9 @@ import { UserServiceImpl } from "./services/user-service.js";
 import { SubscriptionManager } from "./subscriptions/subscription-manager.js";
 import { oauthRoutes } from "./transport/oauth-routes.js";
 import { TokenValidator } from "./validation/token-validator.js";
-import { ValidationCache } from "./validation/validation-cache.js";
+import { DecisionCache } from "./validation/decision-cache.js";
+import type { ValidationResult } from "./validation/token-validator.js";
+import { DEFAULT_CACHE_LIMITS, ValidationCache } from "./validation/validation-cache.js";
 import { ConfigStore } from "./config/config-store.js";
 import type { ConfigSource } from "./config/load.js";
 import { type Clock, systemClock } from "./domain/clock.js";
@@ -57,6 +59,7 @@ export class App {
   private httpServer: http.Server | undefined;
   private ready = false;
   private cache: ValidationCache | undefined;
+  private decisions: DecisionCache<ValidationResult> | undefined;
 
   constructor(private readonly options: BuildOptions) {
     this.configStore = new ConfigStore(options.config);
@@ -89,7 +92,8 @@ export class App {
     const tokens = new TokenService(store, signingKeys, currentConfig, clock, events);
     const keyManager = new ResidentKeyManager(store, currentConfig, clock, tokens, events);
     this.cache = new ValidationCache(events);
-    const validator = new TokenValidator(store, signingKeys, this.cache, currentConfig, clock, this.logger);
+    this.decisions = new DecisionCache<ValidationResult>(events, DEFAULT_CACHE_LIMITS.maxEntries, DEFAULT_CACHE_LIMITS.maxBytes);
+    const validator = new TokenValidator(store, signingKeys, this.cache, this.decisions, currentConfig, clock, this.logger);
 
     const services: ServiceRegistration[] = [
       { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore) as never },
@@ -131,6 +135,7 @@ export class App {
       this.httpServer ? closeHttp(this.httpServer, SHUTDOWN_GRACE_MS) : undefined,
     ]);
     this.cache?.close();
+    this.decisions?.close();
     await this.db?.destroy();
     this.db = undefined;
   }

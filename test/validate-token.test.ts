@@ -10,6 +10,7 @@ import { AuthLevel, KeyType, SubscriptionState, TokenType } from "../gen/keymana
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
 import { ChangeEvents } from "../src/domain/change-events.js";
 import type { Store } from "../src/storage/store.js";
+import { DecisionCache } from "../src/validation/decision-cache.js";
 import { TokenValidator } from "../src/validation/token-validator.js";
 import { ValidationCache } from "../src/validation/validation-cache.js";
 import { rejectsWith } from "./support/assert-rpc.js";
@@ -179,7 +180,8 @@ describe("ValidateToken: every status code", () => {
 
   test("900900: an unexpected failure is an answer, not an RPC error", async () => {
     const failing = { apis: { findByContext: () => Promise.reject(new Error("database on fire")) } } as unknown as Store;
-    const validator = new TokenValidator(failing, {} as never, new ValidationCache(new ChangeEvents()), () => server.app.configStore.current, clock, pino({ level: "silent" }));
+    const events = new ChangeEvents();
+    const validator = new TokenValidator(failing, {} as never, new ValidationCache(events), new DecisionCache(events, 10, 10_000), () => server.app.configStore.current, clock, pino({ level: "silent" }));
     const res = await validator.validate({ context: "/x", version: "1", accessToken: "t", requiredAuthLevel: undefined, matchingResource: "/", httpVerb: "GET" });
     assert.equal(res.status.code, 900900);
     assert.equal(res.authorized, false);

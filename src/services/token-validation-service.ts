@@ -8,6 +8,10 @@ type Impl = ServiceImpl<typeof TokenValidationService>;
 
 /** keymanager.v1.TokenValidationService: the gateway's per-call check. */
 export class TokenValidationServiceImpl implements Impl {
+  // Answers served from the decision cache are the same objects, so their messages (and, on the
+  // gRPC port, their encoded bytes) are built once.
+  private readonly messages = new WeakMap<ValidationResult, ReturnType<typeof validationToPb>>();
+
   constructor(private readonly validator: TokenValidator) {}
 
   async validateToken(req: Parameters<Impl["validateToken"]>[0]) {
@@ -26,7 +30,12 @@ export class TokenValidationServiceImpl implements Impl {
       matchingResource: req.matchingResource,
       httpVerb: req.httpVerb,
     });
-    return validationToPb(result);
+    let message = this.messages.get(result);
+    if (!message) {
+      message = validationToPb(result);
+      this.messages.set(result, message);
+    }
+    return message;
   }
 }
 

@@ -27,8 +27,19 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
   return definition as grpc.ServiceDefinition;
 }
 
+/**
+ * Encodes a response; the bytes of each response object are kept while the object lives, so an
+ * answer a service serves again from its cache is not encoded again.
+ */
 function serializer(schema: DescMessage) {
-  return (message: unknown) => Buffer.from(toBinary(schema, create(schema, message as never)));
+  const encoded = new WeakMap<object, Buffer>();
+  return (message: unknown) => {
+    const known = encoded.get(message as object);
+    if (known) return known;
+    const bytes = Buffer.from(toBinary(schema, create(schema, message as never)));
+    encoded.set(message as object, bytes);
+    return bytes;
+  };
 }
 
 function deserializer(schema: DescMessage) {

@@ -8,6 +8,7 @@ import type { TokenRecord } from "../oauth/types.js";
 import type { Store } from "../storage/store.js";
 import { normaliseContext } from "../subscriptions/subscription-manager.js";
 import type { Api, Subscription } from "../subscriptions/types.js";
+import type { DecisionCache } from "./decision-cache.js";
 import { Status, type ValidationStatus } from "./status-codes.js";
 import { type ApplicationEntry, apiKey, MISSING, resourceKey, subscriptionKey, ValidationCache } from "./validation-cache.js";
 
@@ -40,6 +41,7 @@ export class TokenValidator {
     private readonly store: Store,
     private readonly keys: SigningKeys,
     private readonly cache: ValidationCache,
+    private readonly decisions: DecisionCache<ValidationResult>,
     private readonly config: () => Config,
     private readonly clock: Clock,
     private readonly logger: Logger,
@@ -47,14 +49,21 @@ export class TokenValidator {
 
   async validate(req: ValidationRequest): Promise<ValidationResult> {
     try {
-      return await this.check(req);
+      const tokenHash = req.accessToken === "" ? "" : hashToken(req.accessToken);
+      const key = decisionKey(req, tokenHash);
+      const now = this.clock.now().getTime();
+      const known = this.decisions.get(key, now);
+      if (known) return known;
+      const result = await this.check(req, tokenHash);
+      this.decisions.set(key, result, result.token ? Math.min(result.token.expiresAt.getTime(), now + this.cache.limits.ttlMs) : now + this.cache.limits.negativeTtlMs);
+      return result;
     } catch (err) {
       this.logger.error({ err, context: req.context, version: req.version }, "token validation failed");
       return { status: Status.GENERAL_ERROR, authorized: false };
     }
   }
 
-  private async check(req: ValidationRequest): Promise<ValidationResult> {
+  private async check(req: ValidationRequest, tokenHash: string): Promise<ValidationResult> {
     const api = await this.api(normaliseContext(req.context), req.version);
     if (!api) return deny(Status.RESOURCE_FORBIDDEN);
     const resource = await this.resource(api.apiId, req.httpVerb.toUpperCase(), req.matchingResource);
@@ -63,7 +72,7 @@ export class TokenValidator {
     if (level === "NONE") return { status: Status.OK, authorized: true, api, resource };
     if (req.accessToken === "") return deny(Status.MISSING_CREDENTIALS, { api, resource });
 
-    const token = await this.token(req.accessToken);
+    const token = await this.token(req.accessToken, tokenHash);
     const now = this.clock.now().getTime();
     if (!token || token.revokedAt || token.expiresAt.getTime() <= now) return deny(Status.INVALID_CREDENTIALS, { api, resource });
     const appToken = token.endUser === "";
@@ -82,8 +91,7 @@ export class TokenValidator {
     return { status: Status.OK, authorized: true, api, resource, token, application, subscription };
   }
 
-  private async token(accessToken: string): Promise<TokenRecord | undefined> {
-    const hash = hashToken(accessToken);
+  private async token(accessToken: string, hash: string): Promise<TokenRecord | undefined> {
     const cached = this.cache.tokens.get(hash);
     if (cached !== undefined) return cached === MISSING ? undefined : cached;
     // A JWT must carry our signature before the database is asked about it.
@@ -141,6 +149,11 @@ export class TokenValidator {
     ValidationCache.put(this.cache.subscriptions, key, subscription ?? MISSING, this.cache.limits.negativeTtlMs);
     return subscription;
   }
+}
+
+/** Everything an answer depends on besides stored state; the token only as its hash. */
+function decisionKey(req: ValidationRequest, tokenHash: string): string {
+  return `${tokenHash}\u0000${req.context}\u0000${req.version}\u0000${req.matchingResource}\u0000${req.httpVerb}\u0000${req.requiredAuthLevel ?? ""}`;
 }
 
 function deny(status: ValidationStatus, details: Omit<ValidationResult, "status" | "authorized"> = {}): ValidationResult {
