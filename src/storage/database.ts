@@ -32,13 +32,14 @@ export function createKnex(options: DatabaseOptions): Knex {
     return knexFactory({
       client: "pg",
       connection: options.url,
-      pool: { min: 0, max: options.poolMax },
+      // Two at least: migrations hold one connection for their lock and work on another.
+      pool: { min: 0, max: Math.max(2, options.poolMax) },
     });
   }
   return knexFactory({
     client: "mysql2",
     connection: mysqlConnection(options.url),
-    pool: { min: 0, max: options.poolMax },
+    pool: { min: 0, max: Math.max(2, options.poolMax) },
   });
 }
 
@@ -89,12 +90,40 @@ export async function migrate(db: Knex, options: { timeoutMs?: number } = {}): P
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   for (;;) {
     try {
-      await db.migrate.latest({ migrationSource });
+      await withMigrationLock(db, () => db.migrate.latest({ migrationSource }));
       return;
     } catch (err) {
       if (!lostMigrationRace(err) || Date.now() > deadline) throw err;
       await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 200));
     }
+  }
+}
+
+const LOCK_NAME = "keymanager_migrations";
+// pg_advisory_lock takes a bigint; any fixed number unique to this service will do.
+const PG_LOCK_KEY = 7_215_402_117;
+
+/**
+ * Runs `work` while holding a server-side lock (PostgreSQL advisory lock, MySQL GET_LOCK) on a
+ * connection of its own, so replicas never race inside knex's own bookkeeping, where MySQL's
+ * implicit commits can leave knex's lock row set. SQLite has no other process worth waiting for
+ * beyond its file lock, and relies on the retry above.
+ */
+async function withMigrationLock<T>(db: Knex, work: () => Promise<T>): Promise<T> {
+  const client = db.client.config.client as string;
+  if (client !== "pg" && client !== "mysql2") return work();
+  const connection = await db.client.acquireConnection();
+  try {
+    if (client === "pg") await db.raw("select pg_advisory_lock(?)", [PG_LOCK_KEY]).connection(connection);
+    else {
+      const [rows] = await db.raw("select get_lock(?, 120) as acquired", [LOCK_NAME]).connection(connection);
+      if (Number(rows?.[0]?.acquired) !== 1) throw new Error("timed out waiting for the migration lock");
+    }
+    return await work();
+  } finally {
+    const unlock = client === "pg" ? db.raw("select pg_advisory_unlock(?)", [PG_LOCK_KEY]) : db.raw("select release_lock(?)", [LOCK_NAME]);
+    await unlock.connection(connection).catch(() => undefined);
+    await db.client.releaseConnection(connection);
   }
 }
 
