@@ -1,7 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import knexFactory, { type Knex } from "knex";
-import { isUniqueViolation } from "./errors.js";
 import { migrationSource } from "./migrations/index.js";
 
 export type Dialect = "sqlite" | "postgres" | "mysql";
@@ -32,14 +31,13 @@ export function createKnex(options: DatabaseOptions): Knex {
     return knexFactory({
       client: "pg",
       connection: options.url,
-      // Two at least: migrations hold one connection for their lock and work on another.
-      pool: { min: 0, max: Math.max(2, options.poolMax) },
+      pool: { min: 0, max: options.poolMax },
     });
   }
   return knexFactory({
     client: "mysql2",
     connection: mysqlConnection(options.url),
-    pool: { min: 0, max: Math.max(2, options.poolMax) },
+    pool: { min: 0, max: options.poolMax },
   });
 }
 
@@ -82,18 +80,26 @@ interface SqliteConnection {
 }
 
 /**
- * Brings the schema up to date. Replicas starting together race, first to create knex's
- * bookkeeping tables and then for its migration lock; the losers wait and try again, so the
- * winner migrates once and the others find the work done.
+ * Brings the schema up to date. On PostgreSQL and MySQL, replicas starting together take turns
+ * under a server-side lock, so one migrates and the others find the work done. SQLite serves one
+ * process per file; a second process that starts at the same moment waits for knex's lock.
  */
 export async function migrate(db: Knex, options: { timeoutMs?: number } = {}): Promise<void> {
+  if (await withMigrationLock(db, async () => {
+    // Holding the server-side lock, nobody else is migrating: a set knex lock is a crashed
+    // replica's leftover and must not block start-up forever.
+    await db.migrate.forceFreeMigrationsLock({ migrationSource });
+    await db.migrate.latest({ migrationSource });
+  })) {
+    return;
+  }
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   for (;;) {
     try {
-      await withMigrationLock(db, () => db.migrate.latest({ migrationSource }));
+      await db.migrate.latest({ migrationSource });
       return;
     } catch (err) {
-      if (!lostMigrationRace(err) || Date.now() > deadline) throw err;
+      if ((err as Error).name !== "MigrationLocked" || Date.now() > deadline) throw err;
       await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 200));
     }
   }
@@ -106,33 +112,31 @@ const PG_LOCK_KEY = 7_215_402_117;
 /**
  * Runs `work` while holding a server-side lock (PostgreSQL advisory lock, MySQL GET_LOCK) on a
  * connection of its own, so replicas never race inside knex's own bookkeeping, where MySQL's
- * implicit commits can leave knex's lock row set. SQLite has no other process worth waiting for
- * beyond its file lock, and relies on the retry above.
+ * implicit commits can leave knex's lock row set. Says false, running nothing, for SQLite.
  */
-async function withMigrationLock<T>(db: Knex, work: () => Promise<T>): Promise<T> {
-  const client = db.client.config.client as string;
-  if (client !== "pg" && client !== "mysql2") return work();
-  const connection = await db.client.acquireConnection();
+async function withMigrationLock(db: Knex, work: () => Promise<unknown>): Promise<boolean> {
+  const config = db.client.config as Knex.Config;
+  if (config.client !== "pg" && config.client !== "mysql2") return false;
+  // A connection outside the service's pool: knex's migrator needs several of the pool's own.
+  const lock = knexFactory({ client: config.client, connection: config.connection, pool: { min: 1, max: 1 } });
   try {
-    if (client === "pg") await db.raw("select pg_advisory_lock(?)", [PG_LOCK_KEY]).connection(connection);
-    else {
-      const [rows] = await db.raw("select get_lock(?, 120) as acquired", [LOCK_NAME]).connection(connection);
-      if (Number(rows?.[0]?.acquired) !== 1) throw new Error("timed out waiting for the migration lock");
-    }
-    return await work();
+    await lock.transaction(async (trx) => {
+      if (config.client === "pg") {
+        // Transaction-scoped: released by the commit or by the connection's end, whatever happens.
+        await trx.raw("select pg_advisory_xact_lock(?)", [PG_LOCK_KEY]);
+      } else {
+        const [rows] = await trx.raw("select get_lock(?, 120) as acquired", [LOCK_NAME]);
+        if (Number(rows?.[0]?.acquired) !== 1) throw new Error("timed out waiting for the migration lock");
+      }
+      try {
+        await work();
+      } finally {
+        if (config.client === "mysql2") await trx.raw("select release_lock(?)", [LOCK_NAME]);
+      }
+    });
   } finally {
-    const unlock = client === "pg" ? db.raw("select pg_advisory_unlock(?)", [PG_LOCK_KEY]) : db.raw("select release_lock(?)", [LOCK_NAME]);
-    await unlock.connection(connection).catch(() => undefined);
-    await db.client.releaseConnection(connection);
+    await lock.destroy();
   }
+  return true;
 }
 
-function lostMigrationRace(err: unknown): boolean {
-  const e = err as { name?: string; errno?: number; message?: string };
-  return (
-    e?.name === "MigrationLocked" ||
-    isUniqueViolation(err) || // PostgreSQL: two CREATE TABLEs of one name
-    e?.errno === 1050 || // MySQL ER_TABLE_EXISTS_ERROR
-    /already exists/i.test(e?.message ?? "")
-  );
-}
