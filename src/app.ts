@@ -27,6 +27,7 @@ import { KeyManagerServiceImpl } from "./services/key-manager-service.js";
 import { createKnex, migrate } from "./storage/database.js";
 import { loadOrCreateEncryptionKey, SecretBox } from "./storage/secret-box.js";
 import { Store } from "./storage/store.js";
+import { TokenWriter } from "./storage/token-writer.js";
 import { GrpcServer, type ServiceRegistration } from "./transport/grpc-server.js";
 import { closeHttp, createHttpServer, listen } from "./transport/http-server.js";
 import type * as http from "node:http";
@@ -89,7 +90,7 @@ export class App {
       maxTokenSeconds: currentConfig().validity.maxTokenSeconds,
     }));
     await signingKeys.load();
-    const tokens = new TokenService(store, signingKeys, currentConfig, clock, events);
+    const tokens = new TokenService(store, signingKeys, currentConfig, clock, events, new TokenWriter(this.db));
     const keyManager = new ResidentKeyManager(store, currentConfig, clock, tokens, events);
     this.cache = new ValidationCache(events);
     this.decisions = new DecisionCache<ValidationResult>(events, DEFAULT_CACHE_LIMITS.maxEntries, DEFAULT_CACHE_LIMITS.maxBytes);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import type { Knex } from "knex";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../src/domain/errors.js";
@@ -8,6 +8,8 @@ import { createKnex, migrate } from "../src/storage/database.js";
 import { migrationSource } from "../src/storage/migrations/index.js";
 import { SecretBox } from "../src/storage/secret-box.js";
 import { Store } from "../src/storage/store.js";
+import { TokenWriter } from "../src/storage/token-writer.js";
+import type { TokenRecord } from "../src/oauth/types.js";
 import { type TestDatabase, testDatabases } from "./support/databases.js";
 
 const box = new SecretBox(randomBytes(32));
@@ -132,6 +134,34 @@ for (const database of testDatabases()) {
       await store.resources.delete("api-big");
       await assert.rejects(store.resources.get("api-big"), NotFoundError);
       await assert.rejects(store.resources.delete("api-big"), NotFoundError);
+    });
+
+    test("the token writer commits batches and answers each caller for its own row", async () => {
+      await store.clients.insert(client("ck-tokens"));
+      const writer = new TokenWriter(db, 2);
+      const record = (consumerKey: string): TokenRecord => ({
+        id: randomUUID(),
+        tokenHash: randomBytes(32).toString("hex"),
+        consumerKey,
+        endUser: "",
+        scopes: ["default"],
+        tokenType: "OPAQUE",
+        grantType: "client_credentials",
+        issuedAt: at(1),
+        expiresAt: at(3_600_000),
+        revokedAt: undefined,
+        refreshHash: undefined,
+        refreshExpiresAt: undefined,
+        refreshUsedAt: undefined,
+        familyId: randomUUID(),
+      });
+      const good = [record("ck-tokens"), record("ck-tokens"), record("ck-tokens")];
+      const orphan = record("no-such-client");
+      const results = await Promise.allSettled([...good.map((r) => writer.insert(r)), writer.insert(orphan)]);
+      assert.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled", "fulfilled", "rejected"]);
+      assert.ok((results[3] as PromiseRejectedResult).reason instanceof FailedPreconditionError);
+      for (const r of good) assert.deepEqual(await store.tokens.findByHash(r.tokenHash), r);
+      assert.equal(await store.tokens.findByHash(orphan.tokenHash), undefined);
     });
 
     test("migrations go down and up again", async () => {

@@ -157,6 +157,18 @@ describe("GetNewApplicationAccessToken", () => {
   });
 });
 
+describe("concurrent issuing", () => {
+  test("200 parallel requests for one client: 200 distinct tokens, every one stored", async () => {
+    const app = await newClient();
+    const issued = await Promise.all(Array.from({ length: 200 }, () => server.grpc.getNewApplicationAccessToken(tokenRequest(app))));
+    const tokens = issued.map((r) => r.token?.accessToken ?? "");
+    assert.equal(new Set(tokens).size, 200);
+    const { tokens: active } = await server.grpc.getActiveTokensByConsumerKey({ consumerKey: app.consumerKey });
+    assert.equal(active.length, 200);
+    for (const t of tokens.slice(0, 20)) assert.equal((await server.grpc.getTokenMetadata({ accessToken: t })).info?.tokenValid, true);
+  });
+});
+
 describe("token listings and revocation", () => {
   test("active tokens, the newest application token, RevokeToken", async () => {
     const app = await newClient();

@@ -14,6 +14,7 @@ import { isKnownGrantType } from "../keymanager/grant-types.js";
 import type { AccessTokenRequest } from "../keymanager/tokens.js";
 import type { OAuthClient } from "../keymanager/types.js";
 import type { Store } from "../storage/store.js";
+import type { TokenWriter } from "../storage/token-writer.js";
 import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
 import { grantScopes } from "./scopes.js";
 import { looksLikeJwt, type SigningKeys } from "./signing-keys.js";
@@ -47,6 +48,7 @@ export class TokenService {
     private readonly config: () => Config,
     private readonly clock: Clock,
     private readonly events: ChangeEvents,
+    private readonly writer: TokenWriter,
   ) {}
 
   /** The client whose id and secret these are; every failure looks the same to the caller. */
@@ -157,7 +159,7 @@ export class TokenService {
       refreshUsedAt: undefined,
       familyId: outcome.familyId,
     };
-    await this.store.tokens.insert(record);
+    await this.writer.insert(record);
     return { accessToken, refreshToken, record };
   }
 

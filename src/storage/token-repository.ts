@@ -35,6 +35,15 @@ export class TokenRepository {
     }
   }
 
+  /** Several records in one statement: all are stored or none. */
+  async insertMany(records: TokenRecord[]): Promise<void> {
+    try {
+      await this.db<TokenRow>(TABLE).insert(records.map(toRow));
+    } catch (err) {
+      normaliseDbError(err, { duplicate: "token collision", missingReference: "the OAuth client no longer exists" });
+    }
+  }
+
   async findByHash(tokenHash: string): Promise<TokenRecord | undefined> {
     const row = await this.db<TokenRow>(TABLE).where({ token_hash: tokenHash }).first();
     return row ? fromRow(row) : undefined;

@@ -1,0 +1,49 @@
+import type { Knex } from "knex";
+import type { TokenRecord } from "../oauth/types.js";
+import { TokenRepository } from "./token-repository.js";
+
+interface Pending {
+  record: TokenRecord;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Group commit for issued tokens: inserts arriving while a write is in flight go together in one
+ * multi-row INSERT (one transaction). Each caller is answered only after its row is committed,
+ * so nothing acknowledged is lost; a failing batch is retried row by row so each caller gets its
+ * own answer.
+ */
+export class TokenWriter {
+  private queue: Pending[] = [];
+  private draining = false;
+
+  constructor(
+    private readonly db: Knex,
+    private readonly maxBatch = 200,
+  ) {}
+
+  insert(record: TokenRecord): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ record, resolve, reject });
+      if (!this.draining) {
+        this.draining = true;
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    const repository = new TokenRepository(this.db);
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      try {
+        await repository.insertMany(batch.map((p) => p.record));
+        for (const p of batch) p.resolve();
+      } catch {
+        for (const p of batch) await repository.insert(p.record).then(p.resolve, p.reject);
+      }
+    }
+    this.draining = false;
+  }
+}
