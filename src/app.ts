@@ -3,6 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Knex } from "knex";
 import { pino, type Logger } from "pino";
 import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
+import { SigningKeyService } from "../gen/keymanager/v1/signing_key_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
@@ -10,6 +11,7 @@ import { ChangeEvents } from "./domain/change-events.js";
 import { SigningKeys } from "./oauth/signing-keys.js";
 import { TokenService } from "./oauth/token-service.js";
 import { UserManager } from "./oauth/user-manager.js";
+import { SigningKeyServiceImpl } from "./services/signing-key-service.js";
 import { SubscriptionServiceImpl } from "./services/subscription-service.js";
 import { TokenValidationServiceImpl } from "./services/token-validation-service.js";
 import { UserServiceImpl } from "./services/user-service.js";
@@ -101,6 +103,7 @@ export class App {
       { service: TokenValidationService, impl: new TokenValidationServiceImpl(validator) as never },
       { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock, events)) as never },
       { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock, events)) as never },
+      { service: SigningKeyService, impl: new SigningKeyServiceImpl(signingKeys) as never },
     ];
     const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
     this.grpcServer = new GrpcServer({

@@ -216,7 +216,8 @@ export class ResidentKeyManager implements KeyManager {
   /** Zero validity periods take the configured defaults. */
   private withDefaults(settings: ClientSettings): ClientSettings {
     const d = this.config().validity;
-    const pick = (value: number, fallback: number) => (value === 0 ? fallback : value);
+    // A configured default above the configured maximum gives way to the maximum.
+    const pick = (value: number, fallback: number) => (value === 0 ? Math.min(fallback, d.maxTokenSeconds) : value);
     const validity: ValidityPeriods = {
       applicationTokenSeconds: pick(settings.validity.applicationTokenSeconds, d.applicationTokenSeconds),
       userTokenSeconds: pick(settings.validity.userTokenSeconds, d.userTokenSeconds),

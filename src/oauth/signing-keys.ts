@@ -4,6 +4,14 @@ import type { Clock } from "../domain/clock.js";
 import type { StoredSigningKey } from "../storage/signing-key-repository.js";
 import type { Store } from "../storage/store.js";
 
+export interface PublishedKey {
+  kid: string;
+  alg: string;
+  active: boolean;
+  createdAt: Date;
+  retiredAt: Date | undefined;
+}
+
 interface ActiveKey {
   kid: string;
   alg: "ES256" | "RS256";
@@ -17,6 +25,7 @@ interface ActiveKey {
 export class SigningKeys {
   private active: ActiveKey | undefined;
   private published: JWK[] = [];
+  private described: PublishedKey[] = [];
   private verifier: ReturnType<typeof createLocalJWKSet> | undefined;
 
   constructor(
@@ -58,8 +67,18 @@ export class SigningKeys {
     const current = keys.find((k) => !k.retiredAt && k.alg === this.settings().algorithm);
     if (!current) throw new Error("no active signing key");
     this.active = { kid: current.kid, alg: current.alg, privateKey: (await importJWK(current.privateJwk as JWK, current.alg)) as CryptoKey };
-    this.published = keys.filter((k) => !k.retiredAt || k.retiredAt.getTime() + horizon > now).map((k) => k.publicJwk as JWK);
+    // The active key first, then the most recently retired.
+    const live = keys
+      .filter((k) => !k.retiredAt || k.retiredAt.getTime() + horizon > now)
+      .sort((a, b) => (b.retiredAt?.getTime() ?? Number.POSITIVE_INFINITY) - (a.retiredAt?.getTime() ?? Number.POSITIVE_INFINITY) || b.createdAt.getTime() - a.createdAt.getTime());
+    this.published = live.map((k) => k.publicJwk as JWK);
+    this.described = live.map((k) => ({ kid: k.kid, alg: k.alg, active: k.kid === current.kid, createdAt: k.createdAt, retiredAt: k.retiredAt }));
     this.verifier = createLocalJWKSet({ keys: this.published });
+  }
+
+  /** The published keys, newest first, without key material. */
+  list(): PublishedKey[] {
+    return this.described;
   }
 
   /** The public keys, as served at GET /oauth2/jwks. */
