@@ -117,7 +117,9 @@ const grpcHeaders = ["content-type: application/grpc", "te: trailers"];
 
 async function main() {
   const databaseUrl = values.postgres ?? `sqlite:${join(work, "km.db")}`;
-  const km = await startChild(process.execPath, ["--import", "tsx", "bench/km-server.ts"], {
+  // KM_BENCH_CPU_PROF=DIR writes a CPU profile of the key manager there.
+  const profile = process.env.KM_BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.KM_BENCH_CPU_PROF}`] : [];
+  const km = await startChild(process.execPath, [...profile, "--import", "tsx", "bench/km-server.ts"], {
     KM_DATA_DIR: work,
     KM_DATABASE_URL: databaseUrl,
     KM_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
@@ -150,12 +152,13 @@ async function main() {
   }
   const validateUrl = `http://127.0.0.1:${grpcPort}/keymanager.v1.TokenValidationService/ValidateToken`;
   // The mix: 6 connections of valid tokens, 1 of unknown ones, 1 of expired ones; 32 streams each.
-  const mix = (): Load[] => [
-    { url: validateUrl, body: bodies.valid as string, connections: 6, streams: STREAMS, headers: grpcHeaders },
-    { url: validateUrl, body: bodies.invalid as string, connections: 1, streams: STREAMS, headers: grpcHeaders },
-    { url: validateUrl, body: bodies.expired as string, connections: 1, streams: STREAMS, headers: grpcHeaders },
+  // The baseline gets the same three h2load processes and bodies, so both share the CPU alike.
+  const mix = (url = validateUrl): Load[] => [
+    { url, body: bodies.valid as string, connections: 6, streams: STREAMS, headers: grpcHeaders },
+    { url, body: bodies.invalid as string, connections: 1, streams: STREAMS, headers: grpcHeaders },
+    { url, body: bodies.expired as string, connections: 1, streams: STREAMS, headers: grpcHeaders },
   ];
-  const noop = (): Load[] => [{ url: `http://127.0.0.1:${grpcPort}/bench.NoopService/Noop`, body: bodies.valid as string, connections: CONNECTIONS, streams: STREAMS, headers: grpcHeaders }];
+  const noop = (): Load[] => mix(`http://127.0.0.1:${grpcPort}/bench.NoopService/Noop`);
 
   // oidc-provider in its own process: introspection of its own token, and its /token.
   const oidcPort = 20000 + Math.floor(Math.random() * 20000);
@@ -260,6 +263,6 @@ function report(rows: Array<[string, Outcome, string]>, ratios: Record<string, n
 try {
   await main();
 } finally {
-  for (const c of children) c.kill("SIGTERM");
+  await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : (c.once("exit", resolve), c.kill("SIGTERM"))))));
   rmSync(work, { recursive: true, force: true });
 }

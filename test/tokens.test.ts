@@ -224,3 +224,15 @@ describe("BuildAccessTokenRequest*", () => {
     );
   });
 });
+
+describe("client authentication after changes", () => {
+  test("a regenerated secret takes effect at once; a deleted client is refused at once", async () => {
+    const app = await newClient();
+    await server.grpc.getNewApplicationAccessToken(tokenRequest(app));
+    const { consumerSecret } = await server.grpc.regenerateConsumerSecret({ consumerKey: app.consumerKey });
+    await rejectsWith(server.grpc.getNewApplicationAccessToken(tokenRequest(app)), Code.Unauthenticated);
+    await server.grpc.getNewApplicationAccessToken(tokenRequest({ ...app, consumerSecret }));
+    await server.grpc.deleteApplication({ consumerKey: app.consumerKey });
+    await rejectsWith(server.grpc.getNewApplicationAccessToken(tokenRequest({ ...app, consumerSecret })), Code.Unauthenticated);
+  });
+});

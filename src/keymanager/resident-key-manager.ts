@@ -161,6 +161,7 @@ export class ResidentKeyManager implements KeyManager {
   async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
     const consumerSecret = newConsumerSecret();
     await this.store.clients.updateSecret(consumerKey, consumerSecret, this.clock.now());
+    this.events.publish({ kind: "application", consumerKey });
     return { consumerKey, consumerSecret };
   }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import type { Config } from "../config/config.js";
 import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
@@ -35,6 +36,8 @@ interface GrantOutcome {
   withRefresh: boolean;
 }
 
+export const CLIENT_CACHE_TTL_MS = 30_000;
+
 const SUPPORTED_GRANTS = ["client_credentials", "password", "refresh_token"];
 
 /**
@@ -42,6 +45,13 @@ const SUPPORTED_GRANTS = ["client_credentials", "password", "refresh_token"];
  * (stored only as hashes), introspects and revokes them.
  */
 export class TokenService {
+  /**
+   * Clients recently authenticated, so a burst of token requests does not read and decrypt the
+   * same row each time. Changes on this node drop an entry at once; another replica's change
+   * (a regenerated secret) is seen within CLIENT_CACHE_TTL_MS.
+   */
+  private readonly clients = new LRUCache<string, OAuthClient>({ max: 10_000, ttl: CLIENT_CACHE_TTL_MS });
+
   constructor(
     private readonly store: Store,
     private readonly keys: SigningKeys,
@@ -49,15 +59,20 @@ export class TokenService {
     private readonly clock: Clock,
     private readonly events: ChangeEvents,
     private readonly writer: TokenWriter,
-  ) {}
+  ) {
+    events.subscribe((change) => {
+      if (change.kind === "application") this.clients.delete(change.consumerKey);
+    });
+  }
 
   /** The client whose id and secret these are; every failure looks the same to the caller. */
   async authenticateClient(clientId: string, clientSecret: string): Promise<OAuthClient> {
-    const client = clientId ? await this.store.clients.find(clientId) : undefined;
+    const client = clientId ? (this.clients.get(clientId) ?? (await this.store.clients.find(clientId))) : undefined;
     const ok = secretsEqual(client?.consumerSecret ?? "\u0000no-client", clientSecret);
     if (!client || !ok || clientSecret === "") {
       throw new UnauthenticatedError("client authentication failed", { oauth: "invalid_client" });
     }
+    this.clients.set(clientId, client);
     return client;
   }
 

@@ -69,16 +69,20 @@ export function grpcHandlers<S extends DescService>(
         callback({ code: grpc.status.UNIMPLEMENTED, details: `${procedure} is not implemented` });
         return;
       }
-      const context = new GrpcHandlerContext(service, method, call, options.contextValues);
-      Promise.resolve()
-        .then(() => fn.call(impl, call.request, context))
-        .then(
-          (response) => callback(null, response),
-          (err: unknown) => {
-            const ce = toConnectError(err, options.logger, procedure);
-            callback({ code: ce.code as number, details: ce.rawMessage });
-          },
-        );
+      const fail = (err: unknown) => {
+        const ce = toConnectError(err, options.logger, procedure);
+        callback({ code: ce.code as number, details: ce.rawMessage });
+      };
+      let response: unknown;
+      try {
+        response = fn.call(impl, call.request, new GrpcHandlerContext(service, method, call, options.contextValues));
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      // A handler that answers at once (the gateway check from its cache) is answered at once.
+      if (isThenable(response)) response.then((r) => callback(null, r), fail);
+      else callback(null, response);
     };
   }
   return handlers;
@@ -134,6 +138,10 @@ class GrpcHandlerContext implements HandlerContext {
     if (!this.contextValues) this.contextValues = this.makeValues?.(this.call.metadata) ?? createContextValues();
     return this.contextValues;
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then === "function";
 }
 
 function metadataToHeaders(metadata: grpc.Metadata): Headers {

@@ -47,20 +47,38 @@ export class TokenValidator {
     private readonly logger: Logger,
   ) {}
 
-  async validate(req: ValidationRequest): Promise<ValidationResult> {
+  /**
+   * The answer, synchronously when a still-valid one is cached (the common case of the hot path,
+   * which then costs a hash and a map lookup), else a promise of it.
+   */
+  validate(req: ValidationRequest): ValidationResult | Promise<ValidationResult> {
+    let tokenHash: string;
+    let key: string;
     try {
-      const tokenHash = req.accessToken === "" ? "" : hashToken(req.accessToken);
-      const key = decisionKey(req, tokenHash);
-      const now = this.clock.now().getTime();
-      const known = this.decisions.get(key, now);
+      tokenHash = req.accessToken === "" ? "" : hashToken(req.accessToken);
+      key = decisionKey(req, tokenHash);
+      const known = this.decisions.get(key, this.clock.now().getTime());
       if (known) return known;
+    } catch (err) {
+      return this.failed(err, req);
+    }
+    return this.decide(req, tokenHash, key);
+  }
+
+  private async decide(req: ValidationRequest, tokenHash: string, key: string): Promise<ValidationResult> {
+    try {
+      const now = this.clock.now().getTime();
       const result = await this.check(req, tokenHash);
       this.decisions.set(key, result, result.token ? Math.min(result.token.expiresAt.getTime(), now + this.cache.limits.ttlMs) : now + this.cache.limits.negativeTtlMs);
       return result;
     } catch (err) {
-      this.logger.error({ err, context: req.context, version: req.version }, "token validation failed");
-      return { status: Status.GENERAL_ERROR, authorized: false };
+      return this.failed(err, req);
     }
+  }
+
+  private failed(err: unknown, req: ValidationRequest): ValidationResult {
+    this.logger.error({ err, context: req.context, version: req.version }, "token validation failed");
+    return { status: Status.GENERAL_ERROR, authorized: false };
   }
 
   private async check(req: ValidationRequest, tokenHash: string): Promise<ValidationResult> {
