@@ -64,25 +64,26 @@ export function grpcHandlers<S extends DescService>(
       | ((req: unknown, ctx: HandlerContext) => Promise<unknown> | unknown)
       | undefined;
     const procedure = `/${service.typeName}/${method.name}`;
+    const fail = (err: unknown, callback: grpc.sendUnaryData<unknown>) => {
+      const ce = toConnectError(err, options.logger, procedure);
+      callback({ code: ce.code as number, details: ce.rawMessage });
+    };
     handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       if (!fn) {
         callback({ code: grpc.status.UNIMPLEMENTED, details: `${procedure} is not implemented` });
         return;
       }
-      const fail = (err: unknown) => {
-        const ce = toConnectError(err, options.logger, procedure);
-        callback({ code: ce.code as number, details: ce.rawMessage });
-      };
       let response: unknown;
       try {
         response = fn.call(impl, call.request, new GrpcHandlerContext(service, method, call, options.contextValues));
       } catch (err) {
-        fail(err);
+        fail(err, callback);
         return;
       }
-      // A handler that answers at once (the gateway check from its cache) is answered at once.
-      if (isThenable(response)) response.then((r) => callback(null, r), fail);
-      else callback(null, response);
+      // A handler that answers at once (the gateway check from its cache) is answered at once,
+      // without closures or microtask hops.
+      if (!isThenable(response)) callback(null, response);
+      else response.then((r) => callback(null, r), (err: unknown) => fail(err, callback));
     };
   }
   return handlers;
@@ -98,8 +99,8 @@ class GrpcHandlerContext implements HandlerContext {
   private headers: Headers | undefined;
   private abort: AbortController | undefined;
   private contextValues: ContextValues | undefined;
-  readonly responseHeader = new Headers();
-  readonly responseTrailer = new Headers();
+  private headersOut: Headers | undefined;
+  private trailersOut: Headers | undefined;
 
   constructor(
     readonly service: DescService,
@@ -127,6 +128,17 @@ class GrpcHandlerContext implements HandlerContext {
     if (deadline === Number.POSITIVE_INFINITY) return undefined;
     const at = deadline instanceof Date ? deadline.getTime() : deadline;
     return Math.max(0, at - Date.now());
+  }
+
+  // Not sent on the gRPC port: services set no response metadata. Made only when asked for.
+  get responseHeader(): Headers {
+    this.headersOut ??= new Headers();
+    return this.headersOut;
+  }
+
+  get responseTrailer(): Headers {
+    this.trailersOut ??= new Headers();
+    return this.trailersOut;
   }
 
   get requestHeader(): Headers {
