@@ -38,8 +38,19 @@ function h2loadPath(): string {
 }
 const H2LOAD = h2loadPath();
 
+/** taskset, when present: servers run on core 0 and h2load on core 1, so neither steals the other's. */
+const TASKSET = (() => {
+  try {
+    return execFileSync("sh", ["-c", "command -v taskset"]).toString().trim();
+  } catch {
+    return "";
+  }
+})();
+
 async function startChild(cmd: string, args: string[], env: Record<string, string>): Promise<{ child: ChildProcess; info: Record<string, number> }> {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  const child = TASKSET
+    ? spawn(TASKSET, ["-c", "0", cmd, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] })
+    : spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", resolve);
@@ -89,7 +100,8 @@ async function drive(loads: Load[]): Promise<Outcome> {
       load.url,
     ];
     return new Promise<{ stdout: string; log: string }>((resolve, reject) => {
-      const p = spawn(H2LOAD, args, { stdio: ["ignore", "pipe", "inherit"] });
+      // Load generators on one core, servers on the other (see pinned()).
+      const p = spawn(TASKSET ? TASKSET : H2LOAD, TASKSET ? ["-c", "1", H2LOAD, ...args] : args, { stdio: ["ignore", "pipe", "inherit"] });
       let stdout = "";
       p.stdout.on("data", (d) => (stdout += d));
       p.on("exit", (code) => (code === 0 ? resolve({ stdout, log }) : reject(new Error(`h2load exited ${code}: ${stdout}`))));

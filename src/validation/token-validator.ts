@@ -10,7 +10,7 @@ import { normaliseContext } from "../subscriptions/subscription-manager.js";
 import type { Api, Subscription } from "../subscriptions/types.js";
 import type { DecisionCache } from "./decision-cache.js";
 import { Status, type ValidationStatus } from "./status-codes.js";
-import { type ApplicationEntry, apiKey, MISSING, resourceKey, subscriptionKey, ValidationCache } from "./validation-cache.js";
+import { type ApplicationEntry, apiKey, resourceKey, subscriptionKey, type ValidationCache } from "./validation-cache.js";
 
 export interface ValidationRequest {
   context: string;
@@ -109,63 +109,47 @@ export class TokenValidator {
     return { status: Status.OK, authorized: true, api, resource, token, application, subscription };
   }
 
-  private async token(accessToken: string, hash: string): Promise<TokenRecord | undefined> {
-    const cached = this.cache.tokens.get(hash);
-    if (cached !== undefined) return cached === MISSING ? undefined : cached;
-    // A JWT must carry our signature before the database is asked about it.
-    const genuine = !looksLikeJwt(accessToken) || (await this.keys.verify(accessToken, this.config().issuer)) !== undefined;
-    const record = genuine ? await this.store.tokens.findByHash(hash) : undefined;
-    ValidationCache.put(this.cache.tokens, hash, record ?? MISSING, this.cache.limits.negativeTtlMs);
-    return record;
+  private token(accessToken: string, hash: string): Promise<TokenRecord | undefined> {
+    return this.cache.through(this.cache.tokens, hash, async () => {
+      // A JWT must carry our signature before the database is asked about it.
+      const genuine = !looksLikeJwt(accessToken) || (await this.keys.verify(accessToken, this.config().issuer)) !== undefined;
+      return genuine ? this.store.tokens.findByHash(hash) : undefined;
+    });
   }
 
-  private async api(context: string, version: string): Promise<Api | undefined> {
-    const key = apiKey(context, version);
-    const cached = this.cache.apis.get(key);
-    if (cached !== undefined) return cached === MISSING ? undefined : cached;
-    const api = await this.store.apis.findByContext(context, version);
-    ValidationCache.put(this.cache.apis, key, api ?? MISSING, this.cache.limits.negativeTtlMs);
-    return api;
+  private api(context: string, version: string): Promise<Api | undefined> {
+    return this.cache.through(this.cache.apis, apiKey(context, version), () => this.store.apis.findByContext(context, version));
   }
 
   private async resource(apiId: string, verb: string, uriTemplate: string): Promise<ApiResource | undefined> {
-    let resources = this.cache.resources.get(apiId);
-    if (resources === undefined) {
+    const resources = await this.cache.through(this.cache.resources, apiId, async () => {
       const registered = await this.store.resources.get(apiId).catch(() => undefined);
-      resources = registered ? new Map(registered.resources.map((r) => [resourceKey(r.httpVerb, r.uriTemplate), r])) : MISSING;
-      ValidationCache.put(this.cache.resources, apiId, resources, this.cache.limits.negativeTtlMs);
-    }
-    return resources === MISSING ? undefined : resources.get(resourceKey(verb, uriTemplate));
+      return registered && new Map(registered.resources.map((r) => [resourceKey(r.httpVerb, r.uriTemplate), r]));
+    });
+    return resources?.get(resourceKey(verb, uriTemplate));
   }
 
-  private async application(consumerKey: string): Promise<ApplicationEntry | undefined> {
-    const cached = this.cache.applications.get(consumerKey);
-    if (cached !== undefined) return cached === MISSING ? undefined : cached;
-    const mapping = await this.store.applicationKeys.findByConsumerKey(consumerKey);
-    const client = mapping ? await this.store.clients.find(consumerKey) : undefined;
-    const entry: ApplicationEntry | undefined =
-      mapping && client
-        ? {
-            consumerKey,
-            applicationId: mapping.applicationId,
-            applicationName: mapping.applicationName || client.clientName,
-            applicationTier: mapping.applicationTier,
-            keyType: mapping.keyType,
-            subscriber: client.appOwner,
-            keyManager: client.keyManager,
-          }
-        : undefined;
-    ValidationCache.put(this.cache.applications, consumerKey, entry ?? MISSING, this.cache.limits.negativeTtlMs);
-    return entry;
+  private application(consumerKey: string): Promise<ApplicationEntry | undefined> {
+    return this.cache.through(this.cache.applications, consumerKey, async () => {
+      const mapping = await this.store.applicationKeys.findByConsumerKey(consumerKey);
+      const client = mapping ? await this.store.clients.find(consumerKey) : undefined;
+      if (!mapping || !client) return undefined;
+      return {
+        consumerKey,
+        applicationId: mapping.applicationId,
+        applicationName: mapping.applicationName || client.clientName,
+        applicationTier: mapping.applicationTier,
+        keyType: mapping.keyType,
+        subscriber: client.appOwner,
+        keyManager: client.keyManager,
+      };
+    });
   }
 
-  private async subscription(applicationId: string, apiId: string): Promise<Subscription | undefined> {
-    const key = subscriptionKey(applicationId, apiId);
-    const cached = this.cache.subscriptions.get(key);
-    if (cached !== undefined) return cached === MISSING ? undefined : cached;
-    const subscription = await this.store.subscriptions.find(applicationId, apiId);
-    ValidationCache.put(this.cache.subscriptions, key, subscription ?? MISSING, this.cache.limits.negativeTtlMs);
-    return subscription;
+  private subscription(applicationId: string, apiId: string): Promise<Subscription | undefined> {
+    return this.cache.through(this.cache.subscriptions, subscriptionKey(applicationId, apiId), () =>
+      this.store.subscriptions.find(applicationId, apiId),
+    );
   }
 }
 

@@ -69,9 +69,17 @@ export class ValidationCache {
     this.unsubscribe = events.subscribe((change) => this.invalidate(change));
   }
 
-  /** Stores a value; "missing" only for the shorter negative TTL. */
-  static put<V extends {}>(cache: LRUCache<string, V>, key: string, value: V, negativeTtlMs: number): void {
-    cache.set(key, value, (value as unknown) === MISSING ? { ttl: negativeTtlMs } : undefined);
+  /**
+   * The cached value of `key`, else what `load` finds, cached either way ("not found" only for
+   * the shorter negative TTL).
+   */
+  async through<V extends {}>(cache: LRUCache<string, Maybe<V>>, key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
+    const hit = cache.get(key);
+    if (hit !== undefined) return hit === MISSING ? undefined : hit;
+    const value = await load();
+    if (value === undefined) cache.set(key, MISSING, { ttl: this.limits.negativeTtlMs });
+    else cache.set(key, value);
+    return value;
   }
 
   invalidate(change: Change): void {
