@@ -80,6 +80,8 @@ interface Load {
 }
 
 interface Outcome {
+  /** Server CPU time (user + system) per answered request, microseconds: robust to a noisy machine. */
+  cpuUs: number;
   rps: number;
   ok: number;
   failed: number;
@@ -87,8 +89,17 @@ interface Outcome {
   p99: number;
 }
 
+/** CPU time a process has used so far, microseconds (utime + stime of /proc/PID/stat). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+let measuredPid = 0;
+
 /** Runs several h2load processes at once (one body file each) and adds up their figures. */
-async function drive(loads: Load[]): Promise<Outcome> {
+async function drive(loads: Load[], pid = measuredPid): Promise<Outcome> {
+  const cpuBefore = pid ? cpuMicros(pid) : 0;
   const runs = loads.map((load, i) => {
     const log = join(work, `h2load-${Date.now()}-${i}.log`);
     const args = [
@@ -108,6 +119,7 @@ async function drive(loads: Load[]): Promise<Outcome> {
     });
   });
   const results = await Promise.all(runs);
+  const cpuUsed = pid ? cpuMicros(pid) - cpuBefore : 0;
   let ok = 0;
   let failed = 0;
   const latencies: number[] = [];
@@ -122,7 +134,9 @@ async function drive(loads: Load[]): Promise<Outcome> {
   }
   latencies.sort((a, b) => a - b);
   const pick = (q: number) => (latencies[Math.floor(q * (latencies.length - 1))] ?? 0) / 1000;
-  return { rps: Math.round(ok / SECONDS), ok, failed, p50: pick(0.5), p99: pick(0.99) };
+  // The CPU window includes the 2 s warm-up, so count its requests too (all "done" requests).
+  const done = results.reduce((n, r) => n + Number(/requests: (\d+) total/.exec(r.stdout)?.[1] ?? 0), 0);
+  return { cpuUs: done > 0 ? Math.round(cpuUsed / done) : 0, rps: Math.round(ok / SECONDS), ok, failed, p50: pick(0.5), p99: pick(0.99) };
 }
 
 const grpcHeaders = ["content-type: application/grpc", "te: trailers"];
@@ -145,6 +159,7 @@ async function main() {
   });
   const { grpcPort, httpPort } = km.info as { grpcPort: number; httpPort: number };
   const pid = km.child.pid as number;
+  measuredPid = pid;
   const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${grpcPort}` });
   const kmClient = createClient(KeyManagerService, transport);
   const subs = createClient(SubscriptionService, transport);
@@ -195,7 +210,7 @@ async function main() {
   const rows: Array<[string, Outcome, string]> = [];
   const record = (name: string, o: Outcome) => {
     rows.push([name, o, `${rssMiB(pid)} MiB`]);
-    console.log(`${name}: ${o.rps} req/s, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms, ok ${o.ok}, failed ${o.failed}`);
+    console.log(`${name}: ${o.rps} req/s, ${o.cpuUs} µs server CPU/request, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms, ok ${o.ok}, failed ${o.failed}`);
   };
 
   const seed = createKnex({ url: databaseUrl, poolMax: 2 });
@@ -204,6 +219,7 @@ async function main() {
   const noopRounds: Outcome[] = [];
   const validateRounds: Outcome[] = [];
   const introspectRounds: Outcome[] = [];
+  const oidcPid = oidc.child.pid as number;
   const introspect = (): Load[] => [{ url: `${oidcBase}/token/introspection`, body: introspectBody, connections: 32, streams: 1, headers: [...formHeaders, basicOidc], h1: true }];
   const profiled = async (load: Load[]) => {
     // With KM_BENCH_PROFILE set, each of these phases is profiled on its own.
@@ -215,7 +231,7 @@ async function main() {
   for (let round = 0; round < ROUNDS; round++) {
     noopRounds.push(await profiled(noop()));
     validateRounds.push(await profiled(mix()));
-    introspectRounds.push(await drive(introspect()));
+    introspectRounds.push(await drive(introspect(), oidcPid));
     console.log(`round ${round + 1}: no-op ${noopRounds[round]?.rps}, ValidateToken ${validateRounds[round]?.rps}, oidc-provider introspection ${introspectRounds[round]?.rps} req/s`);
   }
   record("no-op unary RPC (grpc-js, same server)", median(noopRounds));
@@ -228,7 +244,7 @@ async function main() {
   for (let round = 0; round < ROUNDS; round++) largeRounds.push(await drive(mix()));
   record("ValidateToken, 1,000,000 stored tokens", median(largeRounds));
   record("client_credentials issuing, this service (HTTP/1.1, 32 connections)", await drive([{ url: `http://127.0.0.1:${httpPort}/oauth2/token`, body: ccBody, connections: 32, streams: 1, headers: [...formHeaders, basicKm], h1: true }]));
-  record("client_credentials issuing, oidc-provider (HTTP/1.1, 32 connections)", await drive([{ url: `${oidcBase}/token`, body: ccBody, connections: 32, streams: 1, headers: [...formHeaders, basicOidc], h1: true }]));
+  record("client_credentials issuing, oidc-provider (HTTP/1.1, 32 connections)", await drive([{ url: `${oidcBase}/token`, body: ccBody, connections: 32, streams: 1, headers: [...formHeaders, basicOidc], h1: true }], oidcPid));
 
   const by = (prefix: string) => rows.find(([n]) => n.startsWith(prefix))?.[1].rps ?? 0;
   const ratios = {
@@ -237,6 +253,11 @@ async function main() {
     "ValidateToken 1,000,000 / 10,000 tokens": by("ValidateToken, 1,000,000") / by("ValidateToken, 10,000"),
     "issuing / oidc-provider /token": by("client_credentials issuing, this") / by("client_credentials issuing, oidc"),
   };
+  const cpu = (prefix: string) => rows.find(([n]) => n.startsWith(prefix))?.[1].cpuUs ?? 0;
+  Object.assign(ratios, {
+    "server CPU per request: no-op / ValidateToken": cpu("no-op") / cpu("ValidateToken, 10,000"),
+    "server CPU per request: oidc-provider introspection / ValidateToken": cpu("oidc-provider introspection") / cpu("ValidateToken, 10,000"),
+  });
   for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
   report(rows, ratios, databaseUrl.split(":")[0] as string);
 }
@@ -276,9 +297,9 @@ function report(rows: Array<[string, Outcome, string]>, ratios: Record<string, n
     `(three h2load processes: 6 connections of valid tokens, 1 of unknown, 1 of expired; the no-op gets the same);`,
     `no-op, ValidateToken and introspection figures are the medians of ${ROUNDS} alternating rounds.`,
     "",
-    "| load | requests/s | p50 ms | p99 ms | failed | server RSS after |",
-    "|---|---|---|---|---|---|",
-    ...rows.map(([n, o, rss]) => `| ${n} | ${o.rps} | ${o.p50.toFixed(2)} | ${o.p99.toFixed(2)} | ${o.failed} | ${rss} |`),
+    "| load | requests/s | server CPU µs/request | p50 ms | p99 ms | failed | key manager RSS after |",
+    "|---|---|---|---|---|---|---|",
+    ...rows.map(([n, o, rss]) => `| ${n} | ${o.rps} | ${o.cpuUs} | ${o.p50.toFixed(2)} | ${o.p99.toFixed(2)} | ${o.failed} | ${rss} |`),
     "",
     "| ratio | value |",
     "|---|---|",
