@@ -60,6 +60,14 @@ export class Validator {
   }
 }
 
+/** A single required field: its value, or INVALID_ARGUMENT naming it. */
+export function requireField(field: string, value: string): string {
+  const v = new Validator();
+  v.required(field, value);
+  v.throwIfInvalid();
+  return value;
+}
+
 // Control characters other than tab make identifiers ambiguous in logs and UIs.
 const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 

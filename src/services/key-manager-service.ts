@@ -3,7 +3,7 @@ import type { KeyManagerService } from "../../gen/keymanager/v1/key_manager_serv
 import type { ConfigStore } from "../config/config-store.js";
 import { ConfigError } from "../config/load.js";
 import { FailedPreconditionError } from "../domain/errors.js";
-import { Validator } from "../domain/validator.js";
+import { requireField, Validator } from "../domain/validator.js";
 import type { KeyManager } from "../keymanager/key-manager.js";
 import { applicationToPb, createInputFromPb, mapInputFromPb, patchFromPb } from "./application-mapping.js";
 import { configurationToPb } from "./configuration-mapping.js";
@@ -35,7 +35,7 @@ export class KeyManagerServiceImpl implements Impl {
     const v = new Validator();
     const selector = req.selector;
     if (selector.case === "consumerKey") {
-      requireText(selector.value, "consumer_key");
+      requireField("consumer_key", selector.value);
       return { application: applicationToPb(await this.keyManager.retrieveApplication(selector.value)) };
     }
     if (selector.case === "applicationKey") {
@@ -51,7 +51,7 @@ export class KeyManagerServiceImpl implements Impl {
   }
 
   async deleteApplication(req: Parameters<Impl["deleteApplication"]>[0]) {
-    await this.keyManager.deleteApplication(requireText(req.consumerKey, "consumer_key"));
+    await this.keyManager.deleteApplication(requireField("consumer_key", req.consumerKey));
     return {};
   }
 
@@ -60,12 +60,12 @@ export class KeyManagerServiceImpl implements Impl {
   }
 
   async deleteMappedApplication(req: Parameters<Impl["deleteMappedApplication"]>[0]) {
-    await this.keyManager.deleteMappedApplication(requireText(req.consumerKey, "consumer_key"));
+    await this.keyManager.deleteMappedApplication(requireField("consumer_key", req.consumerKey));
     return {};
   }
 
   async regenerateConsumerSecret(req: Parameters<Impl["regenerateConsumerSecret"]>[0]) {
-    return this.keyManager.regenerateConsumerSecret(requireText(req.consumerKey, "consumer_key"));
+    return this.keyManager.regenerateConsumerSecret(requireField("consumer_key", req.consumerKey));
   }
 
   async getNewApplicationAccessToken(req: Parameters<Impl["getNewApplicationAccessToken"]>[0]) {
@@ -86,20 +86,20 @@ export class KeyManagerServiceImpl implements Impl {
   }
 
   async getTokenMetadata(req: Parameters<Impl["getTokenMetadata"]>[0]) {
-    return { info: tokenInfoToPb(await this.keyManager.getTokenMetadata(requireText(req.accessToken, "access_token"))) };
+    return { info: tokenInfoToPb(await this.keyManager.getTokenMetadata(requireField("access_token", req.accessToken))) };
   }
 
   async getActiveTokensByConsumerKey(req: Parameters<Impl["getActiveTokensByConsumerKey"]>[0]) {
-    const tokens = await this.keyManager.getActiveTokensByConsumerKey(requireText(req.consumerKey, "consumer_key"));
+    const tokens = await this.keyManager.getActiveTokensByConsumerKey(requireField("consumer_key", req.consumerKey));
     return { tokens: tokens.map(tokenInfoToPb) };
   }
 
   async getAccessTokenByConsumerKey(req: Parameters<Impl["getAccessTokenByConsumerKey"]>[0]) {
-    return { token: tokenInfoToPb(await this.keyManager.getAccessTokenByConsumerKey(requireText(req.consumerKey, "consumer_key"))) };
+    return { token: tokenInfoToPb(await this.keyManager.getAccessTokenByConsumerKey(requireField("consumer_key", req.consumerKey))) };
   }
 
   async revokeToken(req: Parameters<Impl["revokeToken"]>[0]) {
-    await this.keyManager.revokeToken(requireText(req.token, "token"), req.tokenTypeHint);
+    await this.keyManager.revokeToken(requireField("token", req.token), req.tokenTypeHint);
     return {};
   }
 
@@ -124,7 +124,7 @@ export class KeyManagerServiceImpl implements Impl {
   }
 
   async getResourceByApiId(req: Parameters<Impl["getResourceByApiId"]>[0]) {
-    return { resource: registeredResourceToPb(await this.keyManager.getResourceByApiId(requireText(req.apiId, "api_id"))) };
+    return { resource: registeredResourceToPb(await this.keyManager.getResourceByApiId(requireField("api_id", req.apiId))) };
   }
 
   async updateRegisteredResource(req: Parameters<Impl["updateRegisteredResource"]>[0]) {
@@ -132,7 +132,7 @@ export class KeyManagerServiceImpl implements Impl {
   }
 
   async deleteRegisteredResourceByApiId(req: Parameters<Impl["deleteRegisteredResourceByApiId"]>[0]) {
-    await this.keyManager.deleteRegisteredResourceByApiId(requireText(req.apiId, "api_id"));
+    await this.keyManager.deleteRegisteredResourceByApiId(requireField("api_id", req.apiId));
     return {};
   }
 
@@ -142,11 +142,4 @@ export class KeyManagerServiceImpl implements Impl {
       loadTime: this.configStore.loadTime,
     });
   }
-}
-
-function requireText(value: string, field: string): string {
-  const v = new Validator();
-  v.required(field, value);
-  v.throwIfInvalid();
-  return value;
 }

@@ -2,7 +2,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { SubscriptionService } from "../../gen/keymanager/v1/subscription_service_pb.js";
 import type { Api as PbApi } from "../../gen/keymanager/v1/types_pb.js";
-import { Validator } from "../domain/validator.js";
+import { requireField, Validator } from "../domain/validator.js";
 import type { ApiInput, SubscriptionManager } from "../subscriptions/subscription-manager.js";
 import type { Api, Subscription } from "../subscriptions/types.js";
 import { subscriptionStateFromPb, subscriptionStateToPb } from "./enums.js";
@@ -20,7 +20,7 @@ export class SubscriptionServiceImpl implements Impl {
   }
 
   async getApi(req: Parameters<Impl["getApi"]>[0]) {
-    return { api: apiToPb(await this.manager.getApi(required(req.apiId, "api_id"))) };
+    return { api: apiToPb(await this.manager.getApi(requireField("api_id", req.apiId))) };
   }
 
   async updateApi(req: Parameters<Impl["updateApi"]>[0]) {
@@ -36,7 +36,7 @@ export class SubscriptionServiceImpl implements Impl {
   }
 
   async deleteApi(req: Parameters<Impl["deleteApi"]>[0]) {
-    await this.manager.deleteApi(required(req.apiId, "api_id"));
+    await this.manager.deleteApi(requireField("api_id", req.apiId));
     return {};
   }
 
@@ -53,7 +53,7 @@ export class SubscriptionServiceImpl implements Impl {
   }
 
   async getSubscription(req: Parameters<Impl["getSubscription"]>[0]) {
-    return { subscription: subscriptionToPb(await this.manager.getSubscription(required(req.subscriptionId, "subscription_id"))) };
+    return { subscription: subscriptionToPb(await this.manager.getSubscription(requireField("subscription_id", req.subscriptionId))) };
   }
 
   async updateSubscription(req: Parameters<Impl["updateSubscription"]>[0]) {
@@ -67,7 +67,7 @@ export class SubscriptionServiceImpl implements Impl {
   }
 
   async deleteSubscription(req: Parameters<Impl["deleteSubscription"]>[0]) {
-    await this.manager.deleteSubscription(required(req.subscriptionId, "subscription_id"));
+    await this.manager.deleteSubscription(requireField("subscription_id", req.subscriptionId));
     return {};
   }
 
@@ -82,13 +82,6 @@ export class SubscriptionServiceImpl implements Impl {
 
 function camel(field: (typeof API_FIELDS)[number]): "name" | "context" | "version" | "publisher" | "apiTier" {
   return field === "api_tier" ? "apiTier" : field;
-}
-
-function required(value: string, field: string): string {
-  const v = new Validator();
-  v.required(field, value);
-  v.throwIfInvalid();
-  return value;
 }
 
 function apiFromPb(api: PbApi | undefined): ApiInput {
