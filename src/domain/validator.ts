@@ -1,4 +1,4 @@
-import { type FieldViolation, InvalidArgumentError } from "./errors.js";
+import { type FieldViolation, InvalidArgumentError, type OAuthErrorCode } from "./errors.js";
 
 /**
  * Collects every field violation of a request, so one answer names all the bad fields,
@@ -55,8 +55,8 @@ export class Validator {
     return true;
   }
 
-  throwIfInvalid(): void {
-    if (this.violations.length > 0) throw new InvalidArgumentError(this.violations);
+  throwIfInvalid(options: { oauth?: OAuthErrorCode } = {}): void {
+    if (this.violations.length > 0) throw new InvalidArgumentError(this.violations, options);
   }
 }
 
@@ -73,10 +73,4 @@ const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 export function hasControlCharacters(value: string): boolean {
   return CONTROL.test(value);
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isUuid(value: string): boolean {
-  return UUID.test(value);
 }

@@ -96,6 +96,14 @@ export class SigningKeys {
       .sign(key.privateKey);
   }
 
+  /**
+   * False for a JWT that does not carry our signature and issuer, so the database is never asked
+   * about forged tokens; true for opaque tokens, which only the database can judge.
+   */
+  async vouchFor(token: string, issuer: string): Promise<boolean> {
+    return !looksLikeJwt(token) || (await this.verify(token, issuer)) !== undefined;
+  }
+
   /** Verifies signature and issuer; expiry is judged by the caller against its clock. */
   async verify(token: string, issuer: string): Promise<JWTPayload | undefined> {
     if (!this.verifier) return undefined;

@@ -48,8 +48,6 @@ function deserializer(schema: DescMessage) {
 
 export interface GrpcHandlerOptions {
   logger: Logger;
-  /** Runs before each call, for example to authenticate it; may throw a domain error. */
-  contextValues?: (metadata: grpc.Metadata) => ContextValues;
 }
 
 /** grpc-js handlers calling `impl`, errors mapped by the shared error mapping. */
@@ -75,7 +73,7 @@ export function grpcHandlers<S extends DescService>(
       }
       let response: unknown;
       try {
-        response = fn.call(impl, call.request, new GrpcHandlerContext(service, method, call, options.contextValues));
+        response = fn.call(impl, call.request, new GrpcHandlerContext(service, method, call));
       } catch (err) {
         fail(err, callback);
         return;
@@ -106,7 +104,6 @@ class GrpcHandlerContext implements HandlerContext {
     readonly service: DescService,
     readonly method: DescMethod,
     private readonly call: grpc.ServerUnaryCall<unknown, unknown>,
-    private readonly makeValues: ((metadata: grpc.Metadata) => ContextValues) | undefined,
   ) {}
 
   get url(): string {
@@ -147,7 +144,7 @@ class GrpcHandlerContext implements HandlerContext {
   }
 
   get values(): ContextValues {
-    if (!this.contextValues) this.contextValues = this.makeValues?.(this.call.metadata) ?? createContextValues();
+    if (!this.contextValues) this.contextValues = createContextValues();
     return this.contextValues;
   }
 }

@@ -38,12 +38,6 @@ export class DecisionCache<V extends {}> {
     this.entries.set(key, { generation: this.generation, validUntil, value });
   }
 
-  /** Forgets every answer (e.g. after a lost invalidation feed). */
-  clear(): void {
-    this.generation++;
-    this.entries.clear();
-  }
-
   get size(): number {
     return this.entries.size;
   }

@@ -119,10 +119,6 @@ export class ValidationCache {
     }
   }
 
-  clear(): void {
-    for (const c of [this.tokens, this.apis, this.resources, this.applications, this.subscriptions]) c.clear();
-  }
-
   close(): void {
     this.unsubscribe();
   }

@@ -27,7 +27,6 @@ export interface StartOptions {
   databaseUrl?: string;
   clock?: Clock;
   overrides?: Record<string, unknown>;
-  keepDataDir?: boolean;
 }
 
 /** A real server on loopback, ports chosen by the OS. */
@@ -64,7 +63,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     connect,
     async close() {
       await app.close();
-      if (!options.dataDir && !options.keepDataDir) rmSync(dataDir, { recursive: true, force: true });
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
