@@ -7,7 +7,13 @@ import { SigningKeyService } from "../gen/keymanager/v1/signing_key_service_pb.j
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
+import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
+import { CallAuthorizer } from "./auth/call-authorizer.js";
+import { CallerAuthenticator } from "./auth/caller-authenticator.js";
+import { SystemClients } from "./auth/system-clients.js";
 import { ChangeEvents } from "./domain/change-events.js";
+import { SystemClientServiceImpl } from "./services/system-client-service.js";
+import { AuditLog } from "./transport/audit-log.js";
 import { SigningKeys } from "./oauth/signing-keys.js";
 import { TokenService } from "./oauth/token-service.js";
 import { UserManager } from "./oauth/user-manager.js";
@@ -63,6 +69,9 @@ export class App {
   private ready = false;
   private cache: ValidationCache | undefined;
   private decisions: DecisionCache<ValidationResult> | undefined;
+  /** Available once started: the bootstrap command and tests create callers with it. */
+  systemClients: SystemClients | undefined;
+  tokens: TokenService | undefined;
 
   constructor(private readonly options: BuildOptions) {
     this.configStore = new ConfigStore(options.config);
@@ -98,21 +107,39 @@ export class App {
     this.decisions = new DecisionCache<ValidationResult>(events, DEFAULT_CACHE_LIMITS.maxEntries, DEFAULT_CACHE_LIMITS.maxBytes);
     const validator = new TokenValidator(store, signingKeys, this.cache, this.decisions, currentConfig, clock, this.logger);
 
+    this.systemClients = new SystemClients(store, clock, events, () => currentConfig().name);
+    const authorizer = new CallAuthorizer(
+      new CallerAuthenticator({ token: (t) => tokens.lookup(t), client: (k) => store.clients.find(k) }, clock, events),
+      () => currentConfig().tls?.clientCertificateScopes ?? [],
+    );
+    const audit = new AuditLog(this.logger);
+    this.tokens = tokens;
     const services: ServiceRegistration[] = [
       { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore) as never },
       { service: TokenValidationService, impl: new TokenValidationServiceImpl(validator) as never },
       { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock, events)) as never },
       { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock, events)) as never },
       { service: SigningKeyService, impl: new SigningKeyServiceImpl(signingKeys) as never },
+      { service: SystemClientService, impl: new SystemClientServiceImpl(this.systemClients) as never },
     ];
-    const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
+    const tls = config.tls
+      ? {
+          cert: readFileSync(config.tls.certFile),
+          key: readFileSync(config.tls.keyFile),
+          clientCa: config.tls.clientCaFile ? readFileSync(config.tls.clientCaFile) : undefined,
+        }
+      : undefined;
     this.grpcServer = new GrpcServer({
       logger: this.logger,
       services,
+      // With a client CA, gateways' port requires a client certificate signed by it (mTLS).
       credentials: tls
-        ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false)
+        ? grpc.ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined)
         : grpc.ServerCredentials.createInsecure(),
       maxMessageBytes: MAX_MESSAGE_BYTES,
+      authorizer,
+      clientCertificates: tls?.clientCa !== undefined,
+      audit,
     });
     this.options.configureGrpc?.(this.grpcServer.server);
     this.httpServer = createHttpServer({
@@ -122,6 +149,8 @@ export class App {
       tls,
       maxMessageBytes: MAX_MESSAGE_BYTES,
       isReady: () => this.ready,
+      authorizer,
+      audit,
     });
     const grpcPort = await this.grpcServer.listen(config.grpc.host, config.grpc.port);
     const httpPort = await listen(this.httpServer, config.http.host, config.http.port);

@@ -110,7 +110,7 @@ test("the same violations reach Connect clients on the HTTP port", async () => {
   await rejectsWith(server.connect.createApplication(createRequest({ keyType: KeyType.UNSPECIFIED })), Code.InvalidArgument, /key_type/);
   const res = await fetch(`http://127.0.0.1:${server.httpPort}/keymanager.v1.KeyManagerService/CreateApplication`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", authorization: `Bearer ${server.token}` },
     body: "{not json",
   });
   assert.equal(res.status, 400);

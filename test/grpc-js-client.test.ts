@@ -30,7 +30,7 @@ after(async () => {
 });
 
 /** A unary call with nothing but @grpc/grpc-js and the generated schemas' binary codecs. */
-function unary<Req, Res>(path: string, request: Req, encode: (r: Req) => Uint8Array, decode: (b: Buffer) => Res, metadata = new grpc.Metadata()) {
+function unary<Req, Res>(path: string, request: Req, encode: (r: Req) => Uint8Array, decode: (b: Buffer) => Res, metadata = authorized()) {
   return new Promise<Res>((resolve, reject) => {
     client.makeUnaryRequest(
       path,
@@ -41,6 +41,12 @@ function unary<Req, Res>(path: string, request: Req, encode: (r: Req) => Uint8Ar
       (err, res) => (err ? reject(err) : resolve(res as Res)),
     );
   });
+}
+
+function authorized(token = server.token): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${token}`);
+  return metadata;
 }
 
 const method = (name: string) => `/${KeyManagerService.typeName}/${name}`;

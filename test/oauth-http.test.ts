@@ -3,8 +3,6 @@ import { after, before, test } from "node:test";
 import * as oauth from "openid-client";
 import { createRequest } from "./support/fixtures.js";
 import { startServer, type TestServer } from "./support/server.js";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
 
 let server: TestServer;
@@ -18,7 +16,7 @@ before(async () => {
   const created = (await server.grpc.createApplication(createRequest())).application;
   assert.ok(created);
   app = created;
-  await createClient(UserService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}` })).createUser({
+  await server.client(UserService).createUser({
     username: "carol",
     password: "carol-password",
   });

@@ -16,13 +16,15 @@ before(async () => {
 });
 after(() => server.close());
 
+/** buf curl with the test's admin token (reflection itself needs none). */
 function bufCurl(...args: string[]) {
-  return run(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], { timeout: 30_000 });
+  return run(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-H", `authorization: Bearer ${server.token}`, ...args], { timeout: 30_000 });
 }
 
 for (const protocol of ["grpc-v1", "grpc-v1alpha"]) {
   test(`buf curl lists every method through reflection (${protocol})`, async () => {
-    const { stdout } = await bufCurl("--reflect-protocol", protocol, "--list-methods", `http://127.0.0.1:${server.grpcPort}`);
+    // No credentials: reflection is open, as health is.
+    const { stdout } = await run(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect-protocol", protocol, "--list-methods", `http://127.0.0.1:${server.grpcPort}`], { timeout: 30_000 });
     const methods = stdout.trim().split("\n");
     for (const name of ["CreateApplication", "RetrieveApplication", "MapOAuthApplication", "GetKeyManagerConfiguration", "RegisterNewResource"]) {
       assert.ok(methods.includes(`keymanager.v1.KeyManagerService/${name}`), `${name} listed`);

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Code, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code } from "@connectrpc/connect";
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import { TokenState, TokenType } from "../gen/keymanager/v1/types_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
@@ -19,7 +18,7 @@ before(async () => {
 after(() => server.close());
 
 function usersClient() {
-  return createClient(UserService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}` }));
+  return server.client(UserService);
 }
 
 async function newClient(overrides: Parameters<typeof createRequest>[0] = {}) {

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { Code, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { type Client, Code } from "@connectrpc/connect";
 import { pino } from "pino";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
@@ -20,8 +19,8 @@ import { startServer, type TestServer } from "./support/server.js";
 
 const clock = new TestClock();
 let server: TestServer;
-let gateway: ReturnType<typeof createClient<typeof TokenValidationService>>;
-let subs: ReturnType<typeof createClient<typeof SubscriptionService>>;
+let gateway: Client<typeof TokenValidationService>;
+let subs: Client<typeof SubscriptionService>;
 
 const API = { apiId: "pizzashack", name: "PizzaShackAPI", context: "/pizzashack", version: "1.0.0", publisher: "admin", apiTier: "Gold" };
 const RESOURCES = [
@@ -33,12 +32,11 @@ const RESOURCES = [
 
 before(async () => {
   server = await startServer({ clock });
-  const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}` });
-  gateway = createClient(TokenValidationService, transport);
-  subs = createClient(SubscriptionService, transport);
+  gateway = server.client(TokenValidationService);
+  subs = server.client(SubscriptionService);
   await subs.createApi({ api: API });
   await server.grpc.registerNewResource({ apiId: API.apiId, resources: RESOURCES });
-  await createClient(UserService, transport).createUser({ username: "alice", password: "alice-password" });
+  await server.client(UserService).createUser({ username: "alice", password: "alice-password" });
 });
 after(() => server.close());
 

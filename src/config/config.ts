@@ -20,7 +20,7 @@ export interface Config {
   grpc: { host: string; port: number };
   http: { host: string; port: number };
   database: { url: string; poolMax: number };
-  tls: { certFile: string; keyFile: string } | undefined;
+  tls: { certFile: string; keyFile: string; clientCaFile: string | undefined; clientCertificateScopes: string[] } | undefined;
   encryptionKey: string | undefined;
 }
 
@@ -53,7 +53,10 @@ export function fromSection(s: KeyManagerSection): Config {
     grpc: { host: s.grpc.host, port: s.grpc.port },
     http: { host: s.http.host, port: s.http.port },
     database: { url: s.database.url ?? `sqlite:${s.data_dir}/keymanager.db`, poolMax: s.database.pool_max },
-    tls: s.tls.cert_file && s.tls.key_file ? { certFile: s.tls.cert_file, keyFile: s.tls.key_file } : undefined,
+    tls:
+      s.tls.cert_file && s.tls.key_file
+        ? { certFile: s.tls.cert_file, keyFile: s.tls.key_file, clientCaFile: s.tls.client_ca_file, clientCertificateScopes: s.tls.client_certificate_scopes }
+        : undefined,
     encryptionKey: s.encryption.key || undefined,
   };
 }

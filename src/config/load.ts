@@ -20,6 +20,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_DATABASE_POOL_MAX: ["database", "pool_max"],
   KM_TLS_CERT_FILE: ["tls", "cert_file"],
   KM_TLS_KEY_FILE: ["tls", "key_file"],
+  KM_TLS_CLIENT_CA_FILE: ["tls", "client_ca_file"],
   KM_ENCRYPTION_KEY: ["encryption", "key"],
 };
 

@@ -54,10 +54,20 @@ export const keyManagerSection = z
       .strict()
       .prefault({}),
     tls: z
-      .object({ cert_file: z.string().optional(), key_file: z.string().optional() })
+      .object({
+        cert_file: z.string().optional(),
+        key_file: z.string().optional(),
+        /** CA of gateways' client certificates: required on the gRPC port, optional on HTTP. */
+        client_ca_file: z.string().optional(),
+        /** Scopes a verified client certificate grants (its subject CN names the caller). */
+        client_certificate_scopes: z.array(z.enum(["apim:subscribe", "km:gateway", "km:admin"])).default(["km:gateway"]),
+      })
       .strict()
       .refine((t) => Boolean(t.cert_file) === Boolean(t.key_file), {
         message: "cert_file and key_file must be given together",
+      })
+      .refine((t) => !t.client_ca_file || Boolean(t.cert_file), {
+        message: "client_ca_file needs cert_file and key_file",
       })
       .prefault({}),
     encryption: z

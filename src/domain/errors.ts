@@ -37,7 +37,8 @@ export type DomainErrorKind =
   | "unauthenticated"
   | "permission_denied"
   | "unavailable"
-  | "unimplemented";
+  | "unimplemented"
+  | "resource_exhausted";
 
 export class InvalidArgumentError extends DomainError {
   readonly kind = "invalid_argument";
@@ -79,4 +80,9 @@ export class UnavailableError extends DomainError {
 
 export class UnimplementedError extends DomainError {
   readonly kind = "unimplemented";
+}
+
+/** Too many attempts: the caller should retry later (HTTP 429). */
+export class ResourceExhaustedError extends DomainError {
+  readonly kind = "resource_exhausted";
 }

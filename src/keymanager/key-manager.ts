@@ -10,6 +10,10 @@ import type {
   ResourceInput,
 } from "./types.js";
 
+/** NOT_FOUND messages every key manager uses, so a hidden application answers like a missing one. */
+export const NO_CLIENT = "no OAuth application with this consumer key";
+export const NO_KEYS = "the application has no keys of this type";
+
 /**
  * The seam behind the KeyManager services: the WSO2 KeyManager extension point in TypeScript.
  * The resident implementation keeps everything in this service's database; others drive an
@@ -38,6 +42,8 @@ export interface KeyManager {
   getActiveTokensByConsumerKey(consumerKey: string): Promise<AccessTokenInfo[]>;
   getAccessTokenByConsumerKey(consumerKey: string): Promise<AccessTokenInfo>;
   revokeToken(token: string, tokenTypeHint: string): Promise<void>;
+  /** The consumer key an access or refresh token was issued to; undefined when unknown. */
+  tokenClient(token: string): Promise<string | undefined>;
 
   registerNewResource(input: ResourceInput): Promise<RegisteredResource>;
   getResourceByApiId(apiId: string): Promise<RegisteredResource>;

@@ -6,7 +6,7 @@ import { Validator } from "../domain/validator.js";
 import type { Store } from "../storage/store.js";
 import { newConsumerKey, newConsumerSecret, secretsEqual } from "./credentials.js";
 import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
-import type { KeyManager } from "./key-manager.js";
+import { type KeyManager, NO_CLIENT, NO_KEYS } from "./key-manager.js";
 import type { TokenService } from "../oauth/token-service.js";
 import { tokenInfo, unknownTokenInfo } from "./token-info.js";
 import type { AccessTokenInfo, AccessTokenRequest } from "./tokens.js";
@@ -26,8 +26,6 @@ import type {
 } from "./types.js";
 import { checkClientSettings, checkConsumerKey, checkIdentifier, checkResources, LIMITS, checkProperties } from "./validation.js";
 
-const NO_KEYS = "the application has no keys of this type";
-const NO_CLIENT = "no OAuth application with this consumer key";
 
 /** The built-in key manager: OAuth clients, keys and resources in this service's database. */
 export class ResidentKeyManager implements KeyManager {
@@ -90,7 +88,7 @@ export class ResidentKeyManager implements KeyManager {
 
   async updateApplication(consumerKey: string, patch: ApplicationPatch): Promise<OAuthApplication> {
     return this.store.transaction(async (s) => {
-      const current = await s.clients.get(consumerKey);
+      const current = await applicationClient(s, consumerKey);
       const settings = this.withDefaults({
         ...settingsOf(current),
         ...patch,
@@ -107,7 +105,7 @@ export class ResidentKeyManager implements KeyManager {
   }
 
   async retrieveApplication(consumerKey: string): Promise<OAuthApplication> {
-    const client = await this.store.clients.get(consumerKey);
+    const client = await applicationClient(this.store, consumerKey);
     return { client, mapping: await this.store.applicationKeys.findByConsumerKey(consumerKey) };
   }
 
@@ -119,6 +117,7 @@ export class ResidentKeyManager implements KeyManager {
 
   async deleteApplication(consumerKey: string): Promise<void> {
     await this.store.transaction(async (s) => {
+      await applicationClient(s, consumerKey);
       await s.applicationKeys.deleteByConsumerKey(consumerKey);
       if (!(await s.clients.delete(consumerKey))) throw new NotFoundError(NO_CLIENT);
     });
@@ -140,6 +139,8 @@ export class ResidentKeyManager implements KeyManager {
     return this.store.transaction(async (s) => {
       await this.ensureNoKeys(s, input);
       const client = (await s.clients.find(input.consumerKey)) ?? (await this.importClient(s, input, now));
+      // A system client's key is not an application's: it is taken, like any other client's.
+      if (client.system) throw new AlreadyExistsError("an OAuth client with this consumer key already exists");
       if (!secretsEqual(client.consumerSecret, input.consumerSecret)) {
         throw InvalidArgumentError.field("consumer_secret", "does not match the consumer key's secret");
       }
@@ -159,6 +160,7 @@ export class ResidentKeyManager implements KeyManager {
   }
 
   async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
+    await applicationClient(this.store, consumerKey);
     const consumerSecret = newConsumerSecret();
     await this.store.clients.updateSecret(consumerKey, consumerSecret, this.clock.now());
     this.events.publish({ kind: "application", consumerKey });
@@ -186,6 +188,10 @@ export class ResidentKeyManager implements KeyManager {
 
   revokeToken(token: string, tokenTypeHint: string): Promise<void> {
     return this.tokens.revoke(token, { tokenTypeHint });
+  }
+
+  tokenClient(token: string): Promise<string | undefined> {
+    return this.tokens.clientOf(token);
   }
 
   async registerNewResource(input: ResourceInput): Promise<RegisteredResource> {
@@ -259,6 +265,13 @@ export class ResidentKeyManager implements KeyManager {
     await s.clients.insert(client);
     return client;
   }
+}
+
+/** The client of an application: system clients (this service's callers) are not applications. */
+async function applicationClient(s: Store, consumerKey: string): Promise<OAuthClient> {
+  const client = await s.clients.find(consumerKey);
+  if (!client || client.system) throw new NotFoundError(NO_CLIENT);
+  return client;
 }
 
 function settingsOf(client: OAuthClient): ClientSettings {

@@ -39,6 +39,8 @@ export interface OAuthClient extends ClientSettings {
   appOwner: string;
   groupId: string;
   keyManager: string;
+  /** A caller of this service (auth/system-clients.ts), never an application's keys. */
+  system?: true;
   createdAt: Date;
   updatedAt: Date;
 }

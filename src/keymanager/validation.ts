@@ -1,3 +1,4 @@
+import { isSystemScope } from "../auth/scopes.js";
 import { Validator, hasControlCharacters } from "../domain/validator.js";
 import { isKnownGrantType, REDIRECTING_GRANT_TYPES } from "./grant-types.js";
 import { type ApiResource, AUTH_LEVELS, type ClientSettings, HTTP_VERBS } from "./types.js";
@@ -43,6 +44,9 @@ export function checkClientSettings(v: Validator, s: ClientSettings, maxValidity
   checkGrantTypes(v, s.grantTypes);
   checkCallbackUrls(v, s.callbackUrls, s.grantTypes);
   checkScopes(v, "scopes", s.scopes);
+  s.scopes.forEach((scope, i) => {
+    if (isSystemScope(scope)) v.add(`scopes[${i}]`, "is reserved for system clients");
+  });
   v.nonNegativeInteger("application_token_validity_seconds", s.validity.applicationTokenSeconds, maxValiditySeconds);
   v.nonNegativeInteger("user_token_validity_seconds", s.validity.userTokenSeconds, maxValiditySeconds);
   v.nonNegativeInteger("refresh_token_validity_seconds", s.validity.refreshTokenSeconds, maxValiditySeconds);

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { LRUCache } from "lru-cache";
+import { AuthenticationThrottle } from "./authentication-throttle.js";
 import type { Config } from "../config/config.js";
 import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
@@ -53,6 +54,7 @@ export class TokenService {
    * (a regenerated secret) is seen within CLIENT_CACHE_TTL_MS.
    */
   private readonly clients = new LRUCache<string, OAuthClient>({ max: 10_000, ttl: CLIENT_CACHE_TTL_MS });
+  private readonly throttle: AuthenticationThrottle;
 
   constructor(
     private readonly store: Store,
@@ -62,6 +64,7 @@ export class TokenService {
     private readonly events: ChangeEvents,
     private readonly writer: TokenWriter,
   ) {
+    this.throttle = new AuthenticationThrottle(clock);
     events.subscribe((change) => {
       if (change.kind === "application") this.clients.delete(change.consumerKey);
     });
@@ -69,11 +72,14 @@ export class TokenService {
 
   /** The client whose id and secret these are; every failure looks the same to the caller. */
   async authenticateClient(clientId: string, clientSecret: string): Promise<OAuthClient> {
+    this.throttle.check(clientId);
     const client = clientId ? (this.clients.get(clientId) ?? (await this.store.clients.find(clientId))) : undefined;
     const ok = secretsEqual(client?.consumerSecret ?? "\u0000no-client", clientSecret);
     if (!client || !ok || clientSecret === "") {
+      this.throttle.failed(clientId);
       throw new UnauthenticatedError("client authentication failed", { oauth: "invalid_client" });
     }
+    this.throttle.succeeded(clientId);
     this.clients.set(clientId, client);
     return client;
   }
@@ -100,7 +106,7 @@ export class TokenService {
       throw new PermissionDeniedError(`the client may not use the ${grant} grant`, { oauth: "unauthorized_client" });
     }
     if (grant === "client_credentials") {
-      return { endUser: "", scopes: grantScopes(request.scopes, client.scopes), familyId: randomUUID(), withRefresh: false };
+      return { endUser: "", scopes: scopesFor(client, request.scopes), familyId: randomUUID(), withRefresh: false };
     }
     if (grant === "password") return this.passwordGrant(client, request);
     return this.refreshGrant(client, request);
@@ -112,7 +118,7 @@ export class TokenService {
     if (!user || !valid) throw new InvalidArgumentError([{ field: "resource_owner_password", description: "invalid resource owner credentials" }], { oauth: "invalid_grant" });
     return {
       endUser: user.username,
-      scopes: grantScopes(request.scopes, client.scopes),
+      scopes: scopesFor(client, request.scopes),
       familyId: randomUUID(),
       withRefresh: client.grantTypes.includes("refresh_token"),
     };
@@ -188,6 +194,13 @@ export class TokenService {
     return this.store.tokens.findByHash(hashToken(token));
   }
 
+  /** The client an access or refresh token was issued to, if this service issued it. */
+  async clientOf(token: string): Promise<string | undefined> {
+    const hash = hashToken(token);
+    const record = (await this.store.tokens.findByHash(hash)) ?? (await this.store.tokens.findByRefreshHash(hash));
+    return record?.consumerKey;
+  }
+
   /** Revokes an access or refresh token. Unknown or already revoked tokens are not an error (RFC 7009). */
   async revoke(token: string, options: { tokenTypeHint?: string; consumerKey?: string } = {}): Promise<void> {
     const hash = hashToken(token);
@@ -223,6 +236,11 @@ export class TokenService {
   isActive(record: TokenRecord): boolean {
     return isActive(record, this.clock.now());
   }
+}
+
+/** A system client asking for no scope gets all of its own; applications get "default". */
+function scopesFor(client: OAuthClient, requested: readonly string[]): string[] {
+  return client.system && requested.length === 0 ? [...client.scopes] : grantScopes(requested, client.scopes);
 }
 
 function checkRequest(r: AccessTokenRequest): void {

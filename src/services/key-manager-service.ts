@@ -1,10 +1,13 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Ownership } from "../auth/ownership.js";
+import { unknownTokenInfo } from "../keymanager/token-info.js";
+import { isRestricted, principalOf } from "../auth/principal.js";
 import type { KeyManagerService } from "../../gen/keymanager/v1/key_manager_service_pb.js";
 import type { ConfigStore } from "../config/config-store.js";
 import { ConfigError } from "../config/load.js";
-import { FailedPreconditionError } from "../domain/errors.js";
+import { FailedPreconditionError, UnauthenticatedError } from "../domain/errors.js";
 import { requireField, Validator } from "../domain/validator.js";
-import type { KeyManager } from "../keymanager/key-manager.js";
+import { type KeyManager, NO_CLIENT, NO_KEYS } from "../keymanager/key-manager.js";
 import { applicationToPb, createInputFromPb, mapInputFromPb, patchFromPb } from "./application-mapping.js";
 import { configurationToPb } from "./configuration-mapping.js";
 import { keyTypeFromPb } from "./enums.js";
@@ -16,60 +19,76 @@ type Impl = ServiceImpl<typeof KeyManagerService>;
 
 /** keymanager.v1.KeyManagerService: maps messages to the KeyManager seam and back. */
 export class KeyManagerServiceImpl implements Impl {
+  private readonly ownership: Ownership;
+
   constructor(
     private readonly keyManager: KeyManager,
     private readonly configStore: ConfigStore,
-  ) {}
+  ) {
+    this.ownership = new Ownership(keyManager);
+  }
 
-  async createApplication(req: Parameters<Impl["createApplication"]>[0]) {
-    const app = await this.keyManager.createApplication(createInputFromPb(req));
+  async createApplication(req: Parameters<Impl["createApplication"]>[0], ctx: HandlerContext) {
+    const app = await this.keyManager.createApplication(this.ownership.ownerFor(principalOf(ctx), createInputFromPb(req)));
     return { application: applicationToPb(app) };
   }
 
-  async updateApplication(req: Parameters<Impl["updateApplication"]>[0]) {
+  async updateApplication(req: Parameters<Impl["updateApplication"]>[0], ctx: HandlerContext) {
     const { consumerKey, patch } = patchFromPb(req);
+    await this.ownership.requireConsumerKey(principalOf(ctx), consumerKey);
     return { application: applicationToPb(await this.keyManager.updateApplication(consumerKey, patch)) };
   }
 
-  async retrieveApplication(req: Parameters<Impl["retrieveApplication"]>[0]) {
+  async retrieveApplication(req: Parameters<Impl["retrieveApplication"]>[0], ctx: HandlerContext) {
     const v = new Validator();
     const selector = req.selector;
     if (selector.case === "consumerKey") {
       requireField("consumer_key", selector.value);
-      return { application: applicationToPb(await this.keyManager.retrieveApplication(selector.value)) };
+      const app = await this.keyManager.retrieveApplication(selector.value);
+      return { application: applicationToPb(this.ownership.checkApplication(principalOf(ctx), app, NO_CLIENT)) };
     }
     if (selector.case === "applicationKey") {
       const applicationId = selector.value.applicationId;
       v.required("application_key.application_id", applicationId);
       const keyType = keyTypeFromPb(v, "application_key.key_type", selector.value.keyType);
       v.throwIfInvalid();
-      return { application: applicationToPb(await this.keyManager.retrieveApplicationByKey({ applicationId, keyType })) };
+      const app = await this.keyManager.retrieveApplicationByKey({ applicationId, keyType });
+      return { application: applicationToPb(this.ownership.checkApplication(principalOf(ctx), app, NO_KEYS)) };
     }
     v.add("selector", "give consumer_key or application_key");
     v.throwIfInvalid();
     return {};
   }
 
-  async deleteApplication(req: Parameters<Impl["deleteApplication"]>[0]) {
-    await this.keyManager.deleteApplication(requireField("consumer_key", req.consumerKey));
+  async deleteApplication(req: Parameters<Impl["deleteApplication"]>[0], ctx: HandlerContext) {
+    await this.ownership.requireConsumerKey(principalOf(ctx), requireField("consumer_key", req.consumerKey));
+    await this.keyManager.deleteApplication(req.consumerKey);
     return {};
   }
 
-  async mapOAuthApplication(req: Parameters<Impl["mapOAuthApplication"]>[0]) {
-    return { application: applicationToPb(await this.keyManager.mapOAuthApplication(mapInputFromPb(req))) };
+  async mapOAuthApplication(req: Parameters<Impl["mapOAuthApplication"]>[0], ctx: HandlerContext) {
+    const input = this.ownership.ownerFor(principalOf(ctx), mapInputFromPb(req));
+    return { application: applicationToPb(await this.keyManager.mapOAuthApplication(input)) };
   }
 
-  async deleteMappedApplication(req: Parameters<Impl["deleteMappedApplication"]>[0]) {
-    await this.keyManager.deleteMappedApplication(requireField("consumer_key", req.consumerKey));
+  async deleteMappedApplication(req: Parameters<Impl["deleteMappedApplication"]>[0], ctx: HandlerContext) {
+    await this.ownership.requireConsumerKey(principalOf(ctx), requireField("consumer_key", req.consumerKey));
+    await this.keyManager.deleteMappedApplication(req.consumerKey);
     return {};
   }
 
-  async regenerateConsumerSecret(req: Parameters<Impl["regenerateConsumerSecret"]>[0]) {
-    return this.keyManager.regenerateConsumerSecret(requireField("consumer_key", req.consumerKey));
+  async regenerateConsumerSecret(req: Parameters<Impl["regenerateConsumerSecret"]>[0], ctx: HandlerContext) {
+    await this.ownership.requireConsumerKey(principalOf(ctx), requireField("consumer_key", req.consumerKey));
+    return this.keyManager.regenerateConsumerSecret(req.consumerKey);
   }
 
-  async getNewApplicationAccessToken(req: Parameters<Impl["getNewApplicationAccessToken"]>[0]) {
-    return { token: tokenInfoToPb(await this.keyManager.getNewApplicationAccessToken(tokenRequestFromPb(req.request))) };
+  async getNewApplicationAccessToken(req: Parameters<Impl["getNewApplicationAccessToken"]>[0], ctx: HandlerContext) {
+    const request = tokenRequestFromPb(req.request);
+    // The client secret authenticates the request; a store caller must also own the client.
+    if (request.clientId !== "" && !(await this.ownership.maySee(principalOf(ctx), request.clientId))) {
+      throw new UnauthenticatedError("client authentication failed");
+    }
+    return { token: tokenInfoToPb(await this.keyManager.getNewApplicationAccessToken(request)) };
   }
 
   async buildAccessTokenRequestFromJson(req: Parameters<Impl["buildAccessTokenRequestFromJson"]>[0]) {
@@ -85,20 +104,33 @@ export class KeyManagerServiceImpl implements Impl {
     return { request: tokenRequestToPb(built) };
   }
 
-  async getTokenMetadata(req: Parameters<Impl["getTokenMetadata"]>[0]) {
-    return { info: tokenInfoToPb(await this.keyManager.getTokenMetadata(requireField("access_token", req.accessToken))) };
+  async getTokenMetadata(req: Parameters<Impl["getTokenMetadata"]>[0], ctx: HandlerContext) {
+    const info = await this.keyManager.getTokenMetadata(requireField("access_token", req.accessToken));
+    // Another's token reads like an unknown one: inactive, nothing about it.
+    if (info.consumerKey !== "" && !(await this.ownership.maySee(principalOf(ctx), info.consumerKey))) {
+      return { info: tokenInfoToPb(unknownTokenInfo(this.keyManager.name)) };
+    }
+    return { info: tokenInfoToPb(info) };
   }
 
-  async getActiveTokensByConsumerKey(req: Parameters<Impl["getActiveTokensByConsumerKey"]>[0]) {
-    const tokens = await this.keyManager.getActiveTokensByConsumerKey(requireField("consumer_key", req.consumerKey));
+  async getActiveTokensByConsumerKey(req: Parameters<Impl["getActiveTokensByConsumerKey"]>[0], ctx: HandlerContext) {
+    await this.ownership.requireConsumerKey(principalOf(ctx), requireField("consumer_key", req.consumerKey));
+    const tokens = await this.keyManager.getActiveTokensByConsumerKey(req.consumerKey);
     return { tokens: tokens.map(tokenInfoToPb) };
   }
 
-  async getAccessTokenByConsumerKey(req: Parameters<Impl["getAccessTokenByConsumerKey"]>[0]) {
-    return { token: tokenInfoToPb(await this.keyManager.getAccessTokenByConsumerKey(requireField("consumer_key", req.consumerKey))) };
+  async getAccessTokenByConsumerKey(req: Parameters<Impl["getAccessTokenByConsumerKey"]>[0], ctx: HandlerContext) {
+    await this.ownership.requireConsumerKey(principalOf(ctx), requireField("consumer_key", req.consumerKey));
+    return { token: tokenInfoToPb(await this.keyManager.getAccessTokenByConsumerKey(req.consumerKey)) };
   }
 
-  async revokeToken(req: Parameters<Impl["revokeToken"]>[0]) {
+  async revokeToken(req: Parameters<Impl["revokeToken"]>[0], ctx: HandlerContext) {
+    const principal = principalOf(ctx);
+    if (isRestricted(principal)) {
+      // As RFC 7009: another's or an unknown token is "revoked" without effect or a word.
+      const owner = await this.keyManager.tokenClient(requireField("token", req.token));
+      if (owner === undefined || !(await this.ownership.maySee(principal, owner))) return {};
+    }
     await this.keyManager.revokeToken(requireField("token", req.token), req.tokenTypeHint);
     return {};
   }

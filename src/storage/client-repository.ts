@@ -20,6 +20,7 @@ interface ClientRow {
   app_owner: string;
   group_id: string;
   key_manager: string;
+  system_client: boolean | number;
   created_at: number | string;
   updated_at: number | string;
 }
@@ -66,6 +67,12 @@ export class ClientRepository {
     if (changed === 0) throw new NotFoundError("no OAuth application with this consumer key");
   }
 
+  /** System clients, oldest first. */
+  async listSystem(): Promise<OAuthClient[]> {
+    const rows = await this.db<ClientRow>(TABLE).where({ system_client: true }).orderBy("created_at");
+    return rows.map((r) => this.fromRow(r));
+  }
+
   /** Deletes the client; its application key mapping goes with it. */
   async delete(consumerKey: string): Promise<boolean> {
     return (await this.db<ClientRow>(TABLE).where({ consumer_key: consumerKey }).delete()) > 0;
@@ -79,6 +86,7 @@ export class ClientRepository {
       app_owner: client.appOwner,
       group_id: client.groupId,
       key_manager: client.keyManager,
+      system_client: client.system === true,
       created_at: toMillis(client.createdAt),
       updated_at: toMillis(client.updatedAt),
     };
@@ -102,6 +110,7 @@ export class ClientRepository {
       appOwner: row.app_owner,
       groupId: row.group_id,
       keyManager: row.key_manager,
+      ...(Boolean(row.system_client) ? { system: true as const } : {}),
       createdAt: toDate(row.created_at),
       updatedAt: toDate(row.updated_at),
     };

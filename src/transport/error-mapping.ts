@@ -17,6 +17,7 @@ const CODES: Record<DomainErrorKind, Code> = {
   permission_denied: Code.PermissionDenied,
   unavailable: Code.Unavailable,
   unimplemented: Code.Unimplemented,
+  resource_exhausted: Code.ResourceExhausted,
 };
 
 export function toConnectError(err: unknown, logger: Logger, procedure: string): ConnectError {

@@ -3,7 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
-import { grpcHandlers, grpcServiceDefinition } from "./grpc-service.js";
+import { type GrpcHandlerOptions, grpcHandlers, grpcServiceDefinition } from "./grpc-service.js";
 import { addReflection } from "./reflection.js";
 
 export interface ServiceRegistration<S extends DescService = DescService> {
@@ -11,7 +11,7 @@ export interface ServiceRegistration<S extends DescService = DescService> {
   impl: Partial<ServiceImpl<S>>;
 }
 
-export interface GrpcServerOptions {
+export interface GrpcServerOptions extends GrpcHandlerOptions {
   logger: Logger;
   services: readonly ServiceRegistration[];
   credentials: grpc.ServerCredentials;
@@ -30,7 +30,7 @@ export class GrpcServer {
       "grpc.max_send_message_length": options.maxMessageBytes,
     });
     for (const { service, impl } of options.services) {
-      this.server.addService(grpcServiceDefinition(service), grpcHandlers(service, impl, { logger: options.logger }));
+      this.server.addService(grpcServiceDefinition(service), grpcHandlers(service, impl, options));
     }
     this.serviceNames = options.services.map((s) => s.service.typeName);
     this.health = new HealthImplementation(Object.fromEntries(["", ...this.serviceNames].map((n) => [n, "NOT_SERVING"])));

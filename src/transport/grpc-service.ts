@@ -1,8 +1,12 @@
 import { create, type DescMessage, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { ContextValues, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { createContextValues } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import type { CallAuthorizer } from "../auth/call-authorizer.js";
+import { PRINCIPAL, type Principal } from "../auth/principal.js";
+import type { AuditLog } from "./audit-log.js";
 import { toConnectError } from "./error-mapping.js";
 
 /**
@@ -48,6 +52,12 @@ function deserializer(schema: DescMessage) {
 
 export interface GrpcHandlerOptions {
   logger: Logger;
+  /** Authenticates each call and checks its scope; the principal goes into the context. */
+  authorizer: CallAuthorizer;
+  /** Whether callers may authenticate with a client certificate (mTLS configured). */
+  clientCertificates: boolean;
+  /** Called after each successful call that changes something. */
+  audit: AuditLog;
 }
 
 /** grpc-js handlers calling `impl`, errors mapped by the shared error mapping. */
@@ -66,22 +76,44 @@ export function grpcHandlers<S extends DescService>(
       const ce = toConnectError(err, options.logger, procedure);
       callback({ code: ce.code as number, details: ce.rawMessage });
     };
-    handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    const authorize = options.authorizer.forMethod(service, method);
+    const changes = method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+    const run = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, principal: Principal) => {
       if (!fn) {
         callback({ code: grpc.status.UNIMPLEMENTED, details: `${procedure} is not implemented` });
         return;
       }
+      const ctx = new GrpcHandlerContext(service, method, call);
+      ctx.values.set(PRINCIPAL, principal);
       let response: unknown;
       try {
-        response = fn.call(impl, call.request, new GrpcHandlerContext(service, method, call));
+        response = fn.call(impl, call.request, ctx);
       } catch (err) {
         fail(err, callback);
         return;
       }
+      const done = (r: unknown) => {
+        if (changes) options.audit.record(principal, method, call.request);
+        callback(null, r);
+      };
       // A handler that answers at once (the gateway check from its cache) is answered at once,
       // without closures or microtask hops.
-      if (!isThenable(response)) callback(null, response);
-      else response.then((r) => callback(null, r), (err: unknown) => fail(err, callback));
+      if (!isThenable(response)) done(response);
+      else response.then(done, (err: unknown) => fail(err, callback));
+    };
+    handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      let principal: Principal | Promise<Principal>;
+      try {
+        principal = authorize({
+          authorization: call.metadata.get("authorization")[0] as string | undefined,
+          certificate: options.clientCertificates ? () => call.getAuthContext().sslPeerCertificate : undefined,
+        });
+      } catch (err) {
+        fail(err, callback);
+        return;
+      }
+      if (principal instanceof Promise) principal.then((p) => run(call, callback, p), (err: unknown) => fail(err, callback));
+      else run(call, callback, principal);
     };
   }
   return handlers;

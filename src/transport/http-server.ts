@@ -1,6 +1,12 @@
 import * as http from "node:http";
 import * as https from "node:https";
-import type { Interceptor } from "@connectrpc/connect";
+import type { TLSSocket } from "node:tls";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
+import type { CallAuthorizer, CallCredentials } from "../auth/call-authorizer.js";
+import { PRINCIPAL, type Principal } from "../auth/principal.js";
+import type { AuditLog } from "./audit-log.js";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { toConnectError } from "./error-mapping.js";
@@ -13,10 +19,15 @@ export interface HttpServerOptions {
   services: readonly ServiceRegistration[];
   /** Other endpoints (REST, OAuth2); each returns false when the path is not its own. */
   routes: readonly RouteHandler[];
-  tls: { cert: Buffer; key: Buffer } | undefined;
+  tls: { cert: Buffer; key: Buffer; clientCa: Buffer | undefined } | undefined;
   maxMessageBytes: number;
   isReady: () => boolean;
+  authorizer: CallAuthorizer;
+  audit: AuditLog;
 }
+
+/** The verified client certificate of the connection, read only when a call has no token. */
+const CERTIFICATE = createContextKey<CallCredentials["certificate"]>(undefined, { description: "client certificate" });
 
 /**
  * The HTTP port: Connect (JSON and binary) and gRPC-Web for the same services as the gRPC port,
@@ -30,11 +41,29 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
       throw toConnectError(err, options.logger, req.url);
     }
   };
+  const authorizers = new Map<DescMethod, (c: CallCredentials) => Principal | Promise<Principal>>();
+  for (const { service } of options.services) {
+    for (const method of service.methods) authorizers.set(method, options.authorizer.forMethod(service, method));
+  }
+  // The same authentication, scope check and audit as the gRPC port (grpc-service.ts).
+  const auth: Interceptor = (next) => async (req) => {
+    const authorize = authorizers.get(req.method);
+    if (!authorize) throw new Error(`no authorizer for ${req.url}`);
+    const principal = await authorize({ authorization: req.header.get("authorization") ?? undefined, certificate: req.contextValues.get(CERTIFICATE) });
+    req.contextValues.set(PRINCIPAL, principal);
+    const res = await next(req);
+    if (req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) options.audit.record(principal, req.method, req.message);
+    return res;
+  };
   const rpc = connectNodeAdapter({
     routes: (router) => {
       for (const { service, impl } of options.services) router.service(service, impl as never);
     },
-    interceptors: [errors],
+    interceptors: [errors, auth],
+    contextValues: (req) => {
+      const socket = req.socket as TLSSocket;
+      return createContextValues().set(CERTIFICATE, options.tls?.clientCa && socket.authorized ? () => socket.getPeerCertificate() : undefined);
+    },
     readMaxBytes: options.maxMessageBytes,
     writeMaxBytes: options.maxMessageBytes,
     fallback: (req, res) => {
@@ -43,7 +72,10 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     },
   });
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => rpc(req, res);
-  return options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, handler) : http.createServer(handler);
+  if (!options.tls) return http.createServer(handler);
+  const { cert, key, clientCa } = options.tls;
+  // With a client CA, certificates are asked for but not required: store callers use tokens.
+  return https.createServer({ cert, key, ...(clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: false } : {}) }, handler);
 }
 
 async function routeFallback(req: http.IncomingMessage, res: http.ServerResponse, options: HttpServerOptions): Promise<void> {

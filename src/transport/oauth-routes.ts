@@ -177,7 +177,8 @@ function sendOAuthError(req: http.IncomingMessage, res: http.ServerResponse, err
   }
   if (err instanceof DomainError) {
     const error = err.oauth ?? (err.kind === "unauthenticated" ? "invalid_client" : "invalid_request");
-    const status = STATUS[error] ?? 400;
+    // A paused client id (too many failed authentications) is told to come back later.
+    const status = err.kind === "resource_exhausted" ? 429 : (STATUS[error] ?? 400);
     const challenge: Record<string, string> = status === 401 && req.headers.authorization?.startsWith("Basic ") ? { "www-authenticate": 'Basic realm="oauth2"' } : {};
     sendJson(res, status, { error, error_description: err.message }, { ...NO_STORE, ...challenge });
     return;

@@ -1,11 +1,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Client, createClient } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { KeyManagerService } from "../../gen/keymanager/v1/key_manager_service_pb.js";
 import { App } from "../../src/app.js";
+import { SYSTEM_SCOPES } from "../../src/auth/scopes.js";
 import type { Clock } from "../../src/domain/clock.js";
 
 export interface TestServer {
@@ -13,10 +15,16 @@ export interface TestServer {
   grpcPort: number;
   httpPort: number;
   dataDir: string;
-  /** Generated client over the gRPC protocol to the grpc-js port. */
+  /** A token of a system client holding every scope (admin, store and gateway). */
+  token: string;
+  /** Generated client over the gRPC protocol to the grpc-js port, with `token`. */
   grpc: Client<typeof KeyManagerService>;
-  /** Generated client over the Connect protocol (JSON) to the HTTP port. */
+  /** Generated client over the Connect protocol (JSON) to the HTTP port, with `token`. */
   connect: Client<typeof KeyManagerService>;
+  /** A generated client of any service; `token: ""` sends no credentials. */
+  client<S extends DescService>(service: S, options?: { protocol?: "grpc" | "connect"; token?: string }): Client<S>;
+  /** A new system client with these scopes and a token of it. */
+  caller(scopes: readonly string[], options?: { subscriber?: string; groupIds?: string[] }): Promise<{ clientId: string; clientSecret: string; token: string }>;
   close(): Promise<void>;
 }
 
@@ -27,6 +35,17 @@ export interface StartOptions {
   databaseUrl?: string;
   clock?: Clock;
   overrides?: Record<string, unknown>;
+  logger?: Logger;
+}
+
+/** Long enough that tests moving their clock forward keep their callers' tokens. */
+const TEST_TOKEN_SECONDS = 300 * 24 * 3600;
+
+export function bearer(token: string): Interceptor {
+  return (next) => (req) => {
+    if (token !== "") req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
 }
 
 /** A real server on loopback, ports chosen by the OS. */
@@ -45,22 +64,50 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
         ...options.overrides,
       },
     },
-    logger: pino({ level: "silent" }),
+    logger: options.logger ?? pino({ level: "silent" }),
     clock: options.clock,
   });
   const { grpcPort, httpPort } = await app.start();
-  const grpc = createClient(KeyManagerService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${grpcPort}` }));
-  const connect = createClient(
-    KeyManagerService,
-    createConnectTransport({ baseUrl: `http://127.0.0.1:${httpPort}`, httpVersion: "1.1" }),
-  );
+  const caller: TestServer["caller"] = async (scopes, callerOptions = {}) => {
+    if (!app.systemClients || !app.tokens) throw new Error("not started");
+    const { client, clientSecret } = await app.systemClients.create({
+      name: `test caller ${scopes.join(" ")}`,
+      scopes: [...scopes],
+      subscriber: callerOptions.subscriber ?? "",
+      groupIds: callerOptions.groupIds ?? [],
+    });
+    const issued = await app.tokens.issue({
+      clientId: client.clientId,
+      clientSecret,
+      grantType: "client_credentials",
+      scopes: [],
+      callbackUri: "",
+      resourceOwnerUsername: "",
+      resourceOwnerPassword: "",
+      refreshToken: "",
+      validityPeriodSeconds: TEST_TOKEN_SECONDS,
+      tokenToRevoke: "",
+      requestParameters: {},
+    });
+    return { clientId: client.clientId, clientSecret, token: issued.accessToken };
+  };
+  const { token } = await caller(SYSTEM_SCOPES);
+  const transports: Record<"grpc" | "connect", (token: string) => Transport> = {
+    grpc: (t) => createGrpcTransport({ baseUrl: `http://127.0.0.1:${grpcPort}`, interceptors: [bearer(t)] }),
+    connect: (t) => createConnectTransport({ baseUrl: `http://127.0.0.1:${httpPort}`, httpVersion: "1.1", interceptors: [bearer(t)] }),
+  };
+  const client: TestServer["client"] = (service, clientOptions = {}) =>
+    createClient(service, transports[clientOptions.protocol ?? "grpc"](clientOptions.token ?? token));
   return {
     app,
     grpcPort,
     httpPort,
     dataDir,
-    grpc,
-    connect,
+    token,
+    grpc: client(KeyManagerService),
+    connect: client(KeyManagerService, { protocol: "connect" }),
+    client,
+    caller,
     async close() {
       await app.close();
       if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });

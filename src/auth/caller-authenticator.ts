@@ -1,0 +1,81 @@
+import { LRUCache } from "lru-cache";
+import type { ChangeEvents } from "../domain/change-events.js";
+import type { Clock } from "../domain/clock.js";
+import { PermissionDeniedError, UnauthenticatedError } from "../domain/errors.js";
+import type { OAuthClient } from "../keymanager/types.js";
+import { hashToken } from "../oauth/token-hash.js";
+import type { TokenRecord } from "../oauth/types.js";
+import { isActive } from "../oauth/types.js";
+import { type Principal, splitGroups } from "./principal.js";
+
+/** How long an authenticated caller is trusted without another look (other replicas' revocations). */
+const CALLER_CACHE_TTL_MS = 30_000;
+export const NO_CREDENTIALS = "this call needs an `authorization: Bearer <token>` of a system client";
+const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/;
+
+export interface CallerLookup {
+  /** The stored record of a token this service issued, active or not. */
+  token(token: string): Promise<TokenRecord | undefined>;
+  client(consumerKey: string): Promise<OAuthClient | undefined>;
+}
+
+interface Entry {
+  principal: Principal;
+  expiresAt: number;
+}
+
+/**
+ * Turns an `authorization: Bearer` value into the calling system client. Answers from memory
+ * (synchronously) once a token has been seen, so the gateway's hot path pays one hash and one
+ * map lookup; revocations and client changes on this node drop entries at once.
+ */
+export class CallerAuthenticator {
+  private readonly callers = new LRUCache<string, Entry>({ max: 10_000, ttl: CALLER_CACHE_TTL_MS });
+
+  constructor(
+    private readonly lookup: CallerLookup,
+    private readonly clock: Clock,
+    events: ChangeEvents,
+  ) {
+    events.subscribe((change) => {
+      if (change.kind === "token") this.callers.delete(change.tokenHash);
+      // Rare: a family, a user's or a client's tokens, or a client changed. Start afresh.
+      else if (change.kind === "tokens" || change.kind === "application") this.callers.clear();
+    });
+  }
+
+  /** The caller, or UNAUTHENTICATED. Synchronous when the token is already known. */
+  authenticate(authorization: string | undefined): Principal | Promise<Principal> {
+    const token = bearerToken(authorization);
+    const hash = hashToken(token);
+    const known = this.callers.get(hash);
+    if (known && known.expiresAt > this.clock.now().getTime()) return known.principal;
+    return this.resolve(token, hash);
+  }
+
+  private async resolve(token: string, hash: string): Promise<Principal> {
+    const record = await this.lookup.token(token);
+    const client = record && isActive(record, this.clock.now()) ? await this.lookup.client(record.consumerKey) : undefined;
+    if (!record || !client?.system) throw new UnauthenticatedError("the bearer token is not valid for this service");
+    const principal: Principal = {
+      clientId: client.consumerKey,
+      scopes: new Set(record.scopes),
+      subscriber: record.endUser || client.appOwner,
+      groups: splitGroups(client.groupId),
+    };
+    this.callers.set(hash, { principal, expiresAt: record.expiresAt.getTime() });
+    return principal;
+  }
+}
+
+function bearerToken(authorization: string | undefined): string {
+  if (!authorization) throw new UnauthenticatedError(NO_CREDENTIALS);
+  const match = BEARER.exec(authorization.trim());
+  if (!match?.[1]) throw new UnauthenticatedError("the authorization must be `Bearer <token>`");
+  return match[1];
+}
+
+/** PERMISSION_DENIED unless the caller's token carries the scope. */
+export function requireScope(principal: Principal, scope: string, procedure: string): void {
+  if (!principal.scopes.has(scope)) throw new PermissionDeniedError(`${procedure} needs a token with scope ${scope}`);
+}

@@ -1,0 +1,52 @@
+import { NotFoundError, PermissionDeniedError } from "../domain/errors.js";
+import type { KeyManager } from "../keymanager/key-manager.js";
+import { NO_CLIENT } from "../keymanager/key-manager.js";
+import type { OAuthApplication } from "../keymanager/types.js";
+import { isRestricted, owns, type Principal, splitGroups } from "./principal.js";
+
+/**
+ * A store caller sees and changes only applications of its own subscriber or groups. Another's
+ * application answers exactly as a missing one does, so its existence does not leak.
+ * Callers with the admin scope are not restricted.
+ */
+export class Ownership {
+  constructor(private readonly keyManager: KeyManager) {}
+
+  /** NOT_FOUND unless the caller may see the client with this consumer key. */
+  async requireConsumerKey(principal: Principal | undefined, consumerKey: string): Promise<void> {
+    if (!isRestricted(principal)) return;
+    const app = await this.keyManager.retrieveApplication(consumerKey);
+    if (!owns(principal, app.client.appOwner, app.client.groupId)) throw new NotFoundError(NO_CLIENT);
+  }
+
+  /** Whether the caller may see the client with this consumer key (false when it does not exist). */
+  async maySee(principal: Principal | undefined, consumerKey: string): Promise<boolean> {
+    try {
+      await this.requireConsumerKey(principal, consumerKey);
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /** The application, or NOT_FOUND with the missing one's message when it is another's. */
+  checkApplication(principal: Principal | undefined, app: OAuthApplication, notFound: string): OAuthApplication {
+    if (isRestricted(principal) && !owns(principal, app.client.appOwner, app.client.groupId)) throw new NotFoundError(notFound);
+    return app;
+  }
+
+  /**
+   * The owner and group a new application of this caller gets: its own subscriber when none is
+   * given; PERMISSION_DENIED for another subscriber or a group the caller is not in.
+   */
+  ownerFor<T extends { appOwner: string; groupId: string }>(principal: Principal | undefined, input: T): T {
+    if (!isRestricted(principal)) return input;
+    if (input.appOwner !== "" && input.appOwner !== principal.subscriber) {
+      throw new PermissionDeniedError("app_owner must be the caller's own subscriber");
+    }
+    const foreign = splitGroups(input.groupId).filter((g) => !principal.groups.includes(g));
+    if (foreign.length > 0) throw new PermissionDeniedError("group_id names a group the caller is not in");
+    return { ...input, appOwner: principal.subscriber };
+  }
+}

@@ -1,0 +1,42 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+
+/** The scopes of system clients' tokens; each gates a group of calls. */
+export const SCOPES = {
+  /** The store: applications, their keys and tokens (the seed's Store REST API scope). */
+  store: "apim:subscribe",
+  /** Gateways: ValidateToken. */
+  gateway: "km:gateway",
+  /** Operators: configuration, resources, APIs, subscriptions, users, signing keys, system clients. */
+  admin: "km:admin",
+} as const;
+
+export type SystemScope = (typeof SCOPES)[keyof typeof SCOPES];
+
+export const SYSTEM_SCOPES: readonly string[] = Object.values(SCOPES);
+
+/** Scopes only system clients may hold: an application asking for one is refused. */
+export function isSystemScope(scope: string): boolean {
+  return SYSTEM_SCOPES.includes(scope);
+}
+
+// KeyManagerService calls that are not the store's: configuration and API resources.
+const ADMIN_KEY_MANAGER_METHODS = new Set([
+  "GetKeyManagerConfiguration",
+  "LoadConfiguration",
+  "RegisterNewResource",
+  "GetResourceByApiId",
+  "UpdateRegisteredResource",
+  "DeleteRegisteredResourceByApiId",
+]);
+
+/** The one table of who may call what: the scope a method needs. */
+export function requiredScope(service: DescService, method: DescMethod): SystemScope {
+  switch (service.typeName) {
+    case "keymanager.v1.TokenValidationService":
+      return SCOPES.gateway;
+    case "keymanager.v1.KeyManagerService":
+      return ADMIN_KEY_MANAGER_METHODS.has(method.name) ? SCOPES.admin : SCOPES.store;
+    default:
+      return SCOPES.admin;
+  }
+}

@@ -1,0 +1,59 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Logger } from "pino";
+import type { Principal } from "../auth/principal.js";
+import { hashToken } from "../oauth/token-hash.js";
+
+/** Request fields that name what a change touched. Nothing else is logged: no secret can slip in. */
+const TARGET_FIELDS = new Set([
+  "applicationId",
+  "consumerKey",
+  "clientId",
+  "keyType",
+  "apiId",
+  "context",
+  "version",
+  "username",
+  "name",
+  "grantType",
+  "tier",
+  "state",
+]);
+/** Token-valued fields: logged only as a short reference (the first 12 hex digits of the stored hash). */
+const TOKEN_FIELDS = new Set(["token", "tokenToRevoke"]);
+const MAX_DEPTH = 3;
+
+/**
+ * One line for every change (who, what, when, to what), on the logger's "audit" child.
+ * Written after the change succeeded; a refused call changes nothing and is not audited.
+ */
+export class AuditLog {
+  private readonly logger: Logger;
+
+  constructor(logger: Logger) {
+    this.logger = logger.child({ log: "audit" });
+  }
+
+  record(principal: Principal, method: DescMethod, request: unknown): void {
+    this.logger.info(
+      {
+        who: principal.clientId,
+        subscriber: principal.subscriber || undefined,
+        what: `${method.parent.typeName}/${method.name}`,
+        target: targetOf(request, 0),
+        at: new Date().toISOString(),
+      },
+      "change",
+    );
+  }
+}
+
+function targetOf(value: unknown, depth: number): Record<string, unknown> {
+  const target: Record<string, unknown> = {};
+  if (typeof value !== "object" || value === null || depth > MAX_DEPTH) return target;
+  for (const [key, field] of Object.entries(value)) {
+    if (TARGET_FIELDS.has(key) && (typeof field === "string" || typeof field === "number") && field !== "") target[key] = field;
+    else if (TOKEN_FIELDS.has(key) && typeof field === "string" && field !== "") target[`${key}Ref`] = hashToken(field).slice(0, 12);
+    else if (typeof field === "object" && field !== null && !ArrayBuffer.isView(field)) Object.assign(target, targetOf(field, depth + 1));
+  }
+  return target;
+}
