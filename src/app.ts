@@ -37,6 +37,7 @@ import { loadOrCreateEncryptionKey, SecretBox } from "./storage/secret-box.js";
 import { Store } from "./storage/store.js";
 import { TokenWriter } from "./storage/token-writer.js";
 import { GrpcServer, type ServiceRegistration } from "./transport/grpc-server.js";
+import type { GrpcHandlerOptions } from "./transport/grpc-service.js";
 import { closeHttp, createHttpServer, listen } from "./transport/http-server.js";
 import type * as http from "node:http";
 
@@ -48,8 +49,11 @@ export interface BuildOptions {
   config: ConfigSource;
   logger?: Logger;
   clock?: Clock;
-  /** Adds services to the gRPC server before it binds (the benchmark's no-op baseline). */
-  configureGrpc?: (server: grpc.Server) => void;
+  /**
+   * Adds services to the gRPC server before it binds (the benchmark's no-op baseline), with the
+   * handler options (authentication, audit) the service's own RPCs use.
+   */
+  configureGrpc?: (server: grpc.Server, handlerOptions: GrpcHandlerOptions) => void;
 }
 
 export interface Listening {
@@ -141,7 +145,7 @@ export class App {
       clientCertificates: tls?.clientCa !== undefined,
       audit,
     });
-    this.options.configureGrpc?.(this.grpcServer.server);
+    this.options.configureGrpc?.(this.grpcServer.server, { logger: this.logger, authorizer, clientCertificates: tls?.clientCa !== undefined, audit });
     this.httpServer = createHttpServer({
       logger: this.logger,
       services,
