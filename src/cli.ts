@@ -1,0 +1,73 @@
+// npm run km -- bootstrap [--config FILE] [--name NAME] [--scope SCOPE ...] [--subscriber S] [--another]
+// Creates a system client in the configured database and prints its credentials once.
+import { existsSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { SCOPES, SYSTEM_SCOPES } from "./auth/scopes.js";
+import { SystemClients } from "./auth/system-clients.js";
+import { ConfigError, loadConfig } from "./config/load.js";
+import { ChangeEvents } from "./domain/change-events.js";
+import { DomainError } from "./domain/errors.js";
+import { systemClock } from "./domain/clock.js";
+import { createKnex, migrate } from "./storage/database.js";
+import { loadOrCreateEncryptionKey, SecretBox } from "./storage/secret-box.js";
+import { Store } from "./storage/store.js";
+
+const DEFAULT_CONFIG = "config/keymanager.toml";
+const USAGE = `usage: npm run km -- bootstrap [--config FILE] [--name NAME] [--scope SCOPE]... [--subscriber NAME] [--another]
+
+bootstrap  creates the first admin system client (scopes ${SYSTEM_SCOPES.join(", ")} unless --scope
+           is given) and prints its client_id and client_secret once. Refuses when an admin
+           client exists already, unless --another is given.`;
+
+async function bootstrap(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: "string" },
+      name: { type: "string", default: "bootstrap admin" },
+      scope: { type: "string", multiple: true },
+      subscriber: { type: "string", default: "" },
+      another: { type: "boolean", default: false },
+    },
+  });
+  // The same file `npm start` reads, unless told otherwise.
+  const file = values.config ?? process.env.KM_CONFIG_FILE ?? (existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined);
+  const config = loadConfig({ file, env: process.env });
+  const db = createKnex(config.database);
+  try {
+    await migrate(db);
+    const { key } = loadOrCreateEncryptionKey(config.encryptionKey, config.dataDir);
+    const store = new Store(db, new SecretBox(key));
+    const clients = new SystemClients(store, systemClock, new ChangeEvents(), () => config.name);
+    const existing = (await clients.list()).filter((c) => c.scopes.includes(SCOPES.admin));
+    if (existing.length > 0 && !values.another) {
+      console.error(`an admin system client exists already (${existing.map((c) => c.clientId).join(", ")}); pass --another to create one more`);
+      return 1;
+    }
+    const scopes = values.scope ?? [...SYSTEM_SCOPES];
+    const { client, clientSecret } = await clients.create({ name: values.name, scopes, subscriber: values.subscriber, groupIds: [] });
+    // The only time the secret is shown: stdout, for the operator to keep.
+    console.log(JSON.stringify({ client_id: client.clientId, client_secret: clientSecret, scopes: client.scopes, token_endpoint: config.endpoints.token }, null, 2));
+    console.error(`get a token: curl -s -u '${client.clientId}:<client_secret>' -d grant_type=client_credentials ${config.endpoints.token}`);
+    return 0;
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === "bootstrap") return await bootstrap(rest);
+    console.error(USAGE);
+    return command === undefined || command === "help" || command === "--help" ? 0 : 2;
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof DomainError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
