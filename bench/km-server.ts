@@ -3,15 +3,14 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
-import { ValidateTokenRequestSchema, ValidateTokenResponseSchema } from "../gen/keymanager/v1/token_validation_service_pb.js";
+import { TokenValidationService, ValidateTokenRequestSchema, ValidateTokenResponseSchema } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { App } from "../src/app.js";
+import { SYSTEM_SCOPES } from "../src/auth/scopes.js";
+import { type GrpcHandlerOptions, grpcHandlers, grpcServiceDefinition } from "../src/transport/grpc-service.js";
 
 // A canned answer the size of a real "authorized" one, so both RPCs move the same bytes and the
 // difference between them is the work of the check itself.
-const CANNED = Buffer.from(
-  toBinary(
-    ValidateTokenResponseSchema,
-    create(ValidateTokenResponseSchema, {
+const CANNED_MESSAGE = create(ValidateTokenResponseSchema, {
       authorized: true,
       statusName: "OK",
       consumerKey: "x".repeat(27),
@@ -30,15 +29,30 @@ const CANNED = Buffer.from(
       tokenType: 1,
       isApplicationToken: true,
       resourceTier: "Unlimited",
-    }),
-  ),
-);
+    });
+const CANNED = Buffer.from(toBinary(ValidateTokenResponseSchema, CANNED_MESSAGE));
 
-function addNoop(server: grpc.Server): void {
+/**
+ * Two baselines. bench.NoopService/Noop goes through this service's own handler pipeline, as
+ * every RPC of it does: the caller's bearer token checked (gateway scope), the request decoded,
+ * a handler context, the (cached) encoded answer. ValidateToken differs from it only by the
+ * check. bench.RawNoopService/Noop is bare grpc-js: decode, then the pre-encoded bytes.
+ */
+function addNoops(server: grpc.Server, options: GrpcHandlerOptions): void {
+  const definition = grpcServiceDefinition(TokenValidationService);
+  const handlers = grpcHandlers(TokenValidationService, { validateToken: () => CANNED_MESSAGE }, options);
+  server.addService(
+    { noop: { ...(definition.validateToken as grpc.MethodDefinition<unknown, unknown>), path: "/bench.NoopService/Noop" } },
+    { noop: handlers.validateToken as grpc.handleUnaryCall<unknown, unknown> },
+  );
+  addRawNoop(server);
+}
+
+function addRawNoop(server: grpc.Server): void {
   server.addService(
     {
       noop: {
-        path: "/bench.NoopService/Noop",
+        path: "/bench.RawNoopService/Noop",
         requestStream: false,
         responseStream: false,
         // Same codec work as ValidateToken's request; the response is encoded once, up front.
@@ -55,10 +69,21 @@ function addNoop(server: grpc.Server): void {
 const app = new App({
   config: { file: undefined, env: process.env, overrides: { grpc: { host: "127.0.0.1", port: 0 }, http: { host: "127.0.0.1", port: 0 }, log_level: "silent" } },
   logger: pino({ level: "silent" }),
-  configureGrpc: addNoop,
+  configureGrpc: addNoops,
 });
 const ports = await app.start();
-process.stdout.write(`${JSON.stringify(ports)}\n`);
+// Callers for the run: an admin (seeding) and a gateway, tokens issued as any caller gets them.
+const callerToken = async (scopes: string[]) => {
+  const { client, clientSecret } = await app.systemClients!.create({ name: `bench ${scopes.join(" ")}`, scopes, subscriber: "", groupIds: [] });
+  const issued = await app.tokens!.issue({
+    clientId: client.clientId, clientSecret, grantType: "client_credentials", scopes: [], callbackUri: "", resourceOwnerUsername: "",
+    resourceOwnerPassword: "", refreshToken: "", validityPeriodSeconds: 0, tokenToRevoke: "", requestParameters: {},
+  });
+  return issued.accessToken;
+};
+const adminToken = await callerToken([...SYSTEM_SCOPES]);
+const gatewayToken = await callerToken(["km:gateway"]);
+process.stdout.write(`${JSON.stringify({ ...ports, adminToken, gatewayToken })}\n`);
 process.on("SIGTERM", () => void app.close().then(() => process.exit(0)));
 
 // KM_BENCH_PROFILE=DIR: SIGUSR2 starts a CPU profile, the next SIGUSR2 writes it to DIR.
