@@ -1,0 +1,251 @@
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { after, before, describe, test } from "node:test";
+import { Code } from "@connectrpc/connect";
+import { pino } from "pino";
+import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
+import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
+import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
+import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
+import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
+import { KeyType } from "../gen/keymanager/v1/types_pb.js";
+import { FREE_FAILURES } from "../src/oauth/authentication-throttle.js";
+import { rejectsWith } from "./support/assert-rpc.js";
+import { TestClock } from "./support/clock.js";
+import { createRequest } from "./support/fixtures.js";
+import { startServer, type TestServer } from "./support/server.js";
+
+const clock = new TestClock();
+const logLines: string[] = [];
+let server: TestServer;
+before(async () => {
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      logLines.push(...String(chunk).split("\n").filter((l) => l !== ""));
+      done();
+    },
+  });
+  server = await startServer({ clock, logger: pino({ level: "trace" }, sink) });
+});
+after(() => server.close());
+
+const protocols = ["grpc", "connect"] as const;
+
+describe("callers authenticate", () => {
+  for (const protocol of protocols) {
+    test(`no token, a malformed one or an unknown one: UNAUTHENTICATED, nothing written (${protocol})`, async () => {
+      for (const token of ["", "not-a-token-we-issued", "x".repeat(43)]) {
+        const km = server.client(KeyManagerService, { protocol, token });
+        const request = createRequest();
+        await rejectsWith(km.createApplication(request), Code.Unauthenticated);
+        await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId: request.applicationId as string, keyType: KeyType.PRODUCTION } } }), Code.NotFound);
+        await rejectsWith(server.client(TokenValidationService, { protocol, token }).validateToken({ context: "/a", version: "1", accessToken: "t", matchingResource: "/", httpVerb: "GET" }), Code.Unauthenticated);
+        await rejectsWith(server.client(SubscriptionService, { protocol, token }).listApis({}), Code.Unauthenticated);
+      }
+    });
+  }
+
+  test("a revoked caller token and a deleted system client stop working at once", async () => {
+    const store = await server.caller(["apim:subscribe"], { subscriber: "dave" });
+    const km = server.client(KeyManagerService, { token: store.token });
+    await km.createApplication(createRequest({ appOwner: "" }));
+    // Revoked through the RFC 7009 endpoint by the client itself.
+    const res = await fetch(`http://127.0.0.1:${server.httpPort}/oauth2/revoke`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${store.clientId}:${store.clientSecret}`).toString("base64")}` },
+      body: `token=${store.token}`,
+    });
+    assert.equal(res.status, 200);
+    await rejectsWith(km.createApplication(createRequest({ appOwner: "" })), Code.Unauthenticated);
+
+    const gateway = await server.caller(["km:gateway"]);
+    const check = server.client(TokenValidationService, { token: gateway.token });
+    await check.validateToken({ context: "/a", version: "1", accessToken: "t", matchingResource: "/", httpVerb: "GET" });
+    await server.client(SystemClientService).deleteSystemClient({ clientId: gateway.clientId });
+    await rejectsWith(check.validateToken({ context: "/a", version: "1", accessToken: "t", matchingResource: "/", httpVerb: "GET" }), Code.Unauthenticated);
+  });
+
+});
+
+describe("scopes gate groups of calls", () => {
+  let gatewayToken: string;
+  let storeToken: string;
+  let adminToken: string;
+  before(async () => {
+    gatewayToken = (await server.caller(["km:gateway"])).token;
+    storeToken = (await server.caller(["apim:subscribe"], { subscriber: "erin" })).token;
+    adminToken = (await server.caller(["km:admin"])).token;
+  });
+
+  for (const protocol of protocols) {
+    test(`wrong scope: PERMISSION_DENIED naming the scope, nothing written (${protocol})`, async () => {
+      const request = createRequest({ appOwner: "" });
+      await rejectsWith(server.client(KeyManagerService, { protocol, token: gatewayToken }).createApplication(request), Code.PermissionDenied, /apim:subscribe/);
+      await rejectsWith(server.client(KeyManagerService, { protocol, token: adminToken }).createApplication(request), Code.PermissionDenied, /apim:subscribe/);
+      await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId: request.applicationId as string, keyType: KeyType.PRODUCTION } } }), Code.NotFound);
+
+      await rejectsWith(server.client(SubscriptionService, { protocol, token: storeToken }).createApi({ api: { apiId: "x", name: "x", context: "/x", version: "1" } }), Code.PermissionDenied, /km:admin/);
+      await rejectsWith(server.grpc.getResourceByApiId({ apiId: "x" }), Code.NotFound);
+      await rejectsWith(server.client(KeyManagerService, { protocol, token: storeToken }).registerNewResource({ apiId: "x", resources: [] }), Code.PermissionDenied, /km:admin/);
+      await rejectsWith(server.client(KeyManagerService, { protocol, token: storeToken }).getKeyManagerConfiguration({}), Code.PermissionDenied);
+      await rejectsWith(server.client(UserService, { protocol, token: gatewayToken }).createUser({ username: "mallory", password: "mallory-password" }), Code.PermissionDenied);
+      await rejectsWith(server.client(SystemClientService, { protocol, token: storeToken }).createSystemClient({ name: "x", scopes: ["km:admin"] }), Code.PermissionDenied);
+      await rejectsWith(server.client(TokenValidationService, { protocol, token: storeToken }).validateToken({ context: "/a", version: "1", accessToken: "t", matchingResource: "/", httpVerb: "GET" }), Code.PermissionDenied, /km:gateway/);
+      const users = await server.client(UserService).listUsers({});
+      assert.ok(!users.users.some((u) => u.username === "mallory"));
+    });
+  }
+
+  test("each scope opens its own group", async () => {
+    const answer = await server.client(TokenValidationService, { token: gatewayToken }).validateToken({ context: "/a", version: "1", accessToken: "t", matchingResource: "/", httpVerb: "GET" });
+    assert.equal(answer.authorized, false);
+    assert.ok((await server.client(KeyManagerService, { token: storeToken }).createApplication(createRequest({ appOwner: "" }))).application);
+    assert.ok((await server.client(KeyManagerService, { token: adminToken }).getKeyManagerConfiguration({})).configuration);
+  });
+
+  test("applications may not hold system scopes, and system clients are not applications", async () => {
+    await rejectsWith(server.grpc.createApplication(createRequest({ scopes: ["read:orders", "km:admin"] })), Code.InvalidArgument, /scopes\[1\]: is reserved/);
+    const caller = await server.caller(["km:gateway"]);
+    await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: caller.clientId } }), Code.NotFound);
+    await rejectsWith(server.grpc.regenerateConsumerSecret({ consumerKey: caller.clientId }), Code.NotFound);
+    await rejectsWith(server.grpc.deleteApplication({ consumerKey: caller.clientId }), Code.NotFound);
+    await rejectsWith(
+      server.grpc.mapOAuthApplication({ applicationId: crypto.randomUUID(), keyType: KeyType.PRODUCTION, consumerKey: caller.clientId, consumerSecret: caller.clientSecret }),
+      Code.AlreadyExists,
+    );
+    // Still a working caller.
+    await server.client(TokenValidationService, { token: caller.token }).validateToken({ context: "/a", version: "1", accessToken: "t", matchingResource: "/", httpVerb: "GET" });
+  });
+});
+
+describe("store callers see only their own applications", () => {
+  let alice: ReturnType<typeof server.client<typeof KeyManagerService>>;
+  let bob: ReturnType<typeof server.client<typeof KeyManagerService>>;
+  let teamB: ReturnType<typeof server.client<typeof KeyManagerService>>;
+  before(async () => {
+    alice = server.client(KeyManagerService, { token: (await server.caller(["apim:subscribe"], { subscriber: "alice" })).token });
+    bob = server.client(KeyManagerService, { token: (await server.caller(["apim:subscribe"], { subscriber: "bob" })).token });
+    teamB = server.client(KeyManagerService, { token: (await server.caller(["apim:subscribe"], { subscriber: "trent", groupIds: ["team-b"] })).token });
+  });
+
+  test("another subscriber's application answers exactly like a missing one", async () => {
+    const app = (await alice.createApplication(createRequest({ appOwner: "" }))).application;
+    assert.ok(app);
+    assert.equal(app.appOwner, "alice", "a store caller's application belongs to its subscriber");
+    const missing = await rejectsWith(bob.retrieveApplication({ selector: { case: "consumerKey", value: "no-such-key" } }), Code.NotFound);
+    const hidden = await rejectsWith(bob.retrieveApplication({ selector: { case: "consumerKey", value: app.consumerKey } }), Code.NotFound);
+    assert.equal(hidden.rawMessage, missing.rawMessage);
+    const byKeyMissing = await rejectsWith(bob.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId: crypto.randomUUID(), keyType: KeyType.PRODUCTION } } }), Code.NotFound);
+    const byKeyHidden = await rejectsWith(bob.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId: app.applicationId, keyType: KeyType.PRODUCTION } } }), Code.NotFound);
+    assert.equal(byKeyHidden.rawMessage, byKeyMissing.rawMessage);
+
+    await rejectsWith(bob.updateApplication({ application: { consumerKey: app.consumerKey, clientName: "stolen" } }), Code.NotFound);
+    await rejectsWith(bob.regenerateConsumerSecret({ consumerKey: app.consumerKey }), Code.NotFound);
+    await rejectsWith(bob.deleteMappedApplication({ consumerKey: app.consumerKey }), Code.NotFound);
+    await rejectsWith(bob.deleteApplication({ consumerKey: app.consumerKey }), Code.NotFound);
+    await rejectsWith(bob.getActiveTokensByConsumerKey({ consumerKey: app.consumerKey }), Code.NotFound);
+    await rejectsWith(bob.getAccessTokenByConsumerKey({ consumerKey: app.consumerKey }), Code.NotFound);
+    await rejectsWith(
+      bob.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } }),
+      Code.Unauthenticated,
+    );
+
+    const token = (await alice.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } })).token?.accessToken ?? "";
+    const seenByBob = (await bob.getTokenMetadata({ accessToken: token })).info;
+    assert.equal(seenByBob?.tokenValid, false);
+    assert.equal(seenByBob?.consumerKey, "");
+    await bob.revokeToken({ token });
+    assert.equal((await alice.getTokenMetadata({ accessToken: token })).info?.tokenValid, true, "bob's revocation had no effect");
+
+    const still = (await alice.retrieveApplication({ selector: { case: "consumerKey", value: app.consumerKey } })).application;
+    assert.equal(still?.clientName, app.clientName);
+    assert.equal(still?.consumerSecret, app.consumerSecret);
+    await alice.revokeToken({ token });
+    assert.equal((await alice.getTokenMetadata({ accessToken: token })).info?.tokenValid, false);
+  });
+
+  test("a store caller may not create applications for another subscriber or group", async () => {
+    const request = createRequest({ appOwner: "alice" });
+    await rejectsWith(bob.createApplication(request), Code.PermissionDenied, /app_owner/);
+    await rejectsWith(bob.createApplication(createRequest({ appOwner: "", groupId: "team-b" })), Code.PermissionDenied, /group_id/);
+    await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId: request.applicationId as string, keyType: KeyType.PRODUCTION } } }), Code.NotFound);
+  });
+
+  test("members of an application's group see it; admins see everything", async () => {
+    const shared = (await server.grpc.createApplication(createRequest({ appOwner: "carol", groupId: "team-a,team-b" }))).application;
+    assert.ok(shared);
+    assert.ok((await teamB.retrieveApplication({ selector: { case: "consumerKey", value: shared.consumerKey } })).application);
+    await rejectsWith(bob.retrieveApplication({ selector: { case: "consumerKey", value: shared.consumerKey } }), Code.NotFound);
+    const created = (await teamB.createApplication(createRequest({ appOwner: "", groupId: "team-b" }))).application;
+    assert.equal(created?.appOwner, "trent");
+    const own = (await alice.createApplication(createRequest({ appOwner: "" }))).application;
+    assert.ok((await server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: own?.consumerKey ?? "" } })).application);
+  });
+});
+
+describe("client authentication floods are slowed down", () => {
+  test(`after ${FREE_FAILURES} failures a client id is paused, even for its right secret, then recovers`, async () => {
+    const app = (await server.grpc.createApplication(createRequest())).application;
+    assert.ok(app);
+    const attempt = (secret: string) =>
+      fetch(`http://127.0.0.1:${server.httpPort}/oauth2/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${app.consumerKey}:${secret}`).toString("base64")}` },
+        body: "grant_type=client_credentials",
+      });
+    for (let i = 0; i < FREE_FAILURES; i++) assert.equal((await attempt(`wrong-${i}`)).status, 401);
+    const paused = await attempt(app.consumerSecret);
+    assert.equal(paused.status, 429);
+    assert.match(((await paused.json()) as { error_description: string }).error_description, /retry in \d+ s/);
+    await rejectsWith(
+      server.grpc.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } }),
+      Code.ResourceExhausted,
+    );
+    clock.advance(2);
+    assert.equal((await attempt(app.consumerSecret)).status, 200, "the pause is over");
+    assert.equal((await attempt("wrong-again")).status, 401, "a success cleared the count");
+  });
+});
+
+describe("logs", () => {
+  test("every change leaves an audit line (who, what, target) and no secret or token is ever logged", async () => {
+    const admin = await server.caller(["km:admin", "apim:subscribe"]);
+    const km = server.client(KeyManagerService, { token: admin.token });
+    const app = (await km.createApplication(createRequest())).application;
+    assert.ok(app);
+    const token = (await km.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } })).token;
+    await km.revokeToken({ token: token?.accessToken ?? "" });
+    const regenerated = await km.regenerateConsumerSecret({ consumerKey: app.consumerKey });
+    await rejectsWith(km.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } }), Code.Unauthenticated);
+    await server.client(UserService, { token: admin.token }).createUser({ username: "logged-user", password: "a very secret password" });
+
+    const audit = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.log === "audit");
+    const about = (what: string) => audit.filter((l) => l.what === `keymanager.v1.${what}` && l.who === admin.clientId);
+    assert.equal(about("KeyManagerService/CreateApplication").length, 1);
+    assert.deepEqual((about("KeyManagerService/CreateApplication")[0]?.target as Record<string, unknown>).applicationId, app.applicationId);
+    assert.equal(about("KeyManagerService/RevokeToken").length, 1);
+    assert.equal(about("KeyManagerService/RegenerateConsumerSecret").length, 1);
+    assert.equal(about("UserService/CreateUser").length, 1);
+    assert.equal(about("KeyManagerService/RetrieveApplication").length, 0, "reads are not changes");
+    assert.ok(audit.every((l) => typeof l.at === "string" && typeof l.who === "string"));
+
+    const secrets = [app.consumerSecret, regenerated.consumerSecret, token?.accessToken ?? "", admin.token, admin.clientSecret, server.token, "a very secret password"];
+    const all = logLines.join("\n");
+    for (const secret of secrets) {
+      assert.ok(secret.length > 8);
+      assert.ok(!all.includes(secret), "a secret or token reached the log");
+    }
+    assert.ok(logLines.length > 10, "the log was captured");
+  });
+});
+
+// Last: it moves the clock past every caller token of this file.
+describe("expiry", () => {
+  test("an expired caller token is refused", async () => {
+    const admin = await server.caller(["km:admin"]);
+    const users = server.client(UserService, { token: admin.token });
+    await users.listUsers({});
+    clock.advance(301 * 24 * 3600);
+    await rejectsWith(users.listUsers({}), Code.Unauthenticated);
+  });
+});
