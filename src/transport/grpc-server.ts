@@ -28,6 +28,8 @@ export class GrpcServer {
     this.server = new grpc.Server({
       "grpc.max_receive_message_length": options.maxMessageBytes,
       "grpc.max_send_message_length": options.maxMessageBytes,
+      // No channelz service is exposed; its per-call bookkeeping would be pure cost.
+      "grpc.enable_channelz": 0,
     });
     for (const { service, impl } of options.services) {
       this.server.addService(grpcServiceDefinition(service), grpcHandlers(service, impl, options));
