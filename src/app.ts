@@ -23,6 +23,7 @@ import { TokenValidationServiceImpl } from "./services/token-validation-service.
 import { UserServiceImpl } from "./services/user-service.js";
 import { SubscriptionManager } from "./subscriptions/subscription-manager.js";
 import { oauthRoutes } from "./transport/oauth-routes.js";
+import { storeRestRoutes } from "./transport/store-rest-routes.js";
 import { TokenValidator } from "./validation/token-validator.js";
 import { DecisionCache } from "./validation/decision-cache.js";
 import type { ValidationResult } from "./validation/token-validator.js";
@@ -112,10 +113,8 @@ export class App {
     const validator = new TokenValidator(store, signingKeys, this.cache, this.decisions, currentConfig, clock, this.logger);
 
     this.systemClients = new SystemClients(store, clock, events, () => currentConfig().name);
-    const authorizer = new CallAuthorizer(
-      new CallerAuthenticator({ token: (t) => tokens.lookup(t), client: (k) => store.clients.find(k) }, clock, events),
-      () => currentConfig().tls?.clientCertificateScopes ?? [],
-    );
+    const authenticator = new CallerAuthenticator({ token: (t) => tokens.lookup(t), client: (k) => store.clients.find(k) }, clock, events);
+    const authorizer = new CallAuthorizer(authenticator, () => currentConfig().tls?.clientCertificateScopes ?? []);
     const audit = new AuditLog(this.logger);
     this.tokens = tokens;
     const services: ServiceRegistration[] = [
@@ -149,7 +148,7 @@ export class App {
     this.httpServer = createHttpServer({
       logger: this.logger,
       services,
-      routes: [oauthRoutes({ tokens, keys: signingKeys, config: currentConfig })],
+      routes: [oauthRoutes({ tokens, keys: signingKeys, config: currentConfig }), storeRestRoutes({ keyManager, authenticator, logger: this.logger })],
       tls,
       maxMessageBytes: MAX_MESSAGE_BYTES,
       isReady: () => this.ready,
