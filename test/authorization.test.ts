@@ -183,6 +183,40 @@ describe("store callers see only their own applications", () => {
   });
 });
 
+describe("error messages", () => {
+  test("never repeat a token or a secret they were given", async () => {
+    const bogus = `bogus-${"z".repeat(40)}`;
+    const unauthenticated = await rejectsWith(server.client(UserService, { token: bogus }).listUsers({}), Code.Unauthenticated);
+    assert.ok(!unauthenticated.rawMessage.includes(bogus));
+    const app = (await server.grpc.createApplication(createRequest())).application;
+    assert.ok(app);
+    const wrongSecret = `secret-${"q".repeat(40)}`;
+    const badClient = await rejectsWith(
+      server.grpc.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: wrongSecret, grantType: "client_credentials" } }),
+      Code.Unauthenticated,
+    );
+    assert.ok(!badClient.rawMessage.includes(wrongSecret));
+    const badRefresh = await rejectsWith(
+      server.grpc.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "refresh_token", refreshToken: bogus } }),
+      Code.InvalidArgument,
+    );
+    assert.ok(!badRefresh.rawMessage.includes(bogus) && !badRefresh.rawMessage.includes(app.consumerSecret));
+    const mapped = await rejectsWith(
+      server.grpc.mapOAuthApplication({ applicationId: crypto.randomUUID(), keyType: KeyType.SANDBOX, consumerKey: app.consumerKey, consumerSecret: wrongSecret }),
+      Code.InvalidArgument,
+    );
+    assert.ok(!mapped.rawMessage.includes(wrongSecret) && !mapped.rawMessage.includes(app.consumerSecret));
+    const res = await fetch(`http://127.0.0.1:${server.httpPort}/oauth2/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: `grant_type=client_credentials&client_id=${app.consumerKey}&client_secret=${wrongSecret}`,
+    });
+    const text = await res.text();
+    assert.equal(res.status, 401);
+    assert.ok(!text.includes(wrongSecret) && !text.includes(app.consumerSecret));
+  });
+});
+
 describe("client authentication floods are slowed down", () => {
   test(`after ${FREE_FAILURES} failures a client id is paused, even for its right secret, then recovers`, async () => {
     const app = (await server.grpc.createApplication(createRequest())).application;
