@@ -36,6 +36,7 @@ import { KeyManagerServiceImpl } from "./services/key-manager-service.js";
 import { createKnex, migrate } from "./storage/database.js";
 import { loadOrCreateEncryptionKey, SecretBox } from "./storage/secret-box.js";
 import { Store } from "./storage/store.js";
+import { TokenHousekeeping } from "./storage/token-housekeeping.js";
 import { TokenWriter } from "./storage/token-writer.js";
 import { GrpcServer, type ServiceRegistration } from "./transport/grpc-server.js";
 import type { GrpcHandlerOptions } from "./transport/grpc-service.js";
@@ -77,6 +78,7 @@ export class App {
   /** Available once started: the bootstrap command and tests create callers with it. */
   systemClients: SystemClients | undefined;
   tokens: TokenService | undefined;
+  housekeeping: TokenHousekeeping | undefined;
 
   constructor(private readonly options: BuildOptions) {
     this.configStore = new ConfigStore(options.config);
@@ -106,6 +108,7 @@ export class App {
       maxTokenSeconds: currentConfig().validity.maxTokenSeconds,
     }));
     await signingKeys.load();
+    this.housekeeping = new TokenHousekeeping(store.tokens, clock, () => currentConfig().housekeeping, this.logger);
     const tokens = new TokenService(store, signingKeys, currentConfig, clock, events, new TokenWriter(this.db));
     const keyManager = new ResidentKeyManager(store, currentConfig, clock, tokens, events);
     this.cache = new ValidationCache(events);
@@ -159,6 +162,7 @@ export class App {
     const httpPort = await listen(this.httpServer, config.http.host, config.http.port);
     if (config.http.port === 0) this.configStore.pinHttpPort(httpPort);
     this.ready = true;
+    this.housekeeping.start();
     this.logger.info({ grpcPort, httpPort, database: config.database.url.split(":")[0] }, "key manager listening");
     return { grpcPort, httpPort };
   }
@@ -170,6 +174,7 @@ export class App {
       this.grpcServer?.close(SHUTDOWN_GRACE_MS),
       this.httpServer ? closeHttp(this.httpServer, SHUTDOWN_GRACE_MS) : undefined,
     ]);
+    await this.housekeeping?.stop();
     this.cache?.close();
     this.decisions?.close();
     await this.db?.destroy();

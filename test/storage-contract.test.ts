@@ -164,6 +164,38 @@ for (const database of testDatabases()) {
       assert.equal(await store.tokens.findByHash(orphan.tokenHash), undefined);
     });
 
+    test("purging ended tokens deletes expired and revoked ones in batches and keeps the rest", async () => {
+      await store.clients.insert(client("ck-purge"));
+      const base = (over: Partial<TokenRecord>): TokenRecord => ({
+        id: randomUUID(),
+        tokenHash: randomBytes(32).toString("hex"),
+        consumerKey: "ck-purge",
+        endUser: "",
+        scopes: ["default"],
+        tokenType: "OPAQUE",
+        grantType: "client_credentials",
+        issuedAt: at(0),
+        expiresAt: at(1000),
+        revokedAt: undefined,
+        refreshHash: undefined,
+        refreshExpiresAt: undefined,
+        refreshUsedAt: undefined,
+        familyId: randomUUID(),
+        ...over,
+      });
+      const expired = Array.from({ length: 5 }, () => base({}));
+      const revoked = base({ expiresAt: at(1_000_000), revokedAt: at(500) });
+      const live = base({ expiresAt: at(1_000_000) });
+      const refreshable = base({ refreshHash: randomBytes(32).toString("hex"), refreshExpiresAt: at(1_000_000) });
+      await store.tokens.insertMany([...expired, revoked, live, refreshable]);
+      assert.equal(await store.tokens.purgeEnded(at(2000), 3), 3, "one batch at a time");
+      assert.equal(await store.tokens.purgeEnded(at(2000), 100), 3);
+      assert.equal(await store.tokens.purgeEnded(at(2000), 100), 0);
+      for (const gone of [...expired, revoked]) assert.equal(await store.tokens.findByHash(gone.tokenHash), undefined);
+      assert.deepEqual(await store.tokens.findByHash(live.tokenHash), live);
+      assert.deepEqual(await store.tokens.findByHash(refreshable.tokenHash), refreshable, "its refresh token still works");
+    });
+
     test("migrations go down and up again", async () => {
       const other = await (database.create as () => Promise<TestDatabase>)();
       const conn = createKnex({ url: other.url, poolMax: 2 });

@@ -22,6 +22,7 @@ export interface Config {
   database: { url: string; poolMax: number };
   tls: { certFile: string; keyFile: string; clientCaFile: string | undefined; clientCertificateScopes: string[] } | undefined;
   encryptionKey: string | undefined;
+  housekeeping: { intervalSeconds: number; retainSeconds: number };
 }
 
 /** Settings read once at start; a reload that changes them reports "restart required". */
@@ -58,5 +59,6 @@ export function fromSection(s: KeyManagerSection): Config {
         ? { certFile: s.tls.cert_file, keyFile: s.tls.key_file, clientCaFile: s.tls.client_ca_file, clientCertificateScopes: s.tls.client_certificate_scopes }
         : undefined,
     encryptionKey: s.encryption.key || undefined,
+    housekeeping: { intervalSeconds: s.housekeeping.purge_interval_seconds, retainSeconds: s.housekeeping.retain_seconds },
   };
 }

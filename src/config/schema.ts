@@ -70,6 +70,15 @@ export const keyManagerSection = z
         message: "client_ca_file needs cert_file and key_file",
       })
       .prefault({}),
+    housekeeping: z
+      .object({
+        /** Seconds between purges of ended tokens; 0 turns the purge off. */
+        purge_interval_seconds: z.coerce.number().int().min(0).max(7 * 24 * 3600).default(600),
+        /** How long expired and revoked tokens are kept before the purge deletes them. */
+        retain_seconds: z.coerce.number().int().min(0).max(365 * 24 * 3600).default(86400),
+      })
+      .strict()
+      .prefault({}),
     encryption: z
       .object({
         /** Base64 of 32 bytes. Generated into data_dir on first start when empty. */

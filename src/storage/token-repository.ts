@@ -54,6 +54,25 @@ export class TokenRepository {
     return row ? fromRow(row) : undefined;
   }
 
+  /**
+   * Deletes up to `limit` tokens that ended before `before`: expired (and their refresh token
+   * too, if any) or revoked. Returns how many went. Ids are read first and deleted by key, the
+   * same on every dialect (MySQL refuses LIMIT in a subquery on the table it deletes from).
+   */
+  async purgeEnded(before: Date, limit: number): Promise<number> {
+    const cutoff = toMillis(before);
+    // Two index range reads (expires_at, revoked_at) rather than one OR that scans the table.
+    const expired = await this.db<TokenRow>(TABLE)
+      .select("id")
+      .where("expires_at", "<", cutoff)
+      .andWhere((r) => r.whereNull("refresh_expires_at").orWhere("refresh_expires_at", "<", cutoff))
+      .limit(limit);
+    const revoked = expired.length < limit ? await this.db<TokenRow>(TABLE).select("id").where("revoked_at", "<", cutoff).limit(limit - expired.length) : [];
+    const ids = [...new Set([...expired, ...revoked].map((r) => r.id))];
+    if (ids.length === 0) return 0;
+    return this.db<TokenRow>(TABLE).whereIn("id", ids).delete();
+  }
+
   /** Marks a refresh token spent; false when another request spent it first. */
   async spendRefresh(id: string, at: Date): Promise<boolean> {
     const changed = await this.db<TokenRow>(TABLE).where({ id }).whereNull("refresh_used_at").update({ refresh_used_at: toMillis(at) });

@@ -3,6 +3,7 @@ import * as createApplications from "./20261122000000_create_applications.js";
 import * as createResources from "./20261122000100_create_api_resources.js";
 import * as createTokens from "./20261122010000_create_tokens_and_subscriptions.js";
 import * as systemClients from "./20261122020000_system_clients.js";
+import * as tokenHousekeeping from "./20261122030000_token_housekeeping.js";
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -15,6 +16,7 @@ const migrations: Record<string, Migration> = {
   "20261122000100_create_api_resources": createResources,
   "20261122010000_create_tokens_and_subscriptions": createTokens,
   "20261122020000_system_clients": systemClients,
+  "20261122030000_token_housekeeping": tokenHousekeeping,
 };
 
 /** Migrations compiled into the service, so they run the same from source or a bundle. */

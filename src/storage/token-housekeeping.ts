@@ -1,0 +1,65 @@
+import { setImmediate as yieldToOthers } from "node:timers/promises";
+import type { Logger } from "pino";
+import type { Clock } from "../domain/clock.js";
+import type { TokenRepository } from "./token-repository.js";
+
+const BATCH = 1000;
+
+export interface HousekeepingSettings {
+  /** Seconds between purges; 0 turns housekeeping off. */
+  intervalSeconds: number;
+  /** Expired and revoked tokens are kept this long (introspection answers, audits) before they go. */
+  retainSeconds: number;
+}
+
+/**
+ * Deletes ended tokens on a schedule in small batches, yielding between them, so neither the
+ * gateway's check (served from memory) nor token writes wait behind one long delete. Every
+ * replica may run it: deleting what another replica already deleted costs nothing.
+ */
+export class TokenHousekeeping {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly tokens: TokenRepository,
+    private readonly clock: Clock,
+    private readonly settings: () => HousekeepingSettings,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    const seconds = this.settings().intervalSeconds;
+    if (seconds === 0) return;
+    this.timer = setInterval(() => void this.purge().catch((err: unknown) => this.logger.warn({ err }, "token purge failed")), seconds * 1000);
+    this.timer.unref();
+  }
+
+  /** One purge of everything ended before the retention window; the number of tokens deleted. */
+  purge(): Promise<number> {
+    this.running ??= this.purgeAll().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+
+  private async purgeAll(): Promise<number> {
+    const before = new Date(this.clock.now().getTime() - this.settings().retainSeconds * 1000);
+    let total = 0;
+    for (;;) {
+      const deleted = await this.tokens.purgeEnded(before, BATCH);
+      total += deleted;
+      if (deleted < BATCH || this.stopped) break;
+      await yieldToOthers();
+    }
+    if (total > 0) this.logger.info({ deleted: total, endedBefore: before.toISOString() }, "purged ended tokens");
+    return total;
+  }
+}
