@@ -22,7 +22,7 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
       requestStream: false,
       responseStream: false,
       requestSerialize: serializer(method.input),
-      requestDeserialize: deserializer(method.input),
+      requestDeserialize: requestDeserializer(method.input),
       responseSerialize: serializer(method.output),
       responseDeserialize: deserializer(method.output),
       originalName: method.localName,
@@ -48,6 +48,26 @@ function serializer(schema: DescMessage) {
 
 function deserializer(schema: DescMessage) {
   return (bytes: Buffer) => fromBinary(schema, bytes);
+}
+
+/**
+ * A request body that is not a valid encoding of the method's input (random bytes, a truncated
+ * field, invalid UTF-8 in a string). grpc-js answers INTERNAL when a request deserializer throws,
+ * so the request deserializer returns this instead and the handler answers INVALID_ARGUMENT: the
+ * caller's mistake, not the server's.
+ */
+class UndecodableRequest {
+  constructor(readonly reason: string) {}
+}
+
+function requestDeserializer(schema: DescMessage) {
+  return (bytes: Buffer) => {
+    try {
+      return fromBinary(schema, bytes);
+    } catch (err) {
+      return new UndecodableRequest(`cannot decode message ${schema.typeName} from binary: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
 }
 
 export interface GrpcHandlerOptions {
@@ -102,6 +122,10 @@ export function grpcHandlers<S extends DescService>(
       else response.then(done, (err: unknown) => fail(err, callback));
     };
     handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      if (call.request instanceof UndecodableRequest) {
+        callback({ code: grpc.status.INVALID_ARGUMENT, details: call.request.reason });
+        return;
+      }
       let principal: Principal | Promise<Principal>;
       try {
         principal = authorize({
