@@ -24,12 +24,27 @@ export function toConnectError(err: unknown, logger: Logger, procedure: string):
   if (err instanceof ConnectError) return err;
   if (err instanceof DomainError) {
     const ce = new ConnectError(err.message, CODES[err.kind]);
-    if (err instanceof InvalidArgumentError) ce.metadata.set("x-invalid-fields", err.violations.map((v) => v.field).join(","));
+    if (err instanceof InvalidArgumentError) ce.metadata.set("x-invalid-fields", headerValue(err.violations.map((v) => v.field).join(",")));
     return ce;
   }
   const errorId = randomUUID();
   logger.error({ err, errorId, procedure }, "internal error");
   return new ConnectError(`internal error (id ${errorId})`, Code.Internal);
+}
+
+/**
+ * A field path as a header value: it can hold a caller's map key (`additional_properties[k]`), and
+ * a header takes only Latin-1 without control characters (Headers.set throws otherwise), so any
+ * other character is percent-encoded (a lone surrogate as U+FFFD).
+ */
+function headerValue(text: string): string {
+  return text.replace(/[^\x20-\x7e]/gu, (c) => {
+    try {
+      return encodeURIComponent(c);
+    } catch {
+      return "%EF%BF%BD";
+    }
+  });
 }
 
 /** HTTP status of each code, for REST and OAuth2 endpoints (as connect-es's Connect protocol maps them). */
