@@ -151,7 +151,7 @@ export class App {
     this.httpServer = createHttpServer({
       logger: this.logger,
       services,
-      routes: [oauthRoutes({ tokens, keys: signingKeys, config: currentConfig }), storeRestRoutes({ keyManager, authenticator, logger: this.logger })],
+      routes: [oauthRoutes({ tokens, keys: signingKeys, config: currentConfig }), storeRestRoutes({ keyManager, authenticator, logger: this.logger, audit })],
       tls,
       maxMessageBytes: MAX_MESSAGE_BYTES,
       isReady: () => this.ready,

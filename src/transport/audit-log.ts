@@ -33,13 +33,19 @@ export class AuditLog {
     this.logger = logger.child({ log: "audit" });
   }
 
+  /** A change made by an RPC: the target is read from the request's identifying fields. */
   record(principal: Principal, method: DescMethod, request: unknown): void {
+    this.change(principal, `${method.parent.typeName}/${method.name}`, targetOf(request, 0));
+  }
+
+  /** A change made any other way (the Store REST API), with its target named by the caller. */
+  change(principal: Principal, what: string, target: Record<string, unknown>): void {
     this.logger.info(
       {
         who: principal.clientId,
         subscriber: principal.subscriber || undefined,
-        what: `${method.parent.typeName}/${method.name}`,
-        target: targetOf(request, 0),
+        what,
+        target,
         at: new Date().toISOString(),
       },
       "change",

@@ -42,6 +42,7 @@
  * schema `{code, message, description, moreInfo, error}`; domain errors become statuses in
  * error-mapping.ts, unknown ones 500 without internals.
  */
+import type { AuditLog } from "./audit-log.js";
 import { createHash } from "node:crypto";
 import * as http from "node:http";
 import type { Logger } from "pino";
@@ -66,6 +67,7 @@ interface Deps {
   keyManager: KeyManager;
   authenticator: CallerAuthenticator;
   logger: Logger;
+  audit: AuditLog;
 }
 
 /** An application key that exists: the mapping is always there when found by application and key type. */
@@ -91,7 +93,6 @@ interface Call {
 
 export function storeRestRoutes(deps: Deps): RouteHandler {
   const ownership = new Ownership(deps.keyManager);
-  const audit = deps.logger.child({ log: "audit" });
 
   /** The caller's keys of this application, or NOT_FOUND (missing, another's, another group). */
   async function load(call: Call): Promise<KeyedApplication> {
@@ -118,16 +119,7 @@ export function storeRestRoutes(deps: Deps): RouteHandler {
     const patch = patchFrom(await readJson(req));
     const updated = await deps.keyManager.updateApplication(app.client.consumerKey, patch);
     const after: KeyedApplication = { client: updated.client, mapping: updated.mapping ?? app.mapping };
-    audit.info(
-      {
-        who: call.principal.clientId,
-        subscriber: call.principal.subscriber || undefined,
-        what: `PUT ${TEMPLATE}`,
-        target: { applicationId: call.applicationId, keyType: call.keyType, consumerKey: app.client.consumerKey },
-        at: new Date().toISOString(),
-      },
-      "change",
-    );
+    deps.audit.change(call.principal, `PUT ${TEMPLATE}`, { applicationId: call.applicationId, keyType: call.keyType, consumerKey: app.client.consumerKey });
     sendKey(res, after);
   }
 
