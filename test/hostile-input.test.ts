@@ -13,7 +13,8 @@
  *
  * What must hold for all of it:
  * - the server never answers INTERNAL (13) / UNKNOWN (2), or HTTP 5xx, to a client's mistake
- *   (one known exception, in connect-es, is tolerated, counted and kept as a todo test);
+ *   (connect-es answers undecodable binary bodies INTERNAL; src/transport/undecodable-bodies.ts
+ *   answers them first, and this checks it);
  * - a rejected call writes nothing: after each call the tables are compared with those before it
  *   (read again whenever the server has committed anything, see `observe`);
  * - the server keeps answering (health on both ports) after the run.
@@ -22,6 +23,7 @@
  * fields creates an API): that counts as accepted and only the first rule applies to it.
  * FC_SEED=<n> replays a run; FC_RUNS=<n> scales the run counts; FC_VERBOSE=1 counts per method.
  */
+import { gzipSync } from "node:zlib";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -396,19 +398,6 @@ async function post(path: string, body: string, headers: Record<string, string>)
   return { status: res.status, text: await res.text() };
 }
 
-/**
- * connect-es (2.x) answers a binary body that does not decode (Connect `application/proto`,
- * gRPC-Web) with INTERNAL "parse binary: ..." (HTTP 500 on Connect) where it answers
- * INVALID_ARGUMENT for JSON. That happens in the library before any of this service's code runs
- * (connect-node's adapter parses before interceptors), so it is tolerated here, counted, and
- * checked strictly by a todo test until fixed.
- */
-let knownParseInternal = 0;
-function isKnownParseInternal(status: number, grpcStatus: string | undefined, message: string): boolean {
-  const internal = grpcStatus === undefined ? status === 500 && /"code":"internal"/.test(message) : grpcStatus === String(Code.Internal);
-  return internal && /parse binary: /.test(message);
-}
-
 // ---------------------------------------------------------------------------------------------
 
 before(async () => {
@@ -724,7 +713,7 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
     });
   });
 
-  test("HTTP port: Connect binary and gRPC-Web with random bytes as the body", async (t) => {
+  test("HTTP port: Connect binary and gRPC-Web with random bytes as the body", async () => {
     const target = fc.constantFrom(...METHODS);
     const protocol = fc.constantFrom(
       { contentType: "application/proto", frame: (b: Buffer) => b },
@@ -745,24 +734,18 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
       const trailer = payload.toString("latin1");
       const grpcStatus = res.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(trailer)?.[1] ?? undefined;
       const message = grpcStatus !== undefined ? decodeURIComponent(res.headers.get("grpc-message") ?? /grpc-message:\s*([^\r\n]*)/.exec(trailer)?.[1] ?? "") : trailer;
-      if (isKnownParseInternal(res.status, grpcStatus, message)) {
-        knownParseInternal++;
-      } else {
-        assert.ok(res.status < 500, `${label}: HTTP ${res.status} ${message.slice(0, 200)}`);
-        if (contentType.includes("grpc-web")) {
-          assert.ok(grpcStatus !== undefined, `${label}: no grpc-status`);
-          assertNotServerFault(label, Number(grpcStatus), message);
-        }
+      assert.ok(res.status < 500, `${label}: HTTP ${res.status} ${message.slice(0, 200)}`);
+      if (contentType.includes("grpc-web")) {
+        assert.ok(grpcStatus !== undefined, `${label}: no grpc-status`);
+        assertNotServerFault(label, Number(grpcStatus), message);
       }
       const accepted = res.status === 200 && (grpcStatus === undefined || grpcStatus === "0");
       await observe(label, { accepted, code: grpcStatus !== undefined ? `HTTP ${res.status} grpc-status ${grpcStatus}` : `HTTP ${res.status}` });
     });
-    if (knownParseInternal > 0) t.diagnostic(`known issue: ${knownParseInternal} undecodable binary bodies answered INTERNAL by connect-es ("parse binary: ..."); see the todo test below`);
   });
 
   test(
     "HTTP port: an undecodable binary body is a client error on Connect and gRPC-Web",
-    { todo: "connect-es 2.x answers INTERNAL (\"parse binary: ...\") before this service's code runs; not fixable locally" },
     async () => {
       const body = new Uint8Array([0x08, 0xff]); // a truncated varint
       const path = "/keymanager.v1.KeyManagerService/CreateApplication";
@@ -773,9 +756,23 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
         headers: { ...headers, "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
         body: new Uint8Array([0, 0, 0, 0, body.length, ...body]),
       });
-      const webStatus = web.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(Buffer.from(await web.arrayBuffer()).toString("latin1"))?.[1];
+      const webBody = Buffer.from(await web.arrayBuffer()).toString("latin1");
+      const webStatus = web.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(webBody)?.[1];
       assert.equal(connect.status, 400, `Connect: HTTP ${connect.status} ${await connect.text()}`);
       assert.equal(webStatus, String(Code.InvalidArgument), `gRPC-Web: grpc-status ${webStatus}`);
+      assert.match(decodeURIComponent(/grpc-message:\s*([^\r\n]*)/.exec(webBody)?.[1] ?? ""), /cannot decode message keymanager\.v1\.CreateApplicationRequest/);
+      // Compressed, and Connect GET (read RPCs), are decoded the same way.
+      const gzipped = await fetch(rpcUrl(path), { method: "POST", headers: { ...headers, "content-type": "application/proto", "content-encoding": "gzip" }, body: gzipSync(body) });
+      assert.equal(gzipped.status, 400, `Connect gzip: HTTP ${gzipped.status} ${await gzipped.text()}`);
+      const query = `connect=v1&encoding=proto&base64=1&message=${Buffer.from(body).toString("base64url")}`;
+      const get = await fetch(rpcUrl(`/keymanager.v1.KeyManagerService/RetrieveApplication?${query}`), { headers });
+      const getBody = await get.text();
+      assert.equal(get.status, 400, `Connect GET: HTTP ${get.status} ${getBody}`);
+      assert.equal(JSON.parse(getBody).code, "invalid_argument");
+      // A valid binary body still reaches the service (its own answer, not a decoding error).
+      const valid = await fetch(rpcUrl(path), { method: "POST", headers: { ...headers, "content-type": "application/proto" }, body: new Uint8Array(0) });
+      assert.equal(valid.status, 400);
+      assert.doesNotMatch(await valid.text(), /cannot decode/);
     },
   );
 
@@ -928,7 +925,7 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
     const line =
       `fast-check: ${tally.runs} runs of ${tally.properties} properties over ${METHODS.length} methods of ${SERVICES.length} services; ` +
       `${tally.calls} calls, ${tally.rejected} rejected, ${tally.accepted} accepted; ${tally.snapshots} table snapshots compared; ` +
-      `known issue (connect-es binary parse -> INTERNAL, tolerated): ${knownParseInternal}; by answer: ${codes}`;
+      `by answer: ${codes}`;
     t.diagnostic(line);
     console.log(line);
     for (const [name, p] of parts) t.diagnostic(`  ${name}: ${p.calls} calls, ${p.rejected} rejected, ${p.accepted} accepted`);

@@ -3,14 +3,16 @@ import * as https from "node:https";
 import type { TLSSocket } from "node:tls";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { CallAuthorizer, CallCredentials } from "../auth/call-authorizer.js";
 import { PRINCIPAL, type Principal } from "../auth/principal.js";
 import type { AuditLog } from "./audit-log.js";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { toConnectError } from "./error-mapping.js";
 import type { ServiceRegistration } from "./grpc-server.js";
+import { rejectUndecodableBodies } from "./undecodable-bodies.js";
 
 export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
 
@@ -55,23 +57,33 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     if (req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) options.audit.record(principal, req.method, req.message);
     return res;
   };
-  const rpc = connectNodeAdapter({
-    routes: (router) => {
-      for (const { service, impl } of options.services) router.service(service, impl as never);
-    },
+  const router = createConnectRouter({
     interceptors: [errors, auth],
-    contextValues: (req) => {
-      const socket = req.socket as TLSSocket;
-      return createContextValues().set(CERTIFICATE, options.tls?.clientCa && socket.authorized ? () => socket.getPeerCertificate() : undefined);
-    },
     readMaxBytes: options.maxMessageBytes,
     writeMaxBytes: options.maxMessageBytes,
-    fallback: (req, res) => {
-      // This server is HTTP/1.1 only, so requests are never HTTP/2 ones.
-      void routeFallback(req as http.IncomingMessage, res as http.ServerResponse, options);
-    },
+    acceptCompression: [compressionGzip, compressionBrotli],
   });
-  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => rpc(req, res);
+  for (const { service, impl } of options.services) router.service(service, impl as never);
+  const rpcs = new Map<string, UniversalHandler>();
+  for (const h of router.handlers) rpcs.set(h.requestPath, rejectUndecodableBodies(h, options.maxMessageBytes));
+  // connect-node's adapter, with the RPC handlers wrapped (undecodable-bodies.ts).
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const rpc = rpcs.get(req.url?.split("?", 2)[0] ?? "");
+    if (!rpc) {
+      // This server is HTTP/1.1 only, so requests are never HTTP/2 ones.
+      void routeFallback(req, res, options);
+      return;
+    }
+    const socket = req.socket as TLSSocket;
+    const contextValues = createContextValues().set(CERTIFICATE, options.tls?.clientCa && socket.authorized ? () => socket.getPeerCertificate() : undefined);
+    rpc(universalRequestFromNodeRequest(req, res, undefined, contextValues))
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((reason: unknown) => {
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        options.logger.error({ err: reason, rpc: rpc.requestPath }, "rpc handler failed");
+        res.destroy();
+      });
+  };
   if (!options.tls) return http.createServer(handler);
   const { cert, key, clientCa } = options.tls;
   // With a client CA, certificates are asked for but not required: store callers use tokens.
