@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Knex } from "knex";
 import { KeyType } from "../gen/keymanager/v1/types_pb.js";
 import { createKnex } from "../src/storage/database.js";
@@ -116,4 +116,16 @@ test("the same violations reach Connect clients on the HTTP port", async () => {
   assert.equal(res.status, 400);
   const body = (await res.json()) as { code: string };
   assert.equal(body.code, "invalid_argument");
+});
+
+test("the violated fields are named in x-invalid-fields on both ports", async () => {
+  const request = createRequest({ keyType: KeyType.UNSPECIFIED });
+  for (const client of [server.grpc, server.connect]) {
+    const err = await client.createApplication(request).then(
+      () => assert.fail("accepted"),
+      (e: unknown) => ConnectError.from(e),
+    );
+    assert.equal(err.code, Code.InvalidArgument);
+    assert.equal(err.metadata.get("x-invalid-fields"), "key_type");
+  }
 });

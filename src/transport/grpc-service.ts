@@ -92,10 +92,7 @@ export function grpcHandlers<S extends DescService>(
       | ((req: unknown, ctx: HandlerContext) => Promise<unknown> | unknown)
       | undefined;
     const procedure = `/${service.typeName}/${method.name}`;
-    const fail = (err: unknown, callback: grpc.sendUnaryData<unknown>) => {
-      const ce = toConnectError(err, options.logger, procedure);
-      callback({ code: ce.code as number, details: ce.rawMessage });
-    };
+    const fail = (err: unknown, callback: grpc.sendUnaryData<unknown>) => callback(grpcError(err, options.logger, procedure));
     const authorize = options.authorizer.forMethod(service, method);
     const changes = method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
     const run = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, principal: Principal) => {
@@ -202,6 +199,21 @@ class GrpcHandlerContext implements HandlerContext {
   get values(): ContextValues {
     if (!this.contextValues) this.contextValues = createContextValues();
     return this.contextValues;
+  }
+}
+
+/**
+ * The status of a failed call, with the error's metadata (x-invalid-fields) as trailers. Should
+ * building it fail, the call is still answered, INTERNAL.
+ */
+function grpcError(err: unknown, logger: Logger, procedure: string): Partial<grpc.StatusObject> {
+  try {
+    const ce = toConnectError(err, logger, procedure);
+    const metadata = new grpc.Metadata();
+    ce.metadata.forEach((value, key) => metadata.set(key, value));
+    return { code: ce.code as number, details: ce.rawMessage, metadata };
+  } catch {
+    return { code: grpc.status.INTERNAL, details: "internal error" };
   }
 }
 
