@@ -11,6 +11,7 @@ import { SystemClientService } from "../gen/keymanager/v1/system_client_service_
 import { CallAuthorizer } from "./auth/call-authorizer.js";
 import { CallerAuthenticator } from "./auth/caller-authenticator.js";
 import { SystemClients } from "./auth/system-clients.js";
+import { type ChangeFeed, startChangeFeed } from "./cluster/change-feed.js";
 import { ChangeEvents } from "./domain/change-events.js";
 import { SystemClientServiceImpl } from "./services/system-client-service.js";
 import { AuditLog } from "./transport/audit-log.js";
@@ -75,6 +76,7 @@ export class App {
   private ready = false;
   private cache: ValidationCache | undefined;
   private decisions: DecisionCache<ValidationResult> | undefined;
+  private feed: ChangeFeed | undefined;
   /** Available once started: the bootstrap command and tests create callers with it. */
   systemClients: SystemClients | undefined;
   tokens: TokenService | undefined;
@@ -103,6 +105,8 @@ export class App {
     const store = new Store(this.db, new SecretBox(key));
     const currentConfig = () => this.configStore.current;
     const events = new ChangeEvents();
+    // Other replicas on this database hear of this one's changes, and this one of theirs.
+    this.feed = await startChangeFeed({ db: this.db, url: config.database.url, events, pollIntervalMs: config.cluster.pollIntervalMs, logger: this.logger });
     const signingKeys = new SigningKeys(store, clock, () => ({
       algorithm: currentConfig().jwtAlgorithm,
       maxTokenSeconds: currentConfig().validity.maxTokenSeconds,
@@ -175,6 +179,8 @@ export class App {
       this.httpServer ? closeHttp(this.httpServer, SHUTDOWN_GRACE_MS) : undefined,
     ]);
     await this.housekeeping?.stop();
+    await this.feed?.close();
+    this.feed = undefined;
     this.cache?.close();
     this.decisions?.close();
     await this.db?.destroy();

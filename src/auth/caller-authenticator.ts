@@ -8,7 +8,7 @@ import type { TokenRecord } from "../oauth/types.js";
 import { isActive } from "../oauth/types.js";
 import { type Principal, splitGroups } from "./principal.js";
 
-/** How long an authenticated caller is trusted without another look (other replicas' revocations). */
+/** How long an authenticated caller is trusted without another look (a safety net: other replicas' changes arrive through the cluster change feed). */
 const CALLER_CACHE_TTL_MS = 30_000;
 export const NO_CREDENTIALS = "this call needs an `authorization: Bearer <token>` of a system client";
 const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/;
@@ -27,7 +27,7 @@ interface Entry {
 /**
  * Turns an `authorization: Bearer` value into the calling system client. Answers from memory
  * (synchronously) once a token has been seen, so the gateway's hot path pays one hash and one
- * map lookup; revocations and client changes on this node drop entries at once.
+ * map lookup; revocations and client changes (this node's or another replica's) drop entries.
  */
 export class CallerAuthenticator {
   private readonly callers = new LRUCache<string, Entry>({ max: 10_000, ttl: CALLER_CACHE_TTL_MS });
@@ -39,8 +39,9 @@ export class CallerAuthenticator {
   ) {
     events.subscribe((change) => {
       if (change.kind === "token") this.callers.delete(change.tokenHash);
-      // Rare: a family, a user's or a client's tokens, or a client changed. Start afresh.
-      else if (change.kind === "tokens" || change.kind === "application") this.callers.clear();
+      // Rare: a family, a user's or a client's tokens, or a client changed, or the cluster feed
+      // may have missed changes. Start afresh.
+      else if (change.kind === "tokens" || change.kind === "application" || change.kind === "all") this.callers.clear();
     });
   }
 

@@ -23,10 +23,12 @@ export interface Config {
   tls: { certFile: string; keyFile: string; clientCaFile: string | undefined; clientCertificateScopes: string[] } | undefined;
   encryptionKey: string | undefined;
   housekeeping: { intervalSeconds: number; retainSeconds: number };
+  /** Other replicas' changes: how often MySQL/MariaDB replicas read them. */
+  cluster: { pollIntervalMs: number };
 }
 
 /** Settings read once at start; a reload that changes them reports "restart required". */
-export const RESTART_ONLY_SETTINGS = ["grpc", "http", "database", "tls", "dataDir", "encryptionKey"] as const;
+export const RESTART_ONLY_SETTINGS = ["grpc", "http", "database", "tls", "dataDir", "encryptionKey", "cluster"] as const;
 
 export function fromSection(s: KeyManagerSection): Config {
   const publicHost = s.http.host === "0.0.0.0" || s.http.host === "::" ? "localhost" : s.http.host;
@@ -60,5 +62,6 @@ export function fromSection(s: KeyManagerSection): Config {
         : undefined,
     encryptionKey: s.encryption.key || undefined,
     housekeeping: { intervalSeconds: s.housekeeping.purge_interval_seconds, retainSeconds: s.housekeeping.retain_seconds },
+    cluster: { pollIntervalMs: s.cluster.poll_interval_ms },
   };
 }

@@ -22,6 +22,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_TLS_KEY_FILE: ["tls", "key_file"],
   KM_TLS_CLIENT_CA_FILE: ["tls", "client_ca_file"],
   KM_ENCRYPTION_KEY: ["encryption", "key"],
+  KM_CLUSTER_POLL_INTERVAL_MS: ["cluster", "poll_interval_ms"],
 };
 
 export class ConfigError extends Error {

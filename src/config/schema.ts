@@ -79,6 +79,16 @@ export const keyManagerSection = z
       })
       .strict()
       .prefault({}),
+    cluster: z
+      .object({
+        /**
+         * MySQL/MariaDB: milliseconds between each replica's reads of the other replicas' changes
+         * (PostgreSQL is told at once by LISTEN/NOTIFY; SQLite serves one process).
+         */
+        poll_interval_ms: z.coerce.number().int().min(50).max(60_000).default(500),
+      })
+      .strict()
+      .prefault({}),
     encryption: z
       .object({
         /** Base64 of 32 bytes. Generated into data_dir on first start when empty. */

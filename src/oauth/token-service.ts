@@ -50,8 +50,8 @@ const SUPPORTED_GRANTS = ["client_credentials", "password", "refresh_token"];
 export class TokenService {
   /**
    * Clients recently authenticated, so a burst of token requests does not read and decrypt the
-   * same row each time. Changes on this node drop an entry at once; another replica's change
-   * (a regenerated secret) is seen within CLIENT_CACHE_TTL_MS.
+   * same row each time. Changes on this node drop an entry at once, another replica's change (a
+   * regenerated secret) when the cluster change feed brings it, at the latest after CLIENT_CACHE_TTL_MS.
    */
   private readonly clients = new LRUCache<string, OAuthClient>({ max: 10_000, ttl: CLIENT_CACHE_TTL_MS });
   private readonly throttle: AuthenticationThrottle;
@@ -67,6 +67,7 @@ export class TokenService {
     this.throttle = new AuthenticationThrottle(clock);
     events.subscribe((change) => {
       if (change.kind === "application") this.clients.delete(change.consumerKey);
+      else if (change.kind === "all") this.clients.clear();
     });
   }
 

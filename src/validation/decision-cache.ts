@@ -9,33 +9,40 @@ interface Decision<V> {
 
 /**
  * Whole answers of the gateway check, keyed by everything the answer depends on. Any change
- * published on this node retires every answer at once (a generation counter, so the cost is one
- * increment); an answer also ends when its token expires.
+ * (published on this node or received from another replica) retires every answer at once (a
+ * generation counter, so the cost is one increment); an answer also ends when its token expires.
  */
 export class DecisionCache<V extends {}> {
-  private generation = 0;
+  private current = 0;
   private readonly entries: LRUCache<string, Decision<V>>;
   private readonly unsubscribe: () => void;
 
   constructor(events: ChangeEvents, maxEntries: number, maxBytes: number) {
     this.entries = new LRUCache<string, Decision<V>>({ max: maxEntries, maxSize: maxBytes, sizeCalculation: (_, key) => 600 + key.length * 2 });
     this.unsubscribe = events.subscribe(() => {
-      this.generation++;
+      this.current++;
     });
+  }
+
+  /** Taken before an answer is worked out, and given back to `set`. */
+  get generation(): number {
+    return this.current;
   }
 
   get(key: string, nowMs: number): V | undefined {
     const hit = this.entries.get(key);
     if (!hit) return undefined;
-    if (hit.generation !== this.generation || hit.validUntil <= nowMs) {
+    if (hit.generation !== this.current || hit.validUntil <= nowMs) {
       this.entries.delete(key);
       return undefined;
     }
     return hit.value;
   }
 
-  set(key: string, value: V, validUntil: number): void {
-    this.entries.set(key, { generation: this.generation, validUntil, value });
+  /** Keeps an answer worked out from reads begun at `generation`; dropped if a change came since. */
+  set(key: string, value: V, validUntil: number, generation = this.current): void {
+    if (generation !== this.current) return;
+    this.entries.set(key, { generation, validUntil, value });
   }
 
   get size(): number {

@@ -68,8 +68,10 @@ export class TokenValidator {
   private async decide(req: ValidationRequest, tokenHash: string, key: string): Promise<ValidationResult> {
     try {
       const now = this.clock.now().getTime();
+      const generation = this.decisions.generation;
       const result = await this.check(req, tokenHash);
-      this.decisions.set(key, result, result.token ? Math.min(result.token.expiresAt.getTime(), now + this.cache.limits.ttlMs) : now + this.cache.limits.negativeTtlMs);
+      const validUntil = result.token ? Math.min(result.token.expiresAt.getTime(), now + this.cache.limits.ttlMs) : now + this.cache.limits.negativeTtlMs;
+      this.decisions.set(key, result, validUntil, generation);
       return result;
     } catch (err) {
       return this.failed(err, req);

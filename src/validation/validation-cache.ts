@@ -47,7 +47,7 @@ const objectSize = (o: unknown) => (o === MISSING ? 8 : 512);
 
 /**
  * What the gateway check reads, bounded in entries and memory, negative entries included.
- * Changes published on this node drop the affected entries at once.
+ * Changes published on this node, or received from other replicas, drop the affected entries.
  */
 export class ValidationCache {
   readonly tokens: LRUCache<string, Maybe<TokenRecord>>;
@@ -56,6 +56,8 @@ export class ValidationCache {
   readonly applications: LRUCache<string, Maybe<ApplicationEntry>>;
   readonly subscriptions: LRUCache<string, Maybe<Subscription>>;
   private readonly unsubscribe: () => void;
+  /** Counts invalidations, so a load that overlapped one is not cached. */
+  private epoch = 0;
 
   constructor(
     events: ChangeEvents,
@@ -71,18 +73,23 @@ export class ValidationCache {
 
   /**
    * The cached value of `key`, else what `load` finds, cached either way ("not found" only for
-   * the shorter negative TTL).
+   * the shorter negative TTL). A value loaded while an invalidation arrived may predate the
+   * change behind it (another replica's commit lands between the read and its notification):
+   * it answers this call but is not kept.
    */
   async through<V extends {}>(cache: LRUCache<string, Maybe<V>>, key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
     const hit = cache.get(key);
     if (hit !== undefined) return hit === MISSING ? undefined : hit;
+    const epoch = this.epoch;
     const value = await load();
+    if (epoch !== this.epoch) return value;
     if (value === undefined) cache.set(key, MISSING, { ttl: this.limits.negativeTtlMs });
     else cache.set(key, value);
     return value;
   }
 
   invalidate(change: Change): void {
+    this.epoch++;
     switch (change.kind) {
       case "token":
         this.tokens.delete(change.tokenHash);
@@ -115,6 +122,9 @@ export class ValidationCache {
         return;
       case "subscription":
         this.subscriptions.delete(subscriptionKey(change.applicationId, change.apiId));
+        return;
+      case "all":
+        for (const cache of [this.tokens, this.apis, this.resources, this.applications, this.subscriptions]) cache.clear();
         return;
     }
   }

@@ -4,6 +4,7 @@ import * as createResources from "./20261122000100_create_api_resources.js";
 import * as createTokens from "./20261122010000_create_tokens_and_subscriptions.js";
 import * as systemClients from "./20261122020000_system_clients.js";
 import * as tokenHousekeeping from "./20261122030000_token_housekeeping.js";
+import * as cacheInvalidations from "./20261122040000_cache_invalidations.js";
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   "20261122010000_create_tokens_and_subscriptions": createTokens,
   "20261122020000_system_clients": systemClients,
   "20261122030000_token_housekeeping": tokenHousekeeping,
+  "20261122040000_cache_invalidations": cacheInvalidations,
 };
 
 /** Migrations compiled into the service, so they run the same from source or a bundle. */
