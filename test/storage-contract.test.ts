@@ -5,6 +5,7 @@ import type { Knex } from "knex";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../src/domain/errors.js";
 import type { ApplicationKeyMapping, OAuthClient, RegisteredResource } from "../src/keymanager/types.js";
 import { createKnex, migrate } from "../src/storage/database.js";
+import { LOCK } from "../src/storage/locks.js";
 import { migrationSource } from "../src/storage/migrations/index.js";
 import { SecretBox } from "../src/storage/secret-box.js";
 import { Store } from "../src/storage/store.js";
@@ -115,6 +116,27 @@ for (const database of testDatabases()) {
         AlreadyExistsError,
       );
       assert.equal(await store.clients.find("ck-tx"), undefined);
+    });
+
+    test("a transaction rolled back to break a deadlock runs again, and both complete", { skip: database.name === "sqlite" && "one connection: SQLite transactions take turns" }, async () => {
+      for (const username of ["dl-a", "dl-b"]) await store.users.insert({ username, passwordHash: "h", createdAt: at(1), updatedAt: at(1) });
+      // Each locks its first row, waits until the other holds its own, then writes the other's row.
+      let arrived = 0;
+      let release = () => {};
+      const both = new Promise<void>((resolve) => (release = resolve));
+      let runs = 0;
+      const cross = (first: string, second: string) =>
+        store.transaction(async (s) => {
+          runs++;
+          await s.users.find(first, LOCK);
+          if (++arrived === 2) release();
+          await both;
+          await s.users.setPassword(second, `set-by-${first}`, at(2));
+        });
+      await Promise.all([cross("dl-a", "dl-b"), cross("dl-b", "dl-a")]);
+      assert.equal(runs, 3, "the deadlock victim ran once more");
+      const hashes = [(await store.users.get("dl-a")).passwordHash, (await store.users.get("dl-b")).passwordHash];
+      assert.deepEqual(hashes, ["set-by-dl-b", "set-by-dl-a"]);
     });
 
     test("resources: large documents, replace, delete", async () => {

@@ -3,6 +3,7 @@ import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../domain/errors.js";
 import { Validator } from "../domain/validator.js";
+import { LOCK, type ReadOptions } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
 import { newConsumerKey, newConsumerSecret, secretsEqual } from "./credentials.js";
 import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
@@ -88,7 +89,8 @@ export class ResidentKeyManager implements KeyManager {
 
   async updateApplication(consumerKey: string, patch: ApplicationPatch): Promise<OAuthApplication> {
     return this.store.transaction(async (s) => {
-      const current = await applicationClient(s, consumerKey);
+      // Locked: concurrent updates of other fields take turns instead of overwriting this one.
+      const current = await applicationClient(s, consumerKey, LOCK);
       const settings = this.withDefaults({
         ...settingsOf(current),
         ...patch,
@@ -268,8 +270,8 @@ export class ResidentKeyManager implements KeyManager {
 }
 
 /** The client of an application: system clients (this service's callers) are not applications. */
-async function applicationClient(s: Store, consumerKey: string): Promise<OAuthClient> {
-  const client = await s.clients.find(consumerKey);
+async function applicationClient(s: Store, consumerKey: string, options: ReadOptions = {}): Promise<OAuthClient> {
+  const client = await s.clients.find(consumerKey, options);
   if (!client || client.system) throw new NotFoundError(NO_CLIENT);
   return client;
 }

@@ -2,6 +2,7 @@ import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
 import type { Api } from "../subscriptions/types.js";
 import { normaliseDbError } from "./errors.js";
+import { lockRows, type ReadOptions } from "./locks.js";
 import { toDate, toMillis } from "./rows.js";
 
 interface ApiRow {
@@ -31,8 +32,8 @@ export class ApiRepository {
     }
   }
 
-  async get(apiId: string): Promise<Api> {
-    const row = await this.db<ApiRow>(TABLE).where({ api_id: apiId }).first();
+  async get(apiId: string, options: ReadOptions = {}): Promise<Api> {
+    const row = await lockRows(this.db<ApiRow>(TABLE).where({ api_id: apiId }), options).first();
     if (!row) throw new NotFoundError(MISSING);
     return fromRow(row);
   }

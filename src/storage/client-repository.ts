@@ -2,6 +2,7 @@ import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
 import type { ClientSettings, OAuthClient, TokenType } from "../keymanager/types.js";
 import { normaliseDbError } from "./errors.js";
+import { lockRows, type ReadOptions } from "./locks.js";
 import { fromJson, toDate, toJson, toMillis } from "./rows.js";
 import type { SecretBox } from "./secret-box.js";
 
@@ -42,8 +43,8 @@ export class ClientRepository {
     }
   }
 
-  async find(consumerKey: string): Promise<OAuthClient | undefined> {
-    const row = await this.db<ClientRow>(TABLE).where({ consumer_key: consumerKey }).first();
+  async find(consumerKey: string, options: ReadOptions = {}): Promise<OAuthClient | undefined> {
+    const row = await lockRows(this.db<ClientRow>(TABLE).where({ consumer_key: consumerKey }), options).first();
     return row ? this.fromRow(row) : undefined;
   }
 

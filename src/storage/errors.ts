@@ -28,6 +28,16 @@ export function isUniqueViolation(err: unknown): boolean {
   );
 }
 
+/**
+ * The database rolled the whole transaction back to break a deadlock (PostgreSQL
+ * deadlock_detected or serialization_failure, MySQL ER_LOCK_DEADLOCK): running it again is the
+ * remedy both prescribe.
+ */
+export function isDeadlock(err: unknown): boolean {
+  const e = err as DriverError;
+  return e?.code === "40P01" || e?.code === "40001" || e?.errno === 1213;
+}
+
 export function isForeignKeyViolation(err: unknown): boolean {
   const e = err as DriverError;
   return (

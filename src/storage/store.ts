@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import { ApplicationKeyRepository } from "./application-key-repository.js";
 import { ClientRepository } from "./client-repository.js";
+import { isDeadlock } from "./errors.js";
 import { ApiRepository } from "./api-repository.js";
 import { ResourceRepository } from "./resource-repository.js";
 import type { SecretBox } from "./secret-box.js";
@@ -8,6 +9,8 @@ import { SigningKeyRepository } from "./signing-key-repository.js";
 import { SubscriptionRepository } from "./subscription-repository.js";
 import { TokenRepository } from "./token-repository.js";
 import { UserRepository } from "./user-repository.js";
+
+const DEADLOCK_ATTEMPTS = 5;
 
 /** The repositories over one connection or transaction. */
 export class Store {
@@ -34,8 +37,23 @@ export class Store {
     this.signingKeys = new SigningKeyRepository(db, box);
   }
 
-  /** Runs `work` in one transaction: all of its writes happen, or none. */
-  transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
-    return this.db.transaction((trx) => work(new Store(trx, this.box)));
+  /**
+   * Runs `work` in one transaction: all of its writes happen, or none. A transaction the database
+   * rolled back whole to break a deadlock (two writers locking rows in opposite orders; InnoDB's
+   * gap locks make it likelier on MariaDB) runs again, up to DEADLOCK_ATTEMPTS times; so `work`
+   * does database work only. Nested in a transaction, the outermost one runs again instead.
+   */
+  async transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
+    const run = () => this.db.transaction((trx) => work(new Store(trx, this.box)));
+    if (this.db.isTransaction) return run();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        if (!isDeadlock(err) || attempt >= DEADLOCK_ATTEMPTS) throw err;
+        // A short random pause, longer each time, so the transactions that met do not meet again.
+        await new Promise((resolve) => setTimeout(resolve, attempt * (5 + Math.random() * 20)));
+      }
+    }
   }
 }

@@ -2,6 +2,7 @@ import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
 import type { Subscription, SubscriptionState } from "../subscriptions/types.js";
 import { normaliseDbError } from "./errors.js";
+import { lockRows, type ReadOptions } from "./locks.js";
 import { toDate, toMillis } from "./rows.js";
 
 interface SubscriptionRow {
@@ -32,8 +33,8 @@ export class SubscriptionRepository {
     }
   }
 
-  async get(id: string): Promise<Subscription> {
-    const row = await this.db<SubscriptionRow>(TABLE).where({ id }).first();
+  async get(id: string, options: ReadOptions = {}): Promise<Subscription> {
+    const row = await lockRows(this.db<SubscriptionRow>(TABLE).where({ id }), options).first();
     if (!row) throw new NotFoundError(MISSING);
     return fromRow(row);
   }

@@ -2,6 +2,7 @@ import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
 import type { User } from "../oauth/types.js";
 import { normaliseDbError } from "./errors.js";
+import { lockRows, type ReadOptions } from "./locks.js";
 import { toDate, toMillis } from "./rows.js";
 
 interface UserRow {
@@ -31,8 +32,8 @@ export class UserRepository {
     }
   }
 
-  async find(username: string): Promise<User | undefined> {
-    const row = await this.db<UserRow>(TABLE).where({ username }).first();
+  async find(username: string, options: ReadOptions = {}): Promise<User | undefined> {
+    const row = await lockRows(this.db<UserRow>(TABLE).where({ username }), options).first();
     return row ? fromRow(row) : undefined;
   }
 

@@ -3,6 +3,7 @@ import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { Validator } from "../domain/validator.js";
 import { checkIdentifier, LIMITS } from "../keymanager/validation.js";
+import { LOCK } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
 import type { Api, Subscription, SubscriptionState } from "./types.js";
 
@@ -36,7 +37,8 @@ export class SubscriptionManager {
   async updateApi(apiId: string, patch: Partial<ApiInput>): Promise<Api> {
     return this.store
       .transaction(async (s) => {
-        const current = await s.apis.get(apiId);
+        // Locked: concurrent updates of other fields take turns instead of overwriting this one.
+        const current = await s.apis.get(apiId, LOCK);
         const next: Api = { ...current, ...patch, apiId, updatedAt: this.clock.now() };
         checkApi(next);
         next.context = normaliseContext(next.context);
@@ -85,7 +87,7 @@ export class SubscriptionManager {
     if (change.tier !== undefined) v.text("tier", change.tier, LIMITS.tier);
     v.throwIfInvalid();
     const updated = await this.store.transaction(async (s) => {
-      const current = await s.subscriptions.get(id);
+      const current = await s.subscriptions.get(id, LOCK);
       const next = { ...current, ...change, updatedAt: this.clock.now() };
       await s.subscriptions.update(next);
       return next;
