@@ -17,6 +17,7 @@ import type { AccessTokenRequest } from "../keymanager/tokens.js";
 import { checkScopes } from "../keymanager/validation.js";
 import { Validator } from "../domain/validator.js";
 import type { OAuthClient } from "../keymanager/types.js";
+import { LOCK } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
 import type { TokenWriter } from "../storage/token-writer.js";
 import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
@@ -37,6 +38,8 @@ interface GrantOutcome {
   scopes: string[];
   familyId: string;
   withRefresh: boolean;
+  /** refresh_token grant: the token whose refresh token the new one replaces. */
+  replaces?: TokenRecord;
 }
 
 export const CLIENT_CACHE_TTL_MS = 30_000;
@@ -125,23 +128,61 @@ export class TokenService {
     };
   }
 
-  /** Rotation: a refresh token is spent once; presenting it again revokes its whole family. */
+  /**
+   * Rotation: a refresh token is spent once; presenting it again revokes its whole family. This
+   * checks the request; the token is spent when the new one is stored (rotate), so a refused
+   * request (invalid_scope) leaves it unspent.
+   */
   private async refreshGrant(client: OAuthClient, request: AccessTokenRequest): Promise<GrantOutcome> {
-    const invalid = () => new InvalidArgumentError([{ field: "refresh_token", description: "invalid refresh token" }], { oauth: "invalid_grant" });
     const previous = request.refreshToken ? await this.store.tokens.findByRefreshHash(hashToken(request.refreshToken)) : undefined;
     const now = this.clock.now();
-    if (!previous || previous.consumerKey !== client.consumerKey) throw invalid();
-    if (previous.refreshUsedAt || !(await this.store.tokens.spendRefresh(previous.id, now))) {
-      await this.store.tokens.revokeFamily(previous.familyId, now);
-      this.events.publish({ kind: "tokens", familyId: previous.familyId });
-      throw invalid();
+    if (!previous || previous.consumerKey !== client.consumerKey) throw invalidRefreshToken();
+    if (previous.refreshUsedAt) {
+      await this.revokeFamily(previous, now);
+      throw invalidRefreshToken();
     }
-    if (previous.revokedAt || !previous.refreshExpiresAt || previous.refreshExpiresAt <= now) throw invalid();
-    await this.store.tokens.revoke(previous.id, now);
-    this.events.publish({ kind: "token", tokenHash: previous.tokenHash });
+    if (previous.revokedAt || !previous.refreshExpiresAt || previous.refreshExpiresAt <= now) throw invalidRefreshToken();
     const scopes = request.scopes.length > 0 ? request.scopes.filter((s) => previous.scopes.includes(s)) : previous.scopes;
     if (scopes.length === 0) throw new InvalidArgumentError([{ field: "scopes", description: "exceed the original grant" }], { oauth: "invalid_scope" });
-    return { endUser: previous.endUser, scopes, familyId: previous.familyId, withRefresh: true };
+    return { endUser: previous.endUser, scopes, familyId: previous.familyId, withRefresh: true, replaces: previous };
+  }
+
+  /**
+   * Stores the token of a refresh_token grant in one transaction: spends the refresh token,
+   * retires the access token it came with, inserts the new one. It takes turns with every other
+   * change of the family (lockFamilies), so of concurrent requests with one refresh token the
+   * first rotates and each other finds the token spent, which is reuse, and revokes the family,
+   * the first's new token included.
+   */
+  private async rotate(previous: TokenRecord, next: TokenRecord): Promise<void> {
+    const now = this.clock.now();
+    const result = await this.store.transaction(async (s) => {
+      await lockFamilies(s, previous.endUser);
+      const current = await s.tokens.findById(previous.id, LOCK);
+      if (!current) return "invalid";
+      // Spent is asked first: the rotation that spent it revoked its access token too.
+      if (current.refreshUsedAt) {
+        await s.tokens.revokeFamily(current.familyId, now);
+        return "reused";
+      }
+      if (current.revokedAt) return "invalid";
+      await s.tokens.spendRefresh(current.id, now);
+      await s.tokens.revoke(current.id, now);
+      await s.tokens.insert(next);
+      return "rotated";
+    });
+    if (result === "reused") this.events.publish({ kind: "tokens", familyId: previous.familyId });
+    if (result !== "rotated") throw invalidRefreshToken();
+    this.events.publish({ kind: "token", tokenHash: previous.tokenHash });
+  }
+
+  /** Revokes every token of a family, the one a rotation in progress adds included (lockFamilies). */
+  private async revokeFamily(family: { familyId: string; endUser: string }, now: Date): Promise<void> {
+    await this.store.transaction(async (s) => {
+      await lockFamilies(s, family.endUser);
+      await s.tokens.revokeFamily(family.familyId, now);
+    });
+    this.events.publish({ kind: "tokens", familyId: family.familyId });
   }
 
   private async mint(client: OAuthClient, request: AccessTokenRequest, outcome: GrantOutcome): Promise<IssuedToken> {
@@ -184,7 +225,8 @@ export class TokenService {
       refreshUsedAt: undefined,
       familyId: outcome.familyId,
     };
-    await this.writer.insert(record);
+    if (outcome.replaces) await this.rotate(outcome.replaces, record);
+    else await this.writer.insert(record);
     return { accessToken, refreshToken, record };
   }
 
@@ -213,8 +255,7 @@ export class TokenService {
     const now = this.clock.now();
     if (record.refreshHash === hash) {
       // Revoking a refresh token ends the grant: every token descending from it.
-      await this.store.tokens.revokeFamily(record.familyId, now);
-      this.events.publish({ kind: "tokens", familyId: record.familyId });
+      await this.revokeFamily(record, now);
     } else {
       await this.store.tokens.revoke(record.id, now);
       this.events.publish({ kind: "token", tokenHash: record.tokenHash });
@@ -237,6 +278,21 @@ export class TokenService {
   isActive(record: TokenRecord): boolean {
     return isActive(record, this.clock.now());
   }
+}
+
+/**
+ * Takes, until the transaction ends, the turn to change the token families of a user. Families
+ * with refresh tokens come from the password grant, so each has its end user; rotations, family
+ * revocations and the user's password change (which updates the same row) take turns on the
+ * user's row, one lock for all of them. The second, reading after the first committed, sees the
+ * token the first added or the revocation it made, and no two lock each other's rows in turn.
+ */
+async function lockFamilies(s: Store, endUser: string): Promise<void> {
+  if (endUser !== "") await s.users.find(endUser, LOCK);
+}
+
+function invalidRefreshToken(): InvalidArgumentError {
+  return new InvalidArgumentError([{ field: "refresh_token", description: "invalid refresh token" }], { oauth: "invalid_grant" });
 }
 
 /** A system client asking for no scope gets all of its own; applications get "default". */

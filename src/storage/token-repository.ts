@@ -2,6 +2,7 @@ import type { Knex } from "knex";
 import type { TokenType } from "../keymanager/types.js";
 import type { TokenRecord } from "../oauth/types.js";
 import { normaliseDbError } from "./errors.js";
+import { lockRows, type ReadOptions } from "./locks.js";
 import { fromJson, toDate, toJson, toMillis } from "./rows.js";
 
 interface TokenRow {
@@ -71,6 +72,11 @@ export class TokenRepository {
     const ids = [...new Set([...expired, ...revoked].map((r) => r.id))];
     if (ids.length === 0) return 0;
     return this.db<TokenRow>(TABLE).whereIn("id", ids).delete();
+  }
+
+  async findById(id: string, options: ReadOptions = {}): Promise<TokenRecord | undefined> {
+    const row = await lockRows(this.db<TokenRow>(TABLE).where({ id }), options).first();
+    return row ? fromRow(row) : undefined;
   }
 
   /** Marks a refresh token spent; false when another request spent it first. */
