@@ -32,6 +32,7 @@ import { DEFAULT_CACHE_LIMITS, ValidationCache } from "./validation/validation-c
 import { ConfigStore } from "./config/config-store.js";
 import type { ConfigSource } from "./config/load.js";
 import { type Clock, systemClock } from "./domain/clock.js";
+import { buildKeyManagers, type KeyManagers } from "./keymanager/key-managers.js";
 import { ResidentKeyManager } from "./keymanager/resident-key-manager.js";
 import { KeyManagerServiceImpl } from "./services/key-manager-service.js";
 import { createKnex, migrate } from "./storage/database.js";
@@ -77,6 +78,7 @@ export class App {
   private cache: ValidationCache | undefined;
   private decisions: DecisionCache<ValidationResult> | undefined;
   private feed: ChangeFeed | undefined;
+  private keyManagers: KeyManagers | undefined;
   /** Available once started: the bootstrap command and tests create callers with it. */
   systemClients: SystemClients | undefined;
   tokens: TokenService | undefined;
@@ -114,10 +116,12 @@ export class App {
     await signingKeys.load();
     this.housekeeping = new TokenHousekeeping(store.tokens, clock, () => currentConfig().housekeeping, this.logger);
     const tokens = new TokenService(store, signingKeys, currentConfig, clock, events, new TokenWriter(this.db));
-    const keyManager = new ResidentKeyManager(store, currentConfig, clock, tokens, events);
+    const resident = new ResidentKeyManager(store, currentConfig, clock, tokens, events);
+    this.keyManagers = buildKeyManagers({ resident, config: currentConfig, store, clock, events, logger: this.logger });
+    const { keyManager, registry } = this.keyManagers;
     this.cache = new ValidationCache(events);
     this.decisions = new DecisionCache<ValidationResult>(events, DEFAULT_CACHE_LIMITS.maxEntries, DEFAULT_CACHE_LIMITS.maxBytes);
-    const validator = new TokenValidator(store, signingKeys, this.cache, this.decisions, currentConfig, clock, this.logger);
+    const validator = new TokenValidator(store, signingKeys, this.cache, this.decisions, currentConfig, clock, this.logger, registry);
 
     this.systemClients = new SystemClients(store, clock, events, () => currentConfig().name);
     const authenticator = new CallerAuthenticator({ token: (t) => tokens.lookup(t), client: (k) => store.clients.find(k) }, clock, events);
@@ -125,7 +129,7 @@ export class App {
     const audit = new AuditLog(this.logger);
     this.tokens = tokens;
     const services: ServiceRegistration[] = [
-      { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore) as never },
+      { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore, resident) as never },
       { service: TokenValidationService, impl: new TokenValidationServiceImpl(validator) as never },
       { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock, events)) as never },
       { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock, events)) as never },
@@ -183,6 +187,7 @@ export class App {
     this.feed = undefined;
     this.cache?.close();
     this.decisions?.close();
+    this.keyManagers?.close();
     await this.db?.destroy();
     this.db = undefined;
   }

@@ -1,4 +1,5 @@
 import type { TokenType } from "../keymanager/types.js";
+import { type ExternalKeyManagerConfig, externalFromSection } from "./external-key-managers.js";
 import type { KeyManagerSection } from "./schema.js";
 
 /** The effective configuration the rest of the service reads. */
@@ -25,10 +26,12 @@ export interface Config {
   housekeeping: { intervalSeconds: number; retainSeconds: number };
   /** Other replicas' changes: how often MySQL/MariaDB replicas read them. */
   cluster: { pollIntervalMs: number };
+  /** External OAuth2 key managers, in the order their token patterns are tried. */
+  externalKeyManagers: ExternalKeyManagerConfig[];
 }
 
 /** Settings read once at start; a reload that changes them reports "restart required". */
-export const RESTART_ONLY_SETTINGS = ["grpc", "http", "database", "tls", "dataDir", "encryptionKey", "cluster"] as const;
+export const RESTART_ONLY_SETTINGS = ["grpc", "http", "database", "tls", "dataDir", "encryptionKey", "cluster", "externalKeyManagers"] as const;
 
 export function fromSection(s: KeyManagerSection): Config {
   const publicHost = s.http.host === "0.0.0.0" || s.http.host === "::" ? "localhost" : s.http.host;
@@ -63,5 +66,6 @@ export function fromSection(s: KeyManagerSection): Config {
     encryptionKey: s.encryption.key || undefined,
     housekeeping: { intervalSeconds: s.housekeeping.purge_interval_seconds, retainSeconds: s.housekeeping.retain_seconds },
     cluster: { pollIntervalMs: s.cluster.poll_interval_ms },
+    externalKeyManagers: s.external.map(externalFromSection),
   };
 }

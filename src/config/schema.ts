@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { externalKeyManagersSection } from "./external-key-managers.js";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce.number().int().min(1).max(10 * 365 * 24 * 3600);
@@ -96,8 +97,11 @@ export const keyManagerSection = z
       })
       .strict()
       .prefault({}),
+    /** External OAuth2 servers acting as key managers beside the resident one (`[[key_manager.external]]`). */
+    external: externalKeyManagersSection,
   })
-  .strict();
+  .strict()
+  .refine((s) => !s.external.some((km) => km.name === s.name), { message: "an external key manager cannot take the resident key manager's name" });
 
 // Other top-level tables may belong to other tools sharing the file; they are ignored.
 export const deploymentFile = z.object({ key_manager: keyManagerSection.prefault({}) });

@@ -85,6 +85,8 @@ export interface CreateApplicationInput {
   groupId: string;
   applicationName: string;
   applicationTier: string;
+  /** The configured key manager to register the client at; empty or absent: the resident one. */
+  keyManager?: string;
 }
 
 /** Only the fields present change; a zero validity period resets it to the configured default. */
@@ -100,6 +102,8 @@ export interface MapApplicationInput {
   grantTypes: string[];
   appOwner: string;
   groupId: string;
+  /** The configured key manager that issued the consumer key; empty or absent: the resident one. */
+  keyManager?: string;
 }
 
 export interface ConsumerCredentials {

@@ -36,6 +36,7 @@ export function createInputFromPb(req: CreateApplicationRequest): CreateApplicat
     groupId: req.groupId,
     applicationName: req.applicationName,
     applicationTier: req.applicationTier,
+    keyManager: req.keyManager,
   };
 }
 
@@ -53,6 +54,7 @@ export function mapInputFromPb(req: MapOAuthApplicationRequest): MapApplicationI
     grantTypes: req.grantTypes,
     appOwner: req.appOwner,
     groupId: req.groupId,
+    keyManager: req.keyManager,
   };
 }
 

@@ -21,11 +21,16 @@ type Impl = ServiceImpl<typeof KeyManagerService>;
 export class KeyManagerServiceImpl implements Impl {
   private readonly ownership: Ownership;
 
+  /**
+   * `owners` answers who owns a consumer key from this service's own records (the resident key
+   * manager reads every client's row), so ownership checks never wait on an external server.
+   */
   constructor(
     private readonly keyManager: KeyManager,
     private readonly configStore: ConfigStore,
+    owners: KeyManager = keyManager,
   ) {
-    this.ownership = new Ownership(keyManager);
+    this.ownership = new Ownership(owners);
   }
 
   async createApplication(req: Parameters<Impl["createApplication"]>[0], ctx: HandlerContext) {

@@ -3,6 +3,7 @@ import { ApplicationKeyRepository } from "./application-key-repository.js";
 import { ClientRepository } from "./client-repository.js";
 import { isDeadlock } from "./errors.js";
 import { ApiRepository } from "./api-repository.js";
+import { RegistrationRepository } from "./registration-repository.js";
 import { ResourceRepository } from "./resource-repository.js";
 import type { SecretBox } from "./secret-box.js";
 import { SigningKeyRepository } from "./signing-key-repository.js";
@@ -22,6 +23,7 @@ export class Store {
   readonly apis: ApiRepository;
   readonly subscriptions: SubscriptionRepository;
   readonly signingKeys: SigningKeyRepository;
+  readonly registrations: RegistrationRepository;
 
   constructor(
     private readonly db: Knex | Knex.Transaction,
@@ -35,6 +37,7 @@ export class Store {
     this.apis = new ApiRepository(db);
     this.subscriptions = new SubscriptionRepository(db);
     this.signingKeys = new SigningKeyRepository(db, box);
+    this.registrations = new RegistrationRepository(db, box);
   }
 
   /**

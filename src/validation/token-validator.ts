@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Config } from "../config/config.js";
 import type { Clock } from "../domain/clock.js";
+import { UnavailableError } from "../domain/errors.js";
 import type { ApiResource, AuthLevel, KeyType } from "../keymanager/types.js";
 import type { SigningKeys } from "../oauth/signing-keys.js";
 import { hashToken } from "../oauth/token-hash.js";
@@ -32,6 +33,18 @@ export interface ValidationResult {
   resource?: ApiResource;
 }
 
+/** Tokens issued by external key managers (keymanager/key-manager-registry.ts). */
+export interface ExternalTokenSource {
+  externalForToken(token: string): ExternalTokenValidator | undefined;
+}
+
+export interface ExternalTokenValidator {
+  /** How long its answers may be kept. */
+  readonly validationCacheMs: number;
+  /** The token when active, undefined when not; UnavailableError when its key manager cannot say. */
+  validationRecord(token: string, tokenHash: string): Promise<TokenRecord | undefined>;
+}
+
 /**
  * The gateway's question: may this token call this resource of this API with this verb?
  * Every answer is a status code; failures are answers. Reads go through the cache.
@@ -45,6 +58,7 @@ export class TokenValidator {
     private readonly config: () => Config,
     private readonly clock: Clock,
     private readonly logger: Logger,
+    private readonly external?: ExternalTokenSource,
   ) {}
 
   /**
@@ -70,12 +84,21 @@ export class TokenValidator {
       const now = this.clock.now().getTime();
       const generation = this.decisions.generation;
       const result = await this.check(req, tokenHash);
-      const validUntil = result.token ? Math.min(result.token.expiresAt.getTime(), now + this.cache.limits.ttlMs) : now + this.cache.limits.negativeTtlMs;
-      this.decisions.set(key, result, validUntil, generation);
+      const validUntil = this.validUntil(req, result, now);
+      if (validUntil !== undefined) this.decisions.set(key, result, validUntil, generation);
       return result;
     } catch (err) {
       return this.failed(err, req);
     }
+  }
+
+  /** How long an answer is kept: never past its token's expiry, nor its key manager's cache TTL. */
+  private validUntil(req: ValidationRequest, result: ValidationResult, now: number): number | undefined {
+    // The key manager may be back at the next call.
+    if (result.status === Status.KEY_MANAGER_NOT_AVAILABLE) return undefined;
+    const external = req.accessToken === "" ? undefined : this.external?.externalForToken(req.accessToken);
+    const ttl = Math.min(this.cache.limits.ttlMs, external?.validationCacheMs ?? Infinity);
+    return result.token ? Math.min(result.token.expiresAt.getTime(), now + ttl) : now + Math.min(ttl, this.cache.limits.negativeTtlMs);
   }
 
   private failed(err: unknown, req: ValidationRequest): ValidationResult {
@@ -92,7 +115,13 @@ export class TokenValidator {
     if (level === "NONE") return { status: Status.OK, authorized: true, api, resource };
     if (req.accessToken === "") return deny(Status.MISSING_CREDENTIALS, { api, resource });
 
-    const token = await this.token(req.accessToken, tokenHash);
+    let token: TokenRecord | undefined;
+    try {
+      token = await this.token(req.accessToken, tokenHash);
+    } catch (err) {
+      if (err instanceof UnavailableError) return deny(Status.KEY_MANAGER_NOT_AVAILABLE, { api, resource });
+      throw err;
+    }
     const now = this.clock.now().getTime();
     if (!token || token.revokedAt || token.expiresAt.getTime() <= now) return deny(Status.INVALID_CREDENTIALS, { api, resource });
     const appToken = token.endUser === "";
@@ -112,6 +141,8 @@ export class TokenValidator {
   }
 
   private token(accessToken: string, hash: string): Promise<TokenRecord | undefined> {
+    const external = this.external?.externalForToken(accessToken);
+    if (external) return external.validationRecord(accessToken, hash);
     return this.cache.through(this.cache.tokens, hash, async () => {
       const genuine = await this.keys.vouchFor(accessToken, this.config().issuer);
       return genuine ? this.store.tokens.findByHash(hash) : undefined;

@@ -5,6 +5,7 @@ import * as createTokens from "./20261122010000_create_tokens_and_subscriptions.
 import * as systemClients from "./20261122020000_system_clients.js";
 import * as tokenHousekeeping from "./20261122030000_token_housekeeping.js";
 import * as cacheInvalidations from "./20261122040000_cache_invalidations.js";
+import * as clientRegistrations from "./20261122050000_client_registrations.js";
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -19,6 +20,7 @@ const migrations: Record<string, Migration> = {
   "20261122020000_system_clients": systemClients,
   "20261122030000_token_housekeeping": tokenHousekeeping,
   "20261122040000_cache_invalidations": cacheInvalidations,
+  "20261122050000_client_registrations": clientRegistrations,
 };
 
 /** Migrations compiled into the service, so they run the same from source or a bundle. */

@@ -1,0 +1,69 @@
+import { InvalidArgumentError } from "../domain/errors.js";
+import type { Store } from "../storage/store.js";
+import type { KeyManager } from "./key-manager.js";
+import { unverifiedIssuer } from "./oauth2/external-tokens.js";
+import type { OAuth2KeyManager } from "./oauth2/oauth2-key-manager.js";
+import type { ApplicationKeyRef } from "./types.js";
+
+/**
+ * Every configured key manager by name: the resident one and the external OAuth2 servers.
+ * Calls about a client go to the key manager recorded on it; calls about a token go to the one
+ * that issued it (see `forToken`).
+ */
+export class KeyManagerRegistry {
+  private readonly byName: ReadonlyMap<string, OAuth2KeyManager>;
+
+  constructor(
+    readonly resident: KeyManager,
+    /** In configuration order: the order opaque token patterns are tried. */
+    readonly external: readonly OAuth2KeyManager[],
+    private readonly store: Store,
+  ) {
+    this.byName = new Map(external.map((km) => [km.name, km]));
+  }
+
+  /** The key manager a new client is created or mapped at: the resident one when none is named. */
+  named(name: string): KeyManager {
+    if (name === "" || name === this.resident.name) return this.resident;
+    const km = this.byName.get(name);
+    if (!km) throw InvalidArgumentError.field("key_manager", "no key manager of this name is configured");
+    return km;
+  }
+
+  /**
+   * The key manager holding a consumer key: the one recorded on its client. Unknown keys (and
+   * the resident key manager's, whatever name it had when they were made) go to the resident one,
+   * which answers for them.
+   */
+  async forConsumerKey(consumerKey: string): Promise<KeyManager> {
+    if (this.external.length === 0) return this.resident;
+    const client = await this.store.clients.find(consumerKey);
+    return (client && this.byName.get(client.keyManager)) ?? this.resident;
+  }
+
+  /** The key manager holding an application's keys of a type; the resident one when there are none. */
+  async forApplicationKey(ref: ApplicationKeyRef): Promise<KeyManager> {
+    if (this.external.length === 0) return this.resident;
+    const mapping = await this.store.applicationKeys.findByRef(ref);
+    return mapping ? this.forConsumerKey(mapping.consumerKey) : this.resident;
+  }
+
+  /**
+   * The key manager that issued a token, without asking anyone:
+   * 1. a JWT goes to the external key manager whose issuer is its `iss`;
+   * 2. any other token goes to the first external key manager, in configuration order, whose
+   *    token_pattern matches the whole token;
+   * 3. everything else is the resident key manager's.
+   */
+  forToken(token: string): KeyManager {
+    return this.externalForToken(token) ?? this.resident;
+  }
+
+  /** The external key manager of a token, or undefined for the resident one. */
+  externalForToken(token: string): OAuth2KeyManager | undefined {
+    if (this.external.length === 0 || token === "") return undefined;
+    const issuer = unverifiedIssuer(token);
+    if (issuer !== undefined) return this.external.find((km) => km.issuer === issuer);
+    return this.external.find((km) => km.claimsOpaqueToken(token));
+  }
+}

@@ -1,0 +1,97 @@
+import { UnavailableError } from "../../domain/errors.js";
+
+export interface HttpResponse {
+  status: number;
+  /** The parsed JSON body; undefined when empty or not JSON. */
+  body: unknown;
+}
+
+export interface HttpCall {
+  method: "GET" | "POST" | "PUT" | "DELETE";
+  url: string;
+  headers?: Record<string, string>;
+  /** A JSON body (registration) or form fields (token, introspection, revocation). */
+  json?: unknown;
+  form?: Record<string, string>;
+  /** Safe to send twice: retried once after a network failure, timeout or 5xx. */
+  idempotent: boolean;
+}
+
+/**
+ * HTTP to one external key manager. Every call ends within the configured timeout; a server that
+ * cannot be reached, is too slow or answers 5xx is UnavailableError naming the key manager, so
+ * the caller sees UNAVAILABLE (or ValidateToken's 900912). Other answers go back to the caller.
+ */
+export class OAuth2HttpClient {
+  constructor(
+    private readonly keyManager: string,
+    private readonly timeoutMs: number,
+    private readonly fetchImpl: typeof fetch = fetch,
+  ) {}
+
+  async send(call: HttpCall): Promise<HttpResponse> {
+    const attempts = call.idempotent ? 2 : 1;
+    let problem = "";
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        const response = await this.fetchImpl(call.url, { ...requestInit(call), signal: AbortSignal.timeout(this.timeoutMs) });
+        const body = await readJson(response);
+        if (response.status < 500) return { status: response.status, body };
+        problem = `HTTP ${response.status}`;
+      } catch (err) {
+        problem = describe(err, this.timeoutMs);
+      }
+    }
+    throw new UnavailableError(`key manager "${this.keyManager}" is not available: ${problem}`);
+  }
+}
+
+function requestInit(call: HttpCall): RequestInit {
+  const headers: Record<string, string> = { accept: "application/json", ...call.headers };
+  if (call.json !== undefined) {
+    headers["content-type"] = "application/json";
+    return { method: call.method, headers, body: JSON.stringify(call.json) };
+  }
+  if (call.form !== undefined) {
+    headers["content-type"] = "application/x-www-form-urlencoded";
+    return { method: call.method, headers, body: new URLSearchParams(call.form).toString() };
+  }
+  return { method: call.method, headers };
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  const text = await response.text();
+  if (text === "") return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why a call failed, without anything the server sent (it may echo a secret). */
+function describe(err: unknown, timeoutMs: number): string {
+  const name = (err as { name?: string }).name;
+  if (name === "TimeoutError" || name === "AbortError") return `no answer within ${timeoutMs} ms`;
+  const code = (err as { cause?: { code?: string } }).cause?.code;
+  return code ? `connection failed (${code})` : "connection failed";
+}
+
+/** RFC 6749 section 2.3.1: client_id and secret form-encoded, then Basic. */
+export function basicAuth(clientId: string, clientSecret: string): string {
+  const enc = (s: string) => encodeURIComponent(s).replace(/%20/g, "+");
+  return `Basic ${Buffer.from(`${enc(clientId)}:${enc(clientSecret)}`).toString("base64")}`;
+}
+
+/** The fields of a JSON object body; empty for anything else. */
+export function fields(body: unknown): Record<string, unknown> {
+  return typeof body === "object" && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+}
+
+export function str(value: unknown): string {
+  return typeof value === "string" ? value : "";
+}
+
+export function strings(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
+}

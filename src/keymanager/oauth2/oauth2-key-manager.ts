@@ -1,0 +1,483 @@
+import type { Logger } from "pino";
+import type { Config } from "../../config/config.js";
+import type { ExternalKeyManagerConfig } from "../../config/external-key-managers.js";
+import type { ChangeEvents } from "../../domain/change-events.js";
+import type { Clock } from "../../domain/clock.js";
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError, UnavailableError, UnimplementedError } from "../../domain/errors.js";
+import { Validator } from "../../domain/validator.js";
+import { looksLikeJwt } from "../../oauth/signing-keys.js";
+import { hashToken } from "../../oauth/token-hash.js";
+import type { TokenRecord } from "../../oauth/types.js";
+import type { ClientRegistrationRecord } from "../../storage/registration-repository.js";
+import type { Store } from "../../storage/store.js";
+import { DEFAULT_GRANT_TYPES } from "../grant-types.js";
+import { type KeyManager, NO_CLIENT, NO_KEYS } from "../key-manager.js";
+import { unknownTokenInfo } from "../token-info.js";
+import type { AccessTokenInfo, AccessTokenRequest } from "../tokens.js";
+import type {
+  ApplicationKeyMapping,
+  ApplicationKeyRef,
+  ApplicationPatch,
+  ClientSettings,
+  ConsumerCredentials,
+  CreateApplicationInput,
+  MapApplicationInput,
+  OAuthApplication,
+  OAuthClient,
+  RegisteredResource,
+  ValidityPeriods,
+} from "../types.js";
+import { checkClientSettings, checkConsumerKey, checkIdentifier, LIMITS } from "../validation.js";
+import { ClientRegistration, type RegisteredClient } from "./client-registration.js";
+import { EndpointResolver } from "./endpoints.js";
+import { recordFromIntrospection, recordFromJwt, JwksVerifier, unverifiedExpiry } from "./external-tokens.js";
+import { OAuth2HttpClient } from "./http-client.js";
+import { TokenEndpoints } from "./token-endpoints.js";
+import type { ExternalTokenCache } from "./token-cache.js";
+
+export interface OAuth2KeyManagerDeps {
+  config: ExternalKeyManagerConfig;
+  /** The service's configuration: validity defaults and limits of locally kept client settings. */
+  serviceConfig: () => Config;
+  store: Store;
+  clock: Clock;
+  events: ChangeEvents;
+  cache: ExternalTokenCache;
+  logger: Logger;
+  fetch?: typeof fetch;
+}
+
+/**
+ * A key manager that is an external, standards-based OAuth2 server: clients by RFC 7591/7592,
+ * tokens from its RFC 6749 token endpoint, validation by RFC 7662 introspection or its JWKS,
+ * revocation by RFC 7009. This service keeps each client's settings, its (encrypted) secret and
+ * registration access token and the application mapping, written only once the server has
+ * answered; a local write that fails after a registration deletes the registered client again.
+ */
+export class OAuth2KeyManager implements KeyManager {
+  readonly type = "oauth2";
+  readonly name: string;
+  private readonly registration: ClientRegistration;
+  private readonly tokenEndpoints: TokenEndpoints;
+  private readonly jwks: JwksVerifier;
+
+  constructor(private readonly deps: OAuth2KeyManagerDeps) {
+    const { config } = deps;
+    this.name = config.name;
+    const http = new OAuth2HttpClient(config.name, config.timeoutMs, deps.fetch);
+    const endpoints = new EndpointResolver(config, http);
+    this.registration = new ClientRegistration(config.name, http, endpoints, config.initialAccessToken);
+    this.tokenEndpoints = new TokenEndpoints(config.name, http, endpoints, config.credentials);
+    this.jwks = new JwksVerifier(config.name, config.issuer, config.timeoutMs, () => endpoints.get("jwks"));
+  }
+
+  get validationCacheMs(): number {
+    return this.deps.config.validationCacheSeconds * 1000;
+  }
+
+  get issuer(): string {
+    return this.deps.config.issuer;
+  }
+
+  /** Whether an opaque token is this server's by its declared pattern (the whole token). */
+  claimsOpaqueToken(token: string): boolean {
+    return this.deps.config.tokenPattern?.test(token) ?? false;
+  }
+
+  async createApplication(input: CreateApplicationInput): Promise<OAuthApplication> {
+    const settings = this.settingsOf(input);
+    const v = new Validator();
+    checkIdentifier(v, "application_id", input.applicationId);
+    checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
+    v.optionalText("app_owner", input.appOwner, LIMITS.name);
+    v.optionalText("group_id", input.groupId, LIMITS.name);
+    v.optionalText("application_name", input.applicationName, LIMITS.name);
+    v.optionalText("application_tier", input.applicationTier, LIMITS.tier);
+    v.throwIfInvalid();
+    await this.ensureNoKeys(this.deps.store, input);
+
+    const remote = await this.registration.register(settings);
+    const now = this.deps.clock.now();
+    const client: OAuthClient = {
+      ...withRemote(settings, remote),
+      consumerKey: remote.clientId,
+      consumerSecret: remote.clientSecret,
+      appOwner: input.appOwner,
+      groupId: input.groupId,
+      keyManager: this.name,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const mapping: ApplicationKeyMapping = {
+      applicationId: input.applicationId,
+      keyType: input.keyType,
+      consumerKey: remote.clientId,
+      mode: "CREATED",
+      keyState: "COMPLETED",
+      applicationName: input.applicationName || input.clientName,
+      applicationTier: input.applicationTier || "Unlimited",
+      createdAt: now,
+      updatedAt: now,
+    };
+    try {
+      await this.deps.store.transaction(async (s) => {
+        await this.ensureNoKeys(s, input);
+        await s.clients.insert(client);
+        await s.applicationKeys.insert(mapping);
+        await s.registrations.insert(registrationRecord(this.name, remote, now));
+      });
+    } catch (err) {
+      await this.compensate(remote);
+      throw err;
+    }
+    return { client, mapping };
+  }
+
+  async updateApplication(consumerKey: string, patch: ApplicationPatch): Promise<OAuthApplication> {
+    const current = await this.client(consumerKey);
+    const settings = this.withDefaults({ ...settingsOf(current), ...patch, validity: { ...current.validity, ...patch.validity } });
+    const v = new Validator();
+    checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
+    v.throwIfInvalid();
+    const registration = await this.registrationOf(consumerKey);
+    const remote = await this.registration.update(access(registration), consumerKey, settings);
+    const updated = await this.saveRemote(current, withRemote(settings, remote), remote);
+    this.deps.events.publish({ kind: "application", consumerKey });
+    return { client: updated, mapping: await this.deps.store.applicationKeys.findByConsumerKey(consumerKey) };
+  }
+
+  /** The server's view of the client (RFC 7592 read) over the settings kept here. */
+  async retrieveApplication(consumerKey: string): Promise<OAuthApplication> {
+    const current = await this.client(consumerKey);
+    const registration = await this.deps.store.registrations.find(consumerKey);
+    const mapping = await this.deps.store.applicationKeys.findByConsumerKey(consumerKey);
+    if (!registration) return { client: current, mapping };
+    const remote = await this.registration.read(access(registration));
+    return { client: { ...current, ...withRemote(settingsOf(current), remote), consumerSecret: remote.clientSecret || current.consumerSecret }, mapping };
+  }
+
+  async retrieveApplicationByKey(ref: ApplicationKeyRef): Promise<OAuthApplication> {
+    const mapping = await this.deps.store.applicationKeys.findByRef(ref);
+    if (!mapping) throw new NotFoundError(NO_KEYS);
+    return this.retrieveApplication(mapping.consumerKey);
+  }
+
+  /** At the server first: a local delete after a failed remote one would orphan the remote client. */
+  async deleteApplication(consumerKey: string): Promise<void> {
+    await this.client(consumerKey);
+    const registration = await this.registrationOf(consumerKey);
+    await this.registration.delete(access(registration));
+    await this.deps.store.transaction(async (s) => {
+      await s.applicationKeys.deleteByConsumerKey(consumerKey);
+      await s.clients.delete(consumerKey);
+    });
+    this.deps.events.publish({ kind: "application", consumerKey });
+    this.deps.events.publish({ kind: "tokens", consumerKey });
+  }
+
+  /**
+   * Semi-manual mode: a client registered at the server by other means is recorded as given.
+   * Without its registration access token, this service cannot update or delete it there.
+   */
+  async mapOAuthApplication(input: MapApplicationInput): Promise<OAuthApplication> {
+    const v = new Validator();
+    checkIdentifier(v, "application_id", input.applicationId);
+    checkConsumerKey(v, "consumer_key", input.consumerKey);
+    v.text("consumer_secret", input.consumerSecret, LIMITS.secret);
+    v.optionalText("app_owner", input.appOwner, LIMITS.name);
+    v.optionalText("group_id", input.groupId, LIMITS.name);
+    const settings = this.withDefaults({
+      clientName: input.clientName || `${input.applicationId}_${input.keyType}`,
+      callbackUrls: input.callbackUrls,
+      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : DEFAULT_GRANT_TYPES,
+      scopes: [],
+      tokenType: "OPAQUE",
+      validity: zeroValidity(),
+      additionalProperties: {},
+    });
+    checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
+    v.throwIfInvalid();
+    const now = this.deps.clock.now();
+    const client: OAuthClient = {
+      ...settings,
+      consumerKey: input.consumerKey,
+      consumerSecret: input.consumerSecret,
+      appOwner: input.appOwner,
+      groupId: input.groupId,
+      keyManager: this.name,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const mapping: ApplicationKeyMapping = {
+      applicationId: input.applicationId,
+      keyType: input.keyType,
+      consumerKey: input.consumerKey,
+      mode: "MAPPED",
+      keyState: "COMPLETED",
+      applicationName: "",
+      applicationTier: "Unlimited",
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.deps.store.transaction(async (s) => {
+      await this.ensureNoKeys(s, input);
+      if (await s.clients.find(input.consumerKey)) throw new AlreadyExistsError("an OAuth client with this consumer key already exists");
+      await s.clients.insert(client);
+      await s.applicationKeys.insert(mapping);
+    });
+    this.deps.events.publish({ kind: "application", consumerKey: input.consumerKey });
+    return { client, mapping };
+  }
+
+  async deleteMappedApplication(consumerKey: string): Promise<void> {
+    if (!(await this.deps.store.applicationKeys.deleteByConsumerKey(consumerKey))) {
+      throw new NotFoundError("the consumer key is not mapped to an application");
+    }
+    this.deps.events.publish({ kind: "application", consumerKey });
+  }
+
+  /**
+   * RFC 7592 has no "new secret" operation; a server may issue one in answer to an update
+   * (section 2.2). A server that keeps the secret is FAILED_PRECONDITION, and nothing changes.
+   */
+  async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
+    const current = await this.client(consumerKey);
+    const registration = await this.registrationOf(consumerKey);
+    const remote = await this.registration.update(access(registration), consumerKey, settingsOf(current));
+    if (remote.clientSecret === "" || remote.clientSecret === current.consumerSecret) {
+      throw new FailedPreconditionError(`key manager "${this.name}" does not issue new client secrets on registration update`);
+    }
+    await this.saveRemote(current, settingsOf(current), remote);
+    this.deps.events.publish({ kind: "application", consumerKey });
+    return { consumerKey, consumerSecret: remote.clientSecret };
+  }
+
+  async getNewApplicationAccessToken(request: AccessTokenRequest): Promise<AccessTokenInfo> {
+    if (request.tokenToRevoke !== "") {
+      await this.revokeToken(request.tokenToRevoke, "access_token");
+    }
+    const issued = await this.tokenEndpoints.token(request);
+    const now = this.deps.clock.now();
+    return {
+      accessToken: issued.accessToken,
+      refreshToken: issued.refreshToken,
+      tokenId: "",
+      tokenValid: true,
+      isApplicationToken: request.grantType === "client_credentials",
+      consumerKey: request.clientId,
+      scopes: issued.scopes.length > 0 ? issued.scopes : request.scopes,
+      tokenState: "ACTIVE",
+      issuedAt: now,
+      validityPeriodMs: issued.expiresInSeconds * 1000,
+      errorCode: "",
+      endUserName: request.resourceOwnerUsername,
+      keyManager: this.name,
+      tokenType: looksLikeJwt(issued.accessToken) ? "JWT" : "OPAQUE",
+    };
+  }
+
+  async getTokenMetadata(accessToken: string): Promise<AccessTokenInfo> {
+    const record = await this.validationRecord(accessToken);
+    if (!record) return unknownTokenInfo(this.name);
+    const now = this.deps.clock.now();
+    const active = record.expiresAt.getTime() > now.getTime();
+    return {
+      accessToken: "",
+      refreshToken: "",
+      tokenId: record.id,
+      tokenValid: active,
+      isApplicationToken: record.endUser === "",
+      consumerKey: record.consumerKey,
+      scopes: record.scopes,
+      tokenState: active ? "ACTIVE" : "EXPIRED",
+      issuedAt: record.issuedAt,
+      validityPeriodMs: record.expiresAt.getTime() - record.issuedAt.getTime(),
+      errorCode: "",
+      endUserName: record.endUser,
+      keyManager: this.name,
+      tokenType: record.tokenType,
+    };
+  }
+
+  async getActiveTokensByConsumerKey(): Promise<AccessTokenInfo[]> {
+    throw new UnimplementedError(`key manager "${this.name}" does not list tokens (OAuth2 has no such endpoint)`);
+  }
+
+  async getAccessTokenByConsumerKey(): Promise<AccessTokenInfo> {
+    throw new UnimplementedError(`key manager "${this.name}" does not list tokens (OAuth2 has no such endpoint)`);
+  }
+
+  /**
+   * RFC 7009, as the client the token was issued to when this service holds its secret. The
+   * cached validation goes at once, here and (through the change feed) on other replicas.
+   */
+  async revokeToken(token: string, tokenTypeHint: string): Promise<void> {
+    const owner = await this.ownerCredentials(token);
+    await this.tokenEndpoints.revoke(token, tokenTypeHint, owner);
+    const tokenHash = hashToken(token);
+    this.deps.events.publish({ kind: "token", tokenHash });
+    // A JWT verified by JWKS alone would pass again: remember the revocation until it expires.
+    const now = this.deps.clock.now().getTime();
+    const until = unverifiedExpiry(token) ?? now + this.deps.config.validationCacheSeconds * 1000;
+    if (until > now) this.deps.cache.set(tokenHash, undefined, until, this.deps.cache.currentEpoch);
+  }
+
+  async tokenClient(token: string): Promise<string | undefined> {
+    const record = await this.validationRecord(token);
+    return record?.consumerKey;
+  }
+
+  registerNewResource(): Promise<RegisteredResource> {
+    return Promise.reject(resourcesAreResident());
+  }
+
+  getResourceByApiId(): Promise<RegisteredResource> {
+    return Promise.reject(resourcesAreResident());
+  }
+
+  updateRegisteredResource(): Promise<RegisteredResource> {
+    return Promise.reject(resourcesAreResident());
+  }
+
+  deleteRegisteredResourceByApiId(): Promise<void> {
+    return Promise.reject(resourcesAreResident());
+  }
+
+  /**
+   * The gateway check's view of a token of this server: undefined when it is not active.
+   * UnavailableError when the server cannot say. Cached as configured, never past the token's expiry.
+   */
+  async validationRecord(token: string, tokenHash = hashToken(token)): Promise<TokenRecord | undefined> {
+    const now = this.deps.clock.now().getTime();
+    const hit = this.deps.cache.get(tokenHash, now);
+    if (hit) return hit.record;
+    const epoch = this.deps.cache.currentEpoch;
+    const ttlMs = this.deps.config.validationCacheSeconds * 1000;
+    const record = await this.lookup(token, tokenHash, now, ttlMs);
+    const active = record && record.expiresAt.getTime() > now ? record : undefined;
+    if (ttlMs > 0) this.deps.cache.set(tokenHash, active, Math.min(now + ttlMs, active?.expiresAt.getTime() ?? Infinity), epoch);
+    return active;
+  }
+
+  private async lookup(token: string, tokenHash: string, now: number, ttlMs: number): Promise<TokenRecord | undefined> {
+    if (looksLikeJwt(token) && this.deps.config.jwtValidation === "jwks") {
+      const payload = await this.jwks.verify(token, new Date(now));
+      return payload ? recordFromJwt(payload, tokenHash, token, now, ttlMs) : undefined;
+    }
+    const introspection = await this.tokenEndpoints.introspect(token);
+    return introspection.active ? recordFromIntrospection(introspection, tokenHash, token, now, ttlMs) : undefined;
+  }
+
+  private async ownerCredentials(token: string) {
+    const clientId = await this.tokenClient(token).catch((err: unknown) => {
+      if (err instanceof UnavailableError) throw err;
+      return undefined;
+    });
+    const client = clientId ? await this.deps.store.clients.find(clientId) : undefined;
+    return client && client.keyManager === this.name ? { clientId: client.consumerKey, clientSecret: client.consumerSecret } : undefined;
+  }
+
+  /** Best effort: the registration is undone, or its leftover is logged for an operator. */
+  private async compensate(remote: RegisteredClient): Promise<void> {
+    try {
+      await this.registration.delete({ uri: remote.registrationClientUri, accessToken: remote.registrationAccessToken });
+    } catch (err) {
+      this.deps.logger.error({ err, keyManager: this.name, consumerKey: remote.clientId }, "registered client left at the key manager after a failed local write");
+    }
+  }
+
+  private async saveRemote(current: OAuthClient, settings: ClientSettings, remote: RegisteredClient): Promise<OAuthClient> {
+    const now = this.deps.clock.now();
+    await this.deps.store.transaction(async (s) => {
+      await s.clients.updateSettings(current.consumerKey, settings, now);
+      if (remote.clientSecret !== "" && remote.clientSecret !== current.consumerSecret) {
+        await s.clients.updateSecret(current.consumerKey, remote.clientSecret, now);
+      }
+      await s.registrations.updateAccess(current.consumerKey, remote.registrationClientUri, remote.registrationAccessToken, now);
+      await s.applicationKeys.touch(current.consumerKey, now);
+    });
+    return { ...current, ...settings, consumerSecret: remote.clientSecret || current.consumerSecret, updatedAt: now };
+  }
+
+  private async client(consumerKey: string): Promise<OAuthClient> {
+    const client = await this.deps.store.clients.find(consumerKey);
+    if (!client || client.system || client.keyManager !== this.name) throw new NotFoundError(NO_CLIENT);
+    return client;
+  }
+
+  private async registrationOf(consumerKey: string): Promise<ClientRegistrationRecord> {
+    const registration = await this.deps.store.registrations.find(consumerKey);
+    if (!registration) {
+      throw new FailedPreconditionError(`the client was mapped, not registered through this service: key manager "${this.name}" cannot be asked to change it`);
+    }
+    return registration;
+  }
+
+  private async ensureNoKeys(s: Store, ref: ApplicationKeyRef): Promise<void> {
+    if (await s.applicationKeys.findByRef(ref)) throw new AlreadyExistsError(`the application already has ${ref.keyType} keys`);
+  }
+
+  private settingsOf(input: CreateApplicationInput): ClientSettings {
+    return this.withDefaults({
+      clientName: input.clientName,
+      callbackUrls: input.callbackUrls,
+      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : ["client_credentials"],
+      scopes: input.scopes,
+      // The server decides its tokens' format; kept as asked, for the store's display.
+      tokenType: input.tokenType ?? "OPAQUE",
+      validity: input.validity,
+      additionalProperties: input.additionalProperties,
+    });
+  }
+
+  /** Zero validity periods take the service's defaults (kept for the store's display only). */
+  private withDefaults(settings: ClientSettings): ClientSettings {
+    const d = this.deps.serviceConfig().validity;
+    const pick = (value: number, fallback: number) => (value === 0 ? Math.min(fallback, d.maxTokenSeconds) : value);
+    const validity: ValidityPeriods = {
+      applicationTokenSeconds: pick(settings.validity.applicationTokenSeconds, d.applicationTokenSeconds),
+      userTokenSeconds: pick(settings.validity.userTokenSeconds, d.userTokenSeconds),
+      refreshTokenSeconds: pick(settings.validity.refreshTokenSeconds, d.refreshTokenSeconds),
+    };
+    return { ...settings, validity };
+  }
+}
+
+/** The server's registered values win where it answered them (it may adjust a request). */
+function withRemote(settings: ClientSettings, remote: RegisteredClient): ClientSettings {
+  return {
+    ...settings,
+    clientName: remote.clientName || settings.clientName,
+    callbackUrls: remote.redirectUris,
+    grantTypes: remote.grantTypes.length > 0 ? remote.grantTypes : settings.grantTypes,
+    scopes: remote.scopes.length > 0 ? remote.scopes : settings.scopes,
+  };
+}
+
+function settingsOf(client: OAuthClient): ClientSettings {
+  const { clientName, callbackUrls, grantTypes, scopes, tokenType, validity, additionalProperties } = client;
+  return { clientName, callbackUrls, grantTypes, scopes, tokenType, validity, additionalProperties };
+}
+
+function registrationRecord(keyManager: string, remote: RegisteredClient, now: Date): ClientRegistrationRecord {
+  return {
+    consumerKey: remote.clientId,
+    keyManager,
+    registrationClientUri: remote.registrationClientUri,
+    registrationAccessToken: remote.registrationAccessToken,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+function access(r: ClientRegistrationRecord) {
+  return { uri: r.registrationClientUri, accessToken: r.registrationAccessToken };
+}
+
+function zeroValidity(): ValidityPeriods {
+  return { applicationTokenSeconds: 0, userTokenSeconds: 0, refreshTokenSeconds: 0 };
+}
+
+function resourcesAreResident(): Error {
+  return new FailedPreconditionError("API resources are registered with the resident key manager");
+}

@@ -1,0 +1,103 @@
+import type { KeyManager } from "./key-manager.js";
+import type { KeyManagerRegistry } from "./key-manager-registry.js";
+import type { AccessTokenInfo, AccessTokenRequest } from "./tokens.js";
+import type {
+  ApplicationKeyRef,
+  ApplicationPatch,
+  ConsumerCredentials,
+  CreateApplicationInput,
+  MapApplicationInput,
+  OAuthApplication,
+  RegisteredResource,
+  ResourceInput,
+} from "./types.js";
+
+/**
+ * The KeyManager the services see when several are configured: each call goes to the key
+ * manager that holds its client (by consumer key) or issued its token; new clients go to the one
+ * the request names. API resources are always the resident key manager's: the gateway check
+ * reads them here, whoever issued the token.
+ */
+export class RoutingKeyManager implements KeyManager {
+  constructor(private readonly registry: KeyManagerRegistry) {}
+
+  get name(): string {
+    return this.registry.resident.name;
+  }
+
+  get type(): string {
+    return this.registry.resident.type;
+  }
+
+  createApplication(input: CreateApplicationInput): Promise<OAuthApplication> {
+    return this.registry.named(input.keyManager ?? "").createApplication(input);
+  }
+
+  async updateApplication(consumerKey: string, patch: ApplicationPatch): Promise<OAuthApplication> {
+    return (await this.registry.forConsumerKey(consumerKey)).updateApplication(consumerKey, patch);
+  }
+
+  async retrieveApplication(consumerKey: string): Promise<OAuthApplication> {
+    return (await this.registry.forConsumerKey(consumerKey)).retrieveApplication(consumerKey);
+  }
+
+  async retrieveApplicationByKey(ref: ApplicationKeyRef): Promise<OAuthApplication> {
+    return (await this.registry.forApplicationKey(ref)).retrieveApplicationByKey(ref);
+  }
+
+  async deleteApplication(consumerKey: string): Promise<void> {
+    return (await this.registry.forConsumerKey(consumerKey)).deleteApplication(consumerKey);
+  }
+
+  mapOAuthApplication(input: MapApplicationInput): Promise<OAuthApplication> {
+    return this.registry.named(input.keyManager ?? "").mapOAuthApplication(input);
+  }
+
+  async deleteMappedApplication(consumerKey: string): Promise<void> {
+    return (await this.registry.forConsumerKey(consumerKey)).deleteMappedApplication(consumerKey);
+  }
+
+  async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
+    return (await this.registry.forConsumerKey(consumerKey)).regenerateConsumerSecret(consumerKey);
+  }
+
+  async getNewApplicationAccessToken(request: AccessTokenRequest): Promise<AccessTokenInfo> {
+    return (await this.registry.forConsumerKey(request.clientId)).getNewApplicationAccessToken(request);
+  }
+
+  getTokenMetadata(accessToken: string): Promise<AccessTokenInfo> {
+    return this.registry.forToken(accessToken).getTokenMetadata(accessToken);
+  }
+
+  async getActiveTokensByConsumerKey(consumerKey: string): Promise<AccessTokenInfo[]> {
+    return (await this.registry.forConsumerKey(consumerKey)).getActiveTokensByConsumerKey(consumerKey);
+  }
+
+  async getAccessTokenByConsumerKey(consumerKey: string): Promise<AccessTokenInfo> {
+    return (await this.registry.forConsumerKey(consumerKey)).getAccessTokenByConsumerKey(consumerKey);
+  }
+
+  revokeToken(token: string, tokenTypeHint: string): Promise<void> {
+    return this.registry.forToken(token).revokeToken(token, tokenTypeHint);
+  }
+
+  tokenClient(token: string): Promise<string | undefined> {
+    return this.registry.forToken(token).tokenClient(token);
+  }
+
+  registerNewResource(input: ResourceInput): Promise<RegisteredResource> {
+    return this.registry.resident.registerNewResource(input);
+  }
+
+  getResourceByApiId(apiId: string): Promise<RegisteredResource> {
+    return this.registry.resident.getResourceByApiId(apiId);
+  }
+
+  updateRegisteredResource(input: ResourceInput): Promise<RegisteredResource> {
+    return this.registry.resident.updateRegisteredResource(input);
+  }
+
+  deleteRegisteredResourceByApiId(apiId: string): Promise<void> {
+    return this.registry.resident.deleteRegisteredResourceByApiId(apiId);
+  }
+}

@@ -1,0 +1,78 @@
+import { randomBytes } from "node:crypto";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import Provider from "oidc-provider";
+
+export interface ExternalServer {
+  issuer: string;
+  provider: Provider;
+  /** The registration initial access token (RFC 7591) the key manager is configured with. */
+  initialAccessToken: string;
+  /** This key manager's own client there: introspection and revocation. */
+  serviceClient: { clientId: string; clientSecret: string };
+  /** Stops answering: new connections are refused, open ones closed. */
+  stop(): Promise<void>;
+}
+
+/** Opaque tokens of 384 random bits: 64 characters, unlike the resident key manager's 43. */
+export const EXTERNAL_TOKEN_PATTERN = "[A-Za-z0-9_-]{64}";
+
+/**
+ * A real OAuth2 server (oidc-provider, in memory) on a loopback port: dynamic registration with
+ * an initial access token and RFC 7592 management (a new secret on every update, as RFC 7592
+ * section 2.2 allows), client_credentials, introspection and revocation; access tokens are
+ * opaque, or JWTs signed with its JWKS with `jwtAccessTokens`.
+ */
+export async function startOidcServer(options: { jwtAccessTokens?: boolean } = {}): Promise<ExternalServer> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const serviceClient = { clientId: "keymanager-service", clientSecret: randomBytes(24).toString("base64url") };
+  const provider = new Provider(issuer, {
+    clients: [{ client_id: serviceClient.clientId, client_secret: serviceClient.clientSecret, grant_types: [], redirect_uris: [], response_types: [] }],
+    scopes: ["read", "write"],
+    cookies: { keys: [randomBytes(16).toString("hex")] },
+    formats: { bitsOfOpaqueRandomness: 384 },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      registration: {
+        enabled: true,
+        initialAccessToken: true,
+        policies: {
+          "new-secret-on-update": (ctx, properties) => {
+            if (ctx.method === "PUT") properties.client_secret = randomBytes(32).toString("base64url");
+          },
+        },
+      },
+      registrationManagement: { enabled: true },
+      // JWT access tokens (RFC 9068) for one resource server, the default of every token request.
+      ...(options.jwtAccessTokens
+        ? {
+            resourceIndicators: {
+              enabled: true,
+              defaultResource: () => "urn:weather-api",
+              useGrantedResource: () => true,
+              getResourceServerInfo: () => ({ scope: "read write", accessTokenFormat: "jwt", jwt: { sign: { alg: "RS256" } } }),
+            },
+          }
+        : {}),
+    },
+  });
+  provider.on("server_error", () => {});
+  server.on("request", provider.callback());
+  const initialAccessToken = await new provider.InitialAccessToken({ policies: ["new-secret-on-update"] }).save();
+  return {
+    issuer,
+    provider,
+    initialAccessToken,
+    serviceClient,
+    async stop() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
