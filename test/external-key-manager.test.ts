@@ -7,7 +7,9 @@ import { type Client, Code } from "@connectrpc/connect";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { AuthLevel, KeyType, type OAuthApplication } from "../gen/keymanager/v1/types_pb.js";
+import { loadConfig } from "../src/config/load.js";
 import { rejectsWith } from "./support/assert-rpc.js";
+import { TestClock } from "./support/clock.js";
 import { EXTERNAL_TOKEN_PATTERN, type ExternalServer, startOidcServer } from "./support/oidc-server.js";
 import { startServer, type TestServer } from "./support/server.js";
 
@@ -21,12 +23,16 @@ const RESOURCES = [
 ];
 
 /** Accepts connections and never answers: a key manager that is up but too slow. */
-async function startSilentServer(): Promise<{ url: string; close(): Promise<void> }> {
-  const server = http.createServer(() => {});
+async function startSilentServer(): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
+  const requests: string[] = [];
+  const server = http.createServer((req) => {
+    requests.push(`${req.method} ${req.url}`);
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
+    requests,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -39,6 +45,7 @@ describe("external OAuth2 key managers beside the resident one", () => {
   let jwtIdp: ExternalServer;
   let silent: Awaited<ReturnType<typeof startSilentServer>>;
   let server: TestServer;
+  const clock = new TestClock(Date.now());
   let gateway: Client<typeof TokenValidationService>;
   let external: OAuthApplication;
   let externalAppId: string;
@@ -53,6 +60,7 @@ describe("external OAuth2 key managers beside the resident one", () => {
     jwtIdp = await startOidcServer({ jwtAccessTokens: true });
     silent = await startSilentServer();
     server = await startServer({
+      clock,
       overrides: {
         external: [
           {
@@ -176,6 +184,18 @@ describe("external OAuth2 key managers beside the resident one", () => {
     assert.equal((await validate(externalToken, "/alerts")).statusCode, 900910, "the token has scope read only");
   });
 
+  test("validation answers are cached for validation_cache_seconds, then asked again", async () => {
+    const introspections = () => idp.requests("/introspection");
+    const before = introspections();
+    assert.equal((await validate(externalToken)).statusCode, 0);
+    assert.equal((await validate(externalToken, "/alerts")).statusCode, 900910);
+    assert.equal(introspections(), before, "both answered from the cache");
+    clock.advance(31);
+    assert.equal((await validate(externalToken)).statusCode, 0);
+    assert.equal((await validate(externalToken, "/alerts")).statusCode, 900910);
+    assert.equal(introspections(), before + 1, "asked once more after 30 s");
+  });
+
   test("a resident application beside it: each token is validated by its own key manager", async () => {
     const applicationId = randomUUID();
     const resident = (await server.grpc.createApplication({ applicationId, keyType: KeyType.SANDBOX, clientName: "resident-app", grantTypes: ["client_credentials"], scopes: ["read"] })).application;
@@ -267,13 +287,29 @@ describe("external OAuth2 key managers beside the resident one", () => {
     assert.equal(res.statusCode, 900912);
     assert.equal(res.statusName, "KEY_MANAGER_NOT_AVAILABLE");
     assert.ok(Date.now() - started < 2000, "timed out, not hung");
+    // Introspection is idempotent: tried twice. Registration is not: tried once.
+    assert.equal(silent.requests.filter((r) => r === "POST /introspect").length, 2);
     const applicationId = randomUUID();
     await rejectsWith(
       server.grpc.createApplication({ applicationId, keyType: KeyType.PRODUCTION, clientName: "slow", grantTypes: ["client_credentials"], keyManager: SLOW_KM }),
       Code.Unavailable,
       /slow-idp/,
     );
+    assert.equal(silent.requests.filter((r) => r === "POST /reg").length, 1);
     await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId, keyType: KeyType.PRODUCTION } } }), Code.NotFound);
+  });
+
+  test("GetKeyManagerConfiguration lists the external key managers in order, secrets as ***", async () => {
+    const { configuration } = await server.grpc.getKeyManagerConfiguration({});
+    const listed = configuration?.externalKeyManagers ?? [];
+    assert.deepEqual(listed.map((km) => km.name), [KM, SLOW_KM, JWT_KM]);
+    const [corp] = listed;
+    assert.equal(corp?.issuer, idp.issuer);
+    assert.equal(corp?.clientId, idp.serviceClient.clientId);
+    assert.equal(corp?.clientSecret, "***");
+    assert.equal(corp?.initialAccessToken, "***");
+    assert.equal(corp?.tokenPattern, `^(?:${EXTERNAL_TOKEN_PATTERN})$`);
+    assert.ok(!JSON.stringify(configuration, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)).includes(idp.serviceClient.clientSecret));
   });
 
   test("an unknown key manager name is refused", async () => {
@@ -313,5 +349,29 @@ describe("external OAuth2 key managers beside the resident one", () => {
     // The resident key manager does not depend on it.
     const token = (await clientCredentialsToken(resident))?.accessToken ?? "";
     assert.ok(token);
+  });
+});
+
+describe("configuration of external key managers", () => {
+  const load = (external: unknown[]) => loadConfig({ file: undefined, env: {}, overrides: { external } });
+
+  test("defaults, and a token pattern that matches whole tokens only", () => {
+    const [km] = load([{ name: "idp", issuer: "https://idp.example.com/", token_pattern: "idp_[a-z]+" }]).externalKeyManagers;
+    assert.ok(km);
+    assert.equal(km.issuer, "https://idp.example.com");
+    assert.equal(km.timeoutMs, 3000);
+    assert.equal(km.validationCacheSeconds, 60);
+    assert.equal(km.jwtValidation, "introspection");
+    assert.equal(km.tokenPattern?.test("idp_abc"), true);
+    assert.equal(km.tokenPattern?.test("xidp_abc"), false);
+    assert.equal(km.tokenPattern?.test("idp_abc1"), false);
+  });
+
+  test("refused: a bad pattern, repeated names, the resident name, no endpoints without discovery, a lone client_id", () => {
+    assert.throws(() => load([{ name: "a", issuer: "https://a.example.com", token_pattern: "(" }]), /token_pattern: is not a valid regular expression/);
+    assert.throws(() => load([{ name: "a", issuer: "https://a.example.com" }, { name: "a", issuer: "https://b.example.com" }]), /names must be unique/);
+    assert.throws(() => load([{ name: "Resident Key Manager", issuer: "https://a.example.com" }]), /resident key manager's name/);
+    assert.throws(() => load([{ name: "a", issuer: "https://a.example.com", discovery: false }]), /endpoints.registration, token and introspection are required/);
+    assert.throws(() => load([{ name: "a", issuer: "https://a.example.com", client_id: "x" }]), /client_id and client_secret must be given together/);
   });
 });

@@ -1,7 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { KeyManagerConfigurationSchema } from "../../gen/keymanager/v1/types_pb.js";
+import type { ExternalKeyManagerConfigurationSchema, KeyManagerConfigurationSchema } from "../../gen/keymanager/v1/types_pb.js";
 import type { Config } from "../config/config.js";
+import type { ExternalKeyManagerConfig } from "../config/external-key-managers.js";
 import { tokenTypeToPb } from "./enums.js";
 
 const REDACTED = "***";
@@ -36,6 +37,28 @@ export function configurationToPb(
     encryptionKey: config.encryptionKey ? REDACTED : "generated",
     sourceFile: meta.sourceFile ?? "",
     loadTime: timestampFromDate(meta.loadTime),
+    externalKeyManagers: config.externalKeyManagers.map(externalToPb),
+  };
+}
+
+function externalToPb(km: ExternalKeyManagerConfig): MessageInitShape<typeof ExternalKeyManagerConfigurationSchema> {
+  return {
+    name: km.name,
+    type: km.type,
+    issuer: km.issuer,
+    discovery: km.discovery,
+    registrationEndpoint: km.endpoints.registration ?? "",
+    tokenEndpoint: km.endpoints.token ?? "",
+    introspectionEndpoint: km.endpoints.introspection ?? "",
+    revocationEndpoint: km.endpoints.revocation ?? "",
+    jwksEndpoint: km.endpoints.jwks ?? "",
+    clientId: km.credentials?.clientId ?? "",
+    clientSecret: km.credentials ? REDACTED : "",
+    initialAccessToken: km.initialAccessToken ? REDACTED : "",
+    tokenPattern: km.tokenPattern?.source ?? "",
+    jwtValidation: km.jwtValidation,
+    timeoutMs: km.timeoutMs,
+    validationCacheSeconds: km.validationCacheSeconds,
   };
 }
 

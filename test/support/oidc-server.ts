@@ -10,6 +10,8 @@ export interface ExternalServer {
   initialAccessToken: string;
   /** This key manager's own client there: introspection and revocation. */
   serviceClient: { clientId: string; clientSecret: string };
+  /** Requests received whose path ends with `suffix`. */
+  requests(suffix: string): number;
   /** Stops answering: new connections are refused, open ones closed. */
   stop(): Promise<void>;
 }
@@ -62,13 +64,19 @@ export async function startOidcServer(options: { jwtAccessTokens?: boolean } = {
     },
   });
   provider.on("server_error", () => {});
-  server.on("request", provider.callback());
+  const seen: string[] = [];
+  const handle = provider.callback();
+  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    seen.push(new URL(req.url ?? "/", issuer).pathname);
+    handle(req, res);
+  });
   const initialAccessToken = await new provider.InitialAccessToken({ policies: ["new-secret-on-update"] }).save();
   return {
     issuer,
     provider,
     initialAccessToken,
     serviceClient,
+    requests: (suffix) => seen.filter((path) => path.endsWith(suffix)).length,
     async stop() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

@@ -1,5 +1,5 @@
 import type { ExternalKeyManagerConfig } from "../../config/external-key-managers.js";
-import { FailedPreconditionError } from "../../domain/errors.js";
+import { FailedPreconditionError, UnavailableError } from "../../domain/errors.js";
 import { fields, type OAuth2HttpClient, str } from "./http-client.js";
 
 export interface Endpoints {
@@ -55,7 +55,7 @@ export class EndpointResolver {
         jwks: str(m.jwks_uri) || undefined,
       };
     }
-    throw new FailedPreconditionError(`key manager "${this.config.name}" publishes no metadata for its issuer`);
+    throw new UnavailableError(`key manager "${this.config.name}" is not available: no metadata for its issuer (RFC 8414 or OpenID discovery)`);
   }
 }
 

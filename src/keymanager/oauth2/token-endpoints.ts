@@ -1,4 +1,4 @@
-import { InvalidArgumentError, PermissionDeniedError, UnauthenticatedError, UnimplementedError } from "../../domain/errors.js";
+import { InvalidArgumentError, PermissionDeniedError, UnauthenticatedError, UnavailableError, UnimplementedError } from "../../domain/errors.js";
 import type { AccessTokenRequest } from "../tokens.js";
 import type { EndpointResolver } from "./endpoints.js";
 import { basicAuth, fields, type OAuth2HttpClient, str } from "./http-client.js";
@@ -62,7 +62,9 @@ export class TokenEndpoints {
   async introspect(token: string): Promise<Introspection> {
     const url = await this.endpoints.get("introspection");
     const { status, body } = await this.http.send({ method: "POST", url, headers: this.serviceAuth(), form: { token }, idempotent: true });
-    if (status !== 200) throw new UnauthenticatedError(`key manager "${this.keyManager}" refused introspection: HTTP ${status}`);
+    // This service cannot use the key manager (its own credentials refused, say): to the gateway,
+    // as to the store, the key manager is not available.
+    if (status !== 200) throw new UnavailableError(`key manager "${this.keyManager}" is not available: introspection refused (HTTP ${status})`);
     const f = fields(body);
     return {
       active: f.active === true,
