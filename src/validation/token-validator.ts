@@ -98,7 +98,12 @@ export class TokenValidator {
     if (result.status === Status.KEY_MANAGER_NOT_AVAILABLE) return undefined;
     const external = req.accessToken === "" ? undefined : this.external?.externalForToken(req.accessToken);
     const ttl = Math.min(this.cache.limits.ttlMs, external?.validationCacheMs ?? Infinity);
-    return result.token ? Math.min(result.token.expiresAt.getTime(), now + ttl) : now + Math.min(ttl, this.cache.limits.negativeTtlMs);
+    const refusal = now + Math.min(ttl, this.cache.limits.negativeTtlMs);
+    if (!result.token) return refusal;
+    const expiresAt = result.token.expiresAt.getTime();
+    // An expired token stays expired: its refusal is kept like any other (it was never kept:
+    // its expiry had passed), so a gateway retrying one does not redo the whole check each time.
+    return expiresAt <= now ? refusal : Math.min(expiresAt, now + ttl);
   }
 
   private failed(err: unknown, req: ValidationRequest): ValidationResult {

@@ -58,6 +58,8 @@ export class ValidationCache {
   private readonly unsubscribe: () => void;
   /** Counts invalidations, so a load that overlapped one is not cached. */
   private epoch = 0;
+  /** Reads in flight, per cache and key; dropped by any invalidation. */
+  private loading = new WeakMap<object, Map<string, Promise<unknown>>>();
 
   constructor(
     events: ChangeEvents,
@@ -77,9 +79,25 @@ export class ValidationCache {
    * change behind it (another replica's commit lands between the read and its notification):
    * it answers this call but is not kept.
    */
-  async through<V extends {}>(cache: LRUCache<string, Maybe<V>>, key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
+  through<V extends {}>(cache: LRUCache<string, Maybe<V>>, key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
     const hit = cache.get(key);
-    if (hit !== undefined) return hit === MISSING ? undefined : hit;
+    if (hit !== undefined) return Promise.resolve(hit === MISSING ? undefined : hit);
+    // Concurrent misses of one key (a gateway's burst with a new token) share one read.
+    let loads = this.loading.get(cache);
+    if (!loads) {
+      loads = new Map();
+      this.loading.set(cache, loads);
+    }
+    const pending = loads.get(key) as Promise<V | undefined> | undefined;
+    if (pending) return pending;
+    const loaded = this.load(cache, key, load).finally(() => {
+      if (loads.get(key) === loaded) loads.delete(key);
+    });
+    loads.set(key, loaded);
+    return loaded;
+  }
+
+  private async load<V extends {}>(cache: LRUCache<string, Maybe<V>>, key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
     const epoch = this.epoch;
     const value = await load();
     if (epoch !== this.epoch) return value;
@@ -90,6 +108,8 @@ export class ValidationCache {
 
   invalidate(change: Change): void {
     this.epoch++;
+    // A read in flight may predate the change: later calls start their own.
+    this.loading = new WeakMap();
     switch (change.kind) {
       case "token":
         this.tokens.delete(change.tokenHash);

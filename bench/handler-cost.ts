@@ -1,0 +1,120 @@
+// node --import tsx bench/handler-cost.ts [--calls N]
+// The CPU cost of one call inside the service, without the network: the request bytes decoded,
+// the grpc-js handler run (authentication, scope, context, the check), the answer encoded.
+// Compares ValidateToken with the pipeline no-op and the bare no-op the benchmark uses, in one
+// process, so the figures show what this service's own code costs per call.
+import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import { pino } from "pino";
+import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
+import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
+import { TokenValidationService, ValidateTokenRequestSchema, ValidateTokenResponseSchema } from "../gen/keymanager/v1/token_validation_service_pb.js";
+import { AuthLevel, KeyType } from "../gen/keymanager/v1/types_pb.js";
+import { App } from "../src/app.js";
+import { SYSTEM_SCOPES } from "../src/auth/scopes.js";
+import { grpcHandlers, grpcServiceDefinition } from "../src/transport/grpc-service.js";
+
+const { values } = parseArgs({ options: { calls: { type: "string", default: "200000" } } });
+const CALLS = Number(values.calls);
+
+interface Registered {
+  func: (call: unknown, callback: (err: unknown, value?: unknown) => void) => void;
+  serialize: (value: unknown) => Buffer;
+  deserialize: (bytes: Buffer) => unknown;
+}
+
+let server: grpc.Server | undefined;
+const CANNED = create(ValidateTokenResponseSchema, { authorized: true, statusCode: 0, statusName: "OK", consumerKey: "k".repeat(28), scopes: ["items:read"] });
+const app = new App({
+  config: { file: undefined, env: {}, overrides: { grpc: { host: "127.0.0.1", port: 0 }, http: { host: "127.0.0.1", port: 0 }, log_level: "error", database: { url: "sqlite::memory:" } } },
+  logger: pino({ level: "error" }),
+  configureGrpc: (s, options) => {
+    server = s;
+    const definition = grpcServiceDefinition(TokenValidationService);
+    const handlers = grpcHandlers(TokenValidationService, { validateToken: () => CANNED }, options);
+    s.addService({ noop: { ...(definition.validateToken as grpc.MethodDefinition<unknown, unknown>), path: "/bench.NoopService/Noop" } }, { noop: handlers.validateToken as grpc.handleUnaryCall<unknown, unknown> });
+    s.addService(
+      { noop: { ...(definition.validateToken as grpc.MethodDefinition<unknown, unknown>), path: "/bench.RawNoopService/Noop", responseSerialize: (b: unknown) => b as Buffer } },
+      { noop: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, Buffer.from(toBinary(ValidateTokenResponseSchema, CANNED))) },
+    );
+  },
+});
+const { grpcPort } = await app.start();
+const caller = async (scopes: string[]) => {
+  const { client, clientSecret } = await app.systemClients!.create({ name: `cost ${scopes.join(" ")}`, scopes, subscriber: "", groupIds: [] });
+  const issued = await app.tokens!.issue({
+    clientId: client.clientId, clientSecret, grantType: "client_credentials", scopes: [], callbackUri: "", resourceOwnerUsername: "",
+    resourceOwnerPassword: "", refreshToken: "", validityPeriodSeconds: 0, tokenToRevoke: "", requestParameters: {},
+  });
+  return issued.accessToken;
+};
+const adminToken = await caller([...SYSTEM_SCOPES]);
+const gatewayToken = await caller(["km:gateway"]);
+const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${grpcPort}`, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))] });
+const km = createClient(KeyManagerService, transport);
+const subs = createClient(SubscriptionService, transport);
+await subs.createApi({ api: { apiId: "cost-api", name: "Cost", context: "/cost", version: "1.0.0", publisher: "bench" } });
+await km.registerNewResource({ apiId: "cost-api", resources: [{ uriTemplate: "/items/{id}", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: ["items:read"], throttlingTier: "Unlimited" }] });
+const applicationId = randomUUID();
+const application = (await km.createApplication({ applicationId, keyType: KeyType.PRODUCTION, clientName: "cost", grantTypes: ["client_credentials"], scopes: ["items:read"] })).application!;
+await subs.createSubscription({ applicationId, apiId: "cost-api", tier: "Gold" });
+const issue = async (validityPeriodSeconds = 0n) =>
+  (await km.getNewApplicationAccessToken({ request: { clientId: application.consumerKey, clientSecret: application.consumerSecret, grantType: "client_credentials", scopes: ["items:read"], validityPeriodSeconds } })).token!.accessToken;
+const tokens = { valid: await issue(), expired: await issue(1n), unknown: "u".repeat(43) };
+await new Promise((r) => setTimeout(r, 1100));
+
+const handlers = (server as unknown as { handlers: Map<string, Registered> }).handlers;
+const requestOf = (accessToken: string) =>
+  Buffer.from(toBinary(ValidateTokenRequestSchema, create(ValidateTokenRequestSchema, { context: "/cost", version: "1.0.0", accessToken, matchingResource: "/items/{id}", httpVerb: "GET" })));
+const metadata = new grpc.Metadata();
+metadata.set("authorization", `Bearer ${gatewayToken}`);
+
+/** µs per call of decode + handler + encode, the handler answering synchronously or not. */
+async function cost(path: string, request: Buffer): Promise<number> {
+  const h = handlers.get(path);
+  if (!h) throw new Error(`no handler ${path}`);
+  let answered = 0;
+  let failed: unknown;
+  const callback = (err: unknown, value?: unknown) => {
+    if (err) failed = err;
+    else h.serialize(value);
+    answered++;
+  };
+  const run = async (n: number) => {
+    answered = 0;
+    for (let i = 0; i < n; i++) {
+      const call = { request: h.deserialize(request), metadata, cancelled: false, once() {}, getDeadline: () => Infinity, getAuthContext: () => ({}) };
+      h.func(call, callback);
+    }
+    while (answered < n) await new Promise((r) => setImmediate(r));
+    if (failed) throw failed;
+  };
+  await run(Math.min(20_000, CALLS));
+  const start = performance.now();
+  await run(CALLS);
+  return ((performance.now() - start) * 1000) / CALLS;
+}
+
+const rows: Array<[string, number]> = [];
+for (let round = 0; round < 3; round++) {
+  const validate = "/keymanager.v1.TokenValidationService/ValidateToken";
+  for (const [name, path, token] of [
+    ["bare grpc-js no-op", "/bench.RawNoopService/Noop", tokens.valid],
+    ["pipeline no-op", "/bench.NoopService/Noop", tokens.valid],
+    ["ValidateToken, valid token", validate, tokens.valid],
+    ["ValidateToken, expired token", validate, tokens.expired],
+    ["ValidateToken, unknown token", validate, tokens.unknown],
+  ] as const) {
+    rows.push([name, await cost(path, requestOf(token))]);
+  }
+}
+for (const name of new Set(rows.map(([n]) => n))) {
+  const all = rows.filter(([n]) => n === name).map(([, v]) => v).sort((a, b) => a - b);
+  console.log(`${name.padEnd(32)} ${all[1]!.toFixed(2)} µs/call (min ${all[0]!.toFixed(2)})`);
+}
+await app.close();
