@@ -237,6 +237,41 @@ describe("external OAuth2 key managers beside the resident one", () => {
     assert.equal((await validate(`${jwt.slice(0, -6)}AAAAAA`)).statusCode, 900901);
   });
 
+  test("an external client's credentials get no token from this service's own token endpoint", async () => {
+    const res = await fetch(`http://127.0.0.1:${server.httpPort}/oauth2/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${external.consumerKey}:${external.consumerSecret}`).toString("base64")}` },
+      body: "grant_type=client_credentials",
+    });
+    assert.equal(res.status, 401);
+    assert.equal(((await res.json()) as { error: string }).error, "invalid_client");
+  });
+
+  test("MapOAuthApplication with key_manager: a client registered at the server by other means (semi-manual mode)", async () => {
+    const registered = await fetch(`${idp.issuer}/reg`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${idp.initialAccessToken}` },
+      body: JSON.stringify({ client_name: "made-elsewhere", grant_types: ["client_credentials"], response_types: [], redirect_uris: [], scope: "read" }),
+    });
+    assert.equal(registered.status, 201);
+    const { client_id, client_secret } = (await registered.json()) as { client_id: string; client_secret: string };
+    const applicationId = randomUUID();
+    const app = (await server.grpc.mapOAuthApplication({ applicationId, keyType: KeyType.SANDBOX, consumerKey: client_id, consumerSecret: client_secret, grantTypes: ["client_credentials"], keyManager: KM })).application;
+    assert.equal(app?.keyManager, KM);
+    assert.ok(app);
+    await subscribe(applicationId);
+    const token = (await clientCredentialsToken(app, client_secret))?.accessToken ?? "";
+    const res = await validate(token);
+    assert.equal(res.statusCode, 0, res.statusName);
+    assert.equal(res.keyType, KeyType.SANDBOX);
+    assert.equal(res.keyManager, KM);
+    // Without its registration access token, this service cannot change it at the server.
+    await rejectsWith(server.grpc.updateApplication({ application: { consumerKey: client_id, clientName: "renamed" }, updateMask: { paths: ["client_name"] } }), Code.FailedPrecondition, /mapped/);
+    await server.grpc.deleteMappedApplication({ consumerKey: client_id });
+    await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId, keyType: KeyType.SANDBOX } } }), Code.NotFound);
+    assert.ok(await idp.provider.Client.find(client_id), "still at the server");
+  });
+
   test("RegenerateConsumerSecret: the server's new secret works, the old one no longer does", async () => {
     const old = external.consumerSecret;
     const res = await server.grpc.regenerateConsumerSecret({ consumerKey: external.consumerKey });

@@ -79,13 +79,18 @@ export class TokenService {
     this.throttle.check(clientId);
     const client = clientId ? (this.clients.get(clientId) ?? (await this.store.clients.find(clientId))) : undefined;
     const ok = secretsEqual(client?.consumerSecret ?? "\u0000no-client", clientSecret);
-    if (!client || !ok || clientSecret === "") {
+    if (!client || !ok || clientSecret === "" || this.heldElsewhere(client)) {
       this.throttle.failed(clientId);
       throw new UnauthenticatedError("client authentication failed", { oauth: "invalid_client" });
     }
     this.throttle.succeeded(clientId);
     this.clients.set(clientId, client);
     return client;
+  }
+
+  /** A client of an external key manager: its tokens come from that server, never from this one. */
+  private heldElsewhere(client: OAuthClient): boolean {
+    return this.config().externalKeyManagers.some((km) => km.name === client.keyManager);
   }
 
   /** GetNewApplicationAccessToken and POST /oauth2/token. */
