@@ -272,6 +272,23 @@ describe("external OAuth2 key managers beside the resident one", () => {
     assert.ok(await idp.provider.Client.find(client_id), "still at the server");
   });
 
+  test("an external token whose client_id names a client another key manager holds here is refused", async () => {
+    // A resident application whose consumer key happens to be a client id at the external server.
+    const applicationId = randomUUID();
+    const resident = (await server.grpc.mapOAuthApplication({ applicationId, keyType: KeyType.PRODUCTION, consumerKey: idp.serviceClient.clientId, consumerSecret: "resident-secret-0123456789", grantTypes: ["client_credentials"] })).application;
+    assert.equal(resident?.keyManager, "Resident Key Manager");
+    await subscribe(applicationId);
+    const issued = await fetch(`${idp.issuer}/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${idp.serviceClient.clientId}:${idp.serviceClient.clientSecret}`).toString("base64")}` },
+      body: "grant_type=client_credentials",
+    });
+    const { access_token } = (await issued.json()) as { access_token: string };
+    const res = await validate(access_token);
+    assert.equal(res.statusCode, 900901, res.statusName);
+    assert.equal(res.applicationId, "");
+  });
+
   test("RegenerateConsumerSecret: the server's new secret works, the old one no longer does", async () => {
     const old = external.consumerSecret;
     const res = await server.grpc.regenerateConsumerSecret({ consumerKey: external.consumerKey });

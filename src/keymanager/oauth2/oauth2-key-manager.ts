@@ -354,9 +354,18 @@ export class OAuth2KeyManager implements KeyManager {
     const epoch = this.deps.cache.currentEpoch;
     const ttlMs = this.deps.config.validationCacheSeconds * 1000;
     const record = await this.lookup(token, tokenHash, now, ttlMs);
-    const active = record && record.expiresAt.getTime() > now ? record : undefined;
+    const active = record && record.expiresAt.getTime() > now && (await this.mayHold(record)) ? record : undefined;
     if (ttlMs > 0) this.deps.cache.set(tokenHash, active, Math.min(now + ttlMs, active?.expiresAt.getTime() ?? Infinity), epoch);
     return active;
+  }
+
+  /**
+   * A token's client_id is this server's word: it must not name a client another key manager
+   * holds here, or a server could speak for the resident key manager's applications.
+   */
+  private async mayHold(record: TokenRecord): Promise<boolean> {
+    const client = await this.deps.store.clients.find(record.consumerKey);
+    return !client || (client.keyManager === this.name && !client.system);
   }
 
   private async lookup(token: string, tokenHash: string, now: number, ttlMs: number): Promise<TokenRecord | undefined> {
