@@ -235,6 +235,12 @@ describe("external OAuth2 key managers beside the resident one", () => {
     assert.equal(res.applicationId, applicationId);
     // A forged signature is refused.
     assert.equal((await validate(`${jwt.slice(0, -6)}AAAAAA`)).statusCode, 900901);
+    // This server cannot take back its JWTs (RFC 7009 unsupported_token_type): said, not hidden.
+    await rejectsWith(server.grpc.revokeToken({ token: jwt }), Code.FailedPrecondition, /jwt-idp does not revoke|"jwt-idp" does not revoke/);
+    assert.equal((await validate(jwt)).statusCode, 0);
+    // Regeneration goes on regardless: token_to_revoke that cannot be revoked is not an error.
+    const next = await server.grpc.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", tokenToRevoke: jwt } });
+    assert.ok(next.token?.accessToken);
   });
 
   test("an external client's credentials get no token from this service's own token endpoint", async () => {
@@ -304,6 +310,14 @@ describe("external OAuth2 key managers beside the resident one", () => {
     await server.grpc.revokeToken({ token: externalToken });
     assert.equal((await validate(externalToken)).statusCode, 900901);
     assert.equal((await server.grpc.getTokenMetadata({ accessToken: externalToken })).info?.tokenValid, false);
+  });
+
+  test("GetNewApplicationAccessToken with token_to_revoke revokes the old token at the server", async () => {
+    const old = (await clientCredentialsToken(external))?.accessToken ?? "";
+    assert.equal((await validate(old)).statusCode, 0);
+    const next = await server.grpc.getNewApplicationAccessToken({ request: { clientId: external.consumerKey, clientSecret: external.consumerSecret, grantType: "client_credentials", scopes: ["read"], tokenToRevoke: old } });
+    assert.equal((await validate(old)).statusCode, 900901);
+    assert.equal((await validate(next.token?.accessToken ?? "")).statusCode, 0);
   });
 
   test("a CreateApplication whose local write fails deletes the client it registered (no half-written keys)", async () => {

@@ -254,7 +254,10 @@ export class OAuth2KeyManager implements KeyManager {
 
   async getNewApplicationAccessToken(request: AccessTokenRequest): Promise<AccessTokenInfo> {
     if (request.tokenToRevoke !== "") {
-      await this.revokeToken(request.tokenToRevoke, "access_token");
+      // As the resident key manager: an old token that is gone, or cannot be taken back, stops nothing.
+      await this.revokeToken(request.tokenToRevoke, "access_token").catch((err: unknown) => {
+        if (err instanceof UnavailableError) throw err;
+      });
     }
     const issued = await this.tokenEndpoints.token(request);
     const now = this.deps.clock.now();

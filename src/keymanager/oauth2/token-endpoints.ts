@@ -1,4 +1,4 @@
-import { InvalidArgumentError, PermissionDeniedError, UnauthenticatedError, UnavailableError, UnimplementedError } from "../../domain/errors.js";
+import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError, UnauthenticatedError, UnavailableError, UnimplementedError } from "../../domain/errors.js";
 import type { AccessTokenRequest } from "../tokens.js";
 import type { EndpointResolver } from "./endpoints.js";
 import { basicAuth, fields, type OAuth2HttpClient, str } from "./http-client.js";
@@ -88,7 +88,10 @@ export class TokenEndpoints {
     const headers = owner ? { authorization: basicAuth(owner.clientId, owner.clientSecret) } : this.serviceAuth();
     const { status, body } = await this.http.send({ method: "POST", url, headers, form, idempotent: true });
     if (status === 200) return;
-    throw new PermissionDeniedError(`key manager "${this.keyManager}" refused the revocation: HTTP ${status} ${str(fields(body).error)}`.trim());
+    const error = str(fields(body).error);
+    // RFC 7009 section 2.2.1: e.g. self-contained JWTs the server cannot take back.
+    if (error === "unsupported_token_type") throw new FailedPreconditionError(`key manager "${this.keyManager}" does not revoke tokens of this type`);
+    throw new PermissionDeniedError(`key manager "${this.keyManager}" refused the revocation: HTTP ${status} ${error}`.trim());
   }
 
   private serviceAuth(): Record<string, string> {
