@@ -109,10 +109,13 @@ export class App {
     const events = new ChangeEvents();
     // Other replicas on this database hear of this one's changes, and this one of theirs.
     this.feed = await startChangeFeed({ db: this.db, url: config.database.url, events, pollIntervalMs: config.cluster.pollIntervalMs, logger: this.logger });
-    const signingKeys = new SigningKeys(store, clock, () => ({
-      algorithm: currentConfig().jwtAlgorithm,
-      maxTokenSeconds: currentConfig().validity.maxTokenSeconds,
-    }));
+    const signingKeys = new SigningKeys(
+      store,
+      clock,
+      () => ({ algorithm: currentConfig().jwtAlgorithm, maxTokenSeconds: currentConfig().validity.maxTokenSeconds }),
+      events,
+      this.logger,
+    );
     await signingKeys.load();
     this.housekeeping = new TokenHousekeeping(store.tokens, clock, () => currentConfig().housekeeping, this.logger);
     const tokens = new TokenService(store, signingKeys, currentConfig, clock, events, new TokenWriter(this.db));

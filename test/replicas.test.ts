@@ -2,13 +2,16 @@ import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, test, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { decodeProtectedHeader } from "jose";
 import type { Knex } from "knex";
 import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
-import { AuthLevel, SubscriptionState } from "../gen/keymanager/v1/types_pb.js";
+import { SigningKeyService } from "../gen/keymanager/v1/signing_key_service_pb.js";
+import { AuthLevel, SubscriptionState, TokenType } from "../gen/keymanager/v1/types_pb.js";
 import { SYSTEM_SCOPES } from "../src/auth/scopes.js";
 import { SystemClients } from "../src/auth/system-clients.js";
 import { LISTENER_APPLICATION_NAME } from "../src/cluster/postgres-change-feed.js";
@@ -37,6 +40,7 @@ const BLOCKED = 900907;
 
 interface Node {
   replica: ReplicaProcess;
+  client<S extends DescService>(service: S): Client<S>;
   keys: Client<typeof KeyManagerService>;
   subs: Client<typeof SubscriptionService>;
   gateway: Client<typeof TokenValidationService>;
@@ -46,6 +50,7 @@ function node(replica: ReplicaProcess, token: string): Node {
   const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${replica.grpcPort}`, interceptors: [bearer(token)], defaultTimeoutMs: 10_000 });
   return {
     replica,
+    client: (service) => createClient(service, transport),
     keys: createClient(KeyManagerService, transport),
     subs: createClient(SubscriptionService, transport),
     gateway: createClient(TokenValidationService, transport),
@@ -156,6 +161,32 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
 
       assert.equal(await status(b, untouched), 0, "another token of the same application stays valid on B");
       assert.equal(await status(b, changedBehindItsBack), 0, "B still answers from its cache: the changes dropped only what they named, no flush");
+    });
+
+    test("a signing key rotated through A: B verifies A's new JWTs at once and publishes the key", async (t) => {
+      const applicationId = randomUUID();
+      const app = (await a.keys.createApplication(createRequest({ applicationId, tokenType: TokenType.JWT }))).application;
+      assert.ok(app);
+      await a.subs.createSubscription({ applicationId, apiId: API.apiId, tier: "Gold" });
+      const issue = async () =>
+        (await a.keys.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } })).token?.accessToken ?? "";
+      await settle();
+      assert.equal(await status(b, await issue()), 0, "B accepts A's JWT signed by the first key");
+
+      const start = performance.now();
+      const kid = (await a.client(SigningKeyService).rotateSigningKey({})).key?.kid;
+      const jwt = await issue();
+      assert.equal(decodeProtectedHeader(jwt).kid, kid, "A signs with its new key");
+      assert.equal(await status(b, jwt), 0, "B verifies the new key's JWT (it reads the keys again for a kid it does not hold)");
+      for (;;) {
+        const jwks = (await (await fetch(`http://127.0.0.1:${b.replica.httpPort}/oauth2/jwks`)).json()) as { keys: Array<{ kid: string }> };
+        if (jwks.keys[0]?.kid === kid) break;
+        assert.ok(performance.now() - start < limitMs, `B's JWKS still lacks the new key after ${limitMs} ms`);
+        await sleep(5);
+      }
+      t.diagnostic(`B publishes the new key ${(performance.now() - start).toFixed(0)} ms after the rotation began`);
+      const jwks = (await (await fetch(`http://127.0.0.1:${b.replica.httpPort}/oauth2/jwks`)).json()) as { keys: Array<{ kid: string }> };
+      assert.ok(jwks.keys.length >= 2, "the retired key stays published");
     });
 
     if (database.name === "postgres") {

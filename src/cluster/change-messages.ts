@@ -18,6 +18,7 @@ const changeSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("api"), apiId: id }),
   z.object({ kind: z.literal("resources"), apiId: id }),
   z.object({ kind: z.literal("subscription"), applicationId: id, apiId: id }),
+  z.object({ kind: z.literal("signing-keys") }),
   z.object({ kind: z.literal("all") }),
 ]);
 const messageSchema = z.object({ replica: id, changes: z.array(changeSchema) });

@@ -8,6 +8,8 @@ export type Change =
   | { kind: "api"; apiId: string }
   | { kind: "resources"; apiId: string }
   | { kind: "subscription"; applicationId: string; apiId: string }
+  /** A JWT signing key was added or retired: replicas read the keys again. */
+  | { kind: "signing-keys" }
   /** Anything may have changed (changes of other replicas were missed): caches drop everything. */
   | { kind: "all" };
 

@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { type CryptoKey, type JWK, type JWTPayload, SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, jwtVerify } from "jose";
+import { type CryptoKey, type JWK, type JWTPayload, SignJWT, createLocalJWKSet, errors, exportJWK, generateKeyPair, importJWK, jwtVerify } from "jose";
+import type { Logger } from "pino";
+import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import type { StoredSigningKey } from "../storage/signing-key-repository.js";
 import type { Store } from "../storage/store.js";
@@ -18,21 +20,35 @@ interface ActiveKey {
   privateKey: CryptoKey;
 }
 
+/** At most one unprompted reload per this many ms, however many unknown `kid`s arrive. */
+const UNKNOWN_KID_RELOAD_MS = 5_000;
+
 /**
  * JWT signing keys: one active key signs; retired keys stay published in the JWKS until every
  * token they signed has expired. Verification uses the keys held in memory, never the network.
+ * Replicas sharing a database read the keys again when another one rotates them (the change
+ * feed), and when a token names a key they do not hold (a missed change, or two replicas that
+ * each created a first key at the same start).
  */
 export class SigningKeys {
   private active: ActiveKey | undefined;
   private published: JWK[] = [];
   private described: PublishedKey[] = [];
   private verifier: ReturnType<typeof createLocalJWKSet> | undefined;
+  private reloading: Promise<void> | undefined;
+  private lastUnpromptedReload = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly settings: () => { algorithm: "ES256" | "RS256"; maxTokenSeconds: number },
-  ) {}
+    private readonly events?: ChangeEvents,
+    private readonly logger?: Logger,
+  ) {
+    events?.subscribe((change, origin) => {
+      if (origin === "peer" && (change.kind === "signing-keys" || change.kind === "all")) void this.reload();
+    });
+  }
 
   /** Loads the keys, creating the first one (or one of the configured algorithm) when missing. */
   async load(): Promise<void> {
@@ -58,7 +74,20 @@ export class SigningKeys {
       await s.signingKeys.deleteRetiredBefore(new Date(now.getTime() - this.settings().maxTokenSeconds * 1000));
     });
     await this.use(await this.store.signingKeys.list());
+    this.events?.publish({ kind: "signing-keys" });
     return kid;
+  }
+
+  /** Reads the keys again (one read at a time); a failure keeps the keys held and is logged. */
+  reload(): Promise<void> {
+    this.reloading ??= this.store.signingKeys
+      .list()
+      .then((keys) => this.use(keys))
+      .catch((err: unknown) => this.logger?.error({ err }, "signing keys: reading them again failed"))
+      .finally(() => {
+        this.reloading = undefined;
+      });
+    return this.reloading;
   }
 
   private async use(keys: StoredSigningKey[]): Promise<void> {
@@ -106,6 +135,18 @@ export class SigningKeys {
 
   /** Verifies signature and issuer; expiry is judged by the caller against its clock. */
   async verify(token: string, issuer: string): Promise<JWTPayload | undefined> {
+    const first = await this.tryVerify(token, issuer);
+    if (first !== "unknown key") return first;
+    // Signed by a key this replica does not hold: perhaps another replica's newer one.
+    const now = this.clock.now().getTime();
+    if (this.reloading === undefined && now - this.lastUnpromptedReload < UNKNOWN_KID_RELOAD_MS) return undefined;
+    if (this.reloading === undefined) this.lastUnpromptedReload = now;
+    await this.reload();
+    const second = await this.tryVerify(token, issuer);
+    return second === "unknown key" ? undefined : second;
+  }
+
+  private async tryVerify(token: string, issuer: string): Promise<JWTPayload | undefined | "unknown key"> {
     if (!this.verifier) return undefined;
     try {
       const { payload } = await jwtVerify(token, this.verifier, {
@@ -114,8 +155,8 @@ export class SigningKeys {
         clockTolerance: Number.MAX_SAFE_INTEGER,
       });
       return payload;
-    } catch {
-      return undefined;
+    } catch (err) {
+      return err instanceof errors.JWKSNoMatchingKey ? "unknown key" : undefined;
     }
   }
 }

@@ -143,6 +143,10 @@ export class ValidationCache {
       case "subscription":
         this.subscriptions.delete(subscriptionKey(change.applicationId, change.apiId));
         return;
+      case "signing-keys":
+        // A JWT refused as not ours may carry the new key.
+        for (const [hash, record] of this.tokens.entries()) if (record === MISSING) this.tokens.delete(hash);
+        return;
       case "all":
         for (const cache of [this.tokens, this.apis, this.resources, this.applications, this.subscriptions]) cache.clear();
         return;
