@@ -10,6 +10,7 @@ import { AuthLevel, KeyType, type OAuthApplication } from "../gen/keymanager/v1/
 import { loadConfig } from "../src/config/load.js";
 import { rejectsWith } from "./support/assert-rpc.js";
 import { TestClock } from "./support/clock.js";
+import { describeOnEachDatabase } from "./support/each-database.js";
 import { EXTERNAL_TOKEN_PATTERN, type ExternalServer, startOidcServer } from "./support/oidc-server.js";
 import { startServer, type TestServer } from "./support/server.js";
 
@@ -40,7 +41,7 @@ async function startSilentServer(): Promise<{ url: string; requests: string[]; c
   };
 }
 
-describe("external OAuth2 key managers beside the resident one", () => {
+describeOnEachDatabase("external OAuth2 key managers beside the resident one", (database) => {
   let idp: ExternalServer;
   let jwtIdp: ExternalServer;
   let silent: Awaited<ReturnType<typeof startSilentServer>>;
@@ -61,6 +62,7 @@ describe("external OAuth2 key managers beside the resident one", () => {
     silent = await startSilentServer();
     server = await startServer({
       clock,
+      databaseUrl: database.url(),
       overrides: {
         external: [
           {

@@ -51,7 +51,11 @@ export class ClientRegistration {
     return this.registered(this.expect(response, [200], "update"), reg);
   }
 
-  /** A client already gone is not an error: the wanted state is reached. */
+  /**
+   * A client already gone is not an error: the wanted state is reached. 401 counts as gone: a
+   * server drops the registration access token with the client (RFC 7592 section 2.3), so a
+   * retried DELETE whose first answer was lost sees 401.
+   */
   async delete(reg: Registration): Promise<void> {
     const response = await this.http.send({ method: "DELETE", url: reg.uri, headers: bearer(reg.accessToken), idempotent: true });
     if (response.status === 204 || response.status === 200 || response.status === 404 || response.status === 401) return;
