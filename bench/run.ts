@@ -19,6 +19,7 @@ import { TokenValidationService, ValidateTokenRequestSchema } from "../gen/keyma
 import { AuthLevel, KeyType } from "../gen/keymanager/v1/types_pb.js";
 import { createKnex } from "../src/storage/database.js";
 import { hashToken } from "../src/oauth/token-hash.js";
+import { serverDatabase } from "../test/support/databases.js";
 
 const { values } = parseArgs({
   options: { postgres: { type: "string" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "5" }, "no-write": { type: "boolean", default: false } },
@@ -28,6 +29,7 @@ const CONNECTIONS = 8;
 const STREAMS = 32;
 const work = mkdtempSync(join(tmpdir(), "km-bench-"));
 const children: ChildProcess[] = [];
+const cleanups: Array<() => Promise<void>> = [];
 
 function h2loadPath(): string {
   try {
@@ -162,7 +164,10 @@ function pairedRatio(numerators: Outcome[], denominators: Outcome[]): number {
 }
 
 async function main() {
-  const databaseUrl = values.postgres ?? `sqlite:${join(work, "km.db")}`;
+  // On PostgreSQL a database of the run's own, dropped at the end; the URL's database is untouched.
+  const server = values.postgres ? await serverDatabase("postgres", values.postgres) : undefined;
+  if (server) cleanups.push(() => server.drop());
+  const databaseUrl = server?.url ?? `sqlite:${join(work, "km.db")}`;
   // KM_BENCH_CPU_PROF=DIR writes a CPU profile of the key manager there.
   const profile = process.env.KM_BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.KM_BENCH_CPU_PROF}`] : [];
   // The compiled service (npm run build), as `npm start` runs it.
@@ -367,5 +372,6 @@ try {
   await main();
 } finally {
   await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : (c.once("exit", resolve), c.kill("SIGTERM"))))));
+  for (const cleanup of cleanups) await cleanup();
   rmSync(work, { recursive: true, force: true });
 }

@@ -41,7 +41,8 @@ async function sqlite(): Promise<TestDatabase> {
   };
 }
 
-async function serverDatabase(name: "postgres" | "mysql", adminUrl: string): Promise<TestDatabase> {
+/** A new database on the server of `adminUrl` (whose own database is left alone), dropped by drop(). */
+export async function serverDatabase(name: "postgres" | "mysql", adminUrl: string): Promise<TestDatabase> {
   const database = `km_test_${Date.now()}_${randomBytes(4).toString("hex")}`;
   const client = name === "postgres" ? "pg" : "mysql2";
   const admin = knexFactory({ client, connection: adminUrl, pool: { min: 0, max: 1 } });
