@@ -59,14 +59,31 @@ function requestInit(call: HttpCall): RequestInit {
   return { method: call.method, headers };
 }
 
+/** No answer of an OAuth2 server needs more; a larger one is read no further. */
+const MAX_RESPONSE_BYTES = 1024 * 1024;
+
 async function readJson(response: Response): Promise<unknown> {
-  const text = await response.text();
-  if (text === "") return undefined;
+  const text = await readText(response, MAX_RESPONSE_BYTES);
+  if (text === undefined || text === "") return undefined;
   try {
     return JSON.parse(text) as unknown;
   } catch {
     return undefined;
   }
+}
+
+/** The body as text, or undefined (and the rest discarded) when it exceeds maxBytes. */
+async function readText(response: Response, maxBytes: number): Promise<string | undefined> {
+  if (!response.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += chunk.byteLength;
+    // Leaving the loop cancels the rest of the stream.
+    if (size > maxBytes) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString("utf8");
 }
 
 /** Why a call failed, without anything the server sent (it may echo a secret). */
