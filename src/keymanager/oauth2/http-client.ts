@@ -23,26 +23,77 @@ export interface HttpCall {
  * the caller sees UNAVAILABLE (or ValidateToken's 900912). Other answers go back to the caller.
  */
 export class OAuth2HttpClient {
+  private readonly breaker: CircuitBreaker;
+
   constructor(
     private readonly keyManager: string,
     private readonly timeoutMs: number,
     private readonly fetchImpl: typeof fetch = fetch,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.breaker = new CircuitBreaker(now);
+  }
 
   async send(call: HttpCall): Promise<HttpResponse> {
+    const refusal = this.breaker.refusal();
+    if (refusal !== undefined) throw new UnavailableError(`key manager "${this.keyManager}" is not available: ${refusal}`);
     const attempts = call.idempotent ? 2 : 1;
     let problem = "";
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
         const response = await this.fetchImpl(call.url, { ...requestInit(call), signal: AbortSignal.timeout(this.timeoutMs) });
         const body = await readJson(response);
-        if (response.status < 500) return { status: response.status, body };
+        if (response.status < 500) {
+          this.breaker.succeeded();
+          return { status: response.status, body };
+        }
         problem = `HTTP ${response.status}`;
       } catch (err) {
         problem = describe(err, this.timeoutMs);
       }
     }
+    this.breaker.failed();
     throw new UnavailableError(`key manager "${this.keyManager}" is not available: ${problem}`);
+  }
+}
+
+/** Calls in a row that find the server unavailable before calls stop being sent for a while. */
+export const BREAKER_FAILURES = 5;
+/** How long calls fail at once before one call tries the server again. */
+export const BREAKER_PAUSE_MS = 5_000;
+
+/**
+ * A server that is down costs each call its whole timeout (twice for retried calls), and the
+ * gateway waits that long for every ValidateToken that misses the cache. After BREAKER_FAILURES
+ * unavailable answers in a row, calls fail at once for BREAKER_PAUSE_MS; then a single call
+ * tries the server (the others still fail at once) and its outcome closes or reopens the circuit.
+ */
+class CircuitBreaker {
+  private failures = 0;
+  private openUntil = 0;
+  private probing = false;
+
+  constructor(private readonly now: () => number) {}
+
+  /** Why this call is not sent, or undefined to send it. */
+  refusal(): string | undefined {
+    if (this.failures < BREAKER_FAILURES) return undefined;
+    const wait = this.openUntil - this.now();
+    if (wait > 0) return `${this.failures} calls in a row failed; the next try in ${Math.ceil(wait / 1000)} s`;
+    if (this.probing) return `${this.failures} calls in a row failed; a call is trying it again`;
+    this.probing = true;
+    return undefined;
+  }
+
+  succeeded(): void {
+    this.failures = 0;
+    this.probing = false;
+  }
+
+  failed(): void {
+    this.failures++;
+    this.probing = false;
+    if (this.failures >= BREAKER_FAILURES) this.openUntil = this.now() + BREAKER_PAUSE_MS;
   }
 }
 
