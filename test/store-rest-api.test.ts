@@ -481,4 +481,16 @@ describe("PUT keys", () => {
     await db("application_keys").where({ consumer_key: app.consumerKey }).update({ key_state: "COMPLETED" });
     await ok(await put(path, alice, { supportedGrantTypes: ["client_credentials"] }));
   });
+
+  test("412 for all but one of concurrent PUTs with the same If-Match (compare-and-set)", async () => {
+    const app = await create({ applicationId: randomUUID(), appOwner: "alice", grantTypes: ["client_credentials"] });
+    const path = keysPath(app.applicationId, "PRODUCTION");
+    const etag = (await call(path, { token: alice })).headers.get("etag") ?? "";
+    const urls = Array.from({ length: 10 }, (_, i) => `https://client${i}.example.com/cb`);
+    const answers = await Promise.all(urls.map((callbackUrl) => put(path, alice, { callbackUrl }, { "if-match": etag })));
+    const won = answers.flatMap((res, i) => (res.status === 200 ? [urls[i]] : []));
+    assert.equal(won.length, 1, `one PUT wins: ${answers.map((r) => r.status).join(" ")}`);
+    for (const res of answers) if (res.status !== 200) await failure(res, 412);
+    assert.equal((await ok(await call(path, { token: alice }))).callbackUrl, won[0], "the stored keys are the winner's");
+  });
 });

@@ -10,6 +10,9 @@ import type {
   ResourceInput,
 } from "./types.js";
 
+/** Throws (a domain error) when the application is not in the state a change expects. */
+export type Precondition = (current: OAuthApplication) => void;
+
 /** NOT_FOUND messages every key manager uses, so a hidden application answers like a missing one. */
 export const NO_CLIENT = "no OAuth application with this consumer key";
 export const NO_KEYS = "the application has no keys of this type";
@@ -29,7 +32,11 @@ export interface KeyManager {
   readonly type: string;
 
   createApplication(input: CreateApplicationInput): Promise<OAuthApplication>;
-  updateApplication(consumerKey: string, patch: ApplicationPatch): Promise<OAuthApplication>;
+  /**
+   * `precondition` sees the application as it is just before the change (for the resident key
+   * manager, under the lock the change holds) and throws to refuse it: compare-and-set.
+   */
+  updateApplication(consumerKey: string, patch: ApplicationPatch, precondition?: Precondition): Promise<OAuthApplication>;
   retrieveApplication(consumerKey: string): Promise<OAuthApplication>;
   retrieveApplicationByKey(ref: ApplicationKeyRef): Promise<OAuthApplication>;
   deleteApplication(consumerKey: string): Promise<void>;

@@ -7,7 +7,7 @@ import { LOCK, type ReadOptions } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
 import { newConsumerKey, newConsumerSecret, secretsEqual } from "./credentials.js";
 import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
-import { type KeyManager, NO_CLIENT, NO_KEYS } from "./key-manager.js";
+import { type KeyManager, NO_CLIENT, NO_KEYS, type Precondition } from "./key-manager.js";
 import type { TokenService } from "../oauth/token-service.js";
 import { tokenInfo, unknownTokenInfo } from "./token-info.js";
 import type { AccessTokenInfo, AccessTokenRequest } from "./tokens.js";
@@ -87,10 +87,11 @@ export class ResidentKeyManager implements KeyManager {
     return { client, mapping };
   }
 
-  async updateApplication(consumerKey: string, patch: ApplicationPatch): Promise<OAuthApplication> {
+  async updateApplication(consumerKey: string, patch: ApplicationPatch, precondition?: Precondition): Promise<OAuthApplication> {
     return this.store.transaction(async (s) => {
       // Locked: concurrent updates of other fields take turns instead of overwriting this one.
       const current = await applicationClient(s, consumerKey, LOCK);
+      precondition?.({ client: current, mapping: await s.applicationKeys.findByConsumerKey(consumerKey) });
       const settings = this.withDefaults({
         ...settingsOf(current),
         ...patch,

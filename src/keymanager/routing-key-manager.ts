@@ -1,4 +1,4 @@
-import type { KeyManager } from "./key-manager.js";
+import type { KeyManager, Precondition } from "./key-manager.js";
 import type { KeyManagerRegistry } from "./key-manager-registry.js";
 import type { AccessTokenInfo, AccessTokenRequest } from "./tokens.js";
 import type {
@@ -33,8 +33,8 @@ export class RoutingKeyManager implements KeyManager {
     return this.registry.named(input.keyManager ?? "").createApplication(input);
   }
 
-  async updateApplication(consumerKey: string, patch: ApplicationPatch): Promise<OAuthApplication> {
-    return (await this.registry.forConsumerKey(consumerKey)).updateApplication(consumerKey, patch);
+  async updateApplication(consumerKey: string, patch: ApplicationPatch, precondition?: Precondition): Promise<OAuthApplication> {
+    return (await this.registry.forConsumerKey(consumerKey)).updateApplication(consumerKey, patch, precondition);
   }
 
   async retrieveApplication(consumerKey: string): Promise<OAuthApplication> {

@@ -32,8 +32,10 @@
  *   as in `Last-Modified`) fails.
  * - Keys whose keyState is not COMPLETED (CREATED, APPROVED, REJECTED: registration not
  *   finished) cannot be updated.
- * The check and the update are two steps, so a change landing between them is not detected;
- * the window is one database round trip.
+ * The preconditions are checked again inside the update, on the row it has locked
+ * (compare-and-set): of several PUTs with the same If-Match, one wins and the others get 412.
+ * (Keys held by an external key manager: checked against the state kept here, just before the
+ * server's update.)
  *
  * Other statuses: 400 bad keyType, malformed body or a value the domain refuses (with
  * `error: [{code: field, message}]`), 404 no such application or keys of this type, 405 another
@@ -117,7 +119,11 @@ export function storeRestRoutes(deps: Deps): RouteHandler {
     const app = await load(call);
     checkPreconditions(req, app);
     const patch = patchFrom(await readJson(req));
-    const updated = await deps.keyManager.updateApplication(app.client.consumerKey, patch);
+    // Checked again where the change is made, so a change landing in between is not overwritten.
+    const updated = await deps.keyManager.updateApplication(app.client.consumerKey, patch, (current) => {
+      if (!current.mapping) throw new NotFoundError(NO_KEYS);
+      checkPreconditions(req, { client: current.client, mapping: current.mapping });
+    });
     const after: KeyedApplication = { client: updated.client, mapping: updated.mapping ?? app.mapping };
     deps.audit.change(call.principal, `PUT ${TEMPLATE}`, { applicationId: call.applicationId, keyType: call.keyType, consumerKey: app.client.consumerKey });
     sendKey(res, after);

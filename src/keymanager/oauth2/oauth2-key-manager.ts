@@ -11,7 +11,7 @@ import type { TokenRecord } from "../../oauth/types.js";
 import type { ClientRegistrationRecord } from "../../storage/registration-repository.js";
 import type { Store } from "../../storage/store.js";
 import { DEFAULT_GRANT_TYPES } from "../grant-types.js";
-import { type KeyManager, NO_CLIENT, NO_KEYS } from "../key-manager.js";
+import { type KeyManager, NO_CLIENT, NO_KEYS, type Precondition } from "../key-manager.js";
 import { unknownTokenInfo } from "../token-info.js";
 import type { AccessTokenInfo, AccessTokenRequest } from "../tokens.js";
 import type {
@@ -133,8 +133,10 @@ export class OAuth2KeyManager implements KeyManager {
     return { client, mapping };
   }
 
-  async updateApplication(consumerKey: string, patch: ApplicationPatch): Promise<OAuthApplication> {
+  async updateApplication(consumerKey: string, patch: ApplicationPatch, precondition?: Precondition): Promise<OAuthApplication> {
     const current = await this.client(consumerKey);
+    // Checked against the state kept here; the server's update is not conditional (RFC 7592).
+    precondition?.({ client: current, mapping: await this.deps.store.applicationKeys.findByConsumerKey(consumerKey) });
     const settings = this.withDefaults({ ...settingsOf(current), ...patch, validity: { ...current.validity, ...patch.validity } });
     const v = new Validator();
     checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
