@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ChangeEvents } from "../src/domain/change-events.js";
+import { DecisionCache } from "../src/validation/decision-cache.js";
 import { DEFAULT_CACHE_LIMITS, ValidationCache } from "../src/validation/validation-cache.js";
 
 /** A read that the test finishes by hand, counting how often the database was asked. */
@@ -43,4 +44,31 @@ test("a change during a read: later calls read again, and the old read's value i
   assert.deepEqual(await cache.through(cache.subscriptions as never, "s", third.load), { v: 2 });
   assert.equal(third.reads(), 0);
   cache.close();
+});
+
+test("decisions: a token's change drops only its answers; any other change retires all; an answer worked out across a change is not kept", () => {
+  const events = new ChangeEvents();
+  const decisions = new DecisionCache<{ answer: string }>(events, 1000, 1 << 20);
+  const now = 1_000;
+  const keep = (key: string, token: string) => decisions.set(key, { answer: key }, now + 60_000, decisions.generation, token);
+  keep("a/get", "hash-a");
+  keep("a/post", "hash-a");
+  keep("b/get", "hash-b");
+  keep("none", "");
+
+  events.publish({ kind: "token", tokenHash: "hash-a" });
+  assert.equal(decisions.get("a/get", now), undefined);
+  assert.equal(decisions.get("a/post", now), undefined);
+  assert.deepEqual(decisions.get("b/get", now), { answer: "b/get" }, "another token's answer is still served");
+  assert.deepEqual(decisions.get("none", now), { answer: "none" });
+
+  const before = decisions.generation;
+  events.publish({ kind: "token", tokenHash: "hash-c" });
+  decisions.set("c/get", { answer: "c" }, now + 60_000, before, "hash-c");
+  assert.equal(decisions.get("c/get", now), undefined, "worked out while a change arrived: not kept");
+
+  events.publish({ kind: "subscription", applicationId: "app", apiId: "api" });
+  assert.equal(decisions.get("b/get", now), undefined, "any other change retires every answer");
+  assert.equal(decisions.get("none", now), undefined);
+  decisions.close();
 });

@@ -85,7 +85,7 @@ export class TokenValidator {
       const generation = this.decisions.generation;
       const result = await this.check(req, tokenHash);
       const validUntil = this.validUntil(req, result, now);
-      if (validUntil !== undefined) this.decisions.set(key, result, validUntil, generation);
+      if (validUntil !== undefined) this.decisions.set(key, result, validUntil, generation, tokenHash);
       return result;
     } catch (err) {
       return this.failed(err, req);
