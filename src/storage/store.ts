@@ -49,14 +49,22 @@ export class Store {
   async transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
     const run = () => this.db.transaction((trx) => work(new Store(trx, this.box)));
     if (this.db.isTransaction) return run();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await run();
-      } catch (err) {
-        if (!isDeadlock(err) || attempt >= DEADLOCK_ATTEMPTS) throw err;
-        // A short random pause, longer each time, so the transactions that met do not meet again.
-        await new Promise((resolve) => setTimeout(resolve, attempt * (5 + Math.random() * 20)));
-      }
+    return againAfterDeadlocks(run);
+  }
+}
+
+/**
+ * Runs `run` (one transaction, or one statement: its own transaction) again when the database
+ * rolled it back to break a deadlock, up to DEADLOCK_ATTEMPTS times.
+ */
+export async function againAfterDeadlocks<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!isDeadlock(err) || attempt >= DEADLOCK_ATTEMPTS) throw err;
+      // A short random pause, longer each time, so the transactions that met do not meet again.
+      await new Promise((resolve) => setTimeout(resolve, attempt * (5 + Math.random() * 20)));
     }
   }
 }

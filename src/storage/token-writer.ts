@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import type { TokenRecord } from "../oauth/types.js";
+import { againAfterDeadlocks } from "./store.js";
 import { TokenRepository } from "./token-repository.js";
 
 interface Pending {
@@ -12,7 +13,7 @@ interface Pending {
  * Group commit for issued tokens: inserts arriving while a write is in flight go together in one
  * multi-row INSERT (one transaction). Each caller is answered only after its row is committed,
  * so nothing acknowledged is lost; a failing batch is retried row by row so each caller gets its
- * own answer.
+ * own answer. A batch or row the database rolled back to break a deadlock is written again.
  */
 export class TokenWriter {
   private queue: Pending[] = [];
@@ -38,10 +39,10 @@ export class TokenWriter {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
       try {
-        await repository.insertMany(batch.map((p) => p.record));
+        await againAfterDeadlocks(() => repository.insertMany(batch.map((p) => p.record)));
         for (const p of batch) p.resolve();
       } catch {
-        for (const p of batch) await repository.insert(p.record).then(p.resolve, p.reject);
+        for (const p of batch) await againAfterDeadlocks(() => repository.insert(p.record)).then(p.resolve, p.reject);
       }
     }
     this.draining = false;
