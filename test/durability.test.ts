@@ -15,6 +15,7 @@ import { hashToken } from "../src/oauth/token-hash.js";
 import { createKnex } from "../src/storage/database.js";
 import type { AccessTokenRequest } from "../src/keymanager/tokens.js";
 import type { IssuedToken } from "../src/oauth/token-service.js";
+import { type TestDatabase, testDatabases } from "./support/databases.js";
 import { createRequest } from "./support/fixtures.js";
 import { bearer, startServer } from "./support/server.js";
 
@@ -44,10 +45,13 @@ port = 0
 `,
 );
 
-/** The parent's environment without any KM_* setting, plus the data directory. */
+/** The database of the test running now (each runs on its own). */
+let databaseUrl = "";
+
+/** The parent's environment without any KM_* setting, plus the data directory and database. */
 function childEnv(): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
-  return { ...env, KM_DATA_DIR: dataDir };
+  return { ...env, KM_DATA_DIR: dataDir, ...(databaseUrl ? { KM_DATABASE_URL: databaseUrl } : {}) };
 }
 
 interface Child {
@@ -267,7 +271,16 @@ async function verifyAcknowledged(t: TestContext, client: Client<typeof KeyManag
 
 // ---------------------------------------------------------------------------------------------
 
-test("SIGKILL under load loses nothing acknowledged; SIGTERM finishes what it accepted", { timeout: 120_000 }, async (t) => {
+for (const database of testDatabases()) {
+  test(`SIGKILL under load loses nothing acknowledged; SIGTERM finishes what it accepted (${database.name})`, { timeout: 120_000, skip: database.skip }, async (t) => {
+    const handle = await (database.create as () => Promise<TestDatabase>)();
+    databaseUrl = handle.url;
+    t.after(() => handle.drop());
+    await killAndRestart(t, database.name === "sqlite");
+  });
+}
+
+async function killAndRestart(t: TestContext, sqlite: boolean): Promise<void> {
   const admin = await bootstrapAdmin();
 
   // 1. Load, then SIGKILL at an arbitrary moment.
@@ -300,10 +313,12 @@ test("SIGKILL under load loses nothing acknowledged; SIGTERM finishes what it ac
   assert.deepEqual(cut, [], `calls after SIGTERM are refused (UNAVAILABLE, REFUSED_STREAM), not cut: ${JSON.stringify(termed.errorsAfterStop)}`);
 
   // 4. The database itself, the service stopped: no half records, every acknowledgement in it.
-  const db = createKnex({ url: `sqlite:${join(dataDir, "keymanager.db")}`, poolMax: 1 });
+  const db = createKnex({ url: databaseUrl, poolMax: 1 });
   try {
-    const [integrity] = (await db.raw("PRAGMA integrity_check")) as { integrity_check: string }[];
-    assert.equal(integrity?.integrity_check, "ok");
+    if (sqlite) {
+      const [integrity] = (await db.raw("PRAGMA integrity_check")) as { integrity_check: string }[];
+      assert.equal(integrity?.integrity_check, "ok");
+    }
     const clientsWithoutKeys = await db("oauth_clients as c")
       .leftJoin("application_keys as k", "k.consumer_key", "c.consumer_key")
       .where("c.system_client", false)
@@ -340,7 +355,7 @@ test("SIGKILL under load loses nothing acknowledged; SIGTERM finishes what it ac
   } finally {
     await db.destroy();
   }
-});
+}
 
 // ---------------------------------------------------------------------------------------------
 // Graceful shutdown in process: App.close() lets calls in flight finish and refuses new ones
