@@ -193,6 +193,20 @@ describeOnEachDatabase("concurrency", (database) => {
       for (const token of rotated) assert.equal(await validate(token), 900901);
     });
 
+    test("password grants with the old password while it changes: none of their tokens stays active", async () => {
+      const app = await newApp();
+      await users.createUser({ username: "grant-racer", password: PASSWORD });
+      const granted: string[] = [];
+      const grants = times(20, async () => granted.push((await userToken(app, "grant-racer")).accessToken));
+      const change = users.setUserPassword({ username: "grant-racer", password: `${PASSWORD}-new` });
+      const outcomes = await Promise.all([...grants, change].map(outcome));
+      assert.equal(outcomes.at(-1), "OK", "the password change");
+      assert.ok(outcomes.every((o) => o === "OK" || o === "InvalidArgument"), JSON.stringify(tally(outcomes)));
+      assert.equal(await count(db("access_tokens").where({ end_user: "grant-racer" }).whereNull("revoked_at")), 0, "no token of the old password outlives its change");
+      for (const token of granted) assert.equal(await validate(token), 900901);
+      await assert.rejects(userToken(app, "grant-racer"), "the old password no longer grants");
+    });
+
     test("refresh rotations while the user's password changes: every token of the user ends revoked", async () => {
       const app = await newApp();
       await users.createUser({ username: "password-racer", password: PASSWORD });

@@ -40,6 +40,8 @@ interface GrantOutcome {
   withRefresh: boolean;
   /** refresh_token grant: the token whose refresh token the new one replaces. */
   replaces?: TokenRecord;
+  /** password grant: the password hash the credentials were checked against. */
+  passwordHash?: string;
 }
 
 export const CLIENT_CACHE_TTL_MS = 30_000;
@@ -124,12 +126,13 @@ export class TokenService {
   private async passwordGrant(client: OAuthClient, request: AccessTokenRequest): Promise<GrantOutcome> {
     const user = request.resourceOwnerUsername ? await this.store.users.find(request.resourceOwnerUsername) : undefined;
     const valid = await verifyPassword(request.resourceOwnerPassword, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
-    if (!user || !valid) throw new InvalidArgumentError([{ field: "resource_owner_password", description: "invalid resource owner credentials" }], { oauth: "invalid_grant" });
+    if (!user || !valid) throw invalidUserCredentials();
     return {
       endUser: user.username,
       scopes: scopesFor(client, request.scopes),
       familyId: randomUUID(),
       withRefresh: client.grantTypes.includes("refresh_token"),
+      passwordHash: user.passwordHash,
     };
   }
 
@@ -179,6 +182,21 @@ export class TokenService {
     if (result === "reused") this.events.publish({ kind: "tokens", familyId: previous.familyId });
     if (result !== "rotated") throw invalidRefreshToken();
     this.events.publish({ kind: "token", tokenHash: previous.tokenHash });
+  }
+
+  /**
+   * Stores a password grant's token if the password it was checked against is still the user's,
+   * taking turns with password changes (lockFamilies): a change that lands first refuses the
+   * grant; one that lands after revokes the token with the user's others.
+   */
+  private async storeUserToken(checkedHash: string, record: TokenRecord): Promise<void> {
+    const stored = await this.store.transaction(async (s) => {
+      const user = await s.users.find(record.endUser, LOCK);
+      if (user?.passwordHash !== checkedHash) return false;
+      await s.tokens.insert(record);
+      return true;
+    });
+    if (!stored) throw invalidUserCredentials();
   }
 
   /** Revokes every token of a family, the one a rotation in progress adds included (lockFamilies). */
@@ -231,6 +249,7 @@ export class TokenService {
       familyId: outcome.familyId,
     };
     if (outcome.replaces) await this.rotate(outcome.replaces, record);
+    else if (outcome.passwordHash !== undefined) await this.storeUserToken(outcome.passwordHash, record);
     else await this.writer.insert(record);
     return { accessToken, refreshToken, record };
   }
@@ -294,6 +313,10 @@ export class TokenService {
  */
 async function lockFamilies(s: Store, endUser: string): Promise<void> {
   if (endUser !== "") await s.users.find(endUser, LOCK);
+}
+
+function invalidUserCredentials(): InvalidArgumentError {
+  return new InvalidArgumentError([{ field: "resource_owner_password", description: "invalid resource owner credentials" }], { oauth: "invalid_grant" });
 }
 
 function invalidRefreshToken(): InvalidArgumentError {
