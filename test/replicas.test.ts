@@ -122,6 +122,7 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
     let db: Knex;
     let a: Node;
     let b: Node;
+    let env: Record<string, string>;
     /**
      * Waits until A's earlier changes have reached B: a value B loads while a change arrives is not
      * cached (it may predate the change), and the tests below need B's caches full.
@@ -133,7 +134,7 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
       db = createKnex({ url: handle.url, poolMax: 2 });
       const key = randomBytes(32);
       const admin = await bootstrap(db, key);
-      const env = { KM_DATABASE_URL: handle.url, KM_ENCRYPTION_KEY: key.toString("base64"), KM_ISSUER: "http://km.test", KM_CLUSTER_POLL_INTERVAL_MS: String(POLL_INTERVAL_MS) };
+      env = { KM_DATABASE_URL: handle.url, KM_ENCRYPTION_KEY: key.toString("base64"), KM_ISSUER: "http://km.test", KM_CLUSTER_POLL_INTERVAL_MS: String(POLL_INTERVAL_MS) };
       const [ra, rb] = await Promise.all([startReplica(env), startReplica(env)]);
       const token = await adminToken(ra, admin);
       [a, b] = [node(ra, token), node(rb, token)];
@@ -190,6 +191,24 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
     });
 
     if (database.name === "postgres") {
+      test("a replica killed (SIGKILL) may not have sent its last changes: the others flush within a heartbeat", async (t) => {
+        const c = await startReplica(env);
+        const [changedBehindItsBack] = (await subscribedApp(a, 1)).tokens as [string];
+        await settle();
+        assert.equal(await status(b, changedBehindItsBack), 0);
+        // B's heartbeat must have seen C's listener before C goes.
+        await sleep(5_500);
+        await db("access_tokens").where({ token_hash: hashToken(changedBehindItsBack) }).update({ revoked_at: Date.now() });
+        assert.equal(await status(b, changedBehindItsBack), 0, "cached on B");
+        const flushed = b.replica.logged("a replica left: caches flushed", 15_000);
+        const start = performance.now();
+        c.process.kill("SIGKILL");
+        await flushed;
+        t.diagnostic(`B flushed ${(performance.now() - start).toFixed(0)} ms after C was killed`);
+        assert.equal(await status(b, changedBehindItsBack), INVALID_CREDENTIALS, "B read the token again");
+        await c.stop();
+      });
+
       test("after the listener's connection is killed, B flushes, reconnects and hears changes again", async (t) => {
         const [duringGap, afterReconnect, changedBehindItsBack] = (await subscribedApp(a, 3)).tokens as [string, string, string];
         await settle();

@@ -17,7 +17,7 @@ const RECONNECT_MAX_MS = 1000;
 /** The part of node-postgres' Client the listener uses (the package ships no types). */
 interface PgClient {
   connect(): Promise<void>;
-  query(sql: string): Promise<unknown>;
+  query(sql: string, values?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }>;
   end(): Promise<void>;
   on(event: "notification", listener: (message: { channel: string; payload?: string }) => void): this;
   on(event: "error", listener: (err: Error) => void): this;
@@ -31,11 +31,18 @@ const { Client } = createRequire(import.meta.url)("pg") as { Client: PgClientCla
  * its own that LISTENs, so other replicas hear of them within milliseconds. When that connection
  * is lost, changes may be missed: caches are flushed at once, after every failed reconnection
  * attempt (at most a second apart) and once more when listening again.
+ *
+ * A change is sent just after its commit. A replica that dies in between (SIGKILL, OOM, power)
+ * takes its notice with it; so every heartbeat also lists the replicas' listener connections,
+ * and when one that was there is gone, the others flush their caches: what a dead replica may
+ * not have told lasts at most a heartbeat, not a cache TTL.
  */
 export class PostgresChangeFeed implements ChangeFeed {
   private listener: PgClient | undefined;
   private reconnecting: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The other replicas' listener connections (backend pids) seen at the last heartbeat. */
+  private peers: Set<number> | undefined;
   private readonly stopping = new AbortController();
 
   private constructor(
@@ -115,15 +122,25 @@ export class PostgresChangeFeed implements ChangeFeed {
     }
   }
 
+  /** A replica that left (or whose listener reconnected) may have had changes it never sent. */
+  private notePeers(current: Set<number>): void {
+    const left = [...(this.peers ?? [])].filter((pid) => !current.has(pid));
+    this.peers = current;
+    if (left.length === 0) return;
+    this.relay.flush();
+    this.logger.info({ replicas: left.length }, "a replica left: caches flushed");
+  }
+
   private async check(): Promise<void> {
     const client = this.listener;
     if (!client) return;
     const timeout = new AbortController();
     try {
-      await Promise.race([
-        client.query("select 1"),
+      const listeners = await Promise.race([
+        client.query("select pid from pg_stat_activity where application_name = $1 and datname = current_database() and pid <> pg_backend_pid()", [LISTENER_APPLICATION_NAME]),
         sleep(HEARTBEAT_TIMEOUT_MS, undefined, { signal: timeout.signal }).then(() => Promise.reject(new Error("change listener did not answer in time"))),
       ]);
+      this.notePeers(new Set(listeners.rows.map((r) => Number(r.pid))));
     } catch (err) {
       this.lost(client, err as Error);
     } finally {
