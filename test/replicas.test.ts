@@ -190,25 +190,26 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
       assert.ok(jwks.keys.length >= 2, "the retired key stays published");
     });
 
-    if (database.name === "postgres") {
-      test("a replica killed (SIGKILL) may not have sent its last changes: the others flush within a heartbeat", async (t) => {
-        const c = await startReplica(env);
-        const [changedBehindItsBack] = (await subscribedApp(a, 1)).tokens as [string];
-        await settle();
-        assert.equal(await status(b, changedBehindItsBack), 0);
-        // B's heartbeat must have seen C's listener before C goes.
-        await sleep(5_500);
-        await db("access_tokens").where({ token_hash: hashToken(changedBehindItsBack) }).update({ revoked_at: Date.now() });
-        assert.equal(await status(b, changedBehindItsBack), 0, "cached on B");
-        const flushed = b.replica.logged("a replica left: caches flushed", 15_000);
-        const start = performance.now();
-        c.process.kill("SIGKILL");
-        await flushed;
-        t.diagnostic(`B flushed ${(performance.now() - start).toFixed(0)} ms after C was killed`);
-        assert.equal(await status(b, changedBehindItsBack), INVALID_CREDENTIALS, "B read the token again");
-        await c.stop();
-      });
+    test("a replica killed (SIGKILL) may not have sent its last changes: the others notice it is gone and flush", async (t) => {
+      const c = await startReplica(env);
+      const [changedBehindItsBack] = (await subscribedApp(a, 1)).tokens as [string];
+      await settle();
+      assert.equal(await status(b, changedBehindItsBack), 0);
+      // PostgreSQL: B's heartbeat must have seen C's listener before C goes. MySQL/MariaDB: C's
+      // row is there from its start.
+      if (database.name === "postgres") await sleep(5_500);
+      await db("access_tokens").where({ token_hash: hashToken(changedBehindItsBack) }).update({ revoked_at: Date.now() });
+      assert.equal(await status(b, changedBehindItsBack), 0, "cached on B");
+      const flushed = b.replica.logged("a replica left: caches flushed", 20_000);
+      const start = performance.now();
+      c.process.kill("SIGKILL");
+      await flushed;
+      t.diagnostic(`B flushed ${(performance.now() - start).toFixed(0)} ms after C was killed`);
+      assert.equal(await status(b, changedBehindItsBack), INVALID_CREDENTIALS, "B read the token again");
+      await c.stop();
+    });
 
+    if (database.name === "postgres") {
       test("after the listener's connection is killed, B flushes, reconnects and hears changes again", async (t) => {
         const [duringGap, afterReconnect, changedBehindItsBack] = (await subscribedApp(a, 3)).tokens as [string, string, string];
         await settle();

@@ -3,6 +3,7 @@ import type { Knex } from "knex";
 import type { Logger } from "pino";
 import type { ChangeFeed, ChangeFeedOptions } from "./change-feed.js";
 import { ChangeRelay } from "./change-relay.js";
+import { PRESENCE_EVERY_MS, ReplicaPresence } from "./replica-presence.js";
 
 const TABLE = "cache_invalidations";
 const BATCH = 500;
@@ -21,7 +22,8 @@ interface Row {
  * AUTO_INCREMENT counter; a missing id (a row committed out of order, rolled back, or deleted
  * before this replica read it), a failed or stalled read all flush the caches, since changes may
  * have been missed. A row is written after its change is committed, so a flush when a later row
- * shows up first is late enough.
+ * shows up first is late enough. A replica killed between a commit and its row leaves no gap:
+ * the others flush when it stops refreshing its presence (replica-presence.ts).
  */
 export class PollingChangeFeed implements ChangeFeed {
   private timer: NodeJS.Timeout | undefined;
@@ -29,6 +31,8 @@ export class PollingChangeFeed implements ChangeFeed {
   private failing = false;
   private stopped = false;
   private lastPrune = Date.now();
+  private lastBeat = Number.NEGATIVE_INFINITY;
+  private readonly presence: ReplicaPresence;
 
   private constructor(
     private readonly relay: ChangeRelay,
@@ -39,7 +43,9 @@ export class PollingChangeFeed implements ChangeFeed {
     private last: number,
     /** Difference between consecutive ids (@@auto_increment_increment). */
     private readonly step: number,
-  ) {}
+  ) {
+    this.presence = new ReplicaPresence(db, relay.replica);
+  }
 
   static async start(options: ChangeFeedOptions): Promise<PollingChangeFeed> {
     const { db } = options;
@@ -47,6 +53,7 @@ export class PollingChangeFeed implements ChangeFeed {
     try {
       const [rows] = (await db.raw("select @@auto_increment_increment as step")) as [Array<{ step: number | string }>];
       const feed = new PollingChangeFeed(relay, db, options.pollIntervalMs, options.logger, await newestId(db), Number(rows[0]?.step ?? 1) || 1);
+      await feed.presence.beat();
       feed.schedule();
       return feed;
     } catch (err) {
@@ -60,6 +67,8 @@ export class PollingChangeFeed implements ChangeFeed {
     clearTimeout(this.timer);
     await this.polling;
     await this.relay.close();
+    // Everything is sent: the others need not flush for this one.
+    await this.presence.leave().catch((err: unknown) => this.logger.warn({ err }, "cannot remove this replica from cluster_replicas"));
   }
 
   private schedule(): void {
@@ -95,7 +104,22 @@ export class PollingChangeFeed implements ChangeFeed {
     } finally {
       stalled.abort();
     }
+    if (Date.now() - this.lastBeat >= PRESENCE_EVERY_MS) await this.checkPresence();
     if (Date.now() - this.lastPrune >= PRUNE_EVERY_MS) await this.prune();
+  }
+
+  /** Says this replica is alive; flushes when another went quiet (it may have died unheard). */
+  private async checkPresence(): Promise<void> {
+    this.lastBeat = Date.now();
+    try {
+      await this.presence.beat();
+      const departed = await this.presence.departed();
+      if (departed === 0) return;
+      this.relay.flush();
+      this.logger.info({ replicas: departed }, "a replica left: caches flushed");
+    } catch (err) {
+      this.logger.warn({ err }, "cannot update cluster_replicas");
+    }
   }
 
   private async readNew(): Promise<void> {
