@@ -45,14 +45,7 @@ const app = new App({
   },
 });
 const { grpcPort } = await app.start();
-const caller = async (scopes: string[]) => {
-  const { client, clientSecret } = await app.systemClients!.create({ name: `cost ${scopes.join(" ")}`, scopes, subscriber: "", groupIds: [] });
-  const issued = await app.tokens!.issue({
-    clientId: client.clientId, clientSecret, grantType: "client_credentials", scopes: [], callbackUri: "", resourceOwnerUsername: "",
-    resourceOwnerPassword: "", refreshToken: "", validityPeriodSeconds: 0, tokenToRevoke: "", requestParameters: {},
-  });
-  return issued.accessToken;
-};
+const caller = async (scopes: string[]) => (await app.createCaller({ name: `cost ${scopes.join(" ")}`, scopes, subscriber: "", groupIds: [] })).token;
 const adminToken = await caller([...SYSTEM_SCOPES]);
 const gatewayToken = await caller(["km:gateway"]);
 const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${grpcPort}`, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))] });

@@ -73,14 +73,7 @@ const app = new App({
 });
 const ports = await app.start();
 // Callers for the run: an admin (seeding) and a gateway, tokens issued as any caller gets them.
-const callerToken = async (scopes: string[]) => {
-  const { client, clientSecret } = await app.systemClients!.create({ name: `bench ${scopes.join(" ")}`, scopes, subscriber: "", groupIds: [] });
-  const issued = await app.tokens!.issue({
-    clientId: client.clientId, clientSecret, grantType: "client_credentials", scopes: [], callbackUri: "", resourceOwnerUsername: "",
-    resourceOwnerPassword: "", refreshToken: "", validityPeriodSeconds: 0, tokenToRevoke: "", requestParameters: {},
-  });
-  return issued.accessToken;
-};
+const callerToken = async (scopes: string[]) => (await app.createCaller({ name: `bench ${scopes.join(" ")}`, scopes, subscriber: "", groupIds: [] })).token;
 const adminToken = await callerToken([...SYSTEM_SCOPES]);
 const gatewayToken = await callerToken(["km:gateway"]);
 process.stdout.write(`${JSON.stringify({ ...ports, adminToken, gatewayToken })}\n`);

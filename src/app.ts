@@ -10,7 +10,7 @@ import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
 import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
 import { CallAuthorizer } from "./auth/call-authorizer.js";
 import { CallerAuthenticator } from "./auth/caller-authenticator.js";
-import { SystemClients } from "./auth/system-clients.js";
+import { type SystemClientInput, SystemClients } from "./auth/system-clients.js";
 import { type ChangeFeed, startChangeFeed } from "./cluster/change-feed.js";
 import { ChangeEvents } from "./domain/change-events.js";
 import { SystemClientServiceImpl } from "./services/system-client-service.js";
@@ -176,6 +176,29 @@ export class App {
     this.housekeeping.start();
     this.logger.info({ grpcPort, httpPort, database: config.database.url.split(":")[0] }, "key manager listening");
     return { grpcPort, httpPort };
+  }
+
+  /**
+   * A new system client and a token of it, as the client would get one from /oauth2/token
+   * (client_credentials, all of its scopes); tests and the benchmark make their callers so.
+   */
+  async createCaller(input: SystemClientInput, validitySeconds = 0): Promise<{ clientId: string; clientSecret: string; token: string }> {
+    if (!this.systemClients || !this.tokens) throw new Error("the app is not started");
+    const { client, clientSecret } = await this.systemClients.create(input);
+    const issued = await this.tokens.issue({
+      clientId: client.clientId,
+      clientSecret,
+      grantType: "client_credentials",
+      scopes: [],
+      callbackUri: "",
+      resourceOwnerUsername: "",
+      resourceOwnerPassword: "",
+      refreshToken: "",
+      validityPeriodSeconds: validitySeconds,
+      tokenToRevoke: "",
+      requestParameters: {},
+    });
+    return { clientId: client.clientId, clientSecret, token: issued.accessToken };
   }
 
   /** Graceful stop: refuse new calls, finish those in flight, close the database. */

@@ -68,29 +68,11 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     clock: options.clock,
   });
   const { grpcPort, httpPort } = await app.start();
-  const caller: TestServer["caller"] = async (scopes, callerOptions = {}) => {
-    if (!app.systemClients || !app.tokens) throw new Error("not started");
-    const { client, clientSecret } = await app.systemClients.create({
-      name: `test caller ${scopes.join(" ")}`,
-      scopes: [...scopes],
-      subscriber: callerOptions.subscriber ?? "",
-      groupIds: callerOptions.groupIds ?? [],
-    });
-    const issued = await app.tokens.issue({
-      clientId: client.clientId,
-      clientSecret,
-      grantType: "client_credentials",
-      scopes: [],
-      callbackUri: "",
-      resourceOwnerUsername: "",
-      resourceOwnerPassword: "",
-      refreshToken: "",
-      validityPeriodSeconds: TEST_TOKEN_SECONDS,
-      tokenToRevoke: "",
-      requestParameters: {},
-    });
-    return { clientId: client.clientId, clientSecret, token: issued.accessToken };
-  };
+  const caller: TestServer["caller"] = (scopes, callerOptions = {}) =>
+    app.createCaller(
+      { name: `test caller ${scopes.join(" ")}`, scopes: [...scopes], subscriber: callerOptions.subscriber ?? "", groupIds: callerOptions.groupIds ?? [] },
+      TEST_TOKEN_SECONDS,
+    );
   const { token } = await caller(SYSTEM_SCOPES);
   const transports: Record<"grpc" | "connect", (token: string) => Transport> = {
     grpc: (t) => createGrpcTransport({ baseUrl: `http://127.0.0.1:${grpcPort}`, interceptors: [bearer(t)] }),
