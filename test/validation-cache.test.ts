@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ChangeEvents } from "../src/domain/change-events.js";
+import { ExternalTokenCache } from "../src/keymanager/oauth2/token-cache.js";
 import { DecisionCache } from "../src/validation/decision-cache.js";
 import { DEFAULT_CACHE_LIMITS, ValidationCache } from "../src/validation/validation-cache.js";
 
@@ -71,4 +72,23 @@ test("decisions: a token's change drops only its answers; any other change retir
   assert.equal(decisions.get("b/get", now), undefined, "any other change retires every answer");
   assert.equal(decisions.get("none", now), undefined);
   decisions.close();
+});
+
+test("external key managers' answers: kept unless a change that may concern the token came while the server was asked", () => {
+  const events = new ChangeEvents();
+  const cache = new ExternalTokenCache(events);
+  const now = 1_000;
+  const until = now + 60_000;
+  const asked = (hash: string, during: () => void) => {
+    const epoch = cache.currentEpoch;
+    during();
+    cache.set(hash, undefined, until, epoch);
+    return cache.get(hash, now) !== undefined;
+  };
+  assert.equal(asked("h1", () => events.publish({ kind: "token", tokenHash: "other" })), true, "another token's change");
+  assert.equal(asked("h2", () => events.publish({ kind: "subscription", applicationId: "a", apiId: "b" })), true, "not about tokens");
+  assert.equal(asked("h3", () => events.publish({ kind: "token", tokenHash: "h3" })), false, "this token's change");
+  assert.equal(asked("h4", () => events.publish({ kind: "application", consumerKey: "c" })), false, "a client's change");
+  assert.equal(asked("h5", () => events.publish({ kind: "all" })), false, "a flush");
+  cache.close();
 });
