@@ -92,3 +92,18 @@ test("external key managers' answers: kept unless a change that may concern the 
   assert.equal(asked("h5", () => events.publish({ kind: "all" })), false, "a flush");
   cache.close();
 });
+
+test("a change of another kind during a read does not stop its value being kept", async () => {
+  const events = new ChangeEvents();
+  const cache = new ValidationCache(events, DEFAULT_CACHE_LIMITS);
+  const read = gatedLoad<{ v: number }>();
+  const pending = cache.through(cache.apis as never, "ctx", read.load);
+  events.publish({ kind: "token", tokenHash: "h" });
+  events.publish({ kind: "subscription", applicationId: "app", apiId: "api" });
+  read.release({ v: 1 });
+  assert.deepEqual(await pending, { v: 1 });
+  const again = gatedLoad<{ v: number }>();
+  assert.deepEqual(await cache.through(cache.apis as never, "ctx", again.load), { v: 1 });
+  assert.equal(again.reads(), 0, "kept: token and subscription changes cannot make an API stale");
+  cache.close();
+});

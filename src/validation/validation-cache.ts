@@ -56,10 +56,10 @@ export class ValidationCache {
   readonly applications: LRUCache<string, Maybe<ApplicationEntry>>;
   readonly subscriptions: LRUCache<string, Maybe<Subscription>>;
   private readonly unsubscribe: () => void;
-  /** Counts invalidations, so a load that overlapped one is not cached. */
-  private epoch = 0;
-  /** Reads in flight, per cache and key; dropped by any invalidation. */
-  private loading = new WeakMap<object, Map<string, Promise<unknown>>>();
+  /** Counts each cache's invalidations, so a load that overlapped one of its own is not cached. */
+  private readonly epochs = new WeakMap<object, number>();
+  /** Reads in flight, per cache and key; dropped by an invalidation of their cache. */
+  private readonly loading = new WeakMap<object, Map<string, Promise<unknown>>>();
 
   constructor(
     events: ChangeEvents,
@@ -98,18 +98,16 @@ export class ValidationCache {
   }
 
   private async load<V extends {}>(cache: LRUCache<string, Maybe<V>>, key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
-    const epoch = this.epoch;
+    const epoch = this.epochs.get(cache) ?? 0;
     const value = await load();
-    if (epoch !== this.epoch) return value;
+    if (epoch !== (this.epochs.get(cache) ?? 0)) return value;
     if (value === undefined) cache.set(key, MISSING, { ttl: this.limits.negativeTtlMs });
     else cache.set(key, value);
     return value;
   }
 
   invalidate(change: Change): void {
-    this.epoch++;
-    // A read in flight may predate the change: later calls start their own.
-    this.loading = new WeakMap();
+    this.changed(...affected(this, change));
     switch (change.kind) {
       case "token":
         this.tokens.delete(change.tokenHash);
@@ -155,6 +153,34 @@ export class ValidationCache {
 
   close(): void {
     this.unsubscribe();
+  }
+
+  /** Reads of these caches in flight may predate a change: not kept, and later calls read again. */
+  private changed(...caches: object[]): void {
+    for (const cache of caches) {
+      this.epochs.set(cache, (this.epochs.get(cache) ?? 0) + 1);
+      this.loading.delete(cache);
+    }
+  }
+}
+
+/** The caches whose entries a change can make stale. */
+function affected(c: ValidationCache, change: Change): object[] {
+  switch (change.kind) {
+    case "token":
+    case "tokens":
+    case "signing-keys":
+      return [c.tokens];
+    case "application":
+      return [c.applications];
+    case "api":
+      return [c.apis, c.resources, c.subscriptions];
+    case "resources":
+      return [c.resources];
+    case "subscription":
+      return [c.subscriptions];
+    case "all":
+      return [c.tokens, c.apis, c.resources, c.applications, c.subscriptions];
   }
 }
 
