@@ -98,27 +98,11 @@ export class OAuth2KeyManager implements KeyManager {
 
     const remote = await this.registration.register(settings);
     const now = this.deps.clock.now();
-    const client: OAuthClient = {
-      ...withRemote(settings, remote),
-      consumerKey: remote.clientId,
-      consumerSecret: remote.clientSecret,
-      appOwner: input.appOwner,
-      groupId: input.groupId,
-      keyManager: this.name,
-      createdAt: now,
-      updatedAt: now,
-    };
-    const mapping: ApplicationKeyMapping = {
-      applicationId: input.applicationId,
-      keyType: input.keyType,
-      consumerKey: remote.clientId,
+    const { client, mapping } = this.newKeys(input, withRemote(settings, remote), { consumerKey: remote.clientId, consumerSecret: remote.clientSecret }, now, {
       mode: "CREATED",
-      keyState: "COMPLETED",
       applicationName: input.applicationName || input.clientName,
       applicationTier: input.applicationTier || "Unlimited",
-      createdAt: now,
-      updatedAt: now,
-    };
+    });
     try {
       await this.deps.store.transaction(async (s) => {
         await this.ensureNoKeys(s, input);
@@ -200,27 +184,8 @@ export class OAuth2KeyManager implements KeyManager {
     checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
     v.throwIfInvalid();
     const now = this.deps.clock.now();
-    const client: OAuthClient = {
-      ...settings,
-      consumerKey: input.consumerKey,
-      consumerSecret: input.consumerSecret,
-      appOwner: input.appOwner,
-      groupId: input.groupId,
-      keyManager: this.name,
-      createdAt: now,
-      updatedAt: now,
-    };
-    const mapping: ApplicationKeyMapping = {
-      applicationId: input.applicationId,
-      keyType: input.keyType,
-      consumerKey: input.consumerKey,
-      mode: "MAPPED",
-      keyState: "COMPLETED",
-      applicationName: "",
-      applicationTier: "Unlimited",
-      createdAt: now,
-      updatedAt: now,
-    };
+    const credentials = { consumerKey: input.consumerKey, consumerSecret: input.consumerSecret };
+    const { client, mapping } = this.newKeys(input, settings, credentials, now, { mode: "MAPPED", applicationName: "", applicationTier: "Unlimited" });
     await this.deps.store.transaction(async (s) => {
       await this.ensureNoKeys(s, input);
       if (await s.clients.find(input.consumerKey)) throw new AlreadyExistsError("an OAuth client with this consumer key already exists");
@@ -229,6 +194,29 @@ export class OAuth2KeyManager implements KeyManager {
     });
     this.deps.events.publish({ kind: "application", consumerKey: input.consumerKey });
     return { client, mapping };
+  }
+
+  /** An application's keys as first stored here: the client held by this key manager, and its mapping. */
+  private newKeys(
+    owner: { applicationId: string; keyType: ApplicationKeyMapping["keyType"]; appOwner: string; groupId: string },
+    settings: ClientSettings,
+    credentials: ConsumerCredentials,
+    now: Date,
+    mapping: Pick<ApplicationKeyMapping, "mode" | "applicationName" | "applicationTier">,
+  ): { client: OAuthClient; mapping: ApplicationKeyMapping } {
+    return {
+      client: {
+        ...settings,
+        consumerKey: credentials.consumerKey,
+        consumerSecret: credentials.consumerSecret,
+        appOwner: owner.appOwner,
+        groupId: owner.groupId,
+        keyManager: this.name,
+        createdAt: now,
+        updatedAt: now,
+      },
+      mapping: { ...mapping, applicationId: owner.applicationId, keyType: owner.keyType, consumerKey: credentials.consumerKey, keyState: "COMPLETED", createdAt: now, updatedAt: now },
+    };
   }
 
   async deleteMappedApplication(consumerKey: string): Promise<void> {
