@@ -31,6 +31,10 @@ interface Entry {
  */
 export class CallerAuthenticator {
   private readonly callers = new LRUCache<string, Entry>({ max: 10_000, ttl: CALLER_CACHE_TTL_MS });
+  /** Look-ups in flight: a gateway's many streams with one token, when its entry ends, share one. */
+  private readonly resolving = new Map<string, Promise<Principal>>();
+  /** Counts changes, so a look-up that overlapped one is not kept. */
+  private changes = 0;
 
   constructor(
     private readonly lookup: CallerLookup,
@@ -38,6 +42,8 @@ export class CallerAuthenticator {
     events: ChangeEvents,
   ) {
     events.subscribe((change) => {
+      this.changes++;
+      this.resolving.clear();
       if (change.kind === "token") this.callers.delete(change.tokenHash);
       // Rare: a family, a user's or a client's tokens, or a client changed, or the cluster feed
       // may have missed changes. Start afresh.
@@ -51,10 +57,17 @@ export class CallerAuthenticator {
     const hash = hashToken(token);
     const known = this.callers.get(hash);
     if (known && known.expiresAt > this.clock.now().getTime()) return known.principal;
-    return this.resolve(token, hash);
+    const pending = this.resolving.get(hash);
+    if (pending) return pending;
+    const resolved = this.resolve(token, hash).finally(() => {
+      if (this.resolving.get(hash) === resolved) this.resolving.delete(hash);
+    });
+    this.resolving.set(hash, resolved);
+    return resolved;
   }
 
   private async resolve(token: string, hash: string): Promise<Principal> {
+    const changes = this.changes;
     const record = await this.lookup.token(token);
     const client = record && isActive(record, this.clock.now()) ? await this.lookup.client(record.consumerKey) : undefined;
     if (!record || !client?.system) throw new UnauthenticatedError("the bearer token is not valid for this service");
@@ -64,7 +77,8 @@ export class CallerAuthenticator {
       subscriber: record.endUser || client.appOwner,
       groups: splitGroups(client.groupId),
     };
-    this.callers.set(hash, { principal, expiresAt: record.expiresAt.getTime() });
+    // A revocation that arrived meanwhile may concern this token: answer, but do not keep.
+    if (changes === this.changes) this.callers.set(hash, { principal, expiresAt: record.expiresAt.getTime() });
     return principal;
   }
 }
