@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test, type TestContext } from "node:test";
@@ -17,6 +17,7 @@ import type { AccessTokenRequest } from "../src/keymanager/tokens.js";
 import type { IssuedToken } from "../src/oauth/token-service.js";
 import { type TestDatabase, testDatabases } from "./support/databases.js";
 import { createRequest } from "./support/fixtures.js";
+import { clientToken, type ReplicaProcess, startReplica } from "./support/replica-process.js";
 import { bearer, startServer } from "./support/server.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -25,107 +26,32 @@ const dataDir = mkdtempSync(join(tmpdir(), "km-durability-"));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
 
 // ---------------------------------------------------------------------------------------------
-// The service as a separate process: `node --import tsx src/main.ts --config FILE`, data_dir from
-// KM_DATA_DIR, both ports 0 (the bound ports are read from its "key manager listening" log line).
+// The service as a separate process (test/support/replica-process.ts) on this test's data
+// directory and database, so a restart finds both.
 // ---------------------------------------------------------------------------------------------
-
-const configFile = join(dataDir, "keymanager.toml");
-writeFileSync(
-  configFile,
-  `[key_manager]
-log_level = "info"
-
-[key_manager.grpc]
-host = "127.0.0.1"
-port = 0
-
-[key_manager.http]
-host = "127.0.0.1"
-port = 0
-`,
-);
 
 /** The database of the test running now (each runs on its own). */
 let databaseUrl = "";
 
-/** The parent's environment without any KM_* setting, plus the data directory and database. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
-  return { ...env, KM_DATA_DIR: dataDir, ...(databaseUrl ? { KM_DATABASE_URL: databaseUrl } : {}) };
+/** The data directory and database of every process of the test. */
+function childEnv(): Record<string, string> {
+  return { KM_DATA_DIR: dataDir, ...(databaseUrl ? { KM_DATABASE_URL: databaseUrl } : {}) };
 }
 
-interface Child {
-  process: ChildProcess;
-  grpcPort: number;
-  httpPort: number;
-  /** Log lines (pino JSON) seen so far. */
-  log: Record<string, unknown>[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function startChild(): Promise<Child> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "--config", configFile], {
-    cwd: ROOT,
-    env: childEnv(),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const log: Record<string, unknown>[] = [];
-  let stderr = "";
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once("exit", (code, signal) => resolve({ code, signal }));
-  });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  const listening = new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
-    let buffered = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      buffered += chunk;
-      const lines = buffered.split("\n");
-      buffered = lines.pop() ?? "";
-      for (const line of lines) {
-        let entry: Record<string, unknown>;
-        try {
-          entry = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          continue;
-        }
-        log.push(entry);
-        if (entry.msg === "key manager listening") resolve({ grpcPort: Number(entry.grpcPort), httpPort: Number(entry.httpPort) });
-      }
-    });
-    void exited.then(({ code, signal }) => reject(new Error(`the service exited (${code ?? signal}) before listening: ${stderr}`)));
-    setTimeout(() => reject(new Error(`the service did not start in 30 s: ${stderr}`)), 30_000).unref();
-  });
-  try {
-    const { grpcPort, httpPort } = await listening;
-    return { process: child, grpcPort, httpPort, log, exited };
-  } catch (err) {
-    child.kill("SIGKILL");
-    throw err;
-  }
+function startChild(): Promise<ReplicaProcess> {
+  return startReplica(childEnv());
 }
 
 /** An admin system client made by the bootstrap command, and a token of it from /oauth2/token. */
 async function bootstrapAdmin(): Promise<{ clientId: string; clientSecret: string }> {
-  const { stdout } = await run(process.execPath, ["--import", "tsx", "src/cli.ts", "bootstrap", "--config", configFile], {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
+  const { stdout } = await run(process.execPath, ["--import", "tsx", "src/cli.ts", "bootstrap"], {
     cwd: ROOT,
-    env: { ...childEnv(), KM_LOG_LEVEL: "silent" },
+    env: { ...inherited, ...childEnv(), KM_LOG_LEVEL: "silent" },
     timeout: 30_000,
   });
   const created = JSON.parse(stdout) as { client_id: string; client_secret: string };
   return { clientId: created.client_id, clientSecret: created.client_secret };
-}
-
-async function adminToken(child: Child, admin: { clientId: string; clientSecret: string }): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${child.httpPort}/oauth2/token`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      authorization: `Basic ${Buffer.from(`${admin.clientId}:${admin.clientSecret}`).toString("base64")}`,
-    },
-    body: "grant_type=client_credentials",
-  });
-  assert.equal(res.status, 200, await res.clone().text());
-  return ((await res.json()) as { access_token: string }).access_token;
 }
 
 function keyManager(port: number, token: string): Client<typeof KeyManagerService> {
@@ -285,8 +211,8 @@ async function killAndRestart(t: TestContext, sqlite: boolean): Promise<void> {
 
   // 1. Load, then SIGKILL at an arbitrary moment.
   const first = await startChild();
-  t.after(() => void first.process.kill("SIGKILL"));
-  const token = await adminToken(first, admin);
+  t.after(() => (first.process.kill("SIGKILL"), first.stop()));
+  const token = await clientToken(first, admin);
   const killed = startLoad(first.grpcPort, token, 8);
   await loadFor(killed, 1000 + Math.floor(Math.random() * 500), 30);
   killed.stop();
@@ -296,7 +222,7 @@ async function killAndRestart(t: TestContext, sqlite: boolean): Promise<void> {
 
   // 2. Restart on the same data directory: every acknowledged call is there.
   const second = await startChild();
-  t.after(() => void second.process.kill("SIGKILL"));
+  t.after(() => (second.process.kill("SIGKILL"), second.stop()));
   const client = keyManager(second.grpcPort, token);
   await verifyAcknowledged(t, client, killed);
 

@@ -23,7 +23,7 @@ import { SecretBox } from "../src/storage/secret-box.js";
 import { Store } from "../src/storage/store.js";
 import { type TestDatabase, testDatabases } from "./support/databases.js";
 import { createRequest } from "./support/fixtures.js";
-import { type ReplicaProcess, startReplica } from "./support/replica-process.js";
+import { clientToken, type ReplicaProcess, startReplica } from "./support/replica-process.js";
 import { bearer } from "./support/server.js";
 
 // Replicas as separate processes on one fresh database. A change made through replica A must be
@@ -63,16 +63,6 @@ async function bootstrap(db: Knex, key: Buffer): Promise<{ clientId: string; cli
   const clients = new SystemClients(new Store(db, new SecretBox(key)), systemClock, new ChangeEvents(), () => "Resident Key Manager");
   const { client, clientSecret } = await clients.create({ name: "replicas test admin", scopes: [...SYSTEM_SCOPES], subscriber: "", groupIds: [] });
   return { clientId: client.clientId, clientSecret };
-}
-
-async function adminToken(replica: ReplicaProcess, admin: { clientId: string; clientSecret: string }): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${replica.httpPort}/oauth2/token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${admin.clientId}:${admin.clientSecret}`).toString("base64")}` },
-    body: "grant_type=client_credentials",
-  });
-  assert.equal(res.status, 200, await res.clone().text());
-  return ((await res.json()) as { access_token: string }).access_token;
 }
 
 /** Through `via`: an application subscribed to the API, and `count` tokens of it. */
@@ -136,7 +126,7 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
       const admin = await bootstrap(db, key);
       env = { KM_DATABASE_URL: handle.url, KM_ENCRYPTION_KEY: key.toString("base64"), KM_ISSUER: "http://km.test", KM_CLUSTER_POLL_INTERVAL_MS: String(POLL_INTERVAL_MS) };
       const [ra, rb] = await Promise.all([startReplica(env), startReplica(env)]);
-      const token = await adminToken(ra, admin);
+      const token = await clientToken(ra, admin);
       [a, b] = [node(ra, token), node(rb, token)];
       await a.subs.createApi({ api: API });
       await a.keys.registerNewResource({ apiId: API.apiId, resources: [{ uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" }] });

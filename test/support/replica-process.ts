@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,13 +16,16 @@ export interface ReplicaProcess {
   log: Array<Record<string, unknown>>;
   /** Resolves with the first log line, from now on, whose msg is `msg`. */
   logged(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** How the process ended, once it has. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM, and the exit. */
   stop(): Promise<void>;
 }
 
 /**
  * Starts one replica with `env` (KM_* settings) on top of the parent's environment without its
- * KM_* variables; both ports on 127.0.0.1 and port 0, a data directory of its own.
+ * KM_* variables; both ports on 127.0.0.1 and port 0, a data directory of its own unless `env`
+ * names one (KM_DATA_DIR).
  */
 export async function startReplica(env: Record<string, string>): Promise<ReplicaProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), "km-replica-"));
@@ -43,7 +47,7 @@ export async function startReplica(env: Record<string, string>): Promise<Replica
   const log: Array<Record<string, unknown>> = [];
   const waiters: Array<{ msg: string; resolve: (line: Record<string, unknown>) => void }> = [];
   let stderr = "";
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   let buffered = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
@@ -79,11 +83,22 @@ export async function startReplica(env: Record<string, string>): Promise<Replica
       logged("key manager listening", 30_000),
       exited.then(() => Promise.reject(new Error(`the replica exited before listening: ${stderr}`))),
     ]);
-    return { process: child, grpcPort: Number(listening.grpcPort), httpPort: Number(listening.httpPort), log, logged, stop };
+    return { process: child, grpcPort: Number(listening.grpcPort), httpPort: Number(listening.httpPort), log, logged, exited, stop };
   } catch (err) {
     child.kill("SIGKILL");
     await exited;
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** A token of a system client from the replica's /oauth2/token (client_credentials, Basic). */
+export async function clientToken(replica: ReplicaProcess, client: { clientId: string; clientSecret: string }): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${replica.httpPort}/oauth2/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString("base64")}` },
+    body: "grant_type=client_credentials",
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  return ((await res.json()) as { access_token: string }).access_token;
 }
