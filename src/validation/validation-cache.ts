@@ -107,12 +107,13 @@ export class ValidationCache {
   }
 
   invalidate(change: Change): void {
-    this.changed(...affected(this, change));
     switch (change.kind) {
       case "token":
+        this.changed(this.tokens);
         this.tokens.delete(change.tokenHash);
         return;
       case "tokens":
+        this.changed(this.tokens);
         for (const [hash, record] of this.tokens.entries()) {
           if (record === MISSING) continue;
           if (
@@ -125,10 +126,12 @@ export class ValidationCache {
         }
         return;
       case "application":
+        this.changed(this.applications);
         this.applications.delete(change.consumerKey);
         return;
       case "api":
         // APIs change rarely and are few: drop them all, negative entries included.
+        this.changed(this.apis, this.resources, this.subscriptions);
         this.apis.clear();
         this.resources.delete(change.apiId);
         for (const [key, sub] of this.subscriptions.entries()) {
@@ -136,18 +139,24 @@ export class ValidationCache {
         }
         return;
       case "resources":
+        this.changed(this.resources);
         this.resources.delete(change.apiId);
         return;
       case "subscription":
+        this.changed(this.subscriptions);
         this.subscriptions.delete(subscriptionKey(change.applicationId, change.apiId));
         return;
       case "signing-keys":
         // A JWT refused as not ours may carry the new key.
+        this.changed(this.tokens);
         for (const [hash, record] of this.tokens.entries()) if (record === MISSING) this.tokens.delete(hash);
         return;
-      case "all":
-        for (const cache of [this.tokens, this.apis, this.resources, this.applications, this.subscriptions]) cache.clear();
+      case "all": {
+        const all = [this.tokens, this.apis, this.resources, this.applications, this.subscriptions];
+        this.changed(...all);
+        for (const cache of all) cache.clear();
         return;
+      }
     }
   }
 
@@ -161,26 +170,6 @@ export class ValidationCache {
       this.epochs.set(cache, (this.epochs.get(cache) ?? 0) + 1);
       this.loading.delete(cache);
     }
-  }
-}
-
-/** The caches whose entries a change can make stale. */
-function affected(c: ValidationCache, change: Change): object[] {
-  switch (change.kind) {
-    case "token":
-    case "tokens":
-    case "signing-keys":
-      return [c.tokens];
-    case "application":
-      return [c.applications];
-    case "api":
-      return [c.apis, c.resources, c.subscriptions];
-    case "resources":
-      return [c.resources];
-    case "subscription":
-      return [c.subscriptions];
-    case "all":
-      return [c.tokens, c.apis, c.resources, c.applications, c.subscriptions];
   }
 }
 
