@@ -19,12 +19,14 @@ import { setTrailerStatus, trailerFlag, trailerSerialize } from "@connectrpc/con
 export function rejectUndecodableBodies(handler: UniversalHandler, readMaxBytes: number): UniversalHandler {
   const input = handler.method.input;
   const wrapped = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
-    const format = binaryFormat(req);
-    if (format === undefined) return handler(req);
-    if (format === "connect-get") {
-      const problem = await undecodableQueryMessage(input, new URL(req.url).searchParams, readMaxBytes);
+    if (req.method === "GET") {
+      const query = new URL(req.url).searchParams;
+      if (query.get("encoding") !== "proto") return handler(req);
+      const problem = await undecodableQueryMessage(input, query, readMaxBytes);
       return problem === undefined ? handler(req) : connectError(problem);
     }
+    const format = binaryFormat(req);
+    if (format === undefined) return handler(req);
     const body = await readBody(req.body as AsyncIterable<Uint8Array>, readMaxBytes);
     const replay: UniversalServerRequest = { ...req, body: once(body) };
     if (body.byteLength > readMaxBytes) return handler(replay);
@@ -46,10 +48,8 @@ export function rejectUndecodableBodies(handler: UniversalHandler, readMaxBytes:
   });
 }
 
-type BinaryFormat = "connect" | "connect-get" | "grpc-web";
-
-function binaryFormat(req: UniversalServerRequest): BinaryFormat | undefined {
-  if (req.method === "GET") return new URL(req.url).searchParams.get("encoding") === "proto" ? "connect-get" : undefined;
+/** The binary protocol of a POST: Connect unary or gRPC-Web. */
+function binaryFormat(req: UniversalServerRequest): "connect" | "grpc-web" | undefined {
   if (req.method !== "POST") return undefined;
   const type = (req.header.get("content-type") ?? "").toLowerCase().split(";")[0]?.trim();
   if (type === "application/proto") return "connect";
