@@ -31,15 +31,28 @@ interface Registered {
 let server: grpc.Server | undefined;
 const CANNED = create(ValidateTokenResponseSchema, { authorized: true, statusCode: 0, statusName: "OK", consumerKey: "k".repeat(28), scopes: ["items:read"] });
 const app = new App({
-  config: { file: undefined, env: {}, overrides: { grpc: { host: "127.0.0.1", port: 0 }, http: { host: "127.0.0.1", port: 0 }, log_level: "error", database: { url: "sqlite::memory:" } } },
+  config: {
+    file: undefined,
+    env: {},
+    overrides: { grpc: { host: "127.0.0.1", port: 0 }, http: { host: "127.0.0.1", port: 0 }, log_level: "error", database: { url: "sqlite::memory:" } },
+  },
   logger: pino({ level: "error" }),
   configureGrpc: (s, options) => {
     server = s;
     const definition = grpcServiceDefinition(TokenValidationService);
     const handlers = grpcHandlers(TokenValidationService, { validateToken: () => CANNED }, options);
-    s.addService({ noop: { ...(definition.validateToken as grpc.MethodDefinition<unknown, unknown>), path: "/bench.NoopService/Noop" } }, { noop: handlers.validateToken as grpc.handleUnaryCall<unknown, unknown> });
     s.addService(
-      { noop: { ...(definition.validateToken as grpc.MethodDefinition<unknown, unknown>), path: "/bench.RawNoopService/Noop", responseSerialize: (b: unknown) => b as Buffer } },
+      { noop: { ...(definition.validateToken as grpc.MethodDefinition<unknown, unknown>), path: "/bench.NoopService/Noop" } },
+      { noop: handlers.validateToken as grpc.handleUnaryCall<unknown, unknown> },
+    );
+    s.addService(
+      {
+        noop: {
+          ...(definition.validateToken as grpc.MethodDefinition<unknown, unknown>),
+          path: "/bench.RawNoopService/Noop",
+          responseSerialize: (b: unknown) => b as Buffer,
+        },
+      },
       { noop: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, Buffer.from(toBinary(ValidateTokenResponseSchema, CANNED))) },
     );
   },
@@ -48,22 +61,50 @@ const { grpcPort } = await app.start();
 const caller = async (scopes: string[]) => (await app.createCaller({ name: `cost ${scopes.join(" ")}`, scopes, subscriber: "", groupIds: [] })).token;
 const adminToken = await caller([...SYSTEM_SCOPES]);
 const gatewayToken = await caller(["km:gateway"]);
-const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${grpcPort}`, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))] });
+const transport = createGrpcTransport({
+  baseUrl: `http://127.0.0.1:${grpcPort}`,
+  interceptors: [
+    (next) => (req) => {
+      req.header.set("authorization", `Bearer ${adminToken}`);
+      return next(req);
+    },
+  ],
+});
 const km = createClient(KeyManagerService, transport);
 const subs = createClient(SubscriptionService, transport);
 await subs.createApi({ api: { apiId: "cost-api", name: "Cost", context: "/cost", version: "1.0.0", publisher: "bench" } });
-await km.registerNewResource({ apiId: "cost-api", resources: [{ uriTemplate: "/items/{id}", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: ["items:read"], throttlingTier: "Unlimited" }] });
+await km.registerNewResource({
+  apiId: "cost-api",
+  resources: [{ uriTemplate: "/items/{id}", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: ["items:read"], throttlingTier: "Unlimited" }],
+});
 const applicationId = randomUUID();
-const application = (await km.createApplication({ applicationId, keyType: KeyType.PRODUCTION, clientName: "cost", grantTypes: ["client_credentials"], scopes: ["items:read"] })).application!;
+const application = (
+  await km.createApplication({ applicationId, keyType: KeyType.PRODUCTION, clientName: "cost", grantTypes: ["client_credentials"], scopes: ["items:read"] })
+).application!;
 await subs.createSubscription({ applicationId, apiId: "cost-api", tier: "Gold" });
 const issue = async (validityPeriodSeconds = 0n) =>
-  (await km.getNewApplicationAccessToken({ request: { clientId: application.consumerKey, clientSecret: application.consumerSecret, grantType: "client_credentials", scopes: ["items:read"], validityPeriodSeconds } })).token!.accessToken;
+  (
+    await km.getNewApplicationAccessToken({
+      request: {
+        clientId: application.consumerKey,
+        clientSecret: application.consumerSecret,
+        grantType: "client_credentials",
+        scopes: ["items:read"],
+        validityPeriodSeconds,
+      },
+    })
+  ).token!.accessToken;
 const tokens = { valid: await issue(), expired: await issue(1n), unknown: "u".repeat(43) };
 await new Promise((r) => setTimeout(r, 1100));
 
 const handlers = (server as unknown as { handlers: Map<string, Registered> }).handlers;
 const requestOf = (accessToken: string) =>
-  Buffer.from(toBinary(ValidateTokenRequestSchema, create(ValidateTokenRequestSchema, { context: "/cost", version: "1.0.0", accessToken, matchingResource: "/items/{id}", httpVerb: "GET" })));
+  Buffer.from(
+    toBinary(
+      ValidateTokenRequestSchema,
+      create(ValidateTokenRequestSchema, { context: "/cost", version: "1.0.0", accessToken, matchingResource: "/items/{id}", httpVerb: "GET" }),
+    ),
+  );
 const metadata = new grpc.Metadata();
 metadata.set("authorization", `Bearer ${gatewayToken}`);
 
@@ -107,7 +148,10 @@ for (let round = 0; round < 3; round++) {
   }
 }
 for (const name of new Set(rows.map(([n]) => n))) {
-  const all = rows.filter(([n]) => n === name).map(([, v]) => v).sort((a, b) => a - b);
+  const all = rows
+    .filter(([n]) => n === name)
+    .map(([, v]) => v)
+    .sort((a, b) => a - b);
   console.log(`${name.padEnd(32)} ${all[1]!.toFixed(2)} µs/call (min ${all[0]!.toFixed(2)})`);
 }
 await app.close();

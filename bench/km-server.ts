@@ -11,25 +11,25 @@ import { type GrpcHandlerOptions, grpcHandlers, grpcServiceDefinition } from "..
 // A canned answer the size of a real "authorized" one, so both RPCs move the same bytes and the
 // difference between them is the work of the check itself.
 const CANNED_MESSAGE = create(ValidateTokenResponseSchema, {
-      authorized: true,
-      statusName: "OK",
-      consumerKey: "x".repeat(27),
-      applicationId: "00000000-0000-0000-0000-000000000000",
-      applicationName: "bench",
-      applicationTier: "Unlimited",
-      subscriber: "",
-      subscriptionTier: "Gold",
-      keyType: 1,
-      scopes: ["items:read"],
-      issuedTimeMs: BigInt(Date.now()),
-      validityPeriodMs: 3_600_000n,
-      apiName: "Bench",
-      apiPublisher: "bench",
-      keyManager: "Resident Key Manager",
-      tokenType: 1,
-      isApplicationToken: true,
-      resourceTier: "Unlimited",
-    });
+  authorized: true,
+  statusName: "OK",
+  consumerKey: "x".repeat(27),
+  applicationId: "00000000-0000-0000-0000-000000000000",
+  applicationName: "bench",
+  applicationTier: "Unlimited",
+  subscriber: "",
+  subscriptionTier: "Gold",
+  keyType: 1,
+  scopes: ["items:read"],
+  issuedTimeMs: BigInt(Date.now()),
+  validityPeriodMs: 3_600_000n,
+  apiName: "Bench",
+  apiPublisher: "bench",
+  keyManager: "Resident Key Manager",
+  tokenType: 1,
+  isApplicationToken: true,
+  resourceTier: "Unlimited",
+});
 const CANNED = Buffer.from(toBinary(ValidateTokenResponseSchema, CANNED_MESSAGE));
 
 /**

@@ -22,7 +22,12 @@ import { hashToken } from "../src/oauth/token-hash.js";
 import { serverDatabase } from "../test/support/databases.js";
 
 const { values } = parseArgs({
-  options: { postgres: { type: "string" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "5" }, "no-write": { type: "boolean", default: false } },
+  options: {
+    postgres: { type: "string" },
+    seconds: { type: "string", default: "10" },
+    rounds: { type: "string", default: "5" },
+    "no-write": { type: "boolean", default: false },
+  },
 });
 const SECONDS = Number(values.seconds);
 const CONNECTIONS = 8;
@@ -36,7 +41,10 @@ function h2loadPath(): string {
     return execFileSync("sh", ["-c", "command -v h2load"]).toString().trim();
   } catch {
     console.log("h2load not found: installing Debian's nghttp2-client");
-    execFileSync("sh", ["-c", "apt-get install -y nghttp2-client >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y nghttp2-client >/dev/null)"]);
+    execFileSync("sh", [
+      "-c",
+      "apt-get install -y nghttp2-client >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y nghttp2-client >/dev/null)",
+    ]);
     return execFileSync("sh", ["-c", "command -v h2load"]).toString().trim();
   }
 }
@@ -108,9 +116,19 @@ async function drive(loads: Load[], pid = measuredPid): Promise<Outcome> {
     const log = join(work, `h2load-${Date.now()}-${i}.log`);
     const args = [
       ...(load.h1 ? ["--h1"] : []),
-      "-c", String(load.connections), "-m", String(load.streams), "-t", "1",
-      "-D", String(SECONDS), "--warm-up-time=2",
-      "-d", load.body, "--log-file", log,
+      "-c",
+      String(load.connections),
+      "-m",
+      String(load.streams),
+      "-t",
+      "1",
+      "-D",
+      String(SECONDS),
+      "--warm-up-time=2",
+      "-d",
+      load.body,
+      "--log-file",
+      log,
       ...load.headers.flatMap((h) => ["-H", h]),
       load.url,
     ];
@@ -176,25 +194,56 @@ async function main() {
     KM_DATABASE_URL: databaseUrl,
     KM_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
   });
-  const { grpcPort, httpPort, adminToken, gatewayToken } = km.info as unknown as { grpcPort: number; httpPort: number; adminToken: string; gatewayToken: string };
+  const { grpcPort, httpPort, adminToken, gatewayToken } = km.info as unknown as {
+    grpcPort: number;
+    httpPort: number;
+    adminToken: string;
+    gatewayToken: string;
+  };
   const pid = km.child.pid as number;
   measuredPid = pid;
   const transport = createGrpcTransport({
     baseUrl: `http://127.0.0.1:${grpcPort}`,
-    interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))],
+    interceptors: [
+      (next) => (req) => {
+        req.header.set("authorization", `Bearer ${adminToken}`);
+        return next(req);
+      },
+    ],
   });
   const kmClient = createClient(KeyManagerService, transport);
   const subs = createClient(SubscriptionService, transport);
 
   // An API, its resources, an application subscribed to it, and tokens of three kinds.
   await subs.createApi({ api: { apiId: "bench-api", name: "Bench", context: "/bench", version: "1.0.0", publisher: "bench" } });
-  await kmClient.registerNewResource({ apiId: "bench-api", resources: [{ uriTemplate: "/items/{id}", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: ["items:read"], throttlingTier: "Unlimited" }] });
+  await kmClient.registerNewResource({
+    apiId: "bench-api",
+    resources: [{ uriTemplate: "/items/{id}", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: ["items:read"], throttlingTier: "Unlimited" }],
+  });
   const applicationId = randomUUID();
-  const app = (await kmClient.createApplication({ applicationId, keyType: KeyType.PRODUCTION, clientName: "bench", grantTypes: ["client_credentials"], scopes: ["items:read"] })).application;
+  const app = (
+    await kmClient.createApplication({
+      applicationId,
+      keyType: KeyType.PRODUCTION,
+      clientName: "bench",
+      grantTypes: ["client_credentials"],
+      scopes: ["items:read"],
+    })
+  ).application;
   if (!app) throw new Error("no application");
   await subs.createSubscription({ applicationId, apiId: "bench-api", tier: "Gold" });
   const issue = async (validity = 0n) =>
-    (await kmClient.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", scopes: ["items:read"], validityPeriodSeconds: validity } })).token?.accessToken ?? "";
+    (
+      await kmClient.getNewApplicationAccessToken({
+        request: {
+          clientId: app.consumerKey,
+          clientSecret: app.consumerSecret,
+          grantType: "client_credentials",
+          scopes: ["items:read"],
+          validityPeriodSeconds: validity,
+        },
+      })
+    ).token?.accessToken ?? "";
   const valid = await issue();
   const expired = await issue(1n);
   const invalid = randomBytes(32).toString("base64url");
@@ -203,17 +252,39 @@ async function main() {
   const bodies: Record<string, string> = {};
   for (const [name, token] of Object.entries({ valid, invalid, expired })) {
     const file = join(work, `${name}.bin`);
-    writeFileSync(file, frame(toBinary(ValidateTokenRequestSchema, create(ValidateTokenRequestSchema, { context: "/bench", version: "1.0.0", accessToken: token, matchingResource: "/items/{id}", httpVerb: "GET" }))));
+    writeFileSync(
+      file,
+      frame(
+        toBinary(
+          ValidateTokenRequestSchema,
+          create(ValidateTokenRequestSchema, { context: "/bench", version: "1.0.0", accessToken: token, matchingResource: "/items/{id}", httpVerb: "GET" }),
+        ),
+      ),
+    );
     bodies[name] = file;
   }
   const validateUrl = `http://127.0.0.1:${grpcPort}/keymanager.v1.TokenValidationService/ValidateToken`;
   // h2load counts HTTP 200 as success whatever the gRPC status: check once that the gateway's
   // token is accepted and the valid token is authorized, so the figures are real answers.
-  const gatewayClient = createClient(TokenValidationService, createGrpcTransport({
-    baseUrl: `http://127.0.0.1:${grpcPort}`,
-    interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${gatewayToken}`), next(req))],
-  }));
-  const check = await gatewayClient.validateToken({ context: "/bench", version: "1.0.0", accessToken: valid, matchingResource: "/items/{id}", httpVerb: "GET" });
+  const gatewayClient = createClient(
+    TokenValidationService,
+    createGrpcTransport({
+      baseUrl: `http://127.0.0.1:${grpcPort}`,
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("authorization", `Bearer ${gatewayToken}`);
+          return next(req);
+        },
+      ],
+    }),
+  );
+  const check = await gatewayClient.validateToken({
+    context: "/bench",
+    version: "1.0.0",
+    accessToken: valid,
+    matchingResource: "/items/{id}",
+    httpVerb: "GET",
+  });
   if (!check.authorized) throw new Error(`the valid token is not authorized: ${check.statusName}`);
   // The mix: 6 connections of valid tokens, 1 of unknown ones, 1 of expired ones; 32 streams each.
   // The baseline gets the same three h2load processes and bodies, so both share the CPU alike.
@@ -232,7 +303,15 @@ async function main() {
   const oidc = await startChild(process.execPath, ["bench/oidc-server.mjs", String(oidcPort)], {});
   const oidcBase = `http://127.0.0.1:${oidc.info.port}`;
   const basicOidc = `authorization: Basic ${Buffer.from("bench:bench-secret-0123456789").toString("base64")}`;
-  const oidcToken = ((await (await fetch(`${oidcBase}/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", authorization: basicOidc.slice(15) }, body: "grant_type=client_credentials" })).json()) as { access_token: string }).access_token;
+  const oidcToken = (
+    (await (
+      await fetch(`${oidcBase}/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: basicOidc.slice(15) },
+        body: "grant_type=client_credentials",
+      })
+    ).json()) as { access_token: string }
+  ).access_token;
   const formHeaders = ["content-type: application/x-www-form-urlencoded"];
   const introspectBody = join(work, "introspect.form");
   writeFileSync(introspectBody, `token=${oidcToken}`);
@@ -243,7 +322,9 @@ async function main() {
   const rows: Array<[string, Outcome, string]> = [];
   const record = (name: string, o: Outcome) => {
     rows.push([name, o, `${rssMiB(pid)} MiB`]);
-    console.log(`${name}: ${o.rps} req/s, ${o.cpuUs} µs server CPU/request, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms, ok ${o.ok}, failed ${o.failed}`);
+    console.log(
+      `${name}: ${o.rps} req/s, ${o.cpuUs} µs server CPU/request, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms, ok ${o.ok}, failed ${o.failed}`,
+    );
   };
 
   const seed = createKnex({ url: databaseUrl, poolMax: 2 });
@@ -254,7 +335,9 @@ async function main() {
   const validateRounds: Outcome[] = [];
   const introspectRounds: Outcome[] = [];
   const oidcPid = oidc.child.pid as number;
-  const introspect = (): Load[] => [{ url: `${oidcBase}/token/introspection`, body: introspectBody, connections: 32, streams: 1, headers: [...formHeaders, basicOidc], h1: true }];
+  const introspect = (): Load[] => [
+    { url: `${oidcBase}/token/introspection`, body: introspectBody, connections: 32, streams: 1, headers: [...formHeaders, basicOidc], h1: true },
+  ];
   const profiled = async (load: Load[]) => {
     // With KM_BENCH_PROFILE set, each of these phases is profiled on its own.
     if (process.env.KM_BENCH_PROFILE) process.kill(pid, "SIGUSR2");
@@ -267,7 +350,9 @@ async function main() {
     noopRounds.push(await profiled(noop()));
     validateRounds.push(await profiled(mix()));
     introspectRounds.push(await drive(introspect(), oidcPid));
-    console.log(`round ${round + 1}: bare no-op ${rawNoopRounds[round]?.rps}, no-op ${noopRounds[round]?.rps}, ValidateToken ${validateRounds[round]?.rps}, oidc-provider introspection ${introspectRounds[round]?.rps} req/s`);
+    console.log(
+      `round ${round + 1}: bare no-op ${rawNoopRounds[round]?.rps}, no-op ${noopRounds[round]?.rps}, ValidateToken ${validateRounds[round]?.rps}, oidc-provider introspection ${introspectRounds[round]?.rps} req/s`,
+    );
   }
   record("bare grpc-js no-op (no authentication, pre-encoded answer)", median(rawNoopRounds));
   record("no-op unary RPC (this service's pipeline: token check, context), 10,000 stored tokens", median(noopRounds));
@@ -287,8 +372,16 @@ async function main() {
   }
   record("no-op unary RPC (this service's pipeline), 1,000,000 stored tokens", median(largeNoopRounds));
   record("ValidateToken, 1,000,000 stored tokens", median(largeRounds));
-  record("client_credentials issuing, this service (HTTP/1.1, 32 connections)", await drive([{ url: `http://127.0.0.1:${httpPort}/oauth2/token`, body: ccBody, connections: 32, streams: 1, headers: [...formHeaders, basicKm], h1: true }]));
-  record("client_credentials issuing, oidc-provider (HTTP/1.1, 32 connections)", await drive([{ url: `${oidcBase}/token`, body: ccBody, connections: 32, streams: 1, headers: [...formHeaders, basicOidc], h1: true }], oidcPid));
+  record(
+    "client_credentials issuing, this service (HTTP/1.1, 32 connections)",
+    await drive([
+      { url: `http://127.0.0.1:${httpPort}/oauth2/token`, body: ccBody, connections: 32, streams: 1, headers: [...formHeaders, basicKm], h1: true },
+    ]),
+  );
+  record(
+    "client_credentials issuing, oidc-provider (HTTP/1.1, 32 connections)",
+    await drive([{ url: `${oidcBase}/token`, body: ccBody, connections: 32, streams: 1, headers: [...formHeaders, basicOidc], h1: true }], oidcPid),
+  );
 
   const row = (prefix: string) => rows.find(([n]) => n.startsWith(prefix))?.[1] ?? { rps: 0, cpuUs: 0 };
   const validateVsNoop = pairedRatio(validateRounds, noopRounds);
@@ -300,7 +393,8 @@ async function main() {
     "ValidateToken 1,000,000 / 10,000 tokens, raw medians": row("ValidateToken, 1,000,000").rps / row("ValidateToken, 10,000").rps,
     "issuing / oidc-provider /token": row("client_credentials issuing, this").rps / row("client_credentials issuing, oidc").rps,
     "server CPU per request: no-op / ValidateToken": medianOf(noopRounds.map((o) => o.cpuUs)) / medianOf(validateRounds.map((o) => o.cpuUs)),
-    "server CPU per request: oidc-provider introspection / ValidateToken": medianOf(introspectRounds.map((o) => o.cpuUs)) / medianOf(validateRounds.map((o) => o.cpuUs)),
+    "server CPU per request: oidc-provider introspection / ValidateToken":
+      medianOf(introspectRounds.map((o) => o.cpuUs)) / medianOf(validateRounds.map((o) => o.cpuUs)),
     "ValidateToken / bare grpc-js no-op (median of per-round ratios)": pairedRatio(validateRounds, rawNoopRounds),
     "server CPU per request: ValidateToken 10,000 / 1,000,000 tokens": medianOf(validateRounds.map((o) => o.cpuUs)) / medianOf(largeRounds.map((o) => o.cpuUs)),
   };
@@ -371,7 +465,16 @@ function report(rows: Array<[string, Outcome, string]>, ratios: Record<string, n
 try {
   await main();
 } finally {
-  await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : (c.once("exit", resolve), c.kill("SIGTERM"))))));
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise((resolve) => {
+          if (c.exitCode !== null) return resolve(null);
+          c.once("exit", resolve);
+          c.kill("SIGTERM");
+        }),
+    ),
+  );
   for (const cleanup of cleanups) await cleanup();
   rmSync(work, { recursive: true, force: true });
 }

@@ -6,7 +6,15 @@ import { readFileSync, writeFileSync } from "node:fs";
 
 const lock = JSON.parse(readFileSync("package-lock.json", "utf8"));
 const buf = lock.packages["node_modules/@bufbuild/buf"];
-const platforms = { "darwin-arm64": ["darwin", "arm64"], "darwin-x64": ["darwin", "x64"], "linux-aarch64": ["linux", "arm64"], "linux-armv7": ["linux", "arm"], "linux-x64": ["linux", "x64"], "win32-arm64": ["win32", "arm64"], "win32-x64": ["win32", "x64"] };
+const platforms = {
+  "darwin-arm64": ["darwin", "arm64"],
+  "darwin-x64": ["darwin", "x64"],
+  "linux-aarch64": ["linux", "arm64"],
+  "linux-armv7": ["linux", "arm"],
+  "linux-x64": ["linux", "x64"],
+  "win32-arm64": ["win32", "arm64"],
+  "win32-x64": ["win32", "x64"],
+};
 for (const [name, [os, cpu]] of Object.entries(platforms)) {
   const key = `node_modules/@bufbuild/buf-${name}`;
   lock.packages[key] ??= { version: buf.version, dev: true, license: "Apache-2.0", optional: true, os: [os], cpu: [cpu], engines: { node: ">=12" } };

@@ -204,10 +204,7 @@ export class App {
   /** Graceful stop: refuse new calls, finish those in flight, close the database. */
   async close(): Promise<void> {
     this.ready = false;
-    await Promise.all([
-      this.grpcServer?.close(SHUTDOWN_GRACE_MS),
-      this.httpServer ? closeHttp(this.httpServer, SHUTDOWN_GRACE_MS) : undefined,
-    ]);
+    await Promise.all([this.grpcServer?.close(SHUTDOWN_GRACE_MS), this.httpServer ? closeHttp(this.httpServer, SHUTDOWN_GRACE_MS) : undefined]);
     await this.housekeeping?.stop();
     await this.feed?.close();
     this.feed = undefined;

@@ -47,7 +47,9 @@ async function bootstrap(args: string[]): Promise<number> {
     const scopes = values.scope ?? [...SYSTEM_SCOPES];
     const { client, clientSecret } = await clients.create({ name: values.name, scopes, subscriber: values.subscriber, groupIds: [] });
     // The only time the secret is shown: stdout, for the operator to keep.
-    console.log(JSON.stringify({ client_id: client.clientId, client_secret: clientSecret, scopes: client.scopes, token_endpoint: config.endpoints.token }, null, 2));
+    console.log(
+      JSON.stringify({ client_id: client.clientId, client_secret: clientSecret, scopes: client.scopes, token_endpoint: config.endpoints.token }, null, 2),
+    );
     console.error(`get a token: curl -s -u '${client.clientId}:<client_secret>' -d grant_type=client_credentials ${config.endpoints.token}`);
     return 0;
   } finally {

@@ -39,7 +39,10 @@ test("bootstrap creates the first admin once; its token reaches admin RPCs over 
   try {
     const res = await fetch(`http://127.0.0.1:${server.httpPort}/oauth2/token`, {
       method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${created.client_id}:${created.client_secret}`).toString("base64")}` },
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        authorization: `Basic ${Buffer.from(`${created.client_id}:${created.client_secret}`).toString("base64")}`,
+      },
       body: "grant_type=client_credentials",
     });
     assert.equal(res.status, 200);
@@ -48,7 +51,9 @@ test("bootstrap creates the first admin once; its token reaches admin RPCs over 
     const clients = await server.client(SystemClientService, { token: body.access_token }).listSystemClients({});
     assert.ok(clients.clients.some((c) => c.clientId === created.client_id));
     // A store-only client made with the admin token cannot do admin work.
-    const store = await server.client(SystemClientService, { token: body.access_token }).createSystemClient({ name: "store", scopes: ["apim:subscribe"], subscriber: "alice" });
+    const store = await server
+      .client(SystemClientService, { token: body.access_token })
+      .createSystemClient({ name: "store", scopes: ["apim:subscribe"], subscriber: "alice" });
     assert.ok(store.clientSecret);
     await rejectsWith(server.client(SubscriptionService, { token: "" }).listApis({}), Code.Unauthenticated, /Bearer/);
   } finally {

@@ -13,8 +13,20 @@ const TOKEN = "caller-token-0123456789";
 function record(): TokenRecord {
   const now = clock.now();
   return {
-    id: "t1", tokenHash: hashToken(TOKEN), consumerKey: "gw", endUser: "", scopes: ["km:gateway"], tokenType: "OPAQUE", grantType: "client_credentials",
-    issuedAt: now, expiresAt: new Date(now.getTime() + 3_600_000), revokedAt: undefined, refreshHash: undefined, refreshExpiresAt: undefined, refreshUsedAt: undefined, familyId: "f",
+    id: "t1",
+    tokenHash: hashToken(TOKEN),
+    consumerKey: "gw",
+    endUser: "",
+    scopes: ["km:gateway"],
+    tokenType: "OPAQUE",
+    grantType: "client_credentials",
+    issuedAt: now,
+    expiresAt: new Date(now.getTime() + 3_600_000),
+    revokedAt: undefined,
+    refreshHash: undefined,
+    refreshExpiresAt: undefined,
+    refreshUsedAt: undefined,
+    familyId: "f",
   };
 }
 
@@ -33,7 +45,9 @@ function gatedLookup() {
       },
       client: async () => client,
     },
-    releaseAll: () => gates.splice(0).forEach((r) => r()),
+    releaseAll: () => {
+      for (const r of gates.splice(0)) r();
+    },
     reads: () => reads,
   };
 }

@@ -46,9 +46,15 @@ test("messages: below the NOTIFY limit, duplicates once, an oversized change bec
   const payloads = encodeChanges("r1", [...many, ...many]);
   assert.ok(payloads.length > 1);
   for (const p of payloads) assert.ok(Buffer.byteLength(p) <= MAX_PAYLOAD_BYTES, `${Buffer.byteLength(p)} bytes`);
-  assert.deepEqual(payloads.flatMap((p) => decodeChanges(p)?.changes ?? []), many);
+  assert.deepEqual(
+    payloads.flatMap((p) => decodeChanges(p)?.changes ?? []),
+    many,
+  );
   const huge = encodeChanges("r1", [{ kind: "api", apiId: "x".repeat(MAX_PAYLOAD_BYTES) }, many[0] as Change]);
-  assert.deepEqual(huge.map((p) => decodeChanges(p)?.changes), [[{ kind: "all" }]]);
+  assert.deepEqual(
+    huge.map((p) => decodeChanges(p)?.changes),
+    [[{ kind: "all" }]],
+  );
   assert.equal(decodeChanges('{"replica":"r1","changes":[{"kind":"surprise"}]}'), undefined, "an unknown kind is unreadable");
 });
 
@@ -93,7 +99,11 @@ for (const database of testDatabases()) {
       assert.deepEqual(fromPeers(b).at(-1)?.change, change);
       assert.ok(delay < (database.name === "postgres" ? 500 : POLL_MS + 500), `${delay} ms`);
       await sleep(database.name === "postgres" ? 100 : 3 * POLL_MS);
-      assert.deepEqual(a.seen.slice(aBefore).map((s) => s.origin), ["local"], "A hears nothing back: not its own change, nor B's re-publication");
+      assert.deepEqual(
+        a.seen.slice(aBefore).map((s) => s.origin),
+        ["local"],
+        "A hears nothing back: not its own change, nor B's re-publication",
+      );
       assert.equal(flushes(b), 0, "no flush on B");
     });
 
@@ -101,14 +111,22 @@ for (const database of testDatabases()) {
       const changes: Change[] = Array.from({ length: 300 }, (_, i) => ({ kind: "token", tokenHash: `${i}`.padStart(64, "f") }));
       const before = fromPeers(b).length;
       await send(t, changes);
-      assert.deepEqual(fromPeers(b).slice(before).map((s) => s.change), changes);
+      assert.deepEqual(
+        fromPeers(b)
+          .slice(before)
+          .map((s) => s.change),
+        changes,
+      );
       assert.equal(flushes(b), 0);
     });
 
     if (database.name === "postgres") {
       test("a lost listener connection flushes, reconnects, flushes again and hears changes again", async (t) => {
         const flushed = flushes(b);
-        const killed = (await a.db.raw("select pg_terminate_backend(pid) as ok from pg_stat_activity where application_name = ? and datname = current_database()", [LISTENER_APPLICATION_NAME])) as { rows: unknown[] };
+        const killed = (await a.db.raw(
+          "select pg_terminate_backend(pid) as ok from pg_stat_activity where application_name = ? and datname = current_database()",
+          [LISTENER_APPLICATION_NAME],
+        )) as { rows: unknown[] };
         assert.equal(killed.rows.length, 2, "both replicas' listeners");
         await until("a flush at the loss and one after reconnecting", () => flushes(b) >= flushed + 2);
         await send(t, [{ kind: "token", tokenHash: "after-reconnect" }]);

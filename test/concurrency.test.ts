@@ -86,7 +86,9 @@ describeOnEachDatabase("concurrency", (database) => {
   type Credentials = { consumerKey: string; consumerSecret: string };
 
   function grpcToken(app: Credentials, extra: Record<string, unknown> = {}) {
-    return server.grpc.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", ...extra } });
+    return server.grpc.getNewApplicationAccessToken({
+      request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", ...extra },
+    });
   }
 
   /** POST to an OAuth2 endpoint with client_secret_post; a non-2xx answer rejects with its `error`. */
@@ -114,7 +116,9 @@ describeOnEachDatabase("concurrency", (database) => {
   }
 
   async function familyOf(accessToken: string) {
-    const row = await db("access_tokens").where({ token_hash: hashToken(accessToken) }).first();
+    const row = await db("access_tokens")
+      .where({ token_hash: hashToken(accessToken) })
+      .first();
     assert.ok(row, "the token is stored");
     return db("access_tokens").where({ family_id: row.family_id });
   }
@@ -127,7 +131,9 @@ describeOnEachDatabase("concurrency", (database) => {
       const calls = times(50, async (i) => {
         if (i % 3 === 0) issued.push((await grpcToken(app)).token?.accessToken ?? "");
         else if (i % 3 === 1) {
-          const res = await server.connect.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } });
+          const res = await server.connect.getNewApplicationAccessToken({
+            request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" },
+          });
           issued.push(res.token?.accessToken ?? "");
         } else issued.push(String((await oauthPost("/oauth2/token", app, { grant_type: "client_credentials" })).access_token));
       });
@@ -139,7 +145,10 @@ describeOnEachDatabase("concurrency", (database) => {
       assert.equal(new Set(listed.map((t) => t.tokenId)).size, 52);
       assert.equal(await count(db("access_tokens").where({ consumer_key: app.consumerKey })), 52, "one row per token");
       const valid = await Promise.all(issued.map(async (t) => (await server.grpc.getTokenMetadata({ accessToken: t })).info?.tokenValid));
-      assert.ok(valid.every((v) => v === true), "every token is active");
+      assert.ok(
+        valid.every((v) => v === true),
+        "every token is active",
+      );
       assert.equal(await validate(issued[0] ?? ""), 0);
     });
 
@@ -166,7 +175,10 @@ describeOnEachDatabase("concurrency", (database) => {
       // The losers presented a spent refresh token: the family is revoked, whichever order they ran in.
       const family = await familyOf(first.accessToken);
       assert.equal(family.length, 2, "the original and the one rotation, nothing more");
-      assert.ok(family.every((row) => row.revoked_at !== null), "every token of the family is revoked");
+      assert.ok(
+        family.every((row) => row.revoked_at !== null),
+        "every token of the family is revoked",
+      );
       assert.equal((await server.grpc.getTokenMetadata({ accessToken: winner.accessToken })).info?.tokenValid, false);
       assert.equal(await validate(winner.accessToken), 900901);
       assert.equal(await outcome(grpcToken(app, { grantType: "refresh_token", refreshToken: winner.refreshToken })), "InvalidArgument");
@@ -177,7 +189,9 @@ describeOnEachDatabase("concurrency", (database) => {
       await users.createUser({ username: "refresh-revoker", password: PASSWORD });
       const first = await userToken(app, "refresh-revoker");
       const rotated: string[] = [];
-      const refreshes = times(10, async () => rotated.push((await grpcToken(app, { grantType: "refresh_token", refreshToken: first.refreshToken })).token?.accessToken ?? ""));
+      const refreshes = times(10, async () =>
+        rotated.push((await grpcToken(app, { grantType: "refresh_token", refreshToken: first.refreshToken })).token?.accessToken ?? ""),
+      );
       const revocations = times(10, (i) =>
         i % 2 === 0
           ? server.grpc.revokeToken({ token: first.refreshToken, tokenTypeHint: "refresh_token" })
@@ -185,11 +199,17 @@ describeOnEachDatabase("concurrency", (database) => {
       );
       const [refreshed, revoked] = await Promise.all([Promise.all(refreshes.map(outcome)), Promise.all(revocations.map(outcome))]);
       assert.deepEqual(tally(revoked), { OK: 10 });
-      assert.ok(refreshed.every((o) => o === "OK" || o === "InvalidArgument"), JSON.stringify(tally(refreshed)));
+      assert.ok(
+        refreshed.every((o) => o === "OK" || o === "InvalidArgument"),
+        JSON.stringify(tally(refreshed)),
+      );
       assert.ok(rotated.length <= 1, "at most one rotation");
       const family = await familyOf(first.accessToken);
       assert.equal(family.length, 1 + rotated.length);
-      assert.ok(family.every((row) => row.revoked_at !== null), "a revoked refresh token ends its grant, a rotation racing it included");
+      assert.ok(
+        family.every((row) => row.revoked_at !== null),
+        "a revoked refresh token ends its grant, a rotation racing it included",
+      );
       for (const token of rotated) assert.equal(await validate(token), 900901);
     });
 
@@ -201,8 +221,15 @@ describeOnEachDatabase("concurrency", (database) => {
       const change = users.setUserPassword({ username: "grant-racer", password: `${PASSWORD}-new` });
       const outcomes = await Promise.all([...grants, change].map(outcome));
       assert.equal(outcomes.at(-1), "OK", "the password change");
-      assert.ok(outcomes.every((o) => o === "OK" || o === "InvalidArgument"), JSON.stringify(tally(outcomes)));
-      assert.equal(await count(db("access_tokens").where({ end_user: "grant-racer" }).whereNull("revoked_at")), 0, "no token of the old password outlives its change");
+      assert.ok(
+        outcomes.every((o) => o === "OK" || o === "InvalidArgument"),
+        JSON.stringify(tally(outcomes)),
+      );
+      assert.equal(
+        await count(db("access_tokens").where({ end_user: "grant-racer" }).whereNull("revoked_at")),
+        0,
+        "no token of the old password outlives its change",
+      );
       for (const token of granted) assert.equal(await validate(token), 900901);
       await assert.rejects(userToken(app, "grant-racer"), "the old password no longer grants");
     });
@@ -218,7 +245,10 @@ describeOnEachDatabase("concurrency", (database) => {
       ];
       const outcomes = await Promise.all(calls.map(outcome));
       assert.equal(outcomes.at(-1), "OK", "the password change");
-      assert.ok(outcomes.every((o) => o === "OK" || o === "InvalidArgument"), JSON.stringify(tally(outcomes)));
+      assert.ok(
+        outcomes.every((o) => o === "OK" || o === "InvalidArgument"),
+        JSON.stringify(tally(outcomes)),
+      );
       assert.equal(await count(db("access_tokens").where({ end_user: "password-racer" }).whereNull("revoked_at")), 0, "no token outlives the password change");
       for (const token of rotated) assert.equal(await validate(token), 900901);
     });
@@ -249,7 +279,13 @@ describeOnEachDatabase("concurrency", (database) => {
       const mappedTo: string[] = [];
       const calls = times(20, async () => {
         const applicationId = randomUUID();
-        await server.grpc.mapOAuthApplication({ applicationId, keyType: KeyType.PRODUCTION, consumerKey, consumerSecret: "external-secret", grantTypes: ["client_credentials"] });
+        await server.grpc.mapOAuthApplication({
+          applicationId,
+          keyType: KeyType.PRODUCTION,
+          consumerKey,
+          consumerSecret: "external-secret",
+          grantTypes: ["client_credentials"],
+        });
         mappedTo.push(applicationId);
       });
       assert.deepEqual(tally(await Promise.all(calls.map(outcome))), { OK: 1, AlreadyExists: 19 });
@@ -261,7 +297,13 @@ describeOnEachDatabase("concurrency", (database) => {
       const applicationId = randomUUID();
       const consumerKeys = times(20, () => `ext-${randomUUID()}`);
       const calls = consumerKeys.map((consumerKey) =>
-        server.grpc.mapOAuthApplication({ applicationId, keyType: KeyType.SANDBOX, consumerKey, consumerSecret: "external-secret", grantTypes: ["client_credentials"] }),
+        server.grpc.mapOAuthApplication({
+          applicationId,
+          keyType: KeyType.SANDBOX,
+          consumerKey,
+          consumerSecret: "external-secret",
+          grantTypes: ["client_credentials"],
+        }),
       );
       assert.deepEqual(tally(await Promise.all(calls.map(outcome))), { OK: 1, AlreadyExists: 19 });
       const mapped = await db("application_keys").where({ application_id: applicationId }).pluck("consumer_key");
@@ -295,7 +337,9 @@ describeOnEachDatabase("concurrency", (database) => {
         i % 3 === 0 ? server.grpc.revokeToken({ token }) : i % 3 === 1 ? server.connect.revokeToken({ token }) : oauthPost("/oauth2/revoke", app, { token }),
       );
       assert.deepEqual(tally(await Promise.all(calls.map(outcome))), { OK: 21 });
-      const row = await db("access_tokens").where({ token_hash: hashToken(token) }).first();
+      const row = await db("access_tokens")
+        .where({ token_hash: hashToken(token) })
+        .first();
       assert.notEqual(row.revoked_at, null);
       assert.equal(await validate(token), 900901);
       assert.equal((await server.grpc.getTokenMetadata({ accessToken: token })).info?.tokenValid, false);
@@ -343,8 +387,14 @@ describeOnEachDatabase("concurrency", (database) => {
           { application: { consumerKey: app.consumerKey, scopes: [`scope-${round}`] }, updateMask: { paths: ["scopes"] } },
           { application: { consumerKey: app.consumerKey, callbackUrls: [`https://app.example.com/${round}`] }, updateMask: { paths: ["callback_urls"] } },
           { application: { consumerKey: app.consumerKey, additionalProperties: { round: String(round) } }, updateMask: { paths: ["additional_properties"] } },
-          { application: { consumerKey: app.consumerKey, userTokenValiditySeconds: BigInt(600 + round) }, updateMask: { paths: ["user_token_validity_seconds"] } },
-          { application: { consumerKey: app.consumerKey, applicationTokenValiditySeconds: BigInt(1200 + round) }, updateMask: { paths: ["application_token_validity_seconds"] } },
+          {
+            application: { consumerKey: app.consumerKey, userTokenValiditySeconds: BigInt(600 + round) },
+            updateMask: { paths: ["user_token_validity_seconds"] },
+          },
+          {
+            application: { consumerKey: app.consumerKey, applicationTokenValiditySeconds: BigInt(1200 + round) },
+            updateMask: { paths: ["application_token_validity_seconds"] },
+          },
         ];
         const calls = changes.map((c, i) => (i % 2 === 0 ? server.grpc : server.connect).updateApplication(c));
         assert.deepEqual(tally(await Promise.all(calls.map(outcome))), { OK: changes.length });
@@ -366,12 +416,20 @@ describeOnEachDatabase("concurrency", (database) => {
         callbackUrls: [`https://app.example.com/cb-${i}`],
         scopes: [`scope-${i}`],
       }));
-      const calls = settings.map((s) => server.grpc.updateApplication({ application: { consumerKey: app.consumerKey, ...s }, updateMask: { paths: ["client_name", "grant_types", "callback_urls", "scopes"] } }));
+      const calls = settings.map((s) =>
+        server.grpc.updateApplication({
+          application: { consumerKey: app.consumerKey, ...s },
+          updateMask: { paths: ["client_name", "grant_types", "callback_urls", "scopes"] },
+        }),
+      );
       assert.deepEqual(tally(await Promise.all(calls.map(outcome))), { OK: 10 });
       const got = (await server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: app.consumerKey } })).application;
       const written = settings.find((s) => s.clientName === got?.clientName);
       assert.ok(written, `${got?.clientName} is one of the written names`);
-      assert.deepEqual({ grantTypes: got?.grantTypes, callbackUrls: got?.callbackUrls, scopes: got?.scopes }, { grantTypes: written.grantTypes, callbackUrls: written.callbackUrls, scopes: written.scopes });
+      assert.deepEqual(
+        { grantTypes: got?.grantTypes, callbackUrls: got?.callbackUrls, scopes: got?.scopes },
+        { grantTypes: written.grantTypes, callbackUrls: written.callbackUrls, scopes: written.scopes },
+      );
     });
 
     test("UpdateSubscription of the tier and of the state in parallel: both kept, and the gateway sees them", async () => {

@@ -69,11 +69,7 @@ key = "${encryptionKey}"
       assert.equal(afterReload?.keyManager, "Edge KM 2");
 
       deploymentFile(`[key_manager]\nname = "Broken"\n[key_manager.validity]\napplication_token = -3\n`);
-      await rejectsWith(
-        server.grpc.loadConfiguration({}),
-        Code.FailedPrecondition,
-        /previous one stays in force: key_manager.validity.application_token/,
-      );
+      await rejectsWith(server.grpc.loadConfiguration({}), Code.FailedPrecondition, /previous one stays in force: key_manager.validity.application_token/);
       deploymentFile(`[key_manager\nname = `);
       await rejectsWith(server.grpc.loadConfiguration({}), Code.FailedPrecondition, /not valid TOML/);
       deploymentFile(`[key_manager]\nnmae = "typo"\n`);

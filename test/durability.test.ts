@@ -56,10 +56,7 @@ async function bootstrapAdmin(): Promise<{ clientId: string; clientSecret: strin
 
 function keyManager(port: number, token: string): Client<typeof KeyManagerService> {
   // Each client its own transport: its own HTTP/2 connection.
-  return createClient(
-    KeyManagerService,
-    createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}`, interceptors: [bearer(token)], defaultTimeoutMs: 10_000 }),
-  );
+  return createClient(KeyManagerService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}`, interceptors: [bearer(token)], defaultTimeoutMs: 10_000 }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -198,7 +195,10 @@ async function verifyAcknowledged(t: TestContext, client: Client<typeof KeyManag
 // ---------------------------------------------------------------------------------------------
 
 for (const database of testDatabases()) {
-  test(`SIGKILL under load loses nothing acknowledged; SIGTERM finishes what it accepted (${database.name})`, { timeout: 120_000, skip: database.skip }, async (t) => {
+  test(`SIGKILL under load loses nothing acknowledged; SIGTERM finishes what it accepted (${database.name})`, {
+    timeout: 120_000,
+    skip: database.skip,
+  }, async (t) => {
     const handle = await (database.create as () => Promise<TestDatabase>)();
     databaseUrl = handle.url;
     t.after(() => handle.drop());
@@ -211,7 +211,10 @@ async function killAndRestart(t: TestContext, sqlite: boolean): Promise<void> {
 
   // 1. Load, then SIGKILL at an arbitrary moment.
   const first = await startChild();
-  t.after(() => (first.process.kill("SIGKILL"), first.stop()));
+  t.after(() => {
+    first.process.kill("SIGKILL");
+    return first.stop();
+  });
   const token = await clientToken(first, admin);
   const killed = startLoad(first.grpcPort, token, 8);
   await loadFor(killed, 1000 + Math.floor(Math.random() * 500), 30);
@@ -222,7 +225,10 @@ async function killAndRestart(t: TestContext, sqlite: boolean): Promise<void> {
 
   // 2. Restart on the same data directory: every acknowledged call is there.
   const second = await startChild();
-  t.after(() => (second.process.kill("SIGKILL"), second.stop()));
+  t.after(() => {
+    second.process.kill("SIGKILL");
+    return second.stop();
+  });
   const client = keyManager(second.grpcPort, token);
   await verifyAcknowledged(t, client, killed);
 
@@ -234,7 +240,10 @@ async function killAndRestart(t: TestContext, sqlite: boolean): Promise<void> {
   const exit = await second.exited;
   await termed.done;
   assert.deepEqual(exit, { code: 0, signal: null }, "exit status 0 after SIGTERM");
-  assert.ok(second.log.some((l) => l.msg === "stopped"), "the service logs its orderly stop");
+  assert.ok(
+    second.log.some((l) => l.msg === "stopped"),
+    "the service logs its orderly stop",
+  );
   const cut = Object.keys(termed.errorsAfterStop).filter((c) => c !== "Unavailable" && c !== "RefusedStream");
   assert.deepEqual(cut, [], `calls after SIGTERM are refused (UNAVAILABLE, REFUSED_STREAM), not cut: ${JSON.stringify(termed.errorsAfterStop)}`);
 
@@ -330,9 +339,18 @@ test("App.close(): calls in flight on both ports complete, new calls are refused
       KeyManagerService,
       protocol === "grpc"
         ? createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}`, interceptors: [bearer(server.token)], defaultTimeoutMs: 3000 })
-        : createConnectTransport({ baseUrl: `http://127.0.0.1:${server.httpPort}`, httpVersion: "1.1", interceptors: [bearer(server.token)], defaultTimeoutMs: 3000 }),
+        : createConnectTransport({
+            baseUrl: `http://127.0.0.1:${server.httpPort}`,
+            httpVersion: "1.1",
+            interceptors: [bearer(server.token)],
+            defaultTimeoutMs: 3000,
+          }),
     );
-  const late = [server.grpc.createApplication(createRequest()), fresh("grpc").createApplication(createRequest()), fresh("connect").createApplication(createRequest())];
+  const late = [
+    server.grpc.createApplication(createRequest()),
+    fresh("grpc").createApplication(createRequest()),
+    fresh("connect").createApplication(createRequest()),
+  ];
   const lateResults = await Promise.allSettled(late);
   const lateCodes = lateResults.map((r) => (r.status === "fulfilled" ? "OK" : Code[ConnectError.from(r.reason).code]));
   assert.deepEqual(lateCodes, ["Unavailable", "Unavailable", "Unavailable"], "calls after close() are refused");
@@ -359,5 +377,7 @@ test("App.close(): calls in flight on both ports complete, new calls are refused
   } finally {
     await again.close();
   }
-  t.diagnostic(`${inFlight.length} calls in flight during close() (gRPC and Connect) answered and stored; close() done ${stopMs} ms after the last answer; late calls: ${lateCodes.join(", ")}`);
+  t.diagnostic(
+    `${inFlight.length} calls in flight during close() (gRPC and Connect) answered and stored; close() done ${stopMs} ms after the last answer; late calls: ${lateCodes.join(", ")}`,
+  );
 });

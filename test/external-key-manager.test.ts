@@ -114,7 +114,9 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
   }
 
   async function clientCredentialsToken(app: OAuthApplication, secret = app.consumerSecret) {
-    const res = await server.grpc.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: secret, grantType: "client_credentials", scopes: ["read"] } });
+    const res = await server.grpc.getNewApplicationAccessToken({
+      request: { clientId: app.consumerKey, clientSecret: secret, grantType: "client_credentials", scopes: ["read"] },
+    });
     return res.token;
   }
 
@@ -144,12 +146,17 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     assert.equal(byKey?.clientName, "weather-app");
     assert.equal(byKey?.consumerSecret, external.consumerSecret);
     assert.equal(byKey?.keyManager, KM);
-    const byRef = (await server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId: externalAppId, keyType: KeyType.PRODUCTION } } })).application;
+    const byRef = (
+      await server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId: externalAppId, keyType: KeyType.PRODUCTION } } })
+    ).application;
     assert.equal(byRef?.consumerKey, external.consumerKey);
   });
 
   test("UpdateApplication changes the client at the server", async () => {
-    const res = await server.grpc.updateApplication({ application: { consumerKey: external.consumerKey, clientName: "weather-app-v2" }, updateMask: { paths: ["client_name"] } });
+    const res = await server.grpc.updateApplication({
+      application: { consumerKey: external.consumerKey, clientName: "weather-app-v2" },
+      updateMask: { paths: ["client_name"] },
+    });
     assert.equal(res.application?.clientName, "weather-app-v2");
     const atServer = await idp.provider.Client.find(external.consumerKey);
     assert.equal(atServer?.metadata().client_name, "weather-app-v2");
@@ -200,7 +207,15 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
 
   test("a resident application beside it: each token is validated by its own key manager", async () => {
     const applicationId = randomUUID();
-    const resident = (await server.grpc.createApplication({ applicationId, keyType: KeyType.SANDBOX, clientName: "resident-app", grantTypes: ["client_credentials"], scopes: ["read"] })).application;
+    const resident = (
+      await server.grpc.createApplication({
+        applicationId,
+        keyType: KeyType.SANDBOX,
+        clientName: "resident-app",
+        grantTypes: ["client_credentials"],
+        scopes: ["read"],
+      })
+    ).application;
     assert.ok(resident);
     assert.equal(resident.keyManager, "Resident Key Manager");
     assert.equal(await idp.provider.Client.find(resident.consumerKey), undefined, "not registered at the external server");
@@ -224,7 +239,16 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
 
   test("a JWT is routed by its iss to the key manager with that issuer and verified with its JWKS", async () => {
     const applicationId = randomUUID();
-    const app = (await server.grpc.createApplication({ applicationId, keyType: KeyType.PRODUCTION, clientName: "jwt-app", grantTypes: ["client_credentials"], scopes: ["read"], keyManager: JWT_KM })).application;
+    const app = (
+      await server.grpc.createApplication({
+        applicationId,
+        keyType: KeyType.PRODUCTION,
+        clientName: "jwt-app",
+        grantTypes: ["client_credentials"],
+        scopes: ["read"],
+        keyManager: JWT_KM,
+      })
+    ).application;
     assert.ok(app);
     assert.ok(await jwtIdp.provider.Client.find(app.consumerKey));
     await subscribe(applicationId);
@@ -241,14 +265,19 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     await rejectsWith(server.grpc.revokeToken({ token: jwt }), Code.FailedPrecondition, /jwt-idp does not revoke|"jwt-idp" does not revoke/);
     assert.equal((await validate(jwt)).statusCode, 0);
     // Regeneration goes on regardless: token_to_revoke that cannot be revoked is not an error.
-    const next = await server.grpc.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", tokenToRevoke: jwt } });
+    const next = await server.grpc.getNewApplicationAccessToken({
+      request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", tokenToRevoke: jwt },
+    });
     assert.ok(next.token?.accessToken);
   });
 
   test("an external client's credentials get no token from this service's own token endpoint", async () => {
     const res = await fetch(`http://127.0.0.1:${server.httpPort}/oauth2/token`, {
       method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${external.consumerKey}:${external.consumerSecret}`).toString("base64")}` },
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        authorization: `Basic ${Buffer.from(`${external.consumerKey}:${external.consumerSecret}`).toString("base64")}`,
+      },
       body: "grant_type=client_credentials",
     });
     assert.equal(res.status, 401);
@@ -264,7 +293,16 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     assert.equal(registered.status, 201);
     const { client_id, client_secret } = (await registered.json()) as { client_id: string; client_secret: string };
     const applicationId = randomUUID();
-    const app = (await server.grpc.mapOAuthApplication({ applicationId, keyType: KeyType.SANDBOX, consumerKey: client_id, consumerSecret: client_secret, grantTypes: ["client_credentials"], keyManager: KM })).application;
+    const app = (
+      await server.grpc.mapOAuthApplication({
+        applicationId,
+        keyType: KeyType.SANDBOX,
+        consumerKey: client_id,
+        consumerSecret: client_secret,
+        grantTypes: ["client_credentials"],
+        keyManager: KM,
+      })
+    ).application;
     assert.equal(app?.keyManager, KM);
     assert.ok(app);
     await subscribe(applicationId);
@@ -274,21 +312,39 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     assert.equal(res.keyType, KeyType.SANDBOX);
     assert.equal(res.keyManager, KM);
     // Without its registration access token, this service cannot change it at the server.
-    await rejectsWith(server.grpc.updateApplication({ application: { consumerKey: client_id, clientName: "renamed" }, updateMask: { paths: ["client_name"] } }), Code.FailedPrecondition, /mapped/);
+    await rejectsWith(
+      server.grpc.updateApplication({ application: { consumerKey: client_id, clientName: "renamed" }, updateMask: { paths: ["client_name"] } }),
+      Code.FailedPrecondition,
+      /mapped/,
+    );
     await server.grpc.deleteMappedApplication({ consumerKey: client_id });
-    await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId, keyType: KeyType.SANDBOX } } }), Code.NotFound);
+    await rejectsWith(
+      server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId, keyType: KeyType.SANDBOX } } }),
+      Code.NotFound,
+    );
     assert.ok(await idp.provider.Client.find(client_id), "still at the server");
   });
 
   test("an external token whose client_id names a client another key manager holds here is refused", async () => {
     // A resident application whose consumer key happens to be a client id at the external server.
     const applicationId = randomUUID();
-    const resident = (await server.grpc.mapOAuthApplication({ applicationId, keyType: KeyType.PRODUCTION, consumerKey: idp.serviceClient.clientId, consumerSecret: "resident-secret-0123456789", grantTypes: ["client_credentials"] })).application;
+    const resident = (
+      await server.grpc.mapOAuthApplication({
+        applicationId,
+        keyType: KeyType.PRODUCTION,
+        consumerKey: idp.serviceClient.clientId,
+        consumerSecret: "resident-secret-0123456789",
+        grantTypes: ["client_credentials"],
+      })
+    ).application;
     assert.equal(resident?.keyManager, "Resident Key Manager");
     await subscribe(applicationId);
     const issued = await fetch(`${idp.issuer}/token`, {
       method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${idp.serviceClient.clientId}:${idp.serviceClient.clientSecret}`).toString("base64")}` },
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        authorization: `Basic ${Buffer.from(`${idp.serviceClient.clientId}:${idp.serviceClient.clientSecret}`).toString("base64")}`,
+      },
       body: "grant_type=client_credentials",
     });
     const { access_token } = (await issued.json()) as { access_token: string };
@@ -317,7 +373,9 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
   test("GetNewApplicationAccessToken with token_to_revoke revokes the old token at the server", async () => {
     const old = (await clientCredentialsToken(external))?.accessToken ?? "";
     assert.equal((await validate(old)).statusCode, 0);
-    const next = await server.grpc.getNewApplicationAccessToken({ request: { clientId: external.consumerKey, clientSecret: external.consumerSecret, grantType: "client_credentials", scopes: ["read"], tokenToRevoke: old } });
+    const next = await server.grpc.getNewApplicationAccessToken({
+      request: { clientId: external.consumerKey, clientSecret: external.consumerSecret, grantType: "client_credentials", scopes: ["read"], tokenToRevoke: old },
+    });
     assert.equal((await validate(old)).statusCode, 900901);
     assert.equal((await validate(next.token?.accessToken ?? "")).statusCode, 0);
   });
@@ -341,7 +399,15 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
 
   test("DeleteApplication deletes the client at the server and here", async () => {
     const applicationId = randomUUID();
-    const app = (await server.grpc.createApplication({ applicationId, keyType: KeyType.PRODUCTION, clientName: "short-lived", grantTypes: ["client_credentials"], keyManager: KM })).application;
+    const app = (
+      await server.grpc.createApplication({
+        applicationId,
+        keyType: KeyType.PRODUCTION,
+        clientName: "short-lived",
+        grantTypes: ["client_credentials"],
+        keyManager: KM,
+      })
+    ).application;
     assert.ok(app);
     await server.grpc.deleteApplication({ consumerKey: app.consumerKey });
     assert.ok(deleted.includes(app.consumerKey));
@@ -359,18 +425,30 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     assert.equal(silent.requests.filter((r) => r === "POST /introspect").length, 2);
     const applicationId = randomUUID();
     await rejectsWith(
-      server.grpc.createApplication({ applicationId, keyType: KeyType.PRODUCTION, clientName: "slow", grantTypes: ["client_credentials"], keyManager: SLOW_KM }),
+      server.grpc.createApplication({
+        applicationId,
+        keyType: KeyType.PRODUCTION,
+        clientName: "slow",
+        grantTypes: ["client_credentials"],
+        keyManager: SLOW_KM,
+      }),
       Code.Unavailable,
       /slow-idp/,
     );
     assert.equal(silent.requests.filter((r) => r === "POST /reg").length, 1);
-    await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId, keyType: KeyType.PRODUCTION } } }), Code.NotFound);
+    await rejectsWith(
+      server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId, keyType: KeyType.PRODUCTION } } }),
+      Code.NotFound,
+    );
   });
 
   test("GetKeyManagerConfiguration lists the external key managers in order, secrets as ***", async () => {
     const { configuration } = await server.grpc.getKeyManagerConfiguration({});
     const listed = configuration?.externalKeyManagers ?? [];
-    assert.deepEqual(listed.map((km) => km.name), [KM, SLOW_KM, JWT_KM]);
+    assert.deepEqual(
+      listed.map((km) => km.name),
+      [KM, SLOW_KM, JWT_KM],
+    );
     const [corp] = listed;
     assert.equal(corp?.issuer, idp.issuer);
     assert.equal(corp?.clientId, idp.serviceClient.clientId);
@@ -382,7 +460,13 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
 
   test("an unknown key manager name is refused", async () => {
     await rejectsWith(
-      server.grpc.createApplication({ applicationId: randomUUID(), keyType: KeyType.PRODUCTION, clientName: "x", grantTypes: ["client_credentials"], keyManager: "nope" }),
+      server.grpc.createApplication({
+        applicationId: randomUUID(),
+        keyType: KeyType.PRODUCTION,
+        clientName: "x",
+        grantTypes: ["client_credentials"],
+        keyManager: "nope",
+      }),
       Code.InvalidArgument,
       /key_manager/,
     );
@@ -390,7 +474,14 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
 
   test("the external server stopped mid-test: 900912 and UNAVAILABLE with its name; the resident key manager carries on", async () => {
     const fresh = (await clientCredentialsToken(external))?.accessToken ?? "";
-    const resident = (await server.grpc.createApplication({ applicationId: randomUUID(), keyType: KeyType.PRODUCTION, clientName: "resident-2", grantTypes: ["client_credentials"] })).application;
+    const resident = (
+      await server.grpc.createApplication({
+        applicationId: randomUUID(),
+        keyType: KeyType.PRODUCTION,
+        clientName: "resident-2",
+        grantTypes: ["client_credentials"],
+      })
+    ).application;
     assert.ok(resident);
     await idp.stop();
 
@@ -406,12 +497,17 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
       Code.Unavailable,
       /corp-idp/,
     );
-    await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId, keyType: KeyType.PRODUCTION } } }), Code.NotFound);
+    await rejectsWith(
+      server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId, keyType: KeyType.PRODUCTION } } }),
+      Code.NotFound,
+    );
     await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: external.consumerKey } }), Code.Unavailable, /corp-idp/);
     await rejectsWith(server.grpc.deleteApplication({ consumerKey: external.consumerKey }), Code.Unavailable, /corp-idp/);
     await rejectsWith(server.grpc.getTokenMetadata({ accessToken: fresh }), Code.Unavailable, /corp-idp/);
     // The failed delete left the keys in place.
-    const kept = (await server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId: externalAppId, keyType: KeyType.PRODUCTION } } }).catch((e: unknown) => e));
+    const kept = await server.grpc
+      .retrieveApplication({ selector: { case: "applicationKey", value: { applicationId: externalAppId, keyType: KeyType.PRODUCTION } } })
+      .catch((e: unknown) => e);
     assert.ok(kept instanceof Error && /corp-idp/.test(kept.message), "still mapped, its server unreachable");
 
     // The resident key manager does not depend on it.
@@ -437,9 +533,19 @@ describe("configuration of external key managers", () => {
 
   test("refused: a bad pattern, repeated names, the resident name, no endpoints without discovery, a lone client_id", () => {
     assert.throws(() => load([{ name: "a", issuer: "https://a.example.com", token_pattern: "(" }]), /token_pattern: is not a valid regular expression/);
-    assert.throws(() => load([{ name: "a", issuer: "https://a.example.com" }, { name: "a", issuer: "https://b.example.com" }]), /names must be unique/);
+    assert.throws(
+      () =>
+        load([
+          { name: "a", issuer: "https://a.example.com" },
+          { name: "a", issuer: "https://b.example.com" },
+        ]),
+      /names must be unique/,
+    );
     assert.throws(() => load([{ name: "Resident Key Manager", issuer: "https://a.example.com" }]), /resident key manager's name/);
-    assert.throws(() => load([{ name: "a", issuer: "https://a.example.com", discovery: false }]), /endpoints.registration, token and introspection are required/);
+    assert.throws(
+      () => load([{ name: "a", issuer: "https://a.example.com", discovery: false }]),
+      /endpoints.registration, token and introspection are required/,
+    );
     assert.throws(() => load([{ name: "a", issuer: "https://a.example.com", client_id: "x" }]), /client_id and client_secret must be given together/);
   });
 });

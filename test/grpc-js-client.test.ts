@@ -2,11 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import {
-  HealthCheckRequestSchema,
-  HealthCheckResponse_ServingStatus,
-  HealthCheckResponseSchema,
-} from "../gen/grpc/health/v1/health_pb.js";
+import { HealthCheckRequestSchema, HealthCheckResponse_ServingStatus, HealthCheckResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
 import {
   CreateApplicationRequestSchema,
   CreateApplicationResponseSchema,
@@ -74,7 +70,12 @@ test("plain grpc-js client creates and retrieves an application", async () => {
 test("plain grpc-js client sees INVALID_ARGUMENT naming the fields", async () => {
   const bad = create(CreateApplicationRequestSchema, createRequest({ clientName: "", applicationId: "has space" }));
   await assert.rejects(
-    unary(method("CreateApplication"), bad, (r) => toBinary(CreateApplicationRequestSchema, r), (b) => b),
+    unary(
+      method("CreateApplication"),
+      bad,
+      (r) => toBinary(CreateApplicationRequestSchema, r),
+      (b) => b,
+    ),
     (err: grpc.ServiceError) => {
       assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
       assert.match(err.details, /application_id/);

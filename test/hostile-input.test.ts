@@ -46,14 +46,7 @@ import { createKnex } from "../src/storage/database.js";
 import { createRequest, sampleResources } from "./support/fixtures.js";
 import { bearer, startServer, type TestServer } from "./support/server.js";
 
-const SERVICES: readonly DescService[] = [
-  KeyManagerService,
-  TokenValidationService,
-  SubscriptionService,
-  UserService,
-  SigningKeyService,
-  SystemClientService,
-];
+const SERVICES: readonly DescService[] = [KeyManagerService, TokenValidationService, SubscriptionService, UserService, SigningKeyService, SystemClientService];
 const METHODS: ReadonlyArray<{ service: DescService; method: DescMethod; path: string }> = SERVICES.flatMap((service) =>
   service.methods.map((method) => ({ service, method, path: `/${service.typeName}/${method.name}` })),
 );
@@ -61,7 +54,11 @@ const METHODS: ReadonlyArray<{ service: DescService; method: DescMethod; path: s
 const SCALE = Number(process.env.FC_RUNS ?? "1");
 const runs = (n: number) => Math.max(1, Math.round(n * SCALE));
 const SEED = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
-const fcOptions = (numRuns: number): fc.Parameters<unknown> => ({ numRuns: runs(numRuns), includeErrorInReport: true, ...(SEED === undefined ? {} : { seed: SEED }) });
+const fcOptions = (numRuns: number): fc.Parameters<unknown> => ({
+  numRuns: runs(numRuns),
+  includeErrorInReport: true,
+  ...(SEED === undefined ? {} : { seed: SEED }),
+});
 
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const TABLES = ["oauth_clients", "application_keys", "api_resources", "access_tokens", "users", "apis", "subscriptions", "signing_keys"];
@@ -175,7 +172,12 @@ function stringArb(): fc.Arbitrary<string> {
     { weight: 2, arbitrary: fc.string({ unit: "binary", maxLength: 24 }) },
     { weight: 1, arbitrary: fc.tuple(fc.string({ maxLength: 6 }), loneSurrogate, fc.string({ maxLength: 6 })).map(([a, s, b]) => a + s + b) },
     { weight: 1, arbitrary: fc.string({ unit: CONTROL, minLength: 1, maxLength: 8 }) },
-    { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...pool), fc.oneof(CONTROL, loneSurrogate, fc.constantFrom(" ", "/", "..", "#", "?", "*", "%00"))).map(([a, b]) => a + b) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .tuple(fc.constantFrom(...pool), fc.oneof(CONTROL, loneSurrogate, fc.constantFrom(" ", "/", "..", "#", "?", "*", "%00")))
+        .map(([a, b]) => a + b),
+    },
     { weight: 1, arbitrary: hugeString },
   );
 }
@@ -227,7 +229,12 @@ function enumArb(desc: { values: ReadonlyArray<{ number: number }> }): fc.Arbitr
 function mapKeyArb(type: ScalarType): fc.Arbitrary<string> {
   switch (type) {
     case ScalarType.STRING:
-      return fc.oneof(fc.constantFrom(...pool), fc.string({ maxLength: 12 }), fc.string({ unit: "binary", maxLength: 6 }), fc.string({ unit: CONTROL, maxLength: 3 }));
+      return fc.oneof(
+        fc.constantFrom(...pool),
+        fc.string({ maxLength: 12 }),
+        fc.string({ unit: "binary", maxLength: 6 }),
+        fc.string({ unit: CONTROL, maxLength: 3 }),
+      );
     case ScalarType.BOOL:
       return fc.constantFrom("true", "false");
     case ScalarType.INT64:
@@ -314,13 +321,15 @@ function stringFieldFrames(desc: DescMessage, bytes: readonly number[], depth = 
     const stringy =
       (f.fieldKind === "scalar" && f.scalar === ScalarType.STRING) || (f.fieldKind === "list" && f.listKind === "scalar" && f.scalar === ScalarType.STRING);
     if (stringy) out.push({ field: f.name, frame: lengthDelimited(f.number, bytes) });
-    if (f.fieldKind === "map" && f.mapKey === ScalarType.STRING) out.push({ field: `${f.name}{key}`, frame: lengthDelimited(f.number, lengthDelimited(1, bytes)) });
+    if (f.fieldKind === "map" && f.mapKey === ScalarType.STRING)
+      out.push({ field: `${f.name}{key}`, frame: lengthDelimited(f.number, lengthDelimited(1, bytes)) });
     if (f.fieldKind === "map" && f.mapKind === "scalar" && f.scalar === ScalarType.STRING) {
       out.push({ field: `${f.name}{value}`, frame: lengthDelimited(f.number, [...lengthDelimited(1, [0x6b]), ...lengthDelimited(2, bytes)]) });
     }
     const nested = f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message") ? f.message : undefined;
     if (nested && depth < 1) {
-      for (const inner of stringFieldFrames(nested, bytes, depth + 1)) out.push({ field: `${f.name}.${inner.field}`, frame: lengthDelimited(f.number, inner.frame) });
+      for (const inner of stringFieldFrames(nested, bytes, depth + 1))
+        out.push({ field: `${f.name}.${inner.field}`, frame: lengthDelimited(f.number, inner.frame) });
     }
   }
   return out;
@@ -376,7 +385,8 @@ function rawCall(path: string, body: Buffer, authorization: string | null = `Bea
 }
 
 const show = (value: unknown) => {
-  const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? `<${v.length} bytes>` : v)) ?? String(value);
+  const text =
+    JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? `<${v.length} bytes>` : v)) ?? String(value);
   return text.length > 300 ? `${text.slice(0, 300)}… (${text.length} chars)` : text;
 };
 
@@ -504,10 +514,10 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
 
   test("gRPC port: random valid-shaped messages through the generated clients, every method", async () => {
     for (const service of SERVICES) {
-      const client = createClient(service, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}`, interceptors: [bearer(server.token)] })) as unknown as Record<
-        string,
-        (req: unknown, opts: { timeoutMs: number }) => Promise<unknown>
-      >;
+      const client = createClient(
+        service,
+        createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}`, interceptors: [bearer(server.token)] }),
+      ) as unknown as Record<string, (req: unknown, opts: { timeoutMs: number }) => Promise<unknown>>;
       for (const method of service.methods) {
         const label = `${service.name}/${method.name}`;
         await check(messageArb(method.input) as fc.Arbitrary<Record<string, unknown>>, 40, async (request) => {
@@ -532,14 +542,29 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
     const templates: Record<string, (id: string) => Record<string, unknown>> = {
       "KeyManagerService/CreateApplication": (id) => createRequest({ applicationId: id, clientName: `near ${id}`, callbackUrls: ["https://a.example/cb"] }),
       "KeyManagerService/UpdateApplication": () => ({
-        application: { consumerKey: target.consumerKey, clientName: "fuzz target", grantTypes: ["client_credentials", "refresh_token"], callbackUrls: ["https://a.example/cb"] },
+        application: {
+          consumerKey: target.consumerKey,
+          clientName: "fuzz target",
+          grantTypes: ["client_credentials", "refresh_token"],
+          callbackUrls: ["https://a.example/cb"],
+        },
       }),
-      "KeyManagerService/MapOAuthApplication": (id) => ({ applicationId: id, keyType: KeyType.SANDBOX, consumerKey: `mapped-${id}`, consumerSecret: "mapped secret", clientName: "mapped" }),
+      "KeyManagerService/MapOAuthApplication": (id) => ({
+        applicationId: id,
+        keyType: KeyType.SANDBOX,
+        consumerKey: `mapped-${id}`,
+        consumerSecret: "mapped secret",
+        clientName: "mapped",
+      }),
       "KeyManagerService/RegisterNewResource": (id) => ({ apiId: `api-${id}`, resources: sampleResources() }),
       "KeyManagerService/UpdateRegisteredResource": () => ({ apiId: "fuzz-api", resources: sampleResources() }),
       "KeyManagerService/RevokeToken": (id) => ({ token: id, tokenTypeHint: "access_token" }),
-      "SubscriptionService/CreateApi": (id) => ({ api: { apiId: `api-${id}`, name: "Near", context: `/near-${id.slice(0, 8)}`, version: "1.0.0", publisher: "admin", apiTier: "Gold" } }),
-      "SubscriptionService/UpdateApi": () => ({ api: { apiId: "fuzz-api", name: "FuzzAPI", context: "/fuzz", version: "1.0.0", publisher: "admin", apiTier: "Gold" } }),
+      "SubscriptionService/CreateApi": (id) => ({
+        api: { apiId: `api-${id}`, name: "Near", context: `/near-${id.slice(0, 8)}`, version: "1.0.0", publisher: "admin", apiTier: "Gold" },
+      }),
+      "SubscriptionService/UpdateApi": () => ({
+        api: { apiId: "fuzz-api", name: "FuzzAPI", context: "/fuzz", version: "1.0.0", publisher: "admin", apiTier: "Gold" },
+      }),
       "SubscriptionService/CreateSubscription": (id) => ({ applicationId: id, apiId: "fuzz-api", tier: "Gold" }),
       "SubscriptionService/UpdateSubscription": () => ({ subscriptionId, tier: "Gold", state: 1 }),
       "UserService/CreateUser": (id) => ({ username: `user-${id.slice(0, 8)}`, password: "correct horse battery" }),
@@ -588,17 +613,18 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
       const label = `${service.name}/${method.name}`;
       const random = fc.uint8Array({ maxLength: 200 }).map((b) => ({ what: "random bytes", bytes: Buffer.from(b) }));
       // A valid encoding of a random message, then cut short or with one byte changed.
-      const mutated = fc
-        .tuple(messageArb(method.input), fc.nat(), fc.integer({ min: 0, max: 255 }), fc.boolean())
-        .map(([init, at, byte, cut]) => {
-          const bytes = Buffer.from(toBinary(method.input, create(method.input, (init ?? {}) as never)));
-          if (bytes.length === 0) return { what: "empty", bytes };
-          const i = at % bytes.length;
-          if (cut) return { what: `cut at ${i}`, bytes: bytes.subarray(0, i) };
-          bytes[i] = byte;
-          return { what: `byte ${i} = ${byte}`, bytes };
-        });
-      const invalidUtf8 = stringFieldFrames(method.input, [0x61, 0xff, 0xfe, 0xc3, 0x28, 0xed, 0xa0, 0x80]).map(({ field, frame }) => ({ what: `invalid UTF-8 in ${field}`, bytes: Buffer.from(frame) }));
+      const mutated = fc.tuple(messageArb(method.input), fc.nat(), fc.integer({ min: 0, max: 255 }), fc.boolean()).map(([init, at, byte, cut]) => {
+        const bytes = Buffer.from(toBinary(method.input, create(method.input, (init ?? {}) as never)));
+        if (bytes.length === 0) return { what: "empty", bytes };
+        const i = at % bytes.length;
+        if (cut) return { what: `cut at ${i}`, bytes: bytes.subarray(0, i) };
+        bytes[i] = byte;
+        return { what: `byte ${i} = ${byte}`, bytes };
+      });
+      const invalidUtf8 = stringFieldFrames(method.input, [0x61, 0xff, 0xfe, 0xc3, 0x28, 0xed, 0xa0, 0x80]).map(({ field, frame }) => ({
+        what: `invalid UTF-8 in ${field}`,
+        bytes: Buffer.from(frame),
+      }));
       const broken = BROKEN_FRAMES.map(([what, bytes]) => ({ what, bytes: Buffer.from(bytes) }));
       const cases = fc.oneof(random, mutated, fc.constantFrom(...broken, ...invalidUtf8));
       await check(cases, 30, async ({ what, bytes }) => {
@@ -629,9 +655,19 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
     }
     // Connect JSON and binary on the HTTP port.
     const json = `{"clientName":"${"x".repeat(MAX_MESSAGE_BYTES)}"}`;
-    for (const [contentType, body] of [["application/json", json], ["application/proto", new Uint8Array(Buffer.concat([Buffer.from([0x0a, ...varint(MAX_MESSAGE_BYTES + 16)]), Buffer.alloc(MAX_MESSAGE_BYTES + 16, 0x61)]))]] as const) {
+    for (const [contentType, body] of [
+      ["application/json", json],
+      [
+        "application/proto",
+        new Uint8Array(Buffer.concat([Buffer.from([0x0a, ...varint(MAX_MESSAGE_BYTES + 16)]), Buffer.alloc(MAX_MESSAGE_BYTES + 16, 0x61)])),
+      ],
+    ] as const) {
       tally.runs++;
-      const res = await fetch(rpcUrl(METHODS[0]!.path), { method: "POST", headers: { "content-type": contentType, authorization: `Bearer ${server.token}` }, body });
+      const res = await fetch(rpcUrl(METHODS[0]!.path), {
+        method: "POST",
+        headers: { "content-type": contentType, authorization: `Bearer ${server.token}` },
+        body,
+      });
       const text = await res.text();
       assert.ok(res.status >= 400 && res.status < 500, `${contentType} over 4 MiB: HTTP ${res.status} ${text.slice(0, 200)}`);
       await observe(`${contentType} over 4 MiB`, { accepted: false, code: `HTTP ${res.status}` });
@@ -642,7 +678,10 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
     const callers: Array<{ clientId: string; token: string }> = [];
     for (const scopes of [["apim:subscribe"], ["km:gateway"], ["km:admin"], ["apim:subscribe", "km:gateway"]]) callers.push(await server.caller(scopes));
     await resetSnapshot(); // the callers were just created
-    const body = fc.oneof(fc.constant(Buffer.alloc(0)), fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b)));
+    const body = fc.oneof(
+      fc.constant(Buffer.alloc(0)),
+      fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b)),
+    );
     await check(fc.tuple(fc.constantFrom(...callers), fc.constantFrom(...METHODS), body), 60, async ([caller, { method, path }, bytes]) => {
       const res = await rawCall(path, bytes, `Bearer ${caller.token}`);
       const label = `${method.name} by ${caller.clientId} (${bytes.toString("hex")})`;
@@ -659,7 +698,17 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
       printable,
       printable.map((s) => `Bearer ${s}`),
       fc.base64String({ maxLength: 120 }).map((s) => `Bearer ${s}`),
-      fc.constantFrom("Bearer", "Bearer ", "bearer " + token, "Basic " + token, `Bearer  ${token}`, `Bearer ${token}x`, `Bearer ${token.slice(0, -1)}`, `Bearer ${token}=`, `${token}`),
+      fc.constantFrom(
+        "Bearer",
+        "Bearer ",
+        `bearer ${token}`,
+        `Basic ${token}`,
+        `Bearer  ${token}`,
+        `Bearer ${token}x`,
+        `Bearer ${token.slice(0, -1)}`,
+        `Bearer ${token}=`,
+        `${token}`,
+      ),
       fc.integer({ min: 4096, max: 7000 }).map((n) => `Bearer ${"A".repeat(n)}`),
     );
     const target = fc.constantFrom(...METHODS);
@@ -672,7 +721,10 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
     for (const auth of [null, `Bearer ${"A".repeat(64 * 1024)}`]) {
       tally.runs++;
       const res = await rawCall(METHODS[0]!.path, Buffer.alloc(0), auth);
-      assert.ok(res.code === Code.Unauthenticated || res.code === Code.ResourceExhausted, `authorization of ${auth?.length ?? 0} chars: ${codeName(res.code)} ${res.details}`);
+      assert.ok(
+        res.code === Code.Unauthenticated || res.code === Code.ResourceExhausted,
+        `authorization of ${auth?.length ?? 0} chars: ${codeName(res.code)} ${res.details}`,
+      );
       await observe(`authorization of ${auth?.length ?? 0} chars`, { accepted: false, code: codeName(res.code) });
     }
   });
@@ -706,11 +758,22 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
     }
     // Random authorization on the HTTP port: 401 (or 431 for a header the server will not read).
     const printable = fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 80 });
-    await check(fc.tuple(fc.constantFrom(...METHODS), fc.oneof(printable, printable.map((s) => `Bearer ${s}`), fc.constant(`Bearer ${"A".repeat(40_000)}`))), 30, async ([{ path }, auth]) => {
-      const res = await post(path, "{}", { "content-type": "application/json", authorization: auth });
-      assert.ok(res.status === 401 || res.status === 431, `${path} with authorization ${show(auth)}: HTTP ${res.status} ${res.text.slice(0, 200)}`);
-      await observe(`${path} with authorization ${show(auth)}`, { accepted: false, code: `HTTP ${res.status}` });
-    });
+    await check(
+      fc.tuple(
+        fc.constantFrom(...METHODS),
+        fc.oneof(
+          printable,
+          printable.map((s) => `Bearer ${s}`),
+          fc.constant(`Bearer ${"A".repeat(40_000)}`),
+        ),
+      ),
+      30,
+      async ([{ path }, auth]) => {
+        const res = await post(path, "{}", { "content-type": "application/json", authorization: auth });
+        assert.ok(res.status === 401 || res.status === 431, `${path} with authorization ${show(auth)}: HTTP ${res.status} ${res.text.slice(0, 200)}`);
+        await observe(`${path} with authorization ${show(auth)}`, { accepted: false, code: `HTTP ${res.status}` });
+      },
+    );
   });
 
   test("HTTP port: Connect binary and gRPC-Web with random bytes as the body", async () => {
@@ -721,7 +784,10 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
       { contentType: "application/grpc-web+proto", frame: (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, (b.length >> 8) & 0xff, b.length & 0xff]), b]) },
       { contentType: "application/grpc-web+proto", frame: (b: Buffer) => b },
     );
-    const bytes = fc.oneof(fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)), fc.constantFrom(...BROKEN_FRAMES.map(([, b]) => Buffer.from(b))));
+    const bytes = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
+      fc.constantFrom(...BROKEN_FRAMES.map(([, b]) => Buffer.from(b))),
+    );
     await check(fc.tuple(target, protocol, bytes), 80, async ([{ path }, { contentType, frame }, body]) => {
       const res = await fetch(rpcUrl(path), {
         method: "POST",
@@ -733,7 +799,8 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
       // gRPC-Web answers HTTP 200 with the status in grpc-status (a header or the trailer frame).
       const trailer = payload.toString("latin1");
       const grpcStatus = res.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(trailer)?.[1] ?? undefined;
-      const message = grpcStatus !== undefined ? decodeURIComponent(res.headers.get("grpc-message") ?? /grpc-message:\s*([^\r\n]*)/.exec(trailer)?.[1] ?? "") : trailer;
+      const message =
+        grpcStatus !== undefined ? decodeURIComponent(res.headers.get("grpc-message") ?? /grpc-message:\s*([^\r\n]*)/.exec(trailer)?.[1] ?? "") : trailer;
       assert.ok(res.status < 500, `${label}: HTTP ${res.status} ${message.slice(0, 200)}`);
       if (contentType.includes("grpc-web")) {
         assert.ok(grpcStatus !== undefined, `${label}: no grpc-status`);
@@ -744,37 +811,38 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
     });
   });
 
-  test(
-    "HTTP port: an undecodable binary body is a client error on Connect and gRPC-Web",
-    async () => {
-      const body = new Uint8Array([0x08, 0xff]); // a truncated varint
-      const path = "/keymanager.v1.KeyManagerService/CreateApplication";
-      const headers = { authorization: `Bearer ${server.token}` };
-      const connect = await fetch(rpcUrl(path), { method: "POST", headers: { ...headers, "content-type": "application/proto" }, body });
-      const web = await fetch(rpcUrl(path), {
-        method: "POST",
-        headers: { ...headers, "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
-        body: new Uint8Array([0, 0, 0, 0, body.length, ...body]),
-      });
-      const webBody = Buffer.from(await web.arrayBuffer()).toString("latin1");
-      const webStatus = web.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(webBody)?.[1];
-      assert.equal(connect.status, 400, `Connect: HTTP ${connect.status} ${await connect.text()}`);
-      assert.equal(webStatus, String(Code.InvalidArgument), `gRPC-Web: grpc-status ${webStatus}`);
-      assert.match(decodeURIComponent(/grpc-message:\s*([^\r\n]*)/.exec(webBody)?.[1] ?? ""), /cannot decode message keymanager\.v1\.CreateApplicationRequest/);
-      // Compressed, and Connect GET (read RPCs), are decoded the same way.
-      const gzipped = await fetch(rpcUrl(path), { method: "POST", headers: { ...headers, "content-type": "application/proto", "content-encoding": "gzip" }, body: gzipSync(body) });
-      assert.equal(gzipped.status, 400, `Connect gzip: HTTP ${gzipped.status} ${await gzipped.text()}`);
-      const query = `connect=v1&encoding=proto&base64=1&message=${Buffer.from(body).toString("base64url")}`;
-      const get = await fetch(rpcUrl(`/keymanager.v1.KeyManagerService/RetrieveApplication?${query}`), { headers });
-      const getBody = await get.text();
-      assert.equal(get.status, 400, `Connect GET: HTTP ${get.status} ${getBody}`);
-      assert.equal(JSON.parse(getBody).code, "invalid_argument");
-      // A valid binary body still reaches the service (its own answer, not a decoding error).
-      const valid = await fetch(rpcUrl(path), { method: "POST", headers: { ...headers, "content-type": "application/proto" }, body: new Uint8Array(0) });
-      assert.equal(valid.status, 400);
-      assert.doesNotMatch(await valid.text(), /cannot decode/);
-    },
-  );
+  test("HTTP port: an undecodable binary body is a client error on Connect and gRPC-Web", async () => {
+    const body = new Uint8Array([0x08, 0xff]); // a truncated varint
+    const path = "/keymanager.v1.KeyManagerService/CreateApplication";
+    const headers = { authorization: `Bearer ${server.token}` };
+    const connect = await fetch(rpcUrl(path), { method: "POST", headers: { ...headers, "content-type": "application/proto" }, body });
+    const web = await fetch(rpcUrl(path), {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
+      body: new Uint8Array([0, 0, 0, 0, body.length, ...body]),
+    });
+    const webBody = Buffer.from(await web.arrayBuffer()).toString("latin1");
+    const webStatus = web.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(webBody)?.[1];
+    assert.equal(connect.status, 400, `Connect: HTTP ${connect.status} ${await connect.text()}`);
+    assert.equal(webStatus, String(Code.InvalidArgument), `gRPC-Web: grpc-status ${webStatus}`);
+    assert.match(decodeURIComponent(/grpc-message:\s*([^\r\n]*)/.exec(webBody)?.[1] ?? ""), /cannot decode message keymanager\.v1\.CreateApplicationRequest/);
+    // Compressed, and Connect GET (read RPCs), are decoded the same way.
+    const gzipped = await fetch(rpcUrl(path), {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/proto", "content-encoding": "gzip" },
+      body: gzipSync(body),
+    });
+    assert.equal(gzipped.status, 400, `Connect gzip: HTTP ${gzipped.status} ${await gzipped.text()}`);
+    const query = `connect=v1&encoding=proto&base64=1&message=${Buffer.from(body).toString("base64url")}`;
+    const get = await fetch(rpcUrl(`/keymanager.v1.KeyManagerService/RetrieveApplication?${query}`), { headers });
+    const getBody = await get.text();
+    assert.equal(get.status, 400, `Connect GET: HTTP ${get.status} ${getBody}`);
+    assert.equal(JSON.parse(getBody).code, "invalid_argument");
+    // A valid binary body still reaches the service (its own answer, not a decoding error).
+    const valid = await fetch(rpcUrl(path), { method: "POST", headers: { ...headers, "content-type": "application/proto" }, body: new Uint8Array(0) });
+    assert.equal(valid.status, 400);
+    assert.doesNotMatch(await valid.text(), /cannot decode/);
+  });
 
   test("regression: a map key outside Latin-1 in a violation answers INVALID_ARGUMENT on both ports", async () => {
     // The field path `additional_properties[<key>]` went into the x-invalid-fields header, which
@@ -795,21 +863,63 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
   });
 
   test("HTTP port: OAuth2 token, introspect and revoke with random forms and client authentication", async () => {
-    const FORM_KEYS = ["grant_type", "client_id", "client_secret", "scope", "username", "password", "refresh_token", "token", "token_type_hint", "validity_period", "redirect_uri", "code"];
+    const FORM_KEYS = [
+      "grant_type",
+      "client_id",
+      "client_secret",
+      "scope",
+      "username",
+      "password",
+      "refresh_token",
+      "token",
+      "token_type_hint",
+      "validity_period",
+      "redirect_uri",
+      "code",
+    ];
     const value = fc.oneof(
-      fc.constantFrom("client_credentials", "password", "refresh_token", "authorization_code", "fuzz-user", "correct horse battery", "read:orders", "openid", "access_token", "refresh_token", "3600", "-1", "99999999999999", "1e3", ""),
+      fc.constantFrom(
+        "client_credentials",
+        "password",
+        "refresh_token",
+        "authorization_code",
+        "fuzz-user",
+        "correct horse battery",
+        "read:orders",
+        "openid",
+        "access_token",
+        "refresh_token",
+        "3600",
+        "-1",
+        "99999999999999",
+        "1e3",
+        "",
+      ),
       fc.string({ maxLength: 30 }),
       fc.string({ unit: "binary", maxLength: 20 }),
       fc.string({ unit: CONTROL, maxLength: 5 }),
     );
-    const form = fc.dictionary(fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...FORM_KEYS) }, { weight: 1, arbitrary: fc.string({ maxLength: 10 }) }), value, { maxKeys: 6 });
+    const form = fc.dictionary(
+      fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...FORM_KEYS) }, { weight: 1, arbitrary: fc.string({ maxLength: 10 }) }),
+      value,
+      { maxKeys: 6 },
+    );
     const basic = (s: string) => `Basic ${Buffer.from(s, "utf8").toString("base64")}`;
     type Auth = { kind: "none" | "random" | "garbage" | "bearer" | "valid-basic" | "valid-post"; header?: string };
     const auth: fc.Arbitrary<Auth> = fc.oneof(
       fc.constant<Auth>({ kind: "none" }),
-      fc.tuple(fc.string({ maxLength: 20 }), fc.string({ maxLength: 20 })).map(([id, secret]): Auth => ({ kind: "random", header: basic(`fuzz-${encodeURIComponent(id)}:${secret}`) })),
-      fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 60 }).map((s): Auth => ({ kind: "garbage", header: `Basic ${s}` })),
-      fc.constantFrom<Auth>({ kind: "garbage", header: basic("no colon") }, { kind: "garbage", header: basic("%zz:%zz") }, { kind: "garbage", header: "Basic" }, { kind: "bearer", header: `Bearer ${server.token}` }),
+      fc
+        .tuple(fc.string({ maxLength: 20 }), fc.string({ maxLength: 20 }))
+        .map(([id, secret]): Auth => ({ kind: "random", header: basic(`fuzz-${encodeURIComponent(id)}:${secret}`) })),
+      fc
+        .string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 60 })
+        .map((s): Auth => ({ kind: "garbage", header: `Basic ${s}` })),
+      fc.constantFrom<Auth>(
+        { kind: "garbage", header: basic("no colon") },
+        { kind: "garbage", header: basic("%zz:%zz") },
+        { kind: "garbage", header: "Basic" },
+        { kind: "bearer", header: `Bearer ${server.token}` },
+      ),
       fc.constant<Auth>({ kind: "valid-basic", header: basic(`${encodeURIComponent(app.consumerKey)}:${encodeURIComponent(app.consumerSecret)}`) }),
       fc.constant<Auth>({ kind: "valid-post" }),
     );
@@ -834,7 +944,8 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
       if (shape === "oversized") body += `&pad=${"x".repeat(70 * 1024)}`;
       const headers: Record<string, string> = {};
       if (shape === "json") headers["content-type"] = "application/json";
-      else if (shape !== "none") headers["content-type"] = shape.startsWith("urlencoded;") ? "application/x-www-form-urlencoded; charset=utf-8" : "application/x-www-form-urlencoded";
+      else if (shape !== "none")
+        headers["content-type"] = shape.startsWith("urlencoded;") ? "application/x-www-form-urlencoded; charset=utf-8" : "application/x-www-form-urlencoded";
       if (auth.header) headers.authorization = auth.header;
       const res = await post(endpoint, body, headers);
       const label = `POST ${endpoint} ${show({ form: body.slice(0, 200), auth: auth.kind, shape })}`;
@@ -868,19 +979,42 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
         fc.string({ unit: "binary", maxLength: 10 }).map(percentEncode),
         hugeString.map((s) => percentEncode(s.slice(0, 4000)).slice(0, 6000)),
       );
-      const grantTypes = fc.array(fc.oneof(fc.constantFrom("client_credentials", "password", "refresh_token", "authorization_code", "implicit"), stringArb()), { maxLength: 5 });
+      const grantTypes = fc.array(fc.oneof(fc.constantFrom("client_credentials", "password", "refresh_token", "authorization_code", "implicit"), stringArb()), {
+        maxLength: 5,
+      });
       const body = fc.oneof(
         fc.json({ maxDepth: 3 }),
         fc.string({ maxLength: 60 }),
-        fc.constantFrom("", "{", "null", "[]", '{"callbackUrl":"x"}', '{"supportedGrantTypes":["client_credentials","password"]}', '{"callbackUrl":"https://a.example/cb"}', '{"supportedGrantTypes":"client_credentials"}', '{"supportedGrantTypes":[1,2]}', '{"callbackUrl":null}'),
+        fc.constantFrom(
+          "",
+          "{",
+          "null",
+          "[]",
+          '{"callbackUrl":"x"}',
+          '{"supportedGrantTypes":["client_credentials","password"]}',
+          '{"callbackUrl":"https://a.example/cb"}',
+          '{"supportedGrantTypes":"client_credentials"}',
+          '{"supportedGrantTypes":[1,2]}',
+          '{"callbackUrl":null}',
+        ),
         fc
-          .record({ supportedGrantTypes: fc.oneof(grantTypes, fc.constant(null), fc.jsonValue({ maxDepth: 1 })), callbackUrl: fc.oneof(stringArb(), fc.constant(null), fc.jsonValue({ maxDepth: 1 })), keyState: stringArb() }, { requiredKeys: [] })
+          .record(
+            {
+              supportedGrantTypes: fc.oneof(grantTypes, fc.constant(null), fc.jsonValue({ maxDepth: 1 })),
+              callbackUrl: fc.oneof(stringArb(), fc.constant(null), fc.jsonValue({ maxDepth: 1 })),
+              keyState: stringArb(),
+            },
+            { requiredKeys: [] },
+          )
           .map((o) => JSON.stringify(o)),
       );
-      const header = fc.oneof(fc.constant(undefined), fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 40 }));
+      const header = fc.oneof(
+        fc.constant(undefined),
+        fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 40 }),
+      );
       // Half of the requests name the existing application's PRODUCTION keys, so that random
       // headers and bodies reach past "no such application".
-      const often = <T,>(value: T, other: fc.Arbitrary<T>) => fc.oneof({ weight: 1, arbitrary: fc.constant(value) }, { weight: 1, arbitrary: other });
+      const often = <T>(value: T, other: fc.Arbitrary<T>) => fc.oneof({ weight: 1, arbitrary: fc.constant(value) }, { weight: 1, arbitrary: other });
       const request = fc.record({
         method: fc.constantFrom("GET", "GET", "PUT", "PUT", "PUT", "DELETE", "POST"),
         id: often(app.applicationId, segment),
@@ -891,7 +1025,13 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
         contentType: often<string | undefined>("application/json", header),
         accept: often<string | undefined>(undefined, fc.oneof(header, fc.constantFrom("application/json", "*/*", "text/html", "application/*;q=0"))),
         ifMatch: often<string | undefined>(undefined, fc.oneof(header, fc.constantFrom("*", 'W/"x"', '"x"'))),
-        ifUnmodifiedSince: often<string | undefined>(undefined, fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toUTCString()), header)),
+        ifUnmodifiedSince: often<string | undefined>(
+          undefined,
+          fc.oneof(
+            fc.date({ noInvalidDate: true }).map((d) => d.toUTCString()),
+            header,
+          ),
+        ),
       });
       await check(request, 80, async (r) => {
         const url = rpcUrl(`/api/am/store/v0.13/applications/${r.id}/keys/${r.keyType}${r.query}`);
@@ -910,7 +1050,9 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
       });
     });
   } else {
-    test.todo("HTTP port: Store REST keys endpoint (GET/PUT /api/am/store/v0.13/applications/{id}/keys/{keyType}) — src/transport/store-rest-routes.ts does not exist yet");
+    test.todo(
+      "HTTP port: Store REST keys endpoint (GET/PUT /api/am/store/v0.13/applications/{id}/keys/{keyType}) — src/transport/store-rest-routes.ts does not exist yet",
+    );
   }
 
   test("the server still answers on both ports, and what was run", async (t) => {
@@ -921,7 +1063,10 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
     assert.deepEqual(await res.json(), { status: "SERVING" });
     const keys = await server.client(SigningKeyService).listSigningKeys({});
     assert.ok(keys.keys.length > 0);
-    const codes = [...tally.codes.entries()].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} ${n}`).join(", ");
+    const codes = [...tally.codes.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([c, n]) => `${c} ${n}`)
+      .join(", ");
     const line =
       `fast-check: ${tally.runs} runs of ${tally.properties} properties over ${METHODS.length} methods of ${SERVICES.length} services; ` +
       `${tally.calls} calls, ${tally.rejected} rejected, ${tally.accepted} accepted; ${tally.snapshots} table snapshots compared; ` +

@@ -15,7 +15,11 @@ test("the purge deletes tokens ended before the retention window and nothing els
   const app = (await server.grpc.createApplication(createRequest())).application;
   assert.ok(app);
   const issue = async (validityPeriodSeconds: bigint) =>
-    (await server.grpc.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", validityPeriodSeconds } })).token?.accessToken ?? "";
+    (
+      await server.grpc.getNewApplicationAccessToken({
+        request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", validityPeriodSeconds },
+      })
+    ).token?.accessToken ?? "";
   const short = await issue(60n);
   const revoked = await issue(0n);
   await server.grpc.revokeToken({ token: revoked });

@@ -73,7 +73,11 @@ describeOnEachDatabase("OAuth2 HTTP endpoints", (database) => {
     assert.equal(((await bad.json()) as { error: string }).error, "invalid_client");
     assert.equal(bad.headers.get("cache-control"), "no-store");
 
-    const saml = await post("/oauth2/token", { grant_type: "urn:ietf:params:oauth:grant-type:saml2-bearer", client_id: app.consumerKey, client_secret: app.consumerSecret });
+    const saml = await post("/oauth2/token", {
+      grant_type: "urn:ietf:params:oauth:grant-type:saml2-bearer",
+      client_id: app.consumerKey,
+      client_secret: app.consumerSecret,
+    });
     assert.equal(saml.status, 400);
     assert.equal(((await saml.json()) as { error: string }).error, "unsupported_grant_type");
 

@@ -24,7 +24,11 @@ function bufCurl(...args: string[]) {
 for (const protocol of ["grpc-v1", "grpc-v1alpha"]) {
   test(`buf curl lists every method through reflection (${protocol})`, async () => {
     // No credentials: reflection is open, as health is.
-    const { stdout } = await run(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect-protocol", protocol, "--list-methods", `http://127.0.0.1:${server.grpcPort}`], { timeout: 30_000 });
+    const { stdout } = await run(
+      BUF,
+      ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect-protocol", protocol, "--list-methods", `http://127.0.0.1:${server.grpcPort}`],
+      { timeout: 30_000 },
+    );
     const methods = stdout.trim().split("\n");
     for (const name of ["CreateApplication", "RetrieveApplication", "MapOAuthApplication", "GetKeyManagerConfiguration", "RegisterNewResource"]) {
       assert.ok(methods.includes(`keymanager.v1.KeyManagerService/${name}`), `${name} listed`);
@@ -44,9 +48,7 @@ test("buf curl calls CreateApplication with JSON and reads it back", async () =>
   const base = `http://127.0.0.1:${server.grpcPort}/keymanager.v1.KeyManagerService`;
   const created = JSON.parse((await bufCurl("-d", body, `${base}/CreateApplication`)).stdout);
   assert.equal(created.application.keyState, "KEY_STATE_COMPLETED");
-  const read = JSON.parse(
-    (await bufCurl("-d", JSON.stringify({ consumerKey: created.application.consumerKey }), `${base}/RetrieveApplication`)).stdout,
-  );
+  const read = JSON.parse((await bufCurl("-d", JSON.stringify({ consumerKey: created.application.consumerKey }), `${base}/RetrieveApplication`)).stdout);
   assert.equal(read.application.clientName, "PizzaShack");
 });
 

@@ -74,7 +74,9 @@ async function subscribedApp(via: Node, count: number) {
   assert.ok(subscription);
   const tokens: string[] = [];
   for (let i = 0; i < count; i++) {
-    const issued = await via.keys.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } });
+    const issued = await via.keys.getNewApplicationAccessToken({
+      request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" },
+    });
     tokens.push(issued.token?.accessToken ?? "");
   }
   return { subscriptionId: subscription.subscriptionId, tokens };
@@ -89,7 +91,15 @@ async function status(on: Node, accessToken: string): Promise<number> {
  * Runs `change` (through A), then asks B until it answers `expected`; the delay from the start of
  * the change to B's first such answer.
  */
-async function delayUntil(t: TestContext, what: string, b: Node, accessToken: string, expected: number, change: () => Promise<unknown>, limitMs: number): Promise<number> {
+async function delayUntil(
+  t: TestContext,
+  what: string,
+  b: Node,
+  accessToken: string,
+  expected: number,
+  change: () => Promise<unknown>,
+  limitMs: number,
+): Promise<number> {
   const start = performance.now();
   await change();
   for (;;) {
@@ -124,12 +134,20 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
       db = createKnex({ url: handle.url, poolMax: 2 });
       const key = randomBytes(32);
       const admin = await bootstrap(db, key);
-      env = { KM_DATABASE_URL: handle.url, KM_ENCRYPTION_KEY: key.toString("base64"), KM_ISSUER: "http://km.test", KM_CLUSTER_POLL_INTERVAL_MS: String(POLL_INTERVAL_MS) };
+      env = {
+        KM_DATABASE_URL: handle.url,
+        KM_ENCRYPTION_KEY: key.toString("base64"),
+        KM_ISSUER: "http://km.test",
+        KM_CLUSTER_POLL_INTERVAL_MS: String(POLL_INTERVAL_MS),
+      };
       const [ra, rb] = await Promise.all([startReplica(env), startReplica(env)]);
       const token = await clientToken(ra, admin);
       [a, b] = [node(ra, token), node(rb, token)];
       await a.subs.createApi({ api: API });
-      await a.keys.registerNewResource({ apiId: API.apiId, resources: [{ uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" }] });
+      await a.keys.registerNewResource({
+        apiId: API.apiId,
+        resources: [{ uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" }],
+      });
     });
     after(async () => {
       await Promise.all([a?.replica.stop(), b?.replica.stop()]);
@@ -145,10 +163,20 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
       for (const token of all) assert.equal(await status(b, token), 0, "B accepts every token (its caches now hold them)");
 
       // A change B is never told of: only a cached answer still accepts this token.
-      await db("access_tokens").where({ token_hash: hashToken(changedBehindItsBack) }).update({ revoked_at: Date.now() });
+      await db("access_tokens")
+        .where({ token_hash: hashToken(changedBehindItsBack) })
+        .update({ revoked_at: Date.now() });
 
       await delayUntil(t, "revoked token", b, revoked, INVALID_CREDENTIALS, () => a.keys.revokeToken({ token: revoked }), limitMs);
-      await delayUntil(t, "blocked subscription", b, blocked.tokens[0] as string, BLOCKED, () => a.subs.updateSubscription({ subscriptionId: blocked.subscriptionId, state: SubscriptionState.BLOCKED }), limitMs);
+      await delayUntil(
+        t,
+        "blocked subscription",
+        b,
+        blocked.tokens[0] as string,
+        BLOCKED,
+        () => a.subs.updateSubscription({ subscriptionId: blocked.subscriptionId, state: SubscriptionState.BLOCKED }),
+        limitMs,
+      );
 
       assert.equal(await status(b, untouched), 0, "another token of the same application stays valid on B");
       assert.equal(await status(b, changedBehindItsBack), 0, "B still answers from its cache: the changes dropped only what they named, no flush");
@@ -160,7 +188,11 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
       assert.ok(app);
       await a.subs.createSubscription({ applicationId, apiId: API.apiId, tier: "Gold" });
       const issue = async () =>
-        (await a.keys.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } })).token?.accessToken ?? "";
+        (
+          await a.keys.getNewApplicationAccessToken({
+            request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" },
+          })
+        ).token?.accessToken ?? "";
       await settle();
       assert.equal(await status(b, await issue()), 0, "B accepts A's JWT signed by the first key");
 
@@ -188,7 +220,9 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
       // PostgreSQL: B's heartbeat must have seen C's listener before C goes. MySQL/MariaDB: C's
       // row is there from its start.
       if (database.name === "postgres") await sleep(5_500);
-      await db("access_tokens").where({ token_hash: hashToken(changedBehindItsBack) }).update({ revoked_at: Date.now() });
+      await db("access_tokens")
+        .where({ token_hash: hashToken(changedBehindItsBack) })
+        .update({ revoked_at: Date.now() });
       assert.equal(await status(b, changedBehindItsBack), 0, "cached on B");
       const flushed = b.replica.logged("a replica left: caches flushed", 20_000);
       const start = performance.now();
@@ -204,21 +238,41 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
         const [duringGap, afterReconnect, changedBehindItsBack] = (await subscribedApp(a, 3)).tokens as [string, string, string];
         await settle();
         for (const token of [duringGap, afterReconnect, changedBehindItsBack]) assert.equal(await status(b, token), 0);
-        await db("access_tokens").where({ token_hash: hashToken(changedBehindItsBack) }).update({ revoked_at: Date.now() });
+        await db("access_tokens")
+          .where({ token_hash: hashToken(changedBehindItsBack) })
+          .update({ revoked_at: Date.now() });
         assert.equal(await status(b, changedBehindItsBack), 0, "cached on B");
 
         const reconnected = b.replica.logged("change listener reconnected: caches flushed");
-        const killed = (await db.raw("select pg_terminate_backend(pid) from pg_stat_activity where application_name = ? and datname = current_database()", [LISTENER_APPLICATION_NAME])) as { rows: unknown[] };
+        const killed = (await db.raw("select pg_terminate_backend(pid) from pg_stat_activity where application_name = ? and datname = current_database()", [
+          LISTENER_APPLICATION_NAME,
+        ])) as { rows: unknown[] };
         assert.equal(killed.rows.length, 2, "one listener per replica");
         // Revoked while B may be deaf: its flushes (at the loss and after reconnecting) cover it.
-        await delayUntil(t, "revoked while the listener reconnects", b, duringGap, INVALID_CREDENTIALS, () => a.keys.revokeToken({ token: duringGap }), LIMIT_MS);
+        await delayUntil(
+          t,
+          "revoked while the listener reconnects",
+          b,
+          duringGap,
+          INVALID_CREDENTIALS,
+          () => a.keys.revokeToken({ token: duringGap }),
+          LIMIT_MS,
+        );
         await reconnected;
         assert.equal(await status(b, changedBehindItsBack), INVALID_CREDENTIALS, "B's caches were flushed: it read the token again");
         assert.ok(b.replica.log.some((l) => l.msg === "change listener lost its connection: caches flushed, reconnecting"));
         await settle();
         assert.equal(await status(b, afterReconnect), 0, "cached on B again, after the flushes");
 
-        await delayUntil(t, "revoked after the reconnection", b, afterReconnect, INVALID_CREDENTIALS, () => a.keys.revokeToken({ token: afterReconnect }), LIMIT_MS);
+        await delayUntil(
+          t,
+          "revoked after the reconnection",
+          b,
+          afterReconnect,
+          INVALID_CREDENTIALS,
+          () => a.keys.revokeToken({ token: afterReconnect }),
+          LIMIT_MS,
+        );
       });
     }
   });

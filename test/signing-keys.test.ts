@@ -17,7 +17,9 @@ after(() => server.close());
 async function jwt(): Promise<string> {
   const app = (await server.grpc.createApplication(createRequest({ tokenType: TokenType.JWT }))).application;
   assert.ok(app);
-  const res = await server.grpc.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } });
+  const res = await server.grpc.getNewApplicationAccessToken({
+    request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" },
+  });
   return res.token?.accessToken ?? "";
 }
 
@@ -40,7 +42,10 @@ test("rotation: new tokens get the new kid; old tokens verify until their signin
   assert.equal((await server.grpc.getTokenMetadata({ accessToken: before })).info?.tokenValid, true, "old tokens stay valid");
 
   const listed = await keys.listSigningKeys({});
-  assert.deepEqual(listed.keys.map((k) => k.active), [true, false]);
+  assert.deepEqual(
+    listed.keys.map((k) => k.active),
+    [true, false],
+  );
   assert.ok(listed.keys[1]?.retireTime);
 
   // Past the longest token life the retired key is no longer published.
@@ -58,7 +63,12 @@ test("RS256 is selectable", async () => {
   try {
     const app = (await rs.grpc.createApplication(createRequest({ tokenType: TokenType.JWT }))).application;
     assert.ok(app);
-    const token = (await rs.grpc.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } })).token?.accessToken ?? "";
+    const token =
+      (
+        await rs.grpc.getNewApplicationAccessToken({
+          request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" },
+        })
+      ).token?.accessToken ?? "";
     assert.equal(decodeProtectedHeader(token).alg, "RS256");
     assert.equal((await rs.grpc.getTokenMetadata({ accessToken: token })).info?.tokenValid, true);
   } finally {

@@ -37,7 +37,17 @@ function client(consumerKey: string, overrides: Partial<OAuthClient> = {}): OAut
 }
 
 function mapping(applicationId: string, consumerKey: string, keyType: "PRODUCTION" | "SANDBOX" = "PRODUCTION"): ApplicationKeyMapping {
-  return { applicationId, keyType, consumerKey, mode: "CREATED", keyState: "COMPLETED", applicationName: "Pizza", applicationTier: "Gold", createdAt: at(2), updatedAt: at(2) };
+  return {
+    applicationId,
+    keyType,
+    consumerKey,
+    mode: "CREATED",
+    keyState: "COMPLETED",
+    applicationName: "Pizza",
+    applicationTier: "Gold",
+    createdAt: at(2),
+    updatedAt: at(2),
+  };
 }
 
 for (const database of testDatabases()) {
@@ -118,7 +128,9 @@ for (const database of testDatabases()) {
       assert.equal(await store.clients.find("ck-tx"), undefined);
     });
 
-    test("a transaction rolled back to break a deadlock runs again, and both complete", { skip: database.name === "sqlite" && "one connection: SQLite transactions take turns" }, async () => {
+    test("a transaction rolled back to break a deadlock runs again, and both complete", {
+      skip: database.name === "sqlite" && "one connection: SQLite transactions take turns",
+    }, async () => {
       for (const username of ["dl-a", "dl-b"]) await store.users.insert({ username, passwordHash: "h", createdAt: at(1), updatedAt: at(1) });
       // Each locks its first row, waits until the other holds its own, then writes the other's row.
       let arrived = 0;
@@ -180,7 +192,10 @@ for (const database of testDatabases()) {
       const good = [record("ck-tokens"), record("ck-tokens"), record("ck-tokens")];
       const orphan = record("no-such-client");
       const results = await Promise.allSettled([...good.map((r) => writer.insert(r)), writer.insert(orphan)]);
-      assert.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled", "fulfilled", "rejected"]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ["fulfilled", "fulfilled", "fulfilled", "rejected"],
+      );
       assert.ok((results[3] as PromiseRejectedResult).reason instanceof FailedPreconditionError);
       for (const r of good) assert.deepEqual(await store.tokens.findByHash(r.tokenHash), r);
       assert.equal(await store.tokens.findByHash(orphan.tokenHash), undefined);
@@ -233,7 +248,9 @@ for (const database of testDatabases()) {
       }
     });
 
-    test("a knex lock left set by a crashed replica does not block start-up", { skip: database.name === "sqlite" && "one process per SQLite file" }, async () => {
+    test("a knex lock left set by a crashed replica does not block start-up", {
+      skip: database.name === "sqlite" && "one process per SQLite file",
+    }, async () => {
       const other = await (database.create as () => Promise<TestDatabase>)();
       const conn = createKnex({ url: other.url, poolMax: 2 });
       try {

@@ -209,7 +209,15 @@ describeOnEachDatabase("Store REST API", (database) => {
       for (const accept of ["application/xml", "text/html", "application/json;q=0, */*", "application/json; q=0", "*/*;q=0"]) {
         await failure(await call(keysPath(SEED_APP, "PRODUCTION"), { token: alice, headers: { accept } }), 406);
       }
-      for (const accept of ["application/json", "application/*", "*/*", "text/html, */*;q=0.1", "application/json; charset=utf-8", "APPLICATION/JSON", "application/xml;q=1, application/json;q=0.5"]) {
+      for (const accept of [
+        "application/json",
+        "application/*",
+        "*/*",
+        "text/html, */*;q=0.1",
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+        "application/xml;q=1, application/json;q=0.5",
+      ]) {
         await ok(await call(keysPath(SEED_APP, "PRODUCTION"), { token: alice, headers: { accept } }));
       }
     });
@@ -339,7 +347,12 @@ describeOnEachDatabase("Store REST API", (database) => {
       assert.deepEqual(stored?.callbackUrls, ["https://app.example/callback"]);
       assert.equal(stored?.consumerSecret, app.consumerSecret);
       // One field at a time: the other stays.
-      const onlyGrants = await ok(await put(keysPath(app.applicationId, "PRODUCTION"), alice, { supportedGrantTypes: ["password", "authorization_code", "refresh_token"], callbackUrl: null }));
+      const onlyGrants = await ok(
+        await put(keysPath(app.applicationId, "PRODUCTION"), alice, {
+          supportedGrantTypes: ["password", "authorization_code", "refresh_token"],
+          callbackUrl: null,
+        }),
+      );
       assert.equal(onlyGrants.callbackUrl, "https://app.example/callback");
       const onlyCallback = await ok(await put(keysPath(app.applicationId, "PRODUCTION"), alice, { callbackUrl: "https://app.example/other" }));
       assert.deepEqual(onlyCallback.supportedGrantTypes, ["password", "authorization_code", "refresh_token"]);
@@ -385,7 +398,12 @@ describeOnEachDatabase("Store REST API", (database) => {
         for (const item of error.error) assert.ok(typeof item.message === "string" && item.message.length > 0, name);
         assert.ok(error.description.includes(fields[0] ?? "?"), name);
       }
-      const invalidUtf8 = await call(path, { method: "PUT", token: alice, headers: { "content-type": "application/json" }, body: Buffer.from([0x7b, 0xff, 0x7d]) });
+      const invalidUtf8 = await call(path, {
+        method: "PUT",
+        token: alice,
+        headers: { "content-type": "application/json" },
+        body: Buffer.from([0x7b, 0xff, 0x7d]),
+      });
       await failure(invalidUtf8, 400);
       assert.deepEqual(await snapshot(), state);
     });
@@ -468,7 +486,14 @@ describeOnEachDatabase("Store REST API", (database) => {
       assert.deepEqual(await snapshot(), state2);
       await ok(await put(path, alice, { supportedGrantTypes: ["client_credentials", "password", "refresh_token"] }, { "if-match": newEtag }));
       await ok(await put(path, alice, { supportedGrantTypes: ["client_credentials"] }, { "if-match": "*" }));
-      await ok(await put(path, alice, { supportedGrantTypes: ["client_credentials", "password"] }, { "if-unmodified-since": new Date(Date.now() + 60_000).toUTCString() }));
+      await ok(
+        await put(
+          path,
+          alice,
+          { supportedGrantTypes: ["client_credentials", "password"] },
+          { "if-unmodified-since": new Date(Date.now() + 60_000).toUTCString() },
+        ),
+      );
 
       // Keys whose registration is not COMPLETED can be read but not updated.
       await db("application_keys").where({ consumer_key: app.consumerKey }).update({ key_state: "APPROVED" });

@@ -11,22 +11,10 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import {
-  HealthCheckRequestSchema,
-  HealthCheckResponse_ServingStatus,
-  HealthCheckResponseSchema,
-} from "../gen/grpc/health/v1/health_pb.js";
-import {
-  CreateApplicationRequestSchema,
-  CreateApplicationResponseSchema,
-  KeyManagerService,
-} from "../gen/keymanager/v1/key_manager_service_pb.js";
+import { HealthCheckRequestSchema, HealthCheckResponse_ServingStatus, HealthCheckResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
+import { CreateApplicationRequestSchema, CreateApplicationResponseSchema, KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
-import {
-  TokenValidationService,
-  ValidateTokenRequestSchema,
-  ValidateTokenResponseSchema,
-} from "../gen/keymanager/v1/token_validation_service_pb.js";
+import { TokenValidationService, ValidateTokenRequestSchema, ValidateTokenResponseSchema } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { AuthLevel } from "../gen/keymanager/v1/types_pb.js";
 import { SCOPES } from "../src/auth/scopes.js";
 import { rejectsWith } from "./support/assert-rpc.js";
@@ -61,8 +49,21 @@ const EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-n
 
 function makeCa(dir: string, name: string): void {
   openssl(dir, [
-    "req", "-x509", ...EC_KEY, "-keyout", `${name}.key`, "-out", `${name}.crt`, "-days", "2", "-subj", `/CN=${name}`,
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    "req",
+    "-x509",
+    ...EC_KEY,
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.crt`,
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
   ]);
 }
 
@@ -70,8 +71,21 @@ function makeLeaf(dir: string, name: string, ca: string, cn: string, extensions:
   writeFileSync(join(dir, `${name}.ext`), `basicConstraints=CA:FALSE\n${extensions}\n`);
   openssl(dir, ["req", "-new", ...EC_KEY, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`]);
   openssl(dir, [
-    "x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial",
-    "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`,
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    `${ca}.crt`,
+    "-CAkey",
+    `${ca}.key`,
+    "-CAcreateserial",
+    "-out",
+    `${name}.crt`,
+    "-days",
+    "2",
+    "-extfile",
+    `${name}.ext`,
   ]);
   return { cert: readFileSync(join(dir, `${name}.crt`)), key: readFileSync(join(dir, `${name}.key`)) };
 }
@@ -147,8 +161,14 @@ function grpcJsUnary<Req, Res>(
   metadata = new grpc.Metadata(),
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(path, (r: Req) => Buffer.from(encode(r)), decode, request, metadata, { deadline: Date.now() + 5000 }, (err, res) =>
-      err ? reject(err) : resolve(res as Res),
+    client.makeUnaryRequest(
+      path,
+      (r: Req) => Buffer.from(encode(r)),
+      decode,
+      request,
+      metadata,
+      { deadline: Date.now() + 5000 },
+      (err, res) => (err ? reject(err) : resolve(res as Res)),
     );
   });
 }
@@ -304,7 +324,12 @@ describe("TLS on both ports", () => {
 
     const connectPlain = createClient(
       KeyManagerService,
-      createConnectTransport({ baseUrl: `http://127.0.0.1:${server.httpPort}`, httpVersion: "1.1", interceptors: [bearer(server.token)], defaultTimeoutMs: 3000 }),
+      createConnectTransport({
+        baseUrl: `http://127.0.0.1:${server.httpPort}`,
+        httpVersion: "1.1",
+        interceptors: [bearer(server.token)],
+        defaultTimeoutMs: 3000,
+      }),
     );
     await failsBeforeTheService(connectPlain.createApplication(createRequest()));
   });
@@ -348,10 +373,7 @@ describe("mTLS: client certificates of the gateways' CA", () => {
   });
 
   test("plain @grpc/grpc-js with createSsl(ca, key, cert) also authenticates by certificate", async () => {
-    const client = new grpc.Client(
-      `127.0.0.1:${server.grpcPort}`,
-      grpc.credentials.createSsl(certs.serverCa, certs.gateway.key, certs.gateway.cert),
-    );
+    const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createSsl(certs.serverCa, certs.gateway.key, certs.gateway.cert));
     try {
       assert.equal(await grpcJsHealth(client), HealthCheckResponse_ServingStatus.SERVING);
       const answer = await grpcJsUnary(
@@ -430,12 +452,21 @@ describe("mTLS: client certificates of the gateways' CA", () => {
   test("client_certificate_scopes decides what a certificate may call", async () => {
     const admins = await startServer({
       overrides: {
-        tls: { cert_file: certs.server.certFile, key_file: certs.server.keyFile, client_ca_file: certs.clientCaFile, client_certificate_scopes: [SCOPES.admin] },
+        tls: {
+          cert_file: certs.server.certFile,
+          key_file: certs.server.keyFile,
+          client_ca_file: certs.clientCaFile,
+          client_certificate_scopes: [SCOPES.admin],
+        },
       },
     });
     try {
       await grpcClient(admins.grpcPort, SubscriptionService, { identity: certs.gateway }).listApis({});
-      await rejectsWith(grpcClient(admins.grpcPort, TokenValidationService, { identity: certs.gateway }).validateToken(unknownToken), Code.PermissionDenied, /km:gateway/);
+      await rejectsWith(
+        grpcClient(admins.grpcPort, TokenValidationService, { identity: certs.gateway }).validateToken(unknownToken),
+        Code.PermissionDenied,
+        /km:gateway/,
+      );
     } finally {
       await admins.close();
     }

@@ -100,7 +100,11 @@ describeOnEachDatabase("tokens", (database) => {
       assert.equal(first.isApplicationToken, false);
 
       const refresh = { grantType: "refresh_token", refreshToken: first.refreshToken };
-      await rejectsWith(server.grpc.getNewApplicationAccessToken(tokenRequest(app, { ...refresh, scopes: ["admin"] })), Code.InvalidArgument, /scopes: exceed the original grant/);
+      await rejectsWith(
+        server.grpc.getNewApplicationAccessToken(tokenRequest(app, { ...refresh, scopes: ["admin"] })),
+        Code.InvalidArgument,
+        /scopes: exceed the original grant/,
+      );
       const second = (await server.grpc.getNewApplicationAccessToken(tokenRequest(app, refresh))).token;
       assert.ok(second?.refreshToken, "a refused refresh (invalid_scope) does not spend the refresh token");
       assert.notEqual(second.refreshToken, first.refreshToken, "rotated");
@@ -119,7 +123,11 @@ describeOnEachDatabase("tokens", (database) => {
     test("a changed password revokes the user's tokens", async () => {
       const app = await newClient();
       await usersClient().createUser({ username: "bob", password: "bob-password-1" });
-      const t = (await server.grpc.getNewApplicationAccessToken(tokenRequest(app, { grantType: "password", resourceOwnerUsername: "bob", resourceOwnerPassword: "bob-password-1" }))).token;
+      const t = (
+        await server.grpc.getNewApplicationAccessToken(
+          tokenRequest(app, { grantType: "password", resourceOwnerUsername: "bob", resourceOwnerPassword: "bob-password-1" }),
+        )
+      ).token;
       await usersClient().setUserPassword({ username: "bob", password: "bob-password-2" });
       assert.equal((await server.grpc.getTokenMetadata({ accessToken: t?.accessToken ?? "" })).info?.tokenValid, false);
     });
@@ -152,7 +160,10 @@ describeOnEachDatabase("tokens", (database) => {
         server.grpc.getNewApplicationAccessToken(tokenRequest(app, { grantType: "password", resourceOwnerUsername: "alice", resourceOwnerPassword: "x" })),
         Code.PermissionDenied,
       );
-      await rejectsWith(server.grpc.getNewApplicationAccessToken(tokenRequest(app, { grantType: "urn:ietf:params:oauth:grant-type:saml2-bearer" })), Code.Unimplemented);
+      await rejectsWith(
+        server.grpc.getNewApplicationAccessToken(tokenRequest(app, { grantType: "urn:ietf:params:oauth:grant-type:saml2-bearer" })),
+        Code.Unimplemented,
+      );
       await rejectsWith(server.grpc.getNewApplicationAccessToken(tokenRequest(app, { grantType: "magic" })), Code.InvalidArgument, /grant_type/);
       await rejectsWith(server.grpc.getNewApplicationAccessToken({}), Code.InvalidArgument, /grant_type: is required.*client_id: is required/);
       await rejectsWith(server.grpc.getNewApplicationAccessToken(tokenRequest(app, { scopes: ["bad scope"] })), Code.InvalidArgument, /scopes\[0\]/);
@@ -178,7 +189,10 @@ describeOnEachDatabase("tokens", (database) => {
       clock.advance(1);
       const b = (await server.grpc.getNewApplicationAccessToken(tokenRequest(app))).token;
       const { tokens } = await server.grpc.getActiveTokensByConsumerKey({ consumerKey: app.consumerKey });
-      assert.deepEqual(tokens.map((t) => t.tokenId), [b?.tokenId, a?.tokenId]);
+      assert.deepEqual(
+        tokens.map((t) => t.tokenId),
+        [b?.tokenId, a?.tokenId],
+      );
       assert.ok(tokens.every((t) => t.accessToken === ""));
       const latest = await server.grpc.getAccessTokenByConsumerKey({ consumerKey: app.consumerKey });
       assert.equal(latest.token?.tokenId, b?.tokenId);
@@ -187,7 +201,10 @@ describeOnEachDatabase("tokens", (database) => {
       await server.grpc.revokeToken({ token: b?.accessToken ?? "" });
       await server.grpc.revokeToken({ token: "unknown-token" });
       const after = await server.grpc.getActiveTokensByConsumerKey({ consumerKey: app.consumerKey });
-      assert.deepEqual(after.tokens.map((t) => t.tokenId), [a?.tokenId]);
+      assert.deepEqual(
+        after.tokens.map((t) => t.tokenId),
+        [a?.tokenId],
+      );
       await rejectsWith(server.grpc.getActiveTokensByConsumerKey({ consumerKey: "unknown" }), Code.NotFound);
       await rejectsWith(server.grpc.revokeToken({ token: "" }), Code.InvalidArgument, /token: is required/);
     });

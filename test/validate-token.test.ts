@@ -63,7 +63,9 @@ describeOnEachDatabase("gateway check", (database) => {
       clientId: app.consumerKey,
       clientSecret: app.consumerSecret,
       scopes: options.scopes ?? ["order:write", "order:admin"],
-      ...(options.user ? { grantType: "password", resourceOwnerUsername: "alice", resourceOwnerPassword: "alice-password" } : { grantType: "client_credentials" }),
+      ...(options.user
+        ? { grantType: "password", resourceOwnerUsername: "alice", resourceOwnerPassword: "alice-password" }
+        : { grantType: "client_credentials" }),
     };
     const token = (await server.grpc.getNewApplicationAccessToken({ request })).token?.accessToken ?? "";
     return { app, applicationId, subscription, token };
@@ -125,7 +127,12 @@ describeOnEachDatabase("gateway check", (database) => {
       await expectStatus(token, 0);
       await server.grpc.revokeToken({ token });
       await expectStatus(token, 900901);
-      const short = (await server.grpc.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", validityPeriodSeconds: 10n } })).token?.accessToken ?? "";
+      const short =
+        (
+          await server.grpc.getNewApplicationAccessToken({
+            request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", validityPeriodSeconds: 10n },
+          })
+        ).token?.accessToken ?? "";
       await expectStatus(short, 0);
       clock.advance(11);
       await expectStatus(short, 900901);
@@ -181,8 +188,23 @@ describeOnEachDatabase("gateway check", (database) => {
     test("900900: an unexpected failure is an answer, not an RPC error", async () => {
       const failing = { apis: { findByContext: () => Promise.reject(new Error("database on fire")) } } as unknown as Store;
       const events = new ChangeEvents();
-      const validator = new TokenValidator(failing, {} as never, new ValidationCache(events), new DecisionCache(events, 10, 10_000), () => server.app.configStore.current, clock, pino({ level: "silent" }));
-      const res = await validator.validate({ context: "/x", version: "1", accessToken: "t", requiredAuthLevel: undefined, matchingResource: "/", httpVerb: "GET" });
+      const validator = new TokenValidator(
+        failing,
+        {} as never,
+        new ValidationCache(events),
+        new DecisionCache(events, 10, 10_000),
+        () => server.app.configStore.current,
+        clock,
+        pino({ level: "silent" }),
+      );
+      const res = await validator.validate({
+        context: "/x",
+        version: "1",
+        accessToken: "t",
+        requiredAuthLevel: undefined,
+        matchingResource: "/",
+        httpVerb: "GET",
+      });
       assert.equal(res.status.code, 900900);
       assert.equal(res.authorized, false);
     });

@@ -12,7 +12,14 @@ function gatedLoad<V>() {
   const gate = new Promise<V | undefined>((r) => {
     release = r;
   });
-  return { load: () => (reads++, gate), release: (v: V | undefined) => release(v), reads: () => reads };
+  return {
+    load: () => {
+      reads++;
+      return gate;
+    },
+    release: (v: V | undefined) => release(v),
+    reads: () => reads,
+  };
 }
 
 test("concurrent misses of one key share one read, and its value is kept", async () => {
@@ -85,11 +92,31 @@ test("external key managers' answers: kept unless a change that may concern the 
     cache.set(hash, undefined, until, epoch);
     return cache.get(hash, now) !== undefined;
   };
-  assert.equal(asked("h1", () => events.publish({ kind: "token", tokenHash: "other" })), true, "another token's change");
-  assert.equal(asked("h2", () => events.publish({ kind: "subscription", applicationId: "a", apiId: "b" })), true, "not about tokens");
-  assert.equal(asked("h3", () => events.publish({ kind: "token", tokenHash: "h3" })), false, "this token's change");
-  assert.equal(asked("h4", () => events.publish({ kind: "application", consumerKey: "c" })), false, "a client's change");
-  assert.equal(asked("h5", () => events.publish({ kind: "all" })), false, "a flush");
+  assert.equal(
+    asked("h1", () => events.publish({ kind: "token", tokenHash: "other" })),
+    true,
+    "another token's change",
+  );
+  assert.equal(
+    asked("h2", () => events.publish({ kind: "subscription", applicationId: "a", apiId: "b" })),
+    true,
+    "not about tokens",
+  );
+  assert.equal(
+    asked("h3", () => events.publish({ kind: "token", tokenHash: "h3" })),
+    false,
+    "this token's change",
+  );
+  assert.equal(
+    asked("h4", () => events.publish({ kind: "application", consumerKey: "c" })),
+    false,
+    "a client's change",
+  );
+  assert.equal(
+    asked("h5", () => events.publish({ kind: "all" })),
+    false,
+    "a flush",
+  );
   cache.close();
 });
 

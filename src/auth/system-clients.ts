@@ -28,6 +28,7 @@ export interface SystemClient {
 /** Lifetime of system clients' tokens: short, so a leaked one is soon worthless. */
 export const SYSTEM_TOKEN_SECONDS = 3600;
 const NO_SYSTEM_CLIENT = "no system client with this client_id";
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
 const GROUP = /^[^,\u0000-\u001f\u007f]+$/;
 
 /**

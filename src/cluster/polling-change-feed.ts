@@ -142,7 +142,10 @@ export class PollingChangeFeed implements ChangeFeed {
     this.lastPrune = Date.now();
     try {
       const newest = await newestId(this.db);
-      await this.db(TABLE).where("created_at", "<", Date.now() - RETAIN_MS).andWhere("id", "<", newest).delete();
+      await this.db(TABLE)
+        .where("created_at", "<", Date.now() - RETAIN_MS)
+        .andWhere("id", "<", newest)
+        .delete();
     } catch (err) {
       this.logger.warn({ err }, "cannot delete old rows of cache_invalidations");
     }

@@ -75,7 +75,12 @@ export class PostgresChangeFeed implements ChangeFeed {
   }
 
   private async connect(): Promise<void> {
-    const client = new Client({ connectionString: this.url, application_name: LISTENER_APPLICATION_NAME, keepAlive: true, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+    const client = new Client({
+      connectionString: this.url,
+      application_name: LISTENER_APPLICATION_NAME,
+      keepAlive: true,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
     client.on("notification", (message) => {
       if (message.channel === CHANNEL) this.relay.receive(message.payload);
     });
@@ -137,7 +142,9 @@ export class PostgresChangeFeed implements ChangeFeed {
     const timeout = new AbortController();
     try {
       const listeners = await Promise.race([
-        client.query("select pid from pg_stat_activity where application_name = $1 and datname = current_database() and pid <> pg_backend_pid()", [LISTENER_APPLICATION_NAME]),
+        client.query("select pid from pg_stat_activity where application_name = $1 and datname = current_database() and pid <> pg_backend_pid()", [
+          LISTENER_APPLICATION_NAME,
+        ]),
         sleep(HEARTBEAT_TIMEOUT_MS, undefined, { signal: timeout.signal }).then(() => Promise.reject(new Error("change listener did not answer in time"))),
       ]);
       this.notePeers(new Set(listeners.rows.map((r) => Number(r.pid))));
@@ -152,5 +159,8 @@ export class PostgresChangeFeed implements ChangeFeed {
 /** One round trip, one transaction, however many messages. */
 async function notify(db: Knex, payloads: string[]): Promise<void> {
   if (payloads.length === 0) return;
-  await db.raw(`select ${payloads.map(() => "pg_notify(?, ?)").join(", ")}`, payloads.flatMap((p) => [CHANNEL, p]));
+  await db.raw(
+    `select ${payloads.map(() => "pg_notify(?, ?)").join(", ")}`,
+    payloads.flatMap((p) => [CHANNEL, p]),
+  );
 }

@@ -35,7 +35,9 @@ export class ReplicaPresence {
    * flush); rows are deleted once FORGET_MS old, long after every live replica has seen them.
    */
   async departed(): Promise<number> {
-    const [rows] = (await this.db.raw(`select replica_id from ${TABLE} where seen_at < ${DB_NOW_MS} - ?`, [PRESENCE_TIMEOUT_MS])) as [Array<{ replica_id: string }>];
+    const [rows] = (await this.db.raw(`select replica_id from ${TABLE} where seen_at < ${DB_NOW_MS} - ?`, [PRESENCE_TIMEOUT_MS])) as [
+      Array<{ replica_id: string }>,
+    ];
     const stale = new Set(rows.map((r) => r.replica_id));
     const fresh = [...stale].filter((id) => !this.counted.has(id)).length;
     this.counted = stale;

@@ -31,11 +31,7 @@ export const externalKeyManagerSection = z
     /** RFC 7591 initial access token; empty for open registration. */
     initial_access_token: z.string().min(1).optional(),
     /** Regular expression an opaque token of this server matches, whole (anchored either way). */
-    token_pattern: z
-      .string()
-      .min(1)
-      .refine(compiles, { message: "is not a valid regular expression" })
-      .optional(),
+    token_pattern: z.string().min(1).refine(compiles, { message: "is not a valid regular expression" }).optional(),
     /**
      * JWTs of this server: sent to introspection (revocations anywhere are seen once cached answers
      * end), or verified locally with its JWKS ("jwks": no call per token, but a revocation is seen

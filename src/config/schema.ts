@@ -2,7 +2,11 @@ import { z } from "zod";
 import { externalKeyManagersSection } from "./external-key-managers.js";
 
 const port = z.coerce.number().int().min(0).max(65535);
-const seconds = z.coerce.number().int().min(1).max(10 * 365 * 24 * 3600);
+const seconds = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(10 * 365 * 24 * 3600);
 const host = z.string().min(1);
 
 /** The `[key_manager]` section of the deployment file, like WSO2's `[apim.key_manager]`. */
@@ -74,9 +78,19 @@ export const keyManagerSection = z
     housekeeping: z
       .object({
         /** Seconds between purges of ended tokens; 0 turns the purge off. */
-        purge_interval_seconds: z.coerce.number().int().min(0).max(7 * 24 * 3600).default(600),
+        purge_interval_seconds: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(7 * 24 * 3600)
+          .default(600),
         /** How long expired and revoked tokens are kept before the purge deletes them. */
-        retain_seconds: z.coerce.number().int().min(0).max(365 * 24 * 3600).default(86400),
+        retain_seconds: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(365 * 24 * 3600)
+          .default(86400),
       })
       .strict()
       .prefault({}),

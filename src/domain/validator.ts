@@ -69,6 +69,7 @@ export function requireField(field: string, value: string): string {
 }
 
 // Control characters other than tab make identifiers ambiguous in logs and UIs.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
 const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 export function hasControlCharacters(value: string): boolean {

@@ -26,9 +26,12 @@ export function buildKeyManagers(deps: {
   logger: Logger;
 }): KeyManagers {
   const cache = new ExternalTokenCache(deps.events);
-  const external = deps.config().externalKeyManagers.map(
-    (config) => new OAuth2KeyManager({ config, serviceConfig: deps.config, store: deps.store, clock: deps.clock, events: deps.events, cache, logger: deps.logger }),
-  );
+  const external = deps
+    .config()
+    .externalKeyManagers.map(
+      (config) =>
+        new OAuth2KeyManager({ config, serviceConfig: deps.config, store: deps.store, clock: deps.clock, events: deps.events, cache, logger: deps.logger }),
+    );
   const registry = new KeyManagerRegistry(deps.resident, external, deps.store);
   return {
     registry,

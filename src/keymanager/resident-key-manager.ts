@@ -27,7 +27,6 @@ import type {
 } from "./types.js";
 import { checkClientSettings, checkConsumerKey, checkIdentifier, checkResources, LIMITS, checkProperties } from "./validation.js";
 
-
 /** The built-in key manager: OAuth clients, keys and resources in this service's database. */
 export class ResidentKeyManager implements KeyManager {
   readonly type = "resident";
@@ -88,23 +87,25 @@ export class ResidentKeyManager implements KeyManager {
   }
 
   async updateApplication(consumerKey: string, patch: ApplicationPatch, precondition?: Precondition): Promise<OAuthApplication> {
-    return this.store.transaction(async (s) => {
-      // Locked: concurrent updates of other fields take turns instead of overwriting this one.
-      const current = await applicationClient(s, consumerKey, LOCK);
-      precondition?.({ client: current, mapping: await s.applicationKeys.findByConsumerKey(consumerKey) });
-      const settings = this.withDefaults({
-        ...settingsOf(current),
-        ...patch,
-        validity: { ...current.validity, ...patch.validity },
-      });
-      const v = new Validator();
-      checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
-      v.throwIfInvalid();
-      const now = this.clock.now();
-      await s.clients.updateSettings(consumerKey, settings, now);
-      await s.applicationKeys.touch(consumerKey, now);
-      return { client: { ...current, ...settings, updatedAt: now }, mapping: await s.applicationKeys.findByConsumerKey(consumerKey) };
-    }).finally(() => this.events.publish({ kind: "application", consumerKey }));
+    return this.store
+      .transaction(async (s) => {
+        // Locked: concurrent updates of other fields take turns instead of overwriting this one.
+        const current = await applicationClient(s, consumerKey, LOCK);
+        precondition?.({ client: current, mapping: await s.applicationKeys.findByConsumerKey(consumerKey) });
+        const settings = this.withDefaults({
+          ...settingsOf(current),
+          ...patch,
+          validity: { ...current.validity, ...patch.validity },
+        });
+        const v = new Validator();
+        checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
+        v.throwIfInvalid();
+        const now = this.clock.now();
+        await s.clients.updateSettings(consumerKey, settings, now);
+        await s.applicationKeys.touch(consumerKey, now);
+        return { client: { ...current, ...settings, updatedAt: now }, mapping: await s.applicationKeys.findByConsumerKey(consumerKey) };
+      })
+      .finally(() => this.events.publish({ kind: "application", consumerKey }));
   }
 
   async retrieveApplication(consumerKey: string): Promise<OAuthApplication> {
@@ -139,20 +140,22 @@ export class ResidentKeyManager implements KeyManager {
 
     const now = this.clock.now();
     const mapping = newMapping(input, input.consumerKey, "MAPPED", now);
-    return this.store.transaction(async (s) => {
-      await this.ensureNoKeys(s, input);
-      const client = (await s.clients.find(input.consumerKey)) ?? (await this.importClient(s, input, now));
-      // A system client's key is not an application's: it is taken, like any other client's.
-      if (client.system) throw new AlreadyExistsError("an OAuth client with this consumer key already exists");
-      if (!secretsEqual(client.consumerSecret, input.consumerSecret)) {
-        throw InvalidArgumentError.field("consumer_secret", "does not match the consumer key's secret");
-      }
-      if (await s.applicationKeys.findByConsumerKey(input.consumerKey)) {
-        throw new AlreadyExistsError("the consumer key is already mapped to an application");
-      }
-      await s.applicationKeys.insert(mapping);
-      return { client, mapping };
-    }).finally(() => this.events.publish({ kind: "application", consumerKey: input.consumerKey }));
+    return this.store
+      .transaction(async (s) => {
+        await this.ensureNoKeys(s, input);
+        const client = (await s.clients.find(input.consumerKey)) ?? (await this.importClient(s, input, now));
+        // A system client's key is not an application's: it is taken, like any other client's.
+        if (client.system) throw new AlreadyExistsError("an OAuth client with this consumer key already exists");
+        if (!secretsEqual(client.consumerSecret, input.consumerSecret)) {
+          throw InvalidArgumentError.field("consumer_secret", "does not match the consumer key's secret");
+        }
+        if (await s.applicationKeys.findByConsumerKey(input.consumerKey)) {
+          throw new AlreadyExistsError("the consumer key is already mapped to an application");
+        }
+        await s.applicationKeys.insert(mapping);
+        return { client, mapping };
+      })
+      .finally(() => this.events.publish({ kind: "application", consumerKey: input.consumerKey }));
   }
 
   async deleteMappedApplication(consumerKey: string): Promise<void> {
@@ -212,10 +215,12 @@ export class ResidentKeyManager implements KeyManager {
 
   async updateRegisteredResource(input: ResourceInput): Promise<RegisteredResource> {
     checkResourceInput(input);
-    return this.store.transaction(async (s) => {
-      await s.resources.replace(input.apiId, input.resources, input.properties, this.clock.now());
-      return s.resources.get(input.apiId);
-    }).finally(() => this.events.publish({ kind: "resources", apiId: input.apiId }));
+    return this.store
+      .transaction(async (s) => {
+        await s.resources.replace(input.apiId, input.resources, input.properties, this.clock.now());
+        return s.resources.get(input.apiId);
+      })
+      .finally(() => this.events.publish({ kind: "resources", apiId: input.apiId }));
   }
 
   async deleteRegisteredResourceByApiId(apiId: string): Promise<void> {

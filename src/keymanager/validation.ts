@@ -1,5 +1,5 @@
 import { isSystemScope } from "../auth/scopes.js";
-import { Validator, hasControlCharacters } from "../domain/validator.js";
+import { type Validator, hasControlCharacters } from "../domain/validator.js";
 import { isKnownGrantType, REDIRECTING_GRANT_TYPES } from "./grant-types.js";
 import { type ApiResource, AUTH_LEVELS, type ClientSettings, HTTP_VERBS } from "./types.js";
 

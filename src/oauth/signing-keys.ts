@@ -99,7 +99,11 @@ export class SigningKeys {
     // The active key first, then the most recently retired.
     const live = keys
       .filter((k) => !k.retiredAt || k.retiredAt.getTime() + horizon > now)
-      .sort((a, b) => (b.retiredAt?.getTime() ?? Number.POSITIVE_INFINITY) - (a.retiredAt?.getTime() ?? Number.POSITIVE_INFINITY) || b.createdAt.getTime() - a.createdAt.getTime());
+      .sort(
+        (a, b) =>
+          (b.retiredAt?.getTime() ?? Number.POSITIVE_INFINITY) - (a.retiredAt?.getTime() ?? Number.POSITIVE_INFINITY) ||
+          b.createdAt.getTime() - a.createdAt.getTime(),
+      );
     this.published = live.map((k) => k.publicJwk as JWK);
     this.described = live.map((k) => ({ kid: k.kid, alg: k.alg, active: k.kid === current.kid, createdAt: k.createdAt, retiredAt: k.retiredAt }));
     this.verifier = createLocalJWKSet({ keys: this.published });

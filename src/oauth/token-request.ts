@@ -24,24 +24,60 @@ const scopesOf = (value: unknown) => (Array.isArray(value) ? value.map(text) : t
 
 /** JSON members that name request fields (WSO2 and RFC 6749 spellings); all others become parameters. */
 const FIELDS: Record<string, Setter> = {
-  client_id: (r, v) => { r.clientId = text(v); },
-  clientId: (r, v) => { r.clientId = text(v); },
-  client_secret: (r, v) => { r.clientSecret = text(v); },
-  clientSecret: (r, v) => { r.clientSecret = text(v); },
-  grant_type: (r, v) => { r.grantType = text(v); },
-  grantType: (r, v) => { r.grantType = text(v); },
-  scope: (r, v) => { r.scopes = scopesOf(v); },
-  scopes: (r, v) => { r.scopes = scopesOf(v); },
-  redirect_uri: (r, v) => { r.callbackUri = text(v); },
-  callbackUrl: (r, v) => { r.callbackUri = text(v); },
-  username: (r, v) => { r.resourceOwnerUsername = text(v); },
-  password: (r, v) => { r.resourceOwnerPassword = text(v); },
-  refresh_token: (r, v) => { r.refreshToken = text(v); },
-  refreshToken: (r, v) => { r.refreshToken = text(v); },
-  validity_period: (r, v) => { r.validityPeriodSeconds = validity(v); },
-  validityPeriod: (r, v) => { r.validityPeriodSeconds = validity(v); },
-  tokenToRevoke: (r, v) => { r.tokenToRevoke = text(v); },
-  token_to_revoke: (r, v) => { r.tokenToRevoke = text(v); },
+  client_id: (r, v) => {
+    r.clientId = text(v);
+  },
+  clientId: (r, v) => {
+    r.clientId = text(v);
+  },
+  client_secret: (r, v) => {
+    r.clientSecret = text(v);
+  },
+  clientSecret: (r, v) => {
+    r.clientSecret = text(v);
+  },
+  grant_type: (r, v) => {
+    r.grantType = text(v);
+  },
+  grantType: (r, v) => {
+    r.grantType = text(v);
+  },
+  scope: (r, v) => {
+    r.scopes = scopesOf(v);
+  },
+  scopes: (r, v) => {
+    r.scopes = scopesOf(v);
+  },
+  redirect_uri: (r, v) => {
+    r.callbackUri = text(v);
+  },
+  callbackUrl: (r, v) => {
+    r.callbackUri = text(v);
+  },
+  username: (r, v) => {
+    r.resourceOwnerUsername = text(v);
+  },
+  password: (r, v) => {
+    r.resourceOwnerPassword = text(v);
+  },
+  refresh_token: (r, v) => {
+    r.refreshToken = text(v);
+  },
+  refreshToken: (r, v) => {
+    r.refreshToken = text(v);
+  },
+  validity_period: (r, v) => {
+    r.validityPeriodSeconds = validity(v);
+  },
+  validityPeriod: (r, v) => {
+    r.validityPeriodSeconds = validity(v);
+  },
+  tokenToRevoke: (r, v) => {
+    r.tokenToRevoke = text(v);
+  },
+  token_to_revoke: (r, v) => {
+    r.tokenToRevoke = text(v);
+  },
 };
 
 function validity(value: unknown): number {
@@ -70,7 +106,10 @@ export function buildFromJson(json: string, base: AccessTokenRequest = emptyToke
 }
 
 /** BuildAccessTokenRequestFromOAuthApp: a client-credentials request for the application's client. */
-export function buildFromOAuthApp(app: Pick<OAuthClient, "consumerKey" | "consumerSecret" | "callbackUrls">, base: AccessTokenRequest = emptyTokenRequest()): AccessTokenRequest {
+export function buildFromOAuthApp(
+  app: Pick<OAuthClient, "consumerKey" | "consumerSecret" | "callbackUrls">,
+  base: AccessTokenRequest = emptyTokenRequest(),
+): AccessTokenRequest {
   const violations = [];
   if (!app.consumerKey) violations.push({ field: "application.consumer_key", description: "is required" });
   if (!app.consumerSecret) violations.push({ field: "application.consumer_secret", description: "is required" });

@@ -4,13 +4,7 @@ import { AuthenticationThrottle } from "./authentication-throttle.js";
 import type { Config } from "../config/config.js";
 import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
-import {
-  InvalidArgumentError,
-  NotFoundError,
-  PermissionDeniedError,
-  UnauthenticatedError,
-  UnimplementedError,
-} from "../domain/errors.js";
+import { InvalidArgumentError, NotFoundError, PermissionDeniedError, UnauthenticatedError, UnimplementedError } from "../domain/errors.js";
 import { secretsEqual } from "../keymanager/credentials.js";
 import { isKnownGrantType } from "../keymanager/grant-types.js";
 import type { AccessTokenRequest } from "../keymanager/tokens.js";

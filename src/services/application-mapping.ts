@@ -1,11 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type {
-  CreateApplicationRequest,
-  MapOAuthApplicationRequest,
-  UpdateApplicationRequest,
-} from "../../gen/keymanager/v1/key_manager_service_pb.js";
+import type { CreateApplicationRequest, MapOAuthApplicationRequest, UpdateApplicationRequest } from "../../gen/keymanager/v1/key_manager_service_pb.js";
 import type { OAuthApplicationSchema } from "../../gen/keymanager/v1/types_pb.js";
 import { Validator } from "../domain/validator.js";
 import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput, OAuthApplication, ValidityPeriods } from "../keymanager/types.js";

@@ -5,11 +5,7 @@ import { Validator } from "../domain/validator.js";
 import type { ApiResource, HttpVerb, RegisteredResource, ResourceInput } from "../keymanager/types.js";
 import { authLevelFromPb, authLevelToPb } from "./enums.js";
 
-export function resourceInputFromPb(req: {
-  apiId: string;
-  resources: PbApiResource[];
-  properties: Record<string, string>;
-}): ResourceInput {
+export function resourceInputFromPb(req: { apiId: string; resources: PbApiResource[]; properties: Record<string, string> }): ResourceInput {
   const v = new Validator();
   const resources = req.resources.map(
     (r, i): ApiResource => ({

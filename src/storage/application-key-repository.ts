@@ -44,7 +44,9 @@ export class ApplicationKeyRepository {
   }
 
   async touch(consumerKey: string, updatedAt: Date): Promise<void> {
-    await this.db<KeyRow>(TABLE).where({ consumer_key: consumerKey }).update({ updated_at: toMillis(updatedAt) });
+    await this.db<KeyRow>(TABLE)
+      .where({ consumer_key: consumerKey })
+      .update({ updated_at: toMillis(updatedAt) });
   }
 
   async deleteByConsumerKey(consumerKey: string): Promise<boolean> {

@@ -111,7 +111,7 @@ export class ClientRepository {
       appOwner: row.app_owner,
       groupId: row.group_id,
       keyManager: row.key_manager,
-      ...(Boolean(row.system_client) ? { system: true as const } : {}),
+      ...(row.system_client ? { system: true as const } : {}),
       createdAt: toDate(row.created_at),
       updatedAt: toDate(row.updated_at),
     };

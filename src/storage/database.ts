@@ -70,8 +70,9 @@ function sqliteKnex(file: string): Knex {
         // synchronous = FULL: a commit is on disk before it is acknowledged, power loss included
         // (NORMAL would survive a process crash but not an OS crash). Group commit keeps the
         // fsyncs few under load.
-        conn.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;", (err) =>
-          done(err, conn),
+        conn.exec(
+          "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+          (err) => done(err, conn),
         );
       },
     },
@@ -88,12 +89,14 @@ interface SqliteConnection {
  * process per file; a second process that starts at the same moment waits for knex's lock.
  */
 export async function migrate(db: Knex, options: { timeoutMs?: number } = {}): Promise<void> {
-  if (await withMigrationLock(db, async () => {
-    // Holding the server-side lock, nobody else is migrating: a set knex lock is a crashed
-    // replica's leftover and must not block start-up forever.
-    await db.migrate.forceFreeMigrationsLock({ migrationSource });
-    await db.migrate.latest({ migrationSource });
-  })) {
+  if (
+    await withMigrationLock(db, async () => {
+      // Holding the server-side lock, nobody else is migrating: a set knex lock is a crashed
+      // replica's leftover and must not block start-up forever.
+      await db.migrate.forceFreeMigrationsLock({ migrationSource });
+      await db.migrate.latest({ migrationSource });
+    })
+  ) {
     return;
   }
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
@@ -142,4 +145,3 @@ async function withMigrationLock(db: Knex, work: () => Promise<unknown>): Promis
   }
   return true;
 }
-

@@ -53,7 +53,9 @@ export class SigningKeyRepository {
   }
 
   async retireAll(at: Date): Promise<void> {
-    await this.db<KeyRow>(TABLE).whereNull("retired_at").update({ retired_at: toMillis(at) });
+    await this.db<KeyRow>(TABLE)
+      .whereNull("retired_at")
+      .update({ retired_at: toMillis(at) });
   }
 
   /** Forgets keys retired before `before`: no unexpired token can carry them. */

@@ -68,7 +68,13 @@ export class TokenRepository {
       .where("expires_at", "<", cutoff)
       .andWhere((r) => r.whereNull("refresh_expires_at").orWhere("refresh_expires_at", "<", cutoff))
       .limit(limit);
-    const revoked = expired.length < limit ? await this.db<TokenRow>(TABLE).select("id").where("revoked_at", "<", cutoff).limit(limit - expired.length) : [];
+    const revoked =
+      expired.length < limit
+        ? await this.db<TokenRow>(TABLE)
+            .select("id")
+            .where("revoked_at", "<", cutoff)
+            .limit(limit - expired.length)
+        : [];
     const ids = [...new Set([...expired, ...revoked].map((r) => r.id))];
     if (ids.length === 0) return 0;
     return this.db<TokenRow>(TABLE).whereIn("id", ids).delete();
@@ -81,7 +87,10 @@ export class TokenRepository {
 
   /** Marks a refresh token spent; false when another request spent it first. */
   async spendRefresh(id: string, at: Date): Promise<boolean> {
-    const changed = await this.db<TokenRow>(TABLE).where({ id }).whereNull("refresh_used_at").update({ refresh_used_at: toMillis(at) });
+    const changed = await this.db<TokenRow>(TABLE)
+      .where({ id })
+      .whereNull("refresh_used_at")
+      .update({ refresh_used_at: toMillis(at) });
     return changed > 0;
   }
 
@@ -97,15 +106,24 @@ export class TokenRepository {
   }
 
   async revoke(id: string, at: Date): Promise<void> {
-    await this.db<TokenRow>(TABLE).where({ id }).whereNull("revoked_at").update({ revoked_at: toMillis(at) });
+    await this.db<TokenRow>(TABLE)
+      .where({ id })
+      .whereNull("revoked_at")
+      .update({ revoked_at: toMillis(at) });
   }
 
   async revokeFamily(familyId: string, at: Date): Promise<void> {
-    await this.db<TokenRow>(TABLE).where({ family_id: familyId }).whereNull("revoked_at").update({ revoked_at: toMillis(at) });
+    await this.db<TokenRow>(TABLE)
+      .where({ family_id: familyId })
+      .whereNull("revoked_at")
+      .update({ revoked_at: toMillis(at) });
   }
 
   async revokeUser(endUser: string, at: Date): Promise<void> {
-    await this.db<TokenRow>(TABLE).where({ end_user: endUser }).whereNull("revoked_at").update({ revoked_at: toMillis(at) });
+    await this.db<TokenRow>(TABLE)
+      .where({ end_user: endUser })
+      .whereNull("revoked_at")
+      .update({ revoked_at: toMillis(at) });
   }
 }
 

@@ -48,7 +48,9 @@ export class UserRepository {
   }
 
   async setPassword(username: string, passwordHash: string, at: Date): Promise<void> {
-    const changed = await this.db<UserRow>(TABLE).where({ username }).update({ password_hash: passwordHash, updated_at: toMillis(at) });
+    const changed = await this.db<UserRow>(TABLE)
+      .where({ username })
+      .update({ password_hash: passwordHash, updated_at: toMillis(at) });
     if (changed === 0) throw new NotFoundError(MISSING);
   }
 

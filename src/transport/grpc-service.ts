@@ -81,16 +81,10 @@ export interface GrpcHandlerOptions {
 }
 
 /** grpc-js handlers calling `impl`, errors mapped by the shared error mapping. */
-export function grpcHandlers<S extends DescService>(
-  service: S,
-  impl: Partial<ServiceImpl<S>>,
-  options: GrpcHandlerOptions,
-): grpc.UntypedServiceImplementation {
+export function grpcHandlers<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>, options: GrpcHandlerOptions): grpc.UntypedServiceImplementation {
   const handlers: grpc.UntypedServiceImplementation = {};
   for (const method of service.methods) {
-    const fn = (impl as Record<string, unknown>)[method.localName] as
-      | ((req: unknown, ctx: HandlerContext) => Promise<unknown> | unknown)
-      | undefined;
+    const fn = (impl as Record<string, unknown>)[method.localName] as ((req: unknown, ctx: HandlerContext) => Promise<unknown> | unknown) | undefined;
     const procedure = `/${service.typeName}/${method.name}`;
     const fail = (err: unknown, callback: grpc.sendUnaryData<unknown>) => callback(grpcError(err, options.logger, procedure));
     const authorize = options.authorizer.forMethod(service, method);
@@ -133,7 +127,11 @@ export function grpcHandlers<S extends DescService>(
         fail(err, callback);
         return;
       }
-      if (principal instanceof Promise) principal.then((p) => run(call, callback, p), (err: unknown) => fail(err, callback));
+      if (principal instanceof Promise)
+        principal.then(
+          (p) => run(call, callback, p),
+          (err: unknown) => fail(err, callback),
+        );
       else run(call, callback, principal);
     };
   }
@@ -210,7 +208,9 @@ function grpcError(err: unknown, logger: Logger, procedure: string): Partial<grp
   try {
     const ce = toConnectError(err, logger, procedure);
     const metadata = new grpc.Metadata();
-    ce.metadata.forEach((value, key) => metadata.set(key, value));
+    ce.metadata.forEach((value, key) => {
+      metadata.set(key, value);
+    });
     return { code: ce.code as number, details: ce.rawMessage, metadata };
   } catch {
     return { code: grpc.status.INTERNAL, details: "internal error" };

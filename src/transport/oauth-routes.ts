@@ -136,7 +136,10 @@ function clientCredentials(req: http.IncomingMessage, form: URLSearchParams): { 
     const colon = decoded.indexOf(":");
     if (colon < 0) return { clientId: "", clientSecret: "" };
     try {
-      return { clientId: decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, " ")), clientSecret: decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, " ")) };
+      return {
+        clientId: decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, " ")),
+        clientSecret: decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, " ")),
+      };
     } catch {
       return { clientId: "", clientSecret: "" };
     }
@@ -179,7 +182,8 @@ function sendOAuthError(req: http.IncomingMessage, res: http.ServerResponse, err
     const error = err.oauth ?? (err.kind === "unauthenticated" ? "invalid_client" : "invalid_request");
     // A paused client id (too many failed authentications) is told to come back later.
     const status = err.kind === "resource_exhausted" ? 429 : (STATUS[error] ?? 400);
-    const challenge: Record<string, string> = status === 401 && req.headers.authorization?.startsWith("Basic ") ? { "www-authenticate": 'Basic realm="oauth2"' } : {};
+    const challenge: Record<string, string> =
+      status === 401 && req.headers.authorization?.startsWith("Basic ") ? { "www-authenticate": 'Basic realm="oauth2"' } : {};
     sendJson(res, status, { error, error_description: err.message }, { ...NO_STORE, ...challenge });
     return;
   }

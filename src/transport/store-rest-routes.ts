@@ -227,7 +227,10 @@ function matchesAny(header: string, etag: string): boolean {
 
 function requireJsonBody(req: http.IncomingMessage): void {
   const [type, ...params] = (req.headers["content-type"] ?? "").split(";").map((p) => p.trim().toLowerCase());
-  const charset = params.find((p) => p.startsWith("charset="))?.slice("charset=".length).replace(/"/g, "");
+  const charset = params
+    .find((p) => p.startsWith("charset="))
+    ?.slice("charset=".length)
+    .replace(/"/g, "");
   if (type !== "application/json" || (charset !== undefined && charset !== "utf-8" && charset !== "utf8")) {
     throw new HttpError(415, "the body must be application/json (UTF-8)");
   }

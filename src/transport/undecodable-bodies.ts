@@ -3,7 +3,13 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { type Compression, encodeEnvelope, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import {
+  type Compression,
+  encodeEnvelope,
+  type UniversalHandler,
+  type UniversalServerRequest,
+  type UniversalServerResponse,
+} from "@connectrpc/connect/protocol";
 import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus, trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 
@@ -79,7 +85,12 @@ async function undecodableQueryMessage(schema: DescMessage, query: URLSearchPara
 }
 
 /** The one message of a unary gRPC-Web request; undefined when the framing itself is off. */
-async function undecodableEnvelope(schema: DescMessage, body: Uint8Array, compression: Compression | null | undefined, readMaxBytes: number): Promise<string | undefined> {
+async function undecodableEnvelope(
+  schema: DescMessage,
+  body: Uint8Array,
+  compression: Compression | null | undefined,
+  readMaxBytes: number,
+): Promise<string | undefined> {
   if (body.byteLength < 5) return undefined;
   const flags = body[0] ?? 0;
   const length = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1);

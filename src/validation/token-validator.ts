@@ -184,9 +184,7 @@ export class TokenValidator {
   }
 
   private subscription(applicationId: string, apiId: string): Promise<Subscription | undefined> {
-    return this.cache.through(this.cache.subscriptions, subscriptionKey(applicationId, apiId), () =>
-      this.store.subscriptions.find(applicationId, apiId),
-    );
+    return this.cache.through(this.cache.subscriptions, subscriptionKey(applicationId, apiId), () => this.store.subscriptions.find(applicationId, apiId));
   }
 }
 

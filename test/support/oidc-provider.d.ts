@@ -24,7 +24,9 @@ declare module "oidc-provider" {
     constructor(issuer: string, configuration?: Configuration);
     on(event: string, listener: (...args: unknown[]) => void): this;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
-    InitialAccessToken: new (options: { policies?: string[] }) => { save(): Promise<string> };
+    InitialAccessToken: new (options: {
+      policies?: string[];
+    }) => { save(): Promise<string> };
     Client: { find(clientId: string): Promise<{ clientId: string; clientSecret?: string; metadata(): Record<string, unknown> } | undefined> };
   }
 }

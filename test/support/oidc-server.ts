@@ -31,7 +31,15 @@ export async function startOidcServer(options: { jwtAccessTokens?: boolean } = {
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const serviceClient = { clientId: "keymanager-service", clientSecret: randomBytes(24).toString("base64url") };
   const provider = new Provider(issuer, {
-    clients: [{ client_id: serviceClient.clientId, client_secret: serviceClient.clientSecret, grant_types: ["client_credentials"], redirect_uris: [], response_types: [] }],
+    clients: [
+      {
+        client_id: serviceClient.clientId,
+        client_secret: serviceClient.clientSecret,
+        grant_types: ["client_credentials"],
+        redirect_uris: [],
+        response_types: [],
+      },
+    ],
     scopes: ["read", "write"],
     cookies: { keys: [randomBytes(16).toString("hex")] },
     formats: { bitsOfOpaqueRandomness: 384 },

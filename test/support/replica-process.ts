@@ -47,7 +47,9 @@ export async function startReplica(env: Record<string, string>): Promise<Replica
   const log: Array<Record<string, unknown>> = [];
   const waiters: Array<{ msg: string; resolve: (line: Record<string, unknown>) => void }> = [];
   let stderr = "";
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   let buffered = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
@@ -71,7 +73,13 @@ export async function startReplica(env: Record<string, string>): Promise<Replica
   const logged = (msg: string, timeoutMs = 10_000) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no "${msg}" in the replica's log within ${timeoutMs} ms`)), timeoutMs);
-      waiters.push({ msg, resolve: (line) => (clearTimeout(timer), resolve(line)) });
+      waiters.push({
+        msg,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      });
     });
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
@@ -96,7 +104,10 @@ export async function startReplica(env: Record<string, string>): Promise<Replica
 export async function clientToken(replica: ReplicaProcess, client: { clientId: string; clientSecret: string }): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${replica.httpPort}/oauth2/token`, {
     method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString("base64")}` },
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString("base64")}`,
+    },
     body: "grant_type=client_credentials",
   });
   assert.equal(res.status, 200, await res.clone().text());

@@ -68,7 +68,10 @@ export class ClientRegistration {
     const error = str(body.error);
     const description = str(body.error_description);
     if (response.status === 400 && (error === "invalid_client_metadata" || error === "invalid_redirect_uri" || error === "invalid_request")) {
-      throw InvalidArgumentError.field(error === "invalid_redirect_uri" ? "callback_urls" : "client", `refused by key manager "${this.keyManager}": ${description || error}`);
+      throw InvalidArgumentError.field(
+        error === "invalid_redirect_uri" ? "callback_urls" : "client",
+        `refused by key manager "${this.keyManager}": ${description || error}`,
+      );
     }
     if (response.status === 404) throw new NotFoundError(NO_CLIENT);
     throw new FailedPreconditionError(`key manager "${this.keyManager}" refused to ${what} the client: HTTP ${response.status}${error ? ` ${error}` : ""}`);
@@ -87,7 +90,9 @@ export class ClientRegistration {
       clientName: str(body.client_name),
       redirectUris: strings(body.redirect_uris),
       grantTypes: strings(body.grant_types),
-      scopes: str(body.scope).split(" ").filter((s) => s !== ""),
+      scopes: str(body.scope)
+        .split(" ")
+        .filter((s) => s !== ""),
       registrationClientUri,
       registrationAccessToken,
     };
@@ -96,10 +101,7 @@ export class ClientRegistration {
 
 /** RFC 7591 section 2 metadata of a client's settings; validity and token type stay local. */
 function clientMetadata(s: ClientSettings): Record<string, unknown> {
-  const responseTypes = [
-    ...(s.grantTypes.includes("authorization_code") ? ["code"] : []),
-    ...(s.grantTypes.includes("implicit") ? ["token"] : []),
-  ];
+  const responseTypes = [...(s.grantTypes.includes("authorization_code") ? ["code"] : []), ...(s.grantTypes.includes("implicit") ? ["token"] : [])];
   return {
     client_name: s.clientName,
     redirect_uris: s.callbackUrls,

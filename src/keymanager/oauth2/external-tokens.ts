@@ -33,7 +33,16 @@ export function recordFromJwt(p: JWTPayload, tokenHash: string, token: string, n
   });
 }
 
-function record(r: { tokenHash: string; token: string; clientId: string; endUser: string; scopes: string[]; issuedAtMs: number; expiresAtMs: number; tokenId: string }): TokenRecord {
+function record(r: {
+  tokenHash: string;
+  token: string;
+  clientId: string;
+  endUser: string;
+  scopes: string[];
+  issuedAtMs: number;
+  expiresAtMs: number;
+  tokenId: string;
+}): TokenRecord {
   return {
     id: r.tokenId || r.tokenHash.slice(0, 32),
     tokenHash: r.tokenHash,

@@ -215,7 +215,15 @@ export class OAuth2KeyManager implements KeyManager {
         createdAt: now,
         updatedAt: now,
       },
-      mapping: { ...mapping, applicationId: owner.applicationId, keyType: owner.keyType, consumerKey: credentials.consumerKey, keyState: "COMPLETED", createdAt: now, updatedAt: now },
+      mapping: {
+        ...mapping,
+        applicationId: owner.applicationId,
+        keyType: owner.keyType,
+        consumerKey: credentials.consumerKey,
+        keyState: "COMPLETED",
+        createdAt: now,
+        updatedAt: now,
+      },
     };
   }
 
@@ -384,7 +392,10 @@ export class OAuth2KeyManager implements KeyManager {
     try {
       await this.registration.delete({ uri: remote.registrationClientUri, accessToken: remote.registrationAccessToken });
     } catch (err) {
-      this.deps.logger.error({ err, keyManager: this.name, consumerKey: remote.clientId }, "registered client left at the key manager after a failed local write");
+      this.deps.logger.error(
+        { err, keyManager: this.name, consumerKey: remote.clientId },
+        "registered client left at the key manager after a failed local write",
+      );
     }
   }
 

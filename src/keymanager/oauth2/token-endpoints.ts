@@ -1,4 +1,11 @@
-import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError, UnauthenticatedError, UnavailableError, UnimplementedError } from "../../domain/errors.js";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  UnavailableError,
+  UnimplementedError,
+} from "../../domain/errors.js";
 import type { AccessTokenRequest } from "../tokens.js";
 import type { EndpointResolver } from "./endpoints.js";
 import { basicAuth, fields, type OAuth2HttpClient, str } from "./http-client.js";
@@ -54,7 +61,9 @@ export class TokenEndpoints {
       accessToken: str(f.access_token),
       refreshToken: str(f.refresh_token),
       expiresInSeconds: typeof f.expires_in === "number" ? f.expires_in : Number(f.expires_in ?? 0),
-      scopes: str(f.scope).split(" ").filter((s) => s !== "") ,
+      scopes: str(f.scope)
+        .split(" ")
+        .filter((s) => s !== ""),
     };
   }
 
@@ -71,7 +80,9 @@ export class TokenEndpoints {
       clientId: str(f.client_id),
       username: str(f.username),
       subject: str(f.sub),
-      scopes: str(f.scope).split(" ").filter((s) => s !== ""),
+      scopes: str(f.scope)
+        .split(" ")
+        .filter((s) => s !== ""),
       issuedAt: typeof f.iat === "number" ? f.iat : 0,
       expiresAt: typeof f.exp === "number" ? f.exp : 0,
       tokenId: str(f.jti),
@@ -112,8 +123,13 @@ function tokenError(keyManager: string, status: number, error: string, grantType
     case "invalid_scope":
       return new InvalidArgumentError([{ field: "scopes", description: `refused by key manager "${keyManager}"` }], { oauth: "invalid_scope" });
     case "invalid_grant":
-      return new InvalidArgumentError([{ field: "grant_type", description: `the grant was refused by key manager "${keyManager}"` }], { oauth: "invalid_grant" });
+      return new InvalidArgumentError([{ field: "grant_type", description: `the grant was refused by key manager "${keyManager}"` }], {
+        oauth: "invalid_grant",
+      });
     default:
-      return new InvalidArgumentError([{ field: "request", description: `refused by key manager "${keyManager}" (HTTP ${status}${error ? ` ${error}` : ""})` }], { oauth: "invalid_request" });
+      return new InvalidArgumentError(
+        [{ field: "request", description: `refused by key manager "${keyManager}" (HTTP ${status}${error ? ` ${error}` : ""})` }],
+        { oauth: "invalid_request" },
+      );
   }
 }
