@@ -2,9 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CallerAuthenticator } from "../src/auth/caller-authenticator.js";
 import { ChangeEvents } from "../src/domain/change-events.js";
-import type { OAuthClient } from "../src/keymanager/types.js";
+import type { OAuthClient, TokenRecord } from "../src/domain/model/index.js";
 import { hashToken } from "../src/oauth/token-hash.js";
-import type { TokenRecord } from "../src/oauth/types.js";
 import { TestClock } from "./support/clock.js";
 
 const clock = new TestClock();

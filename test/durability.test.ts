@@ -13,7 +13,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
 import { hashToken } from "../src/oauth/token-hash.js";
 import { createKnex } from "../src/storage/database.js";
-import type { AccessTokenRequest } from "../src/keymanager/tokens.js";
+import type { AccessTokenRequest } from "../src/domain/model/index.js";
 import type { IssuedToken } from "../src/oauth/token-service.js";
 import { type TestDatabase, testDatabases } from "./support/databases.js";
 import { createRequest } from "./support/fixtures.js";

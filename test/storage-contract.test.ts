@@ -3,14 +3,13 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import type { Knex } from "knex";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../src/domain/errors.js";
-import type { ApplicationKeyMapping, OAuthClient, RegisteredResource } from "../src/keymanager/types.js";
+import type { ApplicationKeyMapping, OAuthClient, RegisteredResource, TokenRecord } from "../src/domain/model/index.js";
 import { createKnex, migrate } from "../src/storage/database.js";
 import { LOCK } from "../src/storage/locks.js";
 import { migrationSource } from "../src/storage/migrations/index.js";
 import { SecretBox } from "../src/storage/secret-box.js";
 import { Store } from "../src/storage/store.js";
 import { TokenWriter } from "../src/storage/token-writer.js";
-import type { TokenRecord } from "../src/oauth/types.js";
 import { type TestDatabase, testDatabases } from "./support/databases.js";
 
 const box = new SecretBox(randomBytes(32));

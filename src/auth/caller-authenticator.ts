@@ -2,10 +2,8 @@ import { LRUCache } from "lru-cache";
 import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../domain/errors.js";
-import type { OAuthClient } from "../keymanager/types.js";
+import { isActive, type OAuthClient, type TokenRecord } from "../domain/model/index.js";
 import { hashToken } from "../oauth/token-hash.js";
-import type { TokenRecord } from "../oauth/types.js";
-import { isActive } from "../oauth/types.js";
 import { type Principal, splitGroups } from "./principal.js";
 
 /** How long an authenticated caller is trusted without another look (a safety net: other replicas' changes arrive through the cluster change feed). */

@@ -1,7 +1,7 @@
 import { NotFoundError, PermissionDeniedError } from "../domain/errors.js";
 import type { KeyManager } from "../keymanager/key-manager.js";
 import { NO_CLIENT } from "../keymanager/key-manager.js";
-import type { OAuthApplication } from "../keymanager/types.js";
+import type { OAuthApplication } from "../domain/model/index.js";
 import { isRestricted, owns, type Principal, splitGroups } from "./principal.js";
 
 /**

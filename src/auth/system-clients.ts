@@ -3,7 +3,7 @@ import type { Clock } from "../domain/clock.js";
 import { NotFoundError } from "../domain/errors.js";
 import { Validator } from "../domain/validator.js";
 import { newConsumerKey, newConsumerSecret } from "../keymanager/credentials.js";
-import type { OAuthClient } from "../keymanager/types.js";
+import type { OAuthClient } from "../domain/model/index.js";
 import { LIMITS } from "../keymanager/validation.js";
 import type { Store } from "../storage/store.js";
 import { isSystemScope, SYSTEM_SCOPES } from "./scopes.js";

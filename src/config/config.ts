@@ -1,4 +1,4 @@
-import type { TokenType } from "../keymanager/types.js";
+import type { TokenType } from "../domain/model/index.js";
 import { type ExternalKeyManagerConfig, externalFromSection } from "./external-key-managers.js";
 import type { KeyManagerSection } from "./schema.js";
 

@@ -3,7 +3,7 @@ import type { Store } from "../storage/store.js";
 import type { KeyManager } from "./key-manager.js";
 import { unverifiedIssuer } from "./oauth2/external-tokens.js";
 import type { OAuth2KeyManager } from "./oauth2/oauth2-key-manager.js";
-import type { ApplicationKeyRef } from "./types.js";
+import type { ApplicationKeyRef } from "../domain/model/index.js";
 
 /**
  * Every configured key manager by name: the resident one and the external OAuth2 servers.

@@ -1,14 +1,52 @@
-import type { AccessTokenInfo, AccessTokenRequest } from "./tokens.js";
 import type {
+  AccessTokenInfo,
+  AccessTokenRequest,
   ApplicationKeyRef,
-  ApplicationPatch,
+  ClientSettings,
   ConsumerCredentials,
-  CreateApplicationInput,
-  MapApplicationInput,
+  KeyType,
   OAuthApplication,
   RegisteredResource,
   ResourceInput,
-} from "./types.js";
+  TokenType,
+  ValidityPeriods,
+} from "../domain/model/index.js";
+
+export interface CreateApplicationInput {
+  applicationId: string;
+  keyType: KeyType;
+  clientName: string;
+  callbackUrls: string[];
+  grantTypes: string[];
+  scopes: string[];
+  tokenType: TokenType | undefined;
+  /** Seconds; 0 takes the configured default. */
+  validity: ValidityPeriods;
+  additionalProperties: Record<string, string>;
+  appOwner: string;
+  groupId: string;
+  applicationName: string;
+  applicationTier: string;
+  /** The configured key manager to register the client at; empty or absent: the resident one. */
+  keyManager?: string;
+}
+
+/** Only the fields present change; a zero validity period resets it to the configured default. */
+export type ApplicationPatch = Partial<Omit<ClientSettings, "validity">> & { validity?: Partial<ValidityPeriods> };
+
+export interface MapApplicationInput {
+  applicationId: string;
+  keyType: KeyType;
+  consumerKey: string;
+  consumerSecret: string;
+  clientName: string;
+  callbackUrls: string[];
+  grantTypes: string[];
+  appOwner: string;
+  groupId: string;
+  /** The configured key manager that issued the consumer key; empty or absent: the resident one. */
+  keyManager?: string;
+}
 
 /** Throws (a domain error) when the application is not in the state a change expects. */
 export type Precondition = (current: OAuthApplication) => void;

@@ -10,21 +10,20 @@ import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
 import { type KeyManager, NO_CLIENT, NO_KEYS, type Precondition } from "./key-manager.js";
 import type { TokenService } from "../oauth/token-service.js";
 import { tokenInfo, unknownTokenInfo } from "./token-info.js";
-import type { AccessTokenInfo, AccessTokenRequest } from "./tokens.js";
 import type {
+  AccessTokenInfo,
+  AccessTokenRequest,
   ApplicationKeyMapping,
   ApplicationKeyRef,
-  ApplicationPatch,
   ClientSettings,
   ConsumerCredentials,
-  CreateApplicationInput,
-  MapApplicationInput,
   OAuthApplication,
   OAuthClient,
   RegisteredResource,
   ResourceInput,
   ValidityPeriods,
-} from "./types.js";
+} from "../domain/model/index.js";
+import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "./key-manager.js";
 import { checkClientSettings, checkConsumerKey, checkIdentifier, checkResources, LIMITS, checkProperties } from "./validation.js";
 
 /** The built-in key manager: OAuth clients, keys and resources in this service's database. */

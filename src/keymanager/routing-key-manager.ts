@@ -1,16 +1,15 @@
 import type { KeyManager, Precondition } from "./key-manager.js";
 import type { KeyManagerRegistry } from "./key-manager-registry.js";
-import type { AccessTokenInfo, AccessTokenRequest } from "./tokens.js";
 import type {
+  AccessTokenInfo,
+  AccessTokenRequest,
   ApplicationKeyRef,
-  ApplicationPatch,
   ConsumerCredentials,
-  CreateApplicationInput,
-  MapApplicationInput,
   OAuthApplication,
   RegisteredResource,
   ResourceInput,
-} from "./types.js";
+} from "../domain/model/index.js";
+import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "./key-manager.js";
 
 /**
  * The KeyManager the services see when several are configured: each call goes to the key

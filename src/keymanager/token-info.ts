@@ -1,5 +1,4 @@
-import { isActive, isApplicationToken, type TokenRecord } from "../oauth/types.js";
-import type { AccessTokenInfo, TokenState } from "./tokens.js";
+import { type AccessTokenInfo, isActive, isApplicationToken, type TokenRecord, type TokenState } from "../domain/model/index.js";
 
 /** What GetTokenMetadata and the token listings say of a stored token (never the token itself). */
 export function tokenInfo(record: TokenRecord, now: Date, keyManager: string, issued?: { accessToken: string; refreshToken?: string }): AccessTokenInfo {

@@ -1,7 +1,7 @@
 import { isSystemScope } from "../auth/scopes.js";
 import { type Validator, hasControlCharacters } from "../domain/validator.js";
 import { isKnownGrantType, REDIRECTING_GRANT_TYPES } from "./grant-types.js";
-import { type ApiResource, AUTH_LEVELS, type ClientSettings, HTTP_VERBS } from "./types.js";
+import { type ApiResource, AUTH_LEVELS, type ClientSettings, HTTP_VERBS } from "../domain/model/index.js";
 
 /** Bounds of stored fields, checked before any work. */
 export const LIMITS = {

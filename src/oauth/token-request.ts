@@ -1,6 +1,5 @@
 import { InvalidArgumentError } from "../domain/errors.js";
-import type { AccessTokenRequest } from "../keymanager/tokens.js";
-import type { OAuthClient } from "../keymanager/types.js";
+import type { AccessTokenRequest, OAuthClient } from "../domain/model/index.js";
 
 export function emptyTokenRequest(): AccessTokenRequest {
   return {

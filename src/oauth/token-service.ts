@@ -7,10 +7,9 @@ import type { Clock } from "../domain/clock.js";
 import { InvalidArgumentError, NotFoundError, PermissionDeniedError, UnauthenticatedError, UnimplementedError } from "../domain/errors.js";
 import { secretsEqual } from "../keymanager/credentials.js";
 import { isKnownGrantType } from "../keymanager/grant-types.js";
-import type { AccessTokenRequest } from "../keymanager/tokens.js";
+import { type AccessTokenRequest, isActive, type OAuthClient, type TokenRecord } from "../domain/model/index.js";
 import { checkScopes } from "../keymanager/validation.js";
 import { Validator } from "../domain/validator.js";
-import type { OAuthClient } from "../keymanager/types.js";
 import { LOCK } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
 import type { TokenWriter } from "../storage/token-writer.js";
@@ -18,7 +17,6 @@ import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
 import { grantScopes } from "./scopes.js";
 import type { SigningKeys } from "./signing-keys.js";
 import { hashToken, newOpaqueToken } from "./token-hash.js";
-import { isActive, type TokenRecord } from "./types.js";
 
 export interface IssuedToken {
   accessToken: string;

@@ -3,7 +3,7 @@ import type { Clock } from "../domain/clock.js";
 import { Validator } from "../domain/validator.js";
 import type { Store } from "../storage/store.js";
 import { hashPassword } from "./passwords.js";
-import type { User } from "./types.js";
+import type { User } from "../domain/model/index.js";
 
 const USERNAME = /^[A-Za-z0-9._@+-]{1,255}$/;
 

@@ -4,7 +4,8 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CreateApplicationRequest, MapOAuthApplicationRequest, UpdateApplicationRequest } from "../../gen/keymanager/v1/key_manager_service_pb.js";
 import type { OAuthApplicationSchema } from "../../gen/keymanager/v1/types_pb.js";
 import { Validator } from "../domain/validator.js";
-import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput, OAuthApplication, ValidityPeriods } from "../keymanager/types.js";
+import type { OAuthApplication, ValidityPeriods } from "../domain/model/index.js";
+import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "../keymanager/key-manager.js";
 import { keyStateToPb, keyTypeFromPb, keyTypeToPb, modeToPb, tokenTypeFromPb, tokenTypeToPb } from "./enums.js";
 
 /** Proto requests -> domain inputs and domain applications -> proto messages. */

@@ -8,9 +8,7 @@ import {
   TokenType as PbTokenType,
 } from "../../gen/keymanager/v1/types_pb.js";
 import type { Validator } from "../domain/validator.js";
-import type { TokenState } from "../keymanager/tokens.js";
-import type { ApplicationMode, AuthLevel, KeyState, KeyType, TokenType } from "../keymanager/types.js";
-import type { SubscriptionState } from "../subscriptions/types.js";
+import type { ApplicationMode, AuthLevel, KeyState, KeyType, SubscriptionState, TokenState, TokenType } from "../domain/model/index.js";
 
 /** Protobuf enums <-> domain string unions. Unknown and UNSPECIFIED values are violations. */
 

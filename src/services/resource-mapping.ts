@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ApiResource as PbApiResource, RegisteredResourceSchema } from "../../gen/keymanager/v1/types_pb.js";
 import { Validator } from "../domain/validator.js";
-import type { ApiResource, HttpVerb, RegisteredResource, ResourceInput } from "../keymanager/types.js";
+import type { ApiResource, HttpVerb, RegisteredResource, ResourceInput } from "../domain/model/index.js";
 import { authLevelFromPb, authLevelToPb } from "./enums.js";
 
 export function resourceInputFromPb(req: { apiId: string; resources: PbApiResource[]; properties: Record<string, string> }): ResourceInput {

@@ -4,7 +4,7 @@ import type { SubscriptionService } from "../../gen/keymanager/v1/subscription_s
 import type { Api as PbApi } from "../../gen/keymanager/v1/types_pb.js";
 import { requireField, Validator } from "../domain/validator.js";
 import type { ApiInput, SubscriptionManager } from "../subscriptions/subscription-manager.js";
-import type { Api, Subscription } from "../subscriptions/types.js";
+import type { Api, Subscription } from "../domain/model/index.js";
 import { subscriptionStateFromPb, subscriptionStateToPb } from "./enums.js";
 
 type Impl = ServiceImpl<typeof SubscriptionService>;

@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AccessTokenInfoSchema, AccessTokenRequest as PbAccessTokenRequest, AccessTokenRequestSchema } from "../../gen/keymanager/v1/types_pb.js";
 import { Validator } from "../domain/validator.js";
-import type { AccessTokenInfo, AccessTokenRequest } from "../keymanager/tokens.js";
+import type { AccessTokenInfo, AccessTokenRequest } from "../domain/model/index.js";
 import { emptyTokenRequest } from "../oauth/token-request.js";
 import { tokenStateToPb, tokenTypeToPb } from "./enums.js";
 

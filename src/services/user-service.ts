@@ -1,7 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { UserService } from "../../gen/keymanager/v1/user_service_pb.js";
-import type { User } from "../oauth/types.js";
+import type { User } from "../domain/model/index.js";
 import type { UserManager } from "../oauth/user-manager.js";
 
 type Impl = ServiceImpl<typeof UserService>;

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import type { ApplicationKeyMapping, ApplicationKeyRef, ApplicationMode, KeyState, KeyType } from "../keymanager/types.js";
+import type { ApplicationKeyMapping, ApplicationKeyRef, ApplicationMode, KeyState, KeyType } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
 import { toDate, toMillis } from "./rows.js";
 

@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
-import type { ClientSettings, OAuthClient, TokenType } from "../keymanager/types.js";
+import type { ClientSettings, OAuthClient, TokenType } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
 import { lockRows, type ReadOptions } from "./locks.js";
 import { fromJson, toDate, toJson, toMillis } from "./rows.js";

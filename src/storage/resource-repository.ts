@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
-import type { ApiResource, RegisteredResource } from "../keymanager/types.js";
+import type { ApiResource, RegisteredResource } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
 import { fromJson, toDate, toJson, toMillis } from "./rows.js";
 

@@ -1,6 +1,5 @@
 import type { Knex } from "knex";
-import type { TokenType } from "../keymanager/types.js";
-import type { TokenRecord } from "../oauth/types.js";
+import type { TokenRecord, TokenType } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
 import { lockRows, type ReadOptions } from "./locks.js";
 import { fromJson, toDate, toJson, toMillis } from "./rows.js";

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import type { TokenRecord } from "../oauth/types.js";
+import type { TokenRecord } from "../domain/model/index.js";
 import { againAfterDeadlocks } from "./store.js";
 import { TokenRepository } from "./token-repository.js";
 

@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
-import type { User } from "../oauth/types.js";
+import type { User } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
 import { lockRows, type ReadOptions } from "./locks.js";
 import { toDate, toMillis } from "./rows.js";

@@ -5,7 +5,7 @@ import { Validator } from "../domain/validator.js";
 import { checkIdentifier, LIMITS } from "../keymanager/validation.js";
 import { LOCK } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
-import type { Api, Subscription, SubscriptionState } from "./types.js";
+import type { Api, Subscription, SubscriptionState } from "../domain/model/index.js";
 
 export type ApiInput = Omit<Api, "createdAt" | "updatedAt">;
 

@@ -5,7 +5,7 @@ import type { SigningKeys } from "../oauth/signing-keys.js";
 import { parseScopeParameter } from "../oauth/scopes.js";
 import { emptyTokenRequest } from "../oauth/token-request.js";
 import type { TokenService } from "../oauth/token-service.js";
-import type { TokenRecord } from "../oauth/types.js";
+import type { TokenRecord } from "../domain/model/index.js";
 import { sendJson, type RouteHandler } from "./http-server.js";
 
 const MAX_FORM_BYTES = 64 * 1024;

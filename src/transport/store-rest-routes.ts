@@ -55,7 +55,8 @@ import { SCOPES } from "../auth/scopes.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../domain/errors.js";
 import { Validator } from "../domain/validator.js";
 import { type KeyManager, NO_KEYS } from "../keymanager/key-manager.js";
-import { KEY_TYPES, type ApplicationKeyMapping, type ApplicationPatch, type KeyType, type OAuthApplication } from "../keymanager/types.js";
+import { type ApplicationKeyMapping, KEY_TYPES, type KeyType, type OAuthApplication } from "../domain/model/index.js";
+import type { ApplicationPatch } from "../keymanager/key-manager.js";
 import { httpStatusOf, toConnectError } from "./error-mapping.js";
 import { sendJson, type RouteHandler } from "./http-server.js";
 

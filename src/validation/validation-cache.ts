@@ -1,8 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { Change, ChangeEvents } from "../domain/change-events.js";
-import type { ApiResource, KeyType } from "../keymanager/types.js";
-import type { TokenRecord } from "../oauth/types.js";
-import type { Api, Subscription } from "../subscriptions/types.js";
+import type { Api, ApiResource, KeyType, Subscription, TokenRecord } from "../domain/model/index.js";
 
 /** Cached "does not exist", so unknown tokens and APIs do not reach the database each time. */
 export const MISSING = Symbol("missing");

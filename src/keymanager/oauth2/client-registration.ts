@@ -1,6 +1,6 @@
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../domain/errors.js";
 import { NO_CLIENT } from "../key-manager.js";
-import type { ClientSettings } from "../types.js";
+import type { ClientSettings } from "../../domain/model/index.js";
 import type { EndpointResolver } from "./endpoints.js";
 import { fields, type HttpResponse, type OAuth2HttpClient, str, strings } from "./http-client.js";
 

@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, decodeJwt, type JWTPayload, jwtVerify } from "jose";
 import { UnavailableError } from "../../domain/errors.js";
-import type { TokenRecord } from "../../oauth/types.js";
+import type { TokenRecord } from "../../domain/model/index.js";
 import { looksLikeJwt } from "../../oauth/signing-keys.js";
 import type { Introspection } from "./token-endpoints.js";
 

@@ -7,26 +7,25 @@ import { AlreadyExistsError, FailedPreconditionError, NotFoundError, Unavailable
 import { Validator } from "../../domain/validator.js";
 import { looksLikeJwt } from "../../oauth/signing-keys.js";
 import { hashToken } from "../../oauth/token-hash.js";
-import type { TokenRecord } from "../../oauth/types.js";
+import type {
+  AccessTokenInfo,
+  AccessTokenRequest,
+  ApplicationKeyMapping,
+  ApplicationKeyRef,
+  ClientSettings,
+  ConsumerCredentials,
+  OAuthApplication,
+  OAuthClient,
+  RegisteredResource,
+  TokenRecord,
+  ValidityPeriods,
+} from "../../domain/model/index.js";
+import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "../key-manager.js";
 import type { ClientRegistrationRecord } from "../../storage/registration-repository.js";
 import type { Store } from "../../storage/store.js";
 import { DEFAULT_GRANT_TYPES } from "../grant-types.js";
 import { type KeyManager, NO_CLIENT, NO_KEYS, type Precondition } from "../key-manager.js";
 import { unknownTokenInfo } from "../token-info.js";
-import type { AccessTokenInfo, AccessTokenRequest } from "../tokens.js";
-import type {
-  ApplicationKeyMapping,
-  ApplicationKeyRef,
-  ApplicationPatch,
-  ClientSettings,
-  ConsumerCredentials,
-  CreateApplicationInput,
-  MapApplicationInput,
-  OAuthApplication,
-  OAuthClient,
-  RegisteredResource,
-  ValidityPeriods,
-} from "../types.js";
 import { checkClientSettings, checkConsumerKey, checkIdentifier, LIMITS } from "../validation.js";
 import { ClientRegistration, type RegisteredClient } from "./client-registration.js";
 import { EndpointResolver } from "./endpoints.js";

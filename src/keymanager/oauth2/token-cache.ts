@@ -1,6 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { Change, ChangeEvents } from "../../domain/change-events.js";
-import type { TokenRecord } from "../../oauth/types.js";
+import type { TokenRecord } from "../../domain/model/index.js";
 
 interface Entry {
   /** undefined: the server said the token is not active. */

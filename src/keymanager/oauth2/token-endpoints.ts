@@ -6,7 +6,7 @@ import {
   UnavailableError,
   UnimplementedError,
 } from "../../domain/errors.js";
-import type { AccessTokenRequest } from "../tokens.js";
+import type { AccessTokenRequest } from "../../domain/model/index.js";
 import type { EndpointResolver } from "./endpoints.js";
 import { basicAuth, fields, type OAuth2HttpClient, str } from "./http-client.js";
 

@@ -1,13 +1,4 @@
-export interface Api {
-  apiId: string;
-  name: string;
-  context: string;
-  version: string;
-  publisher: string;
-  apiTier: string;
-  createdAt: Date;
-  updatedAt: Date;
-}
+/** An application's subscription to an API, with its throttling tier and state. */
 
 export const SUBSCRIPTION_STATES = ["UNBLOCKED", "BLOCKED", "PROD_ONLY_BLOCKED", "ON_HOLD", "REJECTED", "TIER_UPDATE_PENDING"] as const;
 export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];

@@ -1,0 +1,71 @@
+/** Applications and their OAuth clients: what the store registers and a gateway's check reads. */
+import type { TokenType } from "./token.js";
+
+export const KEY_TYPES = ["PRODUCTION", "SANDBOX"] as const;
+export type KeyType = (typeof KEY_TYPES)[number];
+
+export const KEY_STATES = ["CREATED", "APPROVED", "REJECTED", "COMPLETED"] as const;
+export type KeyState = (typeof KEY_STATES)[number];
+
+export type ApplicationMode = "CREATED" | "MAPPED";
+
+/** Validity periods in seconds. */
+export interface ValidityPeriods {
+  applicationTokenSeconds: number;
+  userTokenSeconds: number;
+  refreshTokenSeconds: number;
+}
+
+/** The OAuth client settings a store may choose and later change. */
+export interface ClientSettings {
+  clientName: string;
+  callbackUrls: string[];
+  grantTypes: string[];
+  scopes: string[];
+  tokenType: TokenType;
+  validity: ValidityPeriods;
+  additionalProperties: Record<string, string>;
+}
+
+/** An OAuth client held by a key manager. */
+export interface OAuthClient extends ClientSettings {
+  consumerKey: string;
+  consumerSecret: string;
+  appOwner: string;
+  groupId: string;
+  keyManager: string;
+  /** A caller of this service (auth/system-clients.ts), never an application's keys. */
+  system?: true;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** The link from a store application's key type to an OAuth client. */
+export interface ApplicationKeyMapping {
+  applicationId: string;
+  keyType: KeyType;
+  consumerKey: string;
+  mode: ApplicationMode;
+  keyState: KeyState;
+  /** The store application's name and throttling tier, for gateways. */
+  applicationName: string;
+  applicationTier: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** An OAuth client together with the application key it is mapped to, if any. */
+export interface OAuthApplication {
+  client: OAuthClient;
+  mapping: ApplicationKeyMapping | undefined;
+}
+
+export interface ApplicationKeyRef {
+  applicationId: string;
+  keyType: KeyType;
+}
+
+export interface ConsumerCredentials {
+  consumerKey: string;
+  consumerSecret: string;
+}
