@@ -1,4 +1,4 @@
-// node --import tsx bench/handler-cost.ts [--calls N]
+// node --conditions=keymanager-source --import tsx bench/handler-cost.ts [--calls N]
 // The CPU cost of one call inside the service, without the network: the request bytes decoded,
 // the grpc-js handler run (authentication, scope, context, the check), the answer encoded.
 // Compares ValidateToken with the pipeline no-op and the bare no-op the benchmark uses, in one

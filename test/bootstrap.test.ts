@@ -10,6 +10,7 @@ import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_p
 import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
 import { rejectsWith } from "./support/assert-rpc.js";
 import { startServer } from "./support/server.js";
+import { RUN_TS } from "./support/run-ts.js";
 
 const run = promisify(execFile);
 const dataDir = mkdtempSync(join(tmpdir(), "km-bootstrap-"));
@@ -17,7 +18,7 @@ after(() => rmSync(dataDir, { recursive: true, force: true }));
 
 /** The bootstrap command as `npm run km -- bootstrap` runs it (from source here). */
 function bootstrap(...args: string[]) {
-  return run(process.execPath, ["--import", "tsx", "src/cli.ts", "bootstrap", ...args], {
+  return run(process.execPath, [...RUN_TS, "src/cli.ts", "bootstrap", ...args], {
     env: { ...process.env, KM_DATA_DIR: dataDir, KM_LOG_LEVEL: "silent", KM_CONFIG_FILE: "" },
     timeout: 60_000,
   });

@@ -18,6 +18,7 @@ import type { IssuedToken } from "../src/oauth/token-service.js";
 import { type TestDatabase, testDatabases } from "./support/databases.js";
 import { createRequest } from "./support/fixtures.js";
 import { clientToken, type ReplicaProcess, startReplica } from "./support/replica-process.js";
+import { RUN_TS } from "./support/run-ts.js";
 import { bearer, startServer } from "./support/server.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -45,7 +46,7 @@ function startChild(): Promise<ReplicaProcess> {
 /** An admin system client made by the bootstrap command, and a token of it from /oauth2/token. */
 async function bootstrapAdmin(): Promise<{ clientId: string; clientSecret: string }> {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
-  const { stdout } = await run(process.execPath, ["--import", "tsx", "src/cli.ts", "bootstrap"], {
+  const { stdout } = await run(process.execPath, [...RUN_TS, "src/cli.ts", "bootstrap"], {
     cwd: ROOT,
     env: { ...inherited, ...childEnv(), KM_LOG_LEVEL: "silent" },
     timeout: 30_000,

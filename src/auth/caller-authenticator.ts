@@ -67,7 +67,7 @@ export class CallerAuthenticator {
   private async resolve(token: string, hash: string): Promise<Principal> {
     const changes = this.changes;
     const record = await this.lookup.token(token);
-    const client = record && isActive(record, this.clock.now()) ? await this.lookup.client(record.consumerKey) : undefined;
+    const client = record && isActive(record, this.clock.now().getTime()) ? await this.lookup.client(record.consumerKey) : undefined;
     if (!record || !client?.system) throw new UnauthenticatedError("the bearer token is not valid for this service");
     const principal: Principal = {
       clientId: client.consumerKey,

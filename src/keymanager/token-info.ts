@@ -2,7 +2,7 @@ import { type AccessTokenInfo, isActive, isApplicationToken, type TokenRecord, t
 
 /** What GetTokenMetadata and the token listings say of a stored token (never the token itself). */
 export function tokenInfo(record: TokenRecord, now: Date, keyManager: string, issued?: { accessToken: string; refreshToken?: string }): AccessTokenInfo {
-  const active = isActive(record, now);
+  const active = isActive(record, now.getTime());
   const state: TokenState = record.revokedAt ? "REVOKED" : active ? "ACTIVE" : "EXPIRED";
   return {
     accessToken: issued?.accessToken ?? "",

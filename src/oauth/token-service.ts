@@ -292,7 +292,7 @@ export class TokenService {
   }
 
   isActive(record: TokenRecord): boolean {
-    return isActive(record, this.clock.now());
+    return isActive(record, this.clock.now().getTime());
   }
 }
 

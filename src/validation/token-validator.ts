@@ -2,14 +2,14 @@ import type { Logger } from "pino";
 import type { Config } from "../config/config.js";
 import type { Clock } from "../domain/clock.js";
 import { UnavailableError } from "../domain/errors.js";
-import type { Api, ApiResource, AuthLevel, KeyType, Subscription, TokenRecord } from "../domain/model/index.js";
+import type { Api, ApiResource, AuthLevel, KeyMapping, KeyType, Subscription, TokenRecord } from "../domain/model/index.js";
 import type { SigningKeys } from "../oauth/signing-keys.js";
 import { hashToken } from "../oauth/token-hash.js";
 import type { Store } from "../storage/store.js";
 import { normaliseContext } from "../subscriptions/subscription-manager.js";
 import type { DecisionCache } from "./decision-cache.js";
 import { Status, type ValidationStatus } from "./status-codes.js";
-import { type ApplicationEntry, apiKey, resourceKey, subscriptionKey, type ValidationCache } from "./validation-cache.js";
+import { apiKey, resourceKey, subscriptionKey, type ValidationCache } from "./validation-cache.js";
 
 export interface ValidationRequest {
   context: string;
@@ -25,7 +25,7 @@ export interface ValidationResult {
   status: ValidationStatus;
   authorized: boolean;
   token?: TokenRecord;
-  application?: ApplicationEntry;
+  application?: KeyMapping;
   subscription?: Subscription;
   api?: Api;
   resource?: ApiResource;
@@ -164,7 +164,7 @@ export class TokenValidator {
     return resources?.get(resourceKey(verb, uriTemplate));
   }
 
-  private application(consumerKey: string): Promise<ApplicationEntry | undefined> {
+  private application(consumerKey: string): Promise<KeyMapping | undefined> {
     return this.cache.through(this.cache.applications, consumerKey, async () => {
       const mapping = await this.store.applicationKeys.findByConsumerKey(consumerKey);
       const client = mapping ? await this.store.clients.find(consumerKey) : undefined;

@@ -1,21 +1,10 @@
 import { LRUCache } from "lru-cache";
 import type { Change, ChangeEvents } from "../domain/change-events.js";
-import type { Api, ApiResource, KeyType, Subscription, TokenRecord } from "../domain/model/index.js";
+import type { Api, ApiResource, KeyMapping, Subscription, TokenRecord } from "../domain/model/index.js";
 
 /** Cached "does not exist", so unknown tokens and APIs do not reach the database each time. */
 export const MISSING = Symbol("missing");
 type Maybe<T> = T | typeof MISSING;
-
-/** The application facts ValidateToken reports, from the key mapping and its client. */
-export interface ApplicationEntry {
-  consumerKey: string;
-  applicationId: string;
-  applicationName: string;
-  applicationTier: string;
-  keyType: KeyType;
-  subscriber: string;
-  keyManager: string;
-}
 
 export interface CacheLimits {
   /** Entries per kind. */
@@ -51,7 +40,7 @@ export class ValidationCache {
   readonly tokens: LRUCache<string, Maybe<TokenRecord>>;
   readonly apis: LRUCache<string, Maybe<Api>>;
   readonly resources: LRUCache<string, Maybe<Map<string, ApiResource>>>;
-  readonly applications: LRUCache<string, Maybe<ApplicationEntry>>;
+  readonly applications: LRUCache<string, Maybe<KeyMapping>>;
   readonly subscriptions: LRUCache<string, Maybe<Subscription>>;
   private readonly unsubscribe: () => void;
   /** Counts each cache's invalidations, so a load that overlapped one of its own is not cached. */
@@ -66,7 +55,7 @@ export class ValidationCache {
     this.tokens = lru<Maybe<TokenRecord>>(limits, tokenSize);
     this.apis = lru<Maybe<Api>>(limits, objectSize);
     this.resources = lru<Maybe<Map<string, ApiResource>>>(limits, (r) => (r === MISSING ? 8 : 200 * r.size));
-    this.applications = lru<Maybe<ApplicationEntry>>(limits, objectSize);
+    this.applications = lru<Maybe<KeyMapping>>(limits, objectSize);
     this.subscriptions = lru<Maybe<Subscription>>(limits, objectSize);
     this.unsubscribe = events.subscribe((change) => this.invalidate(change));
   }

@@ -4,10 +4,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { RUN_TS } from "./run-ts.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-/** The service as a process of its own (`node --import tsx src/main.ts`), ports chosen by the OS. */
+/** The service as a process of its own (`node --conditions=keymanager-source --import tsx src/main.ts`), ports chosen by the OS. */
 export interface ReplicaProcess {
   process: ChildProcess;
   grpcPort: number;
@@ -30,7 +31,7 @@ export interface ReplicaProcess {
 export async function startReplica(env: Record<string, string>): Promise<ReplicaProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), "km-replica-"));
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, [...RUN_TS, "src/main.ts"], {
     cwd: ROOT,
     env: {
       ...inherited,

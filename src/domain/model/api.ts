@@ -1,28 +1,13 @@
 /** APIs as the publisher registers them with the key manager, and their resources (URI templates). */
+import type * as core from "@keymanager/core";
+import type { ApiResource } from "@keymanager/core";
 
-export const AUTH_LEVELS = ["APPLICATION", "APPLICATION_USER", "ANY", "NONE"] as const;
-export type AuthLevel = (typeof AUTH_LEVELS)[number];
+export { AUTH_LEVELS, type ApiResource, type AuthLevel, HTTP_VERBS, type HttpVerb } from "@keymanager/core";
 
-export const HTTP_VERBS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] as const;
-export type HttpVerb = (typeof HTTP_VERBS)[number];
-
-export interface Api {
-  apiId: string;
-  name: string;
-  context: string;
-  version: string;
-  publisher: string;
-  apiTier: string;
+/** An API as stored: what gateways know of it (@keymanager/core), and when it changed. */
+export interface Api extends core.Api {
   createdAt: Date;
   updatedAt: Date;
-}
-
-export interface ApiResource {
-  uriTemplate: string;
-  httpVerb: HttpVerb;
-  authLevel: AuthLevel;
-  scopes: string[];
-  throttlingTier: string;
 }
 
 export interface RegisteredResource {

@@ -1,8 +1,7 @@
 /** Applications and their OAuth clients: what the store registers and a gateway's check reads. */
-import type { TokenType } from "./token.js";
+import type { KeyType, TokenType } from "@keymanager/core";
 
-export const KEY_TYPES = ["PRODUCTION", "SANDBOX"] as const;
-export type KeyType = (typeof KEY_TYPES)[number];
+export { KEY_TYPES, type KeyMapping, type KeyType } from "@keymanager/core";
 
 export const KEY_STATES = ["CREATED", "APPROVED", "REJECTED", "COMPLETED"] as const;
 export type KeyState = (typeof KEY_STATES)[number];

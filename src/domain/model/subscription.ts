@@ -1,14 +1,10 @@
 /** An application's subscription to an API, with its throttling tier and state. */
+import type * as core from "@keymanager/core";
 
-export const SUBSCRIPTION_STATES = ["UNBLOCKED", "BLOCKED", "PROD_ONLY_BLOCKED", "ON_HOLD", "REJECTED", "TIER_UPDATE_PENDING"] as const;
-export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
+export { SUBSCRIPTION_STATES, type SubscriptionState } from "@keymanager/core";
 
-export interface Subscription {
-  id: string;
-  applicationId: string;
-  apiId: string;
-  tier: string;
-  state: SubscriptionState;
+/** A subscription as stored: what gateways know of it (@keymanager/core), and when it changed. */
+export interface Subscription extends core.Subscription {
   createdAt: Date;
   updatedAt: Date;
 }

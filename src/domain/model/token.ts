@@ -1,33 +1,20 @@
 /** Access tokens: as stored, and as the KeyManager contract speaks of them (WSO2 AccessTokenRequest / AccessTokenInfo). */
+import type { TokenFacts, TokenType } from "@keymanager/core";
 
-export const TOKEN_TYPES = ["OPAQUE", "JWT"] as const;
-export type TokenType = (typeof TOKEN_TYPES)[number];
+export { isActive, isApplicationToken, TOKEN_TYPES, type TokenFacts, type TokenType } from "@keymanager/core";
 
-/** An issued access token as stored: only hashes of the token and its refresh token. */
-export interface TokenRecord {
+/**
+ * An issued access token as stored: what a gateway's decision needs (@keymanager/core), and only
+ * hashes of the token and its refresh token.
+ */
+export interface TokenRecord extends TokenFacts {
   id: string;
   tokenHash: string;
-  consumerKey: string;
-  /** Resource owner; empty for application tokens. */
-  endUser: string;
-  scopes: string[];
-  tokenType: TokenType;
   grantType: string;
-  issuedAt: Date;
-  expiresAt: Date;
-  revokedAt: Date | undefined;
   refreshHash: string | undefined;
   refreshExpiresAt: Date | undefined;
   refreshUsedAt: Date | undefined;
   familyId: string;
-}
-
-export function isApplicationToken(record: Pick<TokenRecord, "endUser">): boolean {
-  return record.endUser === "";
-}
-
-export function isActive(record: Pick<TokenRecord, "revokedAt" | "expiresAt">, now: Date): boolean {
-  return record.revokedAt === undefined && record.expiresAt.getTime() > now.getTime();
 }
 
 export interface AccessTokenRequest {
