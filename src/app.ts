@@ -42,11 +42,10 @@ import { TokenHousekeeping } from "./storage/token-housekeeping.js";
 import { TokenWriter } from "./storage/token-writer.js";
 import { GrpcServer, type ServiceRegistration } from "./transport/grpc-server.js";
 import type { GrpcHandlerOptions } from "./transport/grpc-service.js";
+import { ClientAddresses } from "./transport/client-address.js";
 import { closeHttp, createHttpServer, listen } from "./transport/http-server.js";
 import type * as http from "node:http";
 
-/** Largest request or response message either port accepts. */
-const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const SHUTDOWN_GRACE_MS = 10_000;
 
 export interface BuildOptions {
@@ -118,7 +117,8 @@ export class App {
     );
     await signingKeys.load();
     this.housekeeping = new TokenHousekeeping(store.tokens, clock, () => currentConfig().housekeeping, this.logger);
-    const tokens = new TokenService(store, signingKeys, currentConfig, clock, events, new TokenWriter(this.db));
+    const tokens = new TokenService(store, signingKeys, currentConfig, clock, events, new TokenWriter(this.db), config.authentication.throttle);
+    const addresses = new ClientAddresses(config.authentication.trustedProxies, config.authentication.forwardedForHeader);
     const resident = new ResidentKeyManager(store, currentConfig, clock, tokens, events);
     this.keyManagers = buildKeyManagers({ resident, config: currentConfig, store, clock, events, logger: this.logger });
     const { keyManager, registry } = this.keyManagers;
@@ -153,21 +153,32 @@ export class App {
       credentials: tls
         ? grpc.ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined)
         : grpc.ServerCredentials.createInsecure(),
-      maxMessageBytes: MAX_MESSAGE_BYTES,
+      maxMessageBytes: config.grpc.maxMessageBytes,
       authorizer,
       clientCertificates: tls?.clientCa !== undefined,
       audit,
+      addresses,
     });
-    this.options.configureGrpc?.(this.grpcServer.server, { logger: this.logger, authorizer, clientCertificates: tls?.clientCa !== undefined, audit });
+    this.options.configureGrpc?.(this.grpcServer.server, {
+      logger: this.logger,
+      authorizer,
+      clientCertificates: tls?.clientCa !== undefined,
+      audit,
+      addresses,
+    });
     this.httpServer = createHttpServer({
       logger: this.logger,
       services,
-      routes: [oauthRoutes({ tokens, keys: signingKeys, config: currentConfig }), storeRestRoutes({ keyManager, authenticator, logger: this.logger, audit })],
+      routes: [
+        oauthRoutes({ tokens, keys: signingKeys, config: currentConfig, addresses, maxFormBytes: config.http.maxBodyBytes }),
+        storeRestRoutes({ keyManager, authenticator, logger: this.logger, audit, maxBodyBytes: config.http.maxBodyBytes }),
+      ],
       tls,
-      maxMessageBytes: MAX_MESSAGE_BYTES,
+      maxMessageBytes: config.http.maxMessageBytes,
       isReady: () => this.ready,
       authorizer,
       audit,
+      addresses,
     });
     const grpcPort = await this.grpcServer.listen(config.grpc.host, config.grpc.port);
     const httpPort = await listen(this.httpServer, config.http.host, config.http.port);
@@ -185,19 +196,22 @@ export class App {
   async createCaller(input: SystemClientInput, validitySeconds = 0): Promise<{ clientId: string; clientSecret: string; token: string }> {
     if (!this.systemClients || !this.tokens) throw new Error("the app is not started");
     const { client, clientSecret } = await this.systemClients.create(input);
-    const issued = await this.tokens.issue({
-      clientId: client.clientId,
-      clientSecret,
-      grantType: "client_credentials",
-      scopes: [],
-      callbackUri: "",
-      resourceOwnerUsername: "",
-      resourceOwnerPassword: "",
-      refreshToken: "",
-      validityPeriodSeconds: validitySeconds,
-      tokenToRevoke: "",
-      requestParameters: {},
-    });
+    const issued = await this.tokens.issue(
+      {
+        clientId: client.clientId,
+        clientSecret,
+        grantType: "client_credentials",
+        scopes: [],
+        callbackUri: "",
+        resourceOwnerUsername: "",
+        resourceOwnerPassword: "",
+        refreshToken: "",
+        validityPeriodSeconds: validitySeconds,
+        tokenToRevoke: "",
+        requestParameters: {},
+      },
+      "local",
+    );
     return { clientId: client.clientId, clientSecret, token: issued.accessToken };
   }
 

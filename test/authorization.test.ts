@@ -9,12 +9,13 @@ import { SystemClientService } from "../gen/keymanager/v1/system_client_service_
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
 import { KeyType } from "../gen/keymanager/v1/types_pb.js";
-import { FREE_FAILURES } from "../src/oauth/authentication-throttle.js";
+import { DEFAULT_THROTTLE_LIMITS } from "../src/oauth/authentication-throttle.js";
 import { rejectsWith } from "./support/assert-rpc.js";
 import { TestClock } from "./support/clock.js";
 import { createRequest } from "./support/fixtures.js";
 import { startServer, type TestServer } from "./support/server.js";
 
+const FREE_FAILURES = DEFAULT_THROTTLE_LIMITS.freeFailures;
 const clock = new TestClock();
 const logLines: string[] = [];
 let server: TestServer;
@@ -292,7 +293,7 @@ describe("error messages", () => {
 });
 
 describe("client authentication floods are slowed down", () => {
-  test(`after ${FREE_FAILURES} failures a client id is paused, even for its right secret, then recovers`, async () => {
+  test(`after ${FREE_FAILURES} failures from one address, that address is paused for the client id, even with its right secret, then recovers`, async () => {
     const app = (await server.grpc.createApplication(createRequest())).application;
     assert.ok(app);
     const attempt = (secret: string) =>

@@ -115,6 +115,19 @@ describe("loading the deployment file", () => {
     assert.throws(() => loadConfig({ file: join(dir, "missing.toml"), env: {} }), /cannot read file: ENOENT/);
   });
 
+  test("trusted proxies: a list in the file, comma-separated in KM_TRUSTED_PROXIES, each an address or CIDR range", () => {
+    assert.deepEqual(loadConfig({ file: undefined, env: { KM_TRUSTED_PROXIES: "10.0.0.0/8, fd00::/8,192.0.2.1" } }).authentication.trustedProxies, [
+      "10.0.0.0/8",
+      "fd00::/8",
+      "192.0.2.1",
+    ]);
+    const file = deploymentFile(`[key_manager.authentication]\ntrusted_proxies = ["10.0.0.0/33", "proxy.local", "::1"]\n`);
+    assert.throws(
+      () => loadConfig({ file, env: {} }),
+      (err: ConfigError) => err.problems.filter((p) => /trusted_proxies\.\d: must be an IP address or CIDR range/.test(p)).length === 2,
+    );
+  });
+
   test("database passwords are redacted", () => {
     assert.equal(redactUrl("postgres://km:s3cret@db:5432/km"), "postgres://km:***@db:5432/km");
     assert.equal(redactUrl("mysql://root@db/km?password=x"), "mysql://root@db/km?password=***");

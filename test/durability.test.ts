@@ -316,10 +316,10 @@ test("App.close(): calls in flight on both ports complete, new calls are refused
   let entered = 0;
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
-  tokens.issue = async (request: AccessTokenRequest): Promise<IssuedToken> => {
+  tokens.issue = async (request: AccessTokenRequest, source: string): Promise<IssuedToken> => {
     entered++;
     await gate;
-    return issue(request);
+    return issue(request, source);
   };
   const request = (app: AckedApp) => ({
     request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" },

@@ -165,7 +165,9 @@ describeOnEachDatabase("tokens", (database) => {
         Code.Unimplemented,
       );
       await rejectsWith(server.grpc.getNewApplicationAccessToken(tokenRequest(app, { grantType: "magic" })), Code.InvalidArgument, /grant_type/);
-      await rejectsWith(server.grpc.getNewApplicationAccessToken({}), Code.InvalidArgument, /grant_type: is required.*client_id: is required/);
+      // The client is authenticated before the rest of the request is looked at.
+      await rejectsWith(server.grpc.getNewApplicationAccessToken({}), Code.InvalidArgument, /^client_id: is required; client_secret: is required$/);
+      await rejectsWith(server.grpc.getNewApplicationAccessToken(tokenRequest(app, { grantType: "" })), Code.InvalidArgument, /^grant_type: is required$/);
       await rejectsWith(server.grpc.getNewApplicationAccessToken(tokenRequest(app, { scopes: ["bad scope"] })), Code.InvalidArgument, /scopes\[0\]/);
     });
   });

@@ -1,4 +1,5 @@
 import type { TokenType } from "../domain/model/index.js";
+import type { ThrottleLimits } from "../oauth/authentication-throttle.js";
 import { type ExternalKeyManagerConfig, externalFromSection } from "./external-key-managers.js";
 import type { KeyManagerSection } from "./schema.js";
 
@@ -18,11 +19,13 @@ export interface Config {
     refreshTokenSeconds: number;
     maxTokenSeconds: number;
   };
-  grpc: { host: string; port: number };
-  http: { host: string; port: number };
+  grpc: { host: string; port: number; maxMessageBytes: number };
+  http: { host: string; port: number; maxMessageBytes: number; maxBodyBytes: number };
   database: { url: string; poolMax: number };
   tls: { certFile: string; keyFile: string; clientCaFile: string | undefined; clientCertificateScopes: string[] } | undefined;
   encryptionKey: string | undefined;
+  /** Who a caller is, network-wise, and how failed authentications are slowed down. */
+  authentication: { trustedProxies: string[]; forwardedForHeader: string; throttle: ThrottleLimits };
   housekeeping: { intervalSeconds: number; retainSeconds: number };
   /** Other replicas' changes: how often MySQL/MariaDB replicas read them. */
   cluster: { pollIntervalMs: number };
@@ -31,7 +34,17 @@ export interface Config {
 }
 
 /** Settings read once at start; a reload that changes them reports "restart required". */
-export const RESTART_ONLY_SETTINGS = ["grpc", "http", "database", "tls", "dataDir", "encryptionKey", "cluster", "externalKeyManagers"] as const;
+export const RESTART_ONLY_SETTINGS = [
+  "grpc",
+  "http",
+  "database",
+  "tls",
+  "dataDir",
+  "encryptionKey",
+  "cluster",
+  "externalKeyManagers",
+  "authentication",
+] as const;
 
 export function fromSection(s: KeyManagerSection): Config {
   const publicHost = s.http.host === "0.0.0.0" || s.http.host === "::" ? "localhost" : s.http.host;
@@ -56,14 +69,28 @@ export function fromSection(s: KeyManagerSection): Config {
       refreshTokenSeconds: s.validity.refresh_token,
       maxTokenSeconds: s.validity.max_token,
     },
-    grpc: { host: s.grpc.host, port: s.grpc.port },
-    http: { host: s.http.host, port: s.http.port },
+    grpc: { host: s.grpc.host, port: s.grpc.port, maxMessageBytes: s.grpc.max_message_bytes },
+    http: { host: s.http.host, port: s.http.port, maxMessageBytes: s.http.max_message_bytes, maxBodyBytes: s.http.max_body_bytes },
     database: { url: s.database.url ?? `sqlite:${s.data_dir}/keymanager.db`, poolMax: s.database.pool_max },
     tls:
       s.tls.cert_file && s.tls.key_file
         ? { certFile: s.tls.cert_file, keyFile: s.tls.key_file, clientCaFile: s.tls.client_ca_file, clientCertificateScopes: s.tls.client_certificate_scopes }
         : undefined,
     encryptionKey: s.encryption.key || undefined,
+    authentication: {
+      trustedProxies: s.authentication.trusted_proxies,
+      forwardedForHeader: s.authentication.forwarded_for_header,
+      throttle: {
+        freeFailures: s.authentication.failures_before_pause,
+        sourceFreeFailures: s.authentication.source_failures_before_pause,
+        sourceForgiveMs: s.authentication.source_forgive_ms,
+        firstPauseMs: s.authentication.first_pause_ms,
+        longestPauseMs: s.authentication.longest_pause_ms,
+        subjectSlowdownAfter: s.authentication.slow_down_after,
+        longestSlowdownMs: s.authentication.longest_slowdown_ms,
+        maxTracked: s.authentication.tracked_entries,
+      },
+    },
     housekeeping: { intervalSeconds: s.housekeeping.purge_interval_seconds, retainSeconds: s.housekeeping.retain_seconds },
     cluster: { pollIntervalMs: s.cluster.poll_interval_ms },
     externalKeyManagers: s.external.map(externalFromSection),

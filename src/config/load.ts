@@ -23,6 +23,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_TLS_CLIENT_CA_FILE: ["tls", "client_ca_file"],
   KM_ENCRYPTION_KEY: ["encryption", "key"],
   KM_CLUSTER_POLL_INTERVAL_MS: ["cluster", "poll_interval_ms"],
+  KM_TRUSTED_PROXIES: ["authentication", "trusted_proxies"],
 };
 
 export class ConfigError extends Error {

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 import { externalKeyManagersSection } from "./external-key-managers.js";
 
@@ -8,6 +9,29 @@ const seconds = z.coerce
   .min(1)
   .max(10 * 365 * 24 * 3600);
 const host = z.string().min(1);
+const ms = (max: number) => z.coerce.number().int().min(0).max(max);
+const count = (max: number) => z.coerce.number().int().min(1).max(max);
+/** A list in the file, or comma-separated in an environment variable. */
+const list = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    (v) =>
+      typeof v === "string"
+        ? v
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : v,
+    z.array(item),
+  );
+const addressOrRange = z.string().refine(
+  (v) => {
+    const [address = "", prefix, ...rest] = v.split("/");
+    const family = isIP(address);
+    const bits = family === 6 ? 128 : 32;
+    return family !== 0 && rest.length === 0 && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits));
+  },
+  { message: "must be an IP address or CIDR range" },
+);
 
 /** The `[key_manager]` section of the deployment file, like WSO2's `[apim.key_manager]`. */
 export const keyManagerSection = z
@@ -43,11 +67,23 @@ export const keyManagerSection = z
       .strict()
       .prefault({}),
     grpc: z
-      .object({ host: host.default("0.0.0.0"), port: port.default(50051) })
+      .object({
+        host: host.default("0.0.0.0"),
+        port: port.default(50051),
+        /** Largest request or response message. */
+        max_message_bytes: count(256 * 1024 * 1024).default(4 * 1024 * 1024),
+      })
       .strict()
       .prefault({}),
     http: z
-      .object({ host: host.default("0.0.0.0"), port: port.default(8080) })
+      .object({
+        host: host.default("0.0.0.0"),
+        port: port.default(8080),
+        /** Largest Connect / gRPC-Web request or response message. */
+        max_message_bytes: count(256 * 1024 * 1024).default(4 * 1024 * 1024),
+        /** Largest OAuth2 form or Store REST body. */
+        max_body_bytes: count(16 * 1024 * 1024).default(64 * 1024),
+      })
       .strict()
       .prefault({}),
     database: z
@@ -101,6 +137,31 @@ export const keyManagerSection = z
          * (PostgreSQL is told at once by LISTEN/NOTIFY; SQLite serves one process).
          */
         poll_interval_ms: z.coerce.number().int().min(50).max(60_000).default(500),
+      })
+      .strict()
+      .prefault({}),
+    authentication: z
+      .object({
+        /** Proxies (addresses or CIDR ranges) whose forwarded-for header names the caller. */
+        trusted_proxies: list(addressOrRange).default([]),
+        forwarded_for_header: z
+          .string()
+          .regex(/^[A-Za-z0-9-]+$/)
+          .transform((h) => h.toLowerCase())
+          .default("x-forwarded-for"),
+        /** Wrong secrets in a row for one client id (or username) from one address before that address is paused for it. */
+        failures_before_pause: count(1000).default(5),
+        /** Failures one address may have in hand, over all client ids, before it is paused for all. */
+        source_failures_before_pause: count(100_000).default(100),
+        /** One failure of an address is forgiven every this many milliseconds. */
+        source_forgive_ms: ms(3_600_000).default(1000),
+        first_pause_ms: ms(3_600_000).default(1000),
+        longest_pause_ms: ms(24 * 3_600_000).default(60_000),
+        /** Failures of one client id from all addresses after which its wrong-secret answers come late. */
+        slow_down_after: count(1_000_000).default(20),
+        longest_slowdown_ms: ms(60_000).default(1000),
+        /** Addresses, client ids and pairs of them remembered (each); the least recently failed are forgotten. */
+        tracked_entries: count(10_000_000).default(100_000),
       })
       .strict()
       .prefault({}),

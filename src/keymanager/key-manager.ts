@@ -82,7 +82,8 @@ export interface KeyManager {
   deleteMappedApplication(consumerKey: string): Promise<void>;
   regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials>;
 
-  getNewApplicationAccessToken(request: AccessTokenRequest): Promise<AccessTokenInfo>;
+  /** `source`: the caller's network address, for the authentication throttle (oauth/authentication-throttle.ts). */
+  getNewApplicationAccessToken(request: AccessTokenRequest, source: string): Promise<AccessTokenInfo>;
   getTokenMetadata(accessToken: string): Promise<AccessTokenInfo>;
   getActiveTokensByConsumerKey(consumerKey: string): Promise<AccessTokenInfo[]>;
   getAccessTokenByConsumerKey(consumerKey: string): Promise<AccessTokenInfo>;

@@ -172,8 +172,8 @@ export class ResidentKeyManager implements KeyManager {
     return { consumerKey, consumerSecret };
   }
 
-  async getNewApplicationAccessToken(request: AccessTokenRequest): Promise<AccessTokenInfo> {
-    const issued = await this.tokens.issue(request);
+  async getNewApplicationAccessToken(request: AccessTokenRequest, source: string): Promise<AccessTokenInfo> {
+    const issued = await this.tokens.issue(request, source);
     return tokenInfo(issued.record, this.clock.now(), this.name, issued);
   }
 

@@ -60,8 +60,8 @@ export class RoutingKeyManager implements KeyManager {
     return (await this.registry.forConsumerKey(consumerKey)).regenerateConsumerSecret(consumerKey);
   }
 
-  async getNewApplicationAccessToken(request: AccessTokenRequest): Promise<AccessTokenInfo> {
-    return (await this.registry.forConsumerKey(request.clientId)).getNewApplicationAccessToken(request);
+  async getNewApplicationAccessToken(request: AccessTokenRequest, source: string): Promise<AccessTokenInfo> {
+    return (await this.registry.forConsumerKey(request.clientId)).getNewApplicationAccessToken(request, source);
   }
 
   getTokenMetadata(accessToken: string): Promise<AccessTokenInfo> {

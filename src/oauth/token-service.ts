@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { LRUCache } from "lru-cache";
-import { AuthenticationThrottle } from "./authentication-throttle.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AuthenticationThrottle, type ThrottleLimits } from "./authentication-throttle.js";
 import type { Config } from "../config/config.js";
 import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
@@ -60,24 +61,31 @@ export class TokenService {
     private readonly clock: Clock,
     private readonly events: ChangeEvents,
     private readonly writer: TokenWriter,
+    throttleLimits?: ThrottleLimits,
   ) {
-    this.throttle = new AuthenticationThrottle(clock);
+    this.throttle = new AuthenticationThrottle(clock, throttleLimits);
     events.subscribe((change) => {
       if (change.kind === "application") this.clients.delete(change.consumerKey);
       else if (change.kind === "all") this.clients.clear();
     });
   }
 
-  /** The client whose id and secret these are; every failure looks the same to the caller. */
-  async authenticateClient(clientId: string, clientSecret: string): Promise<OAuthClient> {
-    this.throttle.check(clientId);
+  /**
+   * The client whose id and secret these are; every failure looks the same to the caller.
+   * `source` is the caller's network address: wrong secrets pause that source, never the client
+   * (oauth/authentication-throttle.ts).
+   */
+  async authenticateClient(clientId: string, clientSecret: string, source: string): Promise<OAuthClient> {
+    const attempt = { source, subject: clientId };
+    this.throttle.check(attempt);
     const client = clientId ? (this.clients.get(clientId) ?? (await this.store.clients.find(clientId))) : undefined;
     const ok = secretsEqual(client?.consumerSecret ?? "\u0000no-client", clientSecret);
     if (!client || !ok || clientSecret === "" || this.heldElsewhere(client)) {
-      this.throttle.failed(clientId);
+      const delayMs = this.throttle.failed(attempt);
+      if (delayMs > 0) await sleep(delayMs);
       throw new UnauthenticatedError("client authentication failed", { oauth: "invalid_client" });
     }
-    this.throttle.succeeded(clientId);
+    this.throttle.succeeded(attempt);
     this.clients.set(clientId, client);
     return client;
   }
@@ -87,10 +95,15 @@ export class TokenService {
     return this.config().externalKeyManagers.some((km) => km.name === client.keyManager);
   }
 
-  /** GetNewApplicationAccessToken and POST /oauth2/token. */
-  async issue(request: AccessTokenRequest): Promise<IssuedToken> {
+  /**
+   * GetNewApplicationAccessToken and POST /oauth2/token. The client is authenticated before the
+   * rest of the request is looked at, so an unauthenticated caller cannot make the service
+   * validate (and describe) a large request.
+   */
+  async issue(request: AccessTokenRequest, source: string): Promise<IssuedToken> {
+    checkCredentialsGiven(request);
+    const client = await this.authenticateClient(request.clientId, request.clientSecret, source);
     checkRequest(request);
-    const client = await this.authenticateClient(request.clientId, request.clientSecret);
     // Only a token of the same client: nobody revokes another client's tokens this way.
     if (request.tokenToRevoke) await this.revoke(request.tokenToRevoke, { consumerKey: client.consumerKey });
     const outcome = await this.runGrant(client, request);
@@ -320,13 +333,19 @@ function scopesFor(client: OAuthClient, requested: readonly string[]): string[] 
   return client.system && requested.length === 0 ? [...client.scopes] : grantScopes(requested, client.scopes);
 }
 
+/** Client id and secret are there (empty only: a blank-looking secret is still a secret, judged by client authentication). */
+function checkCredentialsGiven(r: AccessTokenRequest): void {
+  const v = new Validator();
+  if (r.clientId === "") v.add("client_id", "is required");
+  if (r.clientSecret === "") v.add("client_secret", "is required");
+  v.throwIfInvalid({ oauth: "invalid_request" });
+}
+
+/** The rest of a token request, once its client is authenticated. */
 function checkRequest(r: AccessTokenRequest): void {
   const v = new Validator();
-  // Empty only: a blank-looking secret is still a secret, judged by client authentication.
   const missing = (field: string, value: string) => value === "" && v.add(field, "is required");
   missing("grant_type", r.grantType);
-  missing("client_id", r.clientId);
-  missing("client_secret", r.clientSecret);
   if (r.grantType === "password") missing("resource_owner_username", r.resourceOwnerUsername);
   if (r.grantType === "refresh_token") missing("refresh_token", r.refreshToken);
   if (!Number.isSafeInteger(r.validityPeriodSeconds) || r.validityPeriodSeconds < 0) {

@@ -2,6 +2,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Ownership } from "../auth/ownership.js";
 import { unknownTokenInfo } from "../keymanager/token-info.js";
 import { isRestricted, principalOf } from "../auth/principal.js";
+import { callerAddress } from "../auth/call-origin.js";
 import type { KeyManagerService } from "../../gen/keymanager/v1/key_manager_service_pb.js";
 import type { ConfigStore } from "../config/config-store.js";
 import { ConfigError } from "../config/load.js";
@@ -93,7 +94,7 @@ export class KeyManagerServiceImpl implements Impl {
     if (request.clientId !== "" && !(await this.ownership.maySee(principalOf(ctx), request.clientId))) {
       throw new UnauthenticatedError("client authentication failed");
     }
-    return { token: tokenInfoToPb(await this.keyManager.getNewApplicationAccessToken(request)) };
+    return { token: tokenInfoToPb(await this.keyManager.getNewApplicationAccessToken(request, callerAddress(ctx))) };
   }
 
   async buildAccessTokenRequestFromJson(req: Parameters<Impl["buildAccessTokenRequestFromJson"]>[0]) {

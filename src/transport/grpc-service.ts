@@ -5,8 +5,10 @@ import { createContextValues } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { CallAuthorizer } from "../auth/call-authorizer.js";
+import { CALL_ORIGIN, type CallOrigin } from "../auth/call-origin.js";
 import { PRINCIPAL, type Principal } from "../auth/principal.js";
 import type { AuditLog } from "./audit-log.js";
+import type { ClientAddresses } from "./client-address.js";
 import { toConnectError } from "./error-mapping.js";
 
 /**
@@ -78,6 +80,8 @@ export interface GrpcHandlerOptions {
   clientCertificates: boolean;
   /** Called after each successful call that changes something. */
   audit: AuditLog;
+  /** Who a call comes from, network-wise (asked only by calls that check a secret). */
+  addresses: ClientAddresses;
 }
 
 /** grpc-js handlers calling `impl`, errors mapped by the shared error mapping. */
@@ -94,8 +98,8 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
         callback({ code: grpc.status.UNIMPLEMENTED, details: `${procedure} is not implemented` });
         return;
       }
-      const ctx = new GrpcHandlerContext(service, method, call);
-      ctx.values.set(PRINCIPAL, principal);
+      const ctx = new GrpcHandlerContext(service, method, call, options.addresses);
+      ctx.values.set(PRINCIPAL, principal).set(CALL_ORIGIN, ctx);
       let response: unknown;
       try {
         response = fn.call(impl, call.request, ctx);
@@ -142,7 +146,7 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
  * A HandlerContext over a grpc-js call. Headers are built only when a handler reads them,
  * keeping the per-call cost of the gateway's hot path low.
  */
-class GrpcHandlerContext implements HandlerContext {
+class GrpcHandlerContext implements HandlerContext, CallOrigin {
   readonly protocolName = "grpc";
   readonly requestMethod = "POST";
   private headers: Headers | undefined;
@@ -155,7 +159,13 @@ class GrpcHandlerContext implements HandlerContext {
     readonly service: DescService,
     readonly method: DescMethod,
     private readonly call: grpc.ServerUnaryCall<unknown, unknown>,
+    private readonly addresses: ClientAddresses,
   ) {}
+
+  address(): string {
+    const forwarded = this.call.metadata.get(this.addresses.header)[0];
+    return this.addresses.resolve(this.call.getPeer(), typeof forwarded === "string" ? forwarded : undefined);
+  }
 
   get url(): string {
     return `/${this.service.typeName}/${this.method.name}`;

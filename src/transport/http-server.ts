@@ -6,8 +6,10 @@ import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { CallAuthorizer, CallCredentials } from "../auth/call-authorizer.js";
+import { CALL_ORIGIN } from "../auth/call-origin.js";
 import { PRINCIPAL, type Principal } from "../auth/principal.js";
 import type { AuditLog } from "./audit-log.js";
+import type { ClientAddresses } from "./client-address.js";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { toConnectError } from "./error-mapping.js";
@@ -26,6 +28,7 @@ export interface HttpServerOptions {
   isReady: () => boolean;
   authorizer: CallAuthorizer;
   audit: AuditLog;
+  addresses: ClientAddresses;
 }
 
 /** The verified client certificate of the connection, read only when a call has no token. */
@@ -75,7 +78,9 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
       return;
     }
     const socket = req.socket as TLSSocket;
-    const contextValues = createContextValues().set(CERTIFICATE, options.tls?.clientCa && socket.authorized ? () => socket.getPeerCertificate() : undefined);
+    const contextValues = createContextValues()
+      .set(CERTIFICATE, options.tls?.clientCa && socket.authorized ? () => socket.getPeerCertificate() : undefined)
+      .set(CALL_ORIGIN, { address: () => requestAddress(req, options.addresses) });
     rpc(universalRequestFromNodeRequest(req, res, undefined, contextValues))
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((reason: unknown) => {
@@ -106,6 +111,12 @@ async function routeFallback(req: http.IncomingMessage, res: http.ServerResponse
     if (!res.headersSent) sendJson(res, 500, { code: 500, message: "Internal Server Error", description: ce.rawMessage });
     else res.destroy();
   }
+}
+
+/** The address an HTTP request comes from (transport/client-address.ts). */
+export function requestAddress(req: http.IncomingMessage, addresses: ClientAddresses): string {
+  const forwarded = req.headers[addresses.header];
+  return addresses.resolve(req.socket.remoteAddress, Array.isArray(forwarded) ? forwarded.join(",") : forwarded);
 }
 
 export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

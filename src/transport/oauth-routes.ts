@@ -6,15 +6,18 @@ import { parseScopeParameter } from "../oauth/scopes.js";
 import { emptyTokenRequest } from "../oauth/token-request.js";
 import type { TokenService } from "../oauth/token-service.js";
 import type { TokenRecord } from "../domain/model/index.js";
-import { sendJson, type RouteHandler } from "./http-server.js";
+import type { ClientAddresses } from "./client-address.js";
+import { requestAddress, sendJson, type RouteHandler } from "./http-server.js";
 
-const MAX_FORM_BYTES = 64 * 1024;
 const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
 
 interface Deps {
   tokens: TokenService;
   keys: SigningKeys;
   config: () => Config;
+  addresses: ClientAddresses;
+  /** Largest form body. */
+  maxFormBytes: number;
 }
 
 /**
@@ -39,7 +42,7 @@ export function oauthRoutes(deps: Deps): RouteHandler {
       return true;
     }
     try {
-      const form = await readForm(req);
+      const form = await readForm(req, deps.maxFormBytes);
       await endpoint(deps, req, res, form);
     } catch (err) {
       sendOAuthError(req, res, err);
@@ -62,7 +65,7 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
     refreshToken: form.get("refresh_token") ?? "",
     validityPeriodSeconds: validity && /^\d{1,12}$/.test(validity) ? Number(validity) : 0,
   };
-  const issued = await deps.tokens.issue(request);
+  const issued = await deps.tokens.issue(request, requestAddress(req, deps.addresses));
   const { record } = issued;
   sendJson(
     res,
@@ -80,14 +83,14 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
 
 async function introspect(deps: Deps, req: http.IncomingMessage, res: http.ServerResponse, form: URLSearchParams): Promise<void> {
   const { clientId, clientSecret } = clientCredentials(req, form);
-  await deps.tokens.authenticateClient(clientId, clientSecret);
+  await deps.tokens.authenticateClient(clientId, clientSecret, requestAddress(req, deps.addresses));
   const record = await deps.tokens.lookup(form.get("token") ?? "");
   sendJson(res, 200, record && deps.tokens.isActive(record) ? activeToken(record, deps.config().issuer) : { active: false }, NO_STORE);
 }
 
 async function revoke(deps: Deps, req: http.IncomingMessage, res: http.ServerResponse, form: URLSearchParams): Promise<void> {
   const { clientId, clientSecret } = clientCredentials(req, form);
-  const client = await deps.tokens.authenticateClient(clientId, clientSecret);
+  const client = await deps.tokens.authenticateClient(clientId, clientSecret, requestAddress(req, deps.addresses));
   const value = form.get("token");
   if (!value) throw new OAuthRequestError("token is required");
   await deps.tokens.revoke(value, { tokenTypeHint: form.get("token_type_hint") ?? undefined, consumerKey: client.consumerKey });
@@ -147,14 +150,14 @@ function clientCredentials(req: http.IncomingMessage, form: URLSearchParams): { 
   return { clientId: form.get("client_id") ?? "", clientSecret: form.get("client_secret") ?? "" };
 }
 
-async function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
+async function readForm(req: http.IncomingMessage, maxBytes: number): Promise<URLSearchParams> {
   const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded") throw new OAuthRequestError("the body must be application/x-www-form-urlencoded");
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_FORM_BYTES) throw new OAuthRequestError("the body is too large");
+    if (size > maxBytes) throw new OAuthRequestError("the body is too large");
     chunks.push(chunk as Buffer);
   }
   const form = new URLSearchParams(Buffer.concat(chunks).toString("utf8"));

@@ -63,7 +63,6 @@ import { sendJson, type RouteHandler } from "./http-server.js";
 const PATH = /^\/api\/am\/store\/v0\.13\/applications\/([^/]+)\/keys\/([^/]+)$/;
 const TEMPLATE = "/api/am/store/v0.13/applications/{applicationId}/keys/{keyType}";
 const ALLOW = "GET, PUT";
-export const MAX_BODY_BYTES = 64 * 1024;
 const CHALLENGE = 'Bearer realm="keymanager"';
 
 interface Deps {
@@ -71,6 +70,8 @@ interface Deps {
   authenticator: CallerAuthenticator;
   logger: Logger;
   audit: AuditLog;
+  /** Largest JSON body. */
+  maxBodyBytes: number;
 }
 
 /** An application key that exists: the mapping is always there when found by application and key type. */
@@ -119,7 +120,7 @@ export function storeRestRoutes(deps: Deps): RouteHandler {
     requireJsonBody(req);
     const app = await load(call);
     checkPreconditions(req, app);
-    const patch = patchFrom(await readJson(req));
+    const patch = patchFrom(await readJson(req, deps.maxBodyBytes));
     // Checked again where the change is made, so a change landing in between is not overwritten.
     const updated = await deps.keyManager.updateApplication(app.client.consumerKey, patch, (current) => {
       if (!current.mapping) throw new NotFoundError(NO_KEYS);
@@ -237,8 +238,8 @@ function requireJsonBody(req: http.IncomingMessage): void {
   }
 }
 
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  const bytes = await readBody(req, MAX_BODY_BYTES);
+async function readJson(req: http.IncomingMessage, maxBytes: number): Promise<unknown> {
+  const bytes = await readBody(req, maxBytes);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
