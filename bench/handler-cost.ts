@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
@@ -50,6 +50,8 @@ const app = new App({
         noop: {
           ...(definition.validateToken as grpc.MethodDefinition<unknown, unknown>),
           path: "/bench.RawNoopService/Noop",
+          // Bare grpc-js decodes in its deserializer (the service's own methods decode in the handler).
+          requestDeserialize: (b: Buffer) => fromBinary(ValidateTokenRequestSchema, b),
           responseSerialize: (b: unknown) => b as Buffer,
         },
       },

@@ -34,18 +34,38 @@ export type DomainErrorKind =
   | "unimplemented"
   | "resource_exhausted";
 
+/**
+ * How much of a bad request an error describes: the first MAX_VIOLATIONS violations, each field
+ * path and description cut at MAX_VIOLATION_TEXT characters, and how many more there were. A
+ * request listing thousands of bad elements gets an answer of a few KiB, not megabytes.
+ */
+export const MAX_VIOLATIONS = 20;
+export const MAX_VIOLATION_TEXT = 200;
+
 export class InvalidArgumentError extends DomainError {
   readonly kind = "invalid_argument";
-  constructor(
-    readonly violations: readonly FieldViolation[],
-    options: { oauth?: OAuthErrorCode } = {},
-  ) {
-    super(violations.map((v) => `${v.field}: ${v.description}`).join("; "), options);
+  /** The violations described (at most MAX_VIOLATIONS). */
+  readonly violations: readonly FieldViolation[];
+  /** Violations found beyond those described. */
+  readonly omitted: number;
+
+  /** `more`: violations found but not passed (a Validator stops keeping them at MAX_VIOLATIONS). */
+  constructor(violations: readonly FieldViolation[], options: { oauth?: OAuthErrorCode; more?: number } = {}) {
+    const kept = violations.slice(0, MAX_VIOLATIONS).map((v) => ({ field: cut(v.field), description: cut(v.description) }));
+    const omitted = violations.length - kept.length + (options.more ?? 0);
+    const listed = kept.map((v) => `${v.field}: ${v.description}`).join("; ");
+    super(omitted > 0 ? `${listed}; and ${omitted} more` : listed, options);
+    this.violations = kept;
+    this.omitted = omitted;
   }
 
   static field(field: string, description: string): InvalidArgumentError {
     return new InvalidArgumentError([{ field, description }]);
   }
+}
+
+function cut(text: string): string {
+  return text.length <= MAX_VIOLATION_TEXT ? text : `${text.slice(0, MAX_VIOLATION_TEXT)}…`;
 }
 
 export class NotFoundError extends DomainError {

@@ -1,14 +1,16 @@
-import { type FieldViolation, InvalidArgumentError, type OAuthErrorCode } from "./errors.js";
+import { type FieldViolation, InvalidArgumentError, MAX_VIOLATIONS, type OAuthErrorCode } from "./errors.js";
 
 /**
- * Collects every field violation of a request, so one answer names all the bad fields,
- * then throws them together as one InvalidArgumentError.
+ * Collects the field violations of a request, so one answer names the bad fields, then throws
+ * them together as one InvalidArgumentError. Past MAX_VIOLATIONS it only counts them.
  */
 export class Validator {
   private readonly violations: FieldViolation[] = [];
+  private more = 0;
 
   add(field: string, description: string): void {
-    this.violations.push({ field, description });
+    if (this.violations.length < MAX_VIOLATIONS) this.violations.push({ field, description });
+    else this.more++;
   }
 
   get ok(): boolean {
@@ -56,7 +58,7 @@ export class Validator {
   }
 
   throwIfInvalid(options: { oauth?: OAuthErrorCode } = {}): void {
-    if (this.violations.length > 0) throw new InvalidArgumentError(this.violations, options);
+    if (this.violations.length > 0) throw new InvalidArgumentError(this.violations, { ...options, more: this.more });
   }
 }
 

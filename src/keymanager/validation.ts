@@ -44,9 +44,11 @@ export function checkClientSettings(v: Validator, s: ClientSettings, maxValidity
   checkGrantTypes(v, s.grantTypes);
   checkCallbackUrls(v, s.callbackUrls, s.grantTypes);
   checkScopes(v, "scopes", s.scopes);
-  s.scopes.forEach((scope, i) => {
-    if (isSystemScope(scope)) v.add(`scopes[${i}]`, "is reserved for system clients");
-  });
+  if (s.scopes.length <= LIMITS.scopes) {
+    s.scopes.forEach((scope, i) => {
+      if (isSystemScope(scope)) v.add(`scopes[${i}]`, "is reserved for system clients");
+    });
+  }
   v.nonNegativeInteger("application_token_validity_seconds", s.validity.applicationTokenSeconds, maxValiditySeconds);
   v.nonNegativeInteger("user_token_validity_seconds", s.validity.userTokenSeconds, maxValiditySeconds);
   v.nonNegativeInteger("refresh_token_validity_seconds", s.validity.refreshTokenSeconds, maxValiditySeconds);
@@ -55,7 +57,11 @@ export function checkClientSettings(v: Validator, s: ClientSettings, maxValidity
 
 export function checkGrantTypes(v: Validator, grantTypes: readonly string[]): void {
   if (grantTypes.length === 0) v.add("grant_types", "at least one grant type is required");
-  if (grantTypes.length > LIMITS.grantTypes) v.add("grant_types", `at most ${LIMITS.grantTypes} grant types`);
+  // Past the limit, the list is refused as a whole: its elements are not each looked at (and described).
+  if (grantTypes.length > LIMITS.grantTypes) {
+    v.add("grant_types", `at most ${LIMITS.grantTypes} grant types`);
+    return;
+  }
   grantTypes.forEach((g, i) => {
     if (!isKnownGrantType(g)) v.add(`grant_types[${i}]`, "unknown grant type");
   });
@@ -63,7 +69,10 @@ export function checkGrantTypes(v: Validator, grantTypes: readonly string[]): vo
 }
 
 export function checkCallbackUrls(v: Validator, urls: readonly string[], grantTypes: readonly string[]): void {
-  if (urls.length > LIMITS.callbackUrls) v.add("callback_urls", `at most ${LIMITS.callbackUrls} callback URLs`);
+  if (urls.length > LIMITS.callbackUrls) {
+    v.add("callback_urls", `at most ${LIMITS.callbackUrls} callback URLs`);
+    return;
+  }
   const needed = grantTypes.filter((g) => REDIRECTING_GRANT_TYPES.includes(g));
   if (urls.length === 0 && needed.length > 0) {
     v.add("callback_urls", `a callback URL is required for ${needed.join(" and ")}`);
@@ -88,7 +97,10 @@ function callbackUrlProblem(url: string): string | undefined {
 }
 
 export function checkScopes(v: Validator, field: string, scopes: readonly string[]): void {
-  if (scopes.length > LIMITS.scopes) v.add(field, `at most ${LIMITS.scopes} scopes`);
+  if (scopes.length > LIMITS.scopes) {
+    v.add(field, `at most ${LIMITS.scopes} scopes`);
+    return;
+  }
   scopes.forEach((scope, i) => {
     if (scope.length === 0 || scope.length > LIMITS.scope || !SCOPE_TOKEN.test(scope)) {
       v.add(`${field}[${i}]`, `must be 1 to ${LIMITS.scope} printable characters without spaces, quotes or backslashes`);
@@ -98,7 +110,10 @@ export function checkScopes(v: Validator, field: string, scopes: readonly string
 
 export function checkProperties(v: Validator, field: string, properties: Record<string, string>): void {
   const entries = Object.entries(properties);
-  if (entries.length > LIMITS.properties) v.add(field, `at most ${LIMITS.properties} entries`);
+  if (entries.length > LIMITS.properties) {
+    v.add(field, `at most ${LIMITS.properties} entries`);
+    return;
+  }
   for (const [key, value] of entries) {
     if (key.length === 0 || key.length > LIMITS.propertyKey || hasControlCharacters(key)) {
       v.add(`${field}`, `keys must be 1 to ${LIMITS.propertyKey} printable characters`);
@@ -109,7 +124,10 @@ export function checkProperties(v: Validator, field: string, properties: Record<
 }
 
 export function checkResources(v: Validator, resources: readonly ApiResource[]): void {
-  if (resources.length > LIMITS.resources) v.add("resources", `at most ${LIMITS.resources} resources`);
+  if (resources.length > LIMITS.resources) {
+    v.add("resources", `at most ${LIMITS.resources} resources`);
+    return;
+  }
   const seen = new Set<string>();
   resources.forEach((r, i) => {
     const at = `resources[${i}]`;

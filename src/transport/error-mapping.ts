@@ -20,16 +20,49 @@ const CODES: Record<DomainErrorKind, Code> = {
   resource_exhausted: Code.ResourceExhausted,
 };
 
+/**
+ * Each header or trailer of an error answer stays under this many bytes once encoded (the
+ * message travels as a percent-encoded grpc-message trailer on gRPC and gRPC-Web), so no client
+ * runs out of header space: message and field list together stay under 8 KiB (Node's HTTP/1.1
+ * parser stops at 16 KiB for all headers together).
+ */
+export const MAX_ERROR_HEADER_BYTES = 3072;
+
 export function toConnectError(err: unknown, logger: Logger, procedure: string): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof DomainError) {
-    const ce = new ConnectError(err.message, CODES[err.kind]);
-    if (err instanceof InvalidArgumentError) ce.metadata.set("x-invalid-fields", headerValue(err.violations.map((v) => v.field).join(",")));
+    const ce = new ConnectError(boundedMessage(err.message), CODES[err.kind]);
+    if (err instanceof InvalidArgumentError) ce.metadata.set("x-invalid-fields", invalidFields(err.violations.map((v) => v.field)));
     return ce;
   }
   const errorId = randomUUID();
   logger.error({ err, errorId, procedure }, "internal error");
   return new ConnectError(`internal error (id ${errorId})`, Code.Internal);
+}
+
+/** The message, cut so that even percent-encoded (encodeURIComponent, the larger) it fits MAX_ERROR_HEADER_BYTES. */
+export function boundedMessage(message: string): string {
+  let text = wellFormed(message);
+  for (let encoded = encodeURIComponent(text).length; encoded > MAX_ERROR_HEADER_BYTES; encoded = encodeURIComponent(text).length) {
+    text = `${wellFormed(text.slice(0, Math.floor((text.length * MAX_ERROR_HEADER_BYTES) / encoded) - 4))}...`;
+  }
+  return text;
+}
+
+/** Lone surrogates (a caller's map key, or a cut through a pair) as U+FFFD: encodeURIComponent throws on them. */
+function wellFormed(text: string): string {
+  return text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+}
+
+/** The bad fields' paths, comma separated, as many whole ones as fit MAX_ERROR_HEADER_BYTES. */
+function invalidFields(fields: readonly string[]): string {
+  let value = "";
+  for (const field of fields) {
+    const next = value === "" ? headerValue(field) : `${value},${headerValue(field)}`;
+    if (next.length > MAX_ERROR_HEADER_BYTES) break;
+    value = next;
+  }
+  return value;
 }
 
 /**

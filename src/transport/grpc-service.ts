@@ -1,7 +1,7 @@
 import { create, type DescMessage, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { ContextValues, HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { CallAuthorizer } from "../auth/call-authorizer.js";
@@ -24,7 +24,8 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
       requestStream: false,
       responseStream: false,
       requestSerialize: serializer(method.input),
-      requestDeserialize: requestDeserializer(method.input),
+      // The handler decodes the request once the caller is authenticated (grpcHandlers).
+      requestDeserialize: rawBytes,
       responseSerialize: serializer(method.output),
       responseDeserialize: deserializer(method.output),
       originalName: method.localName,
@@ -52,24 +53,21 @@ function deserializer(schema: DescMessage) {
   return (bytes: Buffer) => fromBinary(schema, bytes);
 }
 
-/**
- * A request body that is not a valid encoding of the method's input (random bytes, a truncated
- * field, invalid UTF-8 in a string). grpc-js answers INTERNAL when a request deserializer throws,
- * so the request deserializer returns this instead and the handler answers INVALID_ARGUMENT: the
- * caller's mistake, not the server's.
- */
-class UndecodableRequest {
-  constructor(readonly reason: string) {}
+function rawBytes(bytes: Buffer): Buffer {
+  return bytes;
 }
 
-function requestDeserializer(schema: DescMessage) {
-  return (bytes: Buffer) => {
-    try {
-      return fromBinary(schema, bytes);
-    } catch (err) {
-      return new UndecodableRequest(`cannot decode message ${schema.typeName} from binary: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  };
+/**
+ * The request, or INVALID_ARGUMENT when its bytes are not a valid encoding of the method's input
+ * (random bytes, a truncated field, invalid UTF-8 in a string): the caller's mistake, not the
+ * server's (grpc-js would answer INTERNAL for a throwing deserializer).
+ */
+function decodeRequest(schema: DescMessage, bytes: Buffer): unknown {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (err) {
+    throw new ConnectError(`cannot decode message ${schema.typeName} from binary: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
+  }
 }
 
 export interface GrpcHandlerOptions {
@@ -93,6 +91,8 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
     const fail = (err: unknown, callback: grpc.sendUnaryData<unknown>) => callback(grpcError(err, options.logger, procedure));
     const authorize = options.authorizer.forMethod(service, method);
     const changes = method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+    // Runs once the caller is authenticated: only then is the request decoded and looked at, so
+    // an unauthenticated caller costs no decoding, validation or error description.
     const run = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, principal: Principal) => {
       if (!fn) {
         callback({ code: grpc.status.UNIMPLEMENTED, details: `${procedure} is not implemented` });
@@ -100,15 +100,17 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
       }
       const ctx = new GrpcHandlerContext(service, method, call, options.addresses);
       ctx.values.set(PRINCIPAL, principal).set(CALL_ORIGIN, ctx);
+      let request: unknown;
       let response: unknown;
       try {
-        response = fn.call(impl, call.request, ctx);
+        request = decodeRequest(method.input, call.request as Buffer);
+        response = fn.call(impl, request, ctx);
       } catch (err) {
         fail(err, callback);
         return;
       }
       const done = (r: unknown) => {
-        if (changes) options.audit.record(principal, method, call.request);
+        if (changes) options.audit.record(principal, method, request);
         callback(null, r);
       };
       // A handler that answers at once (the gateway check from its cache) is answered at once,
@@ -117,10 +119,6 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
       else response.then(done, (err: unknown) => fail(err, callback));
     };
     handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      if (call.request instanceof UndecodableRequest) {
-        callback({ code: grpc.status.INVALID_ARGUMENT, details: call.request.reason });
-        return;
-      }
       let principal: Principal | Promise<Principal>;
       try {
         principal = authorize({

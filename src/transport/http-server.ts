@@ -15,6 +15,7 @@ import type { Logger } from "pino";
 import { toConnectError } from "./error-mapping.js";
 import type { ServiceRegistration } from "./grpc-server.js";
 import { rejectUndecodableBodies } from "./undecodable-bodies.js";
+import { errorResponse, wrapHandler } from "./universal-handler.js";
 
 export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
 
@@ -50,12 +51,11 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
   for (const { service } of options.services) {
     for (const method of service.methods) authorizers.set(method, options.authorizer.forMethod(service, method));
   }
-  // The same authentication, scope check and audit as the gRPC port (grpc-service.ts).
+  // The caller was authenticated before the body was read (authenticateFirst, below); the audit
+  // of successful changes, as on the gRPC port (grpc-service.ts).
   const auth: Interceptor = (next) => async (req) => {
-    const authorize = authorizers.get(req.method);
-    if (!authorize) throw new Error(`no authorizer for ${req.url}`);
-    const principal = await authorize({ authorization: req.header.get("authorization") ?? undefined, certificate: req.contextValues.get(CERTIFICATE) });
-    req.contextValues.set(PRINCIPAL, principal);
+    const principal = req.contextValues.get(PRINCIPAL);
+    if (!principal) throw new Error(`${req.url} reached the service unauthenticated`);
     const res = await next(req);
     if (req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) options.audit.record(principal, req.method, req.message);
     return res;
@@ -68,7 +68,11 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
   });
   for (const { service, impl } of options.services) router.service(service, impl as never);
   const rpcs = new Map<string, UniversalHandler>();
-  for (const h of router.handlers) rpcs.set(h.requestPath, rejectUndecodableBodies(h, options.maxMessageBytes));
+  for (const h of router.handlers) {
+    const authorize = authorizers.get(h.method);
+    if (!authorize) throw new Error(`no authorizer for ${h.requestPath}`);
+    rpcs.set(h.requestPath, authenticateFirst(rejectUndecodableBodies(h, options.maxMessageBytes), authorize, options.logger));
+  }
   // connect-node's adapter, with the RPC handlers wrapped (undecodable-bodies.ts).
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const rpc = rpcs.get(req.url?.split("?", 2)[0] ?? "");
@@ -93,6 +97,23 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
   const { cert, key, clientCa } = options.tls;
   // With a client CA, certificates are asked for but not required: store callers use tokens.
   return https.createServer({ cert, key, ...(clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: false } : {}) }, handler);
+}
+
+/**
+ * Authentication and the scope check from the request's headers, before anything reads its body:
+ * an unauthenticated caller costs no body parsing, decoding or validation, and is answered in
+ * its protocol at once. The principal goes into the context for the service.
+ */
+function authenticateFirst(handler: UniversalHandler, authorize: (c: CallCredentials) => Principal | Promise<Principal>, logger: Logger): UniversalHandler {
+  return wrapHandler(handler, async (req) => {
+    try {
+      const principal = await authorize({ authorization: req.header.get("authorization") ?? undefined, certificate: req.contextValues?.get(CERTIFICATE) });
+      req.contextValues?.set(PRINCIPAL, principal);
+    } catch (err) {
+      return errorResponse(req, toConnectError(err, logger, handler.requestPath));
+    }
+    return handler(req);
+  });
 }
 
 async function routeFallback(req: http.IncomingMessage, res: http.ServerResponse, options: HttpServerOptions): Promise<void> {

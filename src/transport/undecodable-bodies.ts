@@ -3,15 +3,8 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import {
-  type Compression,
-  encodeEnvelope,
-  type UniversalHandler,
-  type UniversalServerRequest,
-  type UniversalServerResponse,
-} from "@connectrpc/connect/protocol";
-import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
-import { setTrailerStatus, trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import type { Compression, UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { errorResponse, wrapHandler } from "./universal-handler.js";
 
 /**
  * connect-es (2.x) answers a binary body that does not decode with INTERNAL ("parse binary: ..."),
@@ -29,7 +22,7 @@ export function rejectUndecodableBodies(handler: UniversalHandler, readMaxBytes:
       const query = new URL(req.url).searchParams;
       if (query.get("encoding") !== "proto") return handler(req);
       const problem = await undecodableQueryMessage(input, query, readMaxBytes);
-      return problem === undefined ? handler(req) : connectError(problem);
+      return problem === undefined ? handler(req) : invalid(req, problem);
     }
     const format = binaryFormat(req);
     if (format === undefined) return handler(req);
@@ -39,19 +32,12 @@ export function rejectUndecodableBodies(handler: UniversalHandler, readMaxBytes:
     if (format === "connect") {
       const bytes = await decompress(compressionOf(req.header.get("content-encoding")), body, readMaxBytes);
       const problem = bytes && undecodable(input, bytes);
-      return problem === undefined ? handler(replay) : connectError(problem);
+      return problem === undefined ? handler(replay) : invalid(req, problem);
     }
     const problem = await undecodableEnvelope(input, body, compressionOf(req.header.get("grpc-encoding")), readMaxBytes);
-    return problem === undefined ? handler(replay) : grpcWebError(req.header.get("content-type") ?? "application/grpc-web+proto", problem);
+    return problem === undefined ? handler(replay) : invalid(req, problem);
   };
-  return Object.assign(wrapped, {
-    protocolNames: handler.protocolNames,
-    supportedContentType: handler.supportedContentType,
-    allowedMethods: handler.allowedMethods,
-    requestPath: handler.requestPath,
-    service: handler.service,
-    method: handler.method,
-  });
+  return wrapHandler(handler, wrapped);
 }
 
 /** The binary protocol of a POST: Connect unary or gRPC-Web. */
@@ -134,16 +120,6 @@ async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
   yield bytes;
 }
 
-function connectError(message: string): UniversalServerResponse {
-  return {
-    status: 400,
-    header: new Headers({ "content-type": "application/json" }),
-    body: once(errorToJsonBytes(new ConnectError(message, Code.InvalidArgument), {})),
-  };
-}
-
-function grpcWebError(contentType: string, message: string): UniversalServerResponse {
-  const trailer = new Headers();
-  setTrailerStatus(trailer, new ConnectError(message, Code.InvalidArgument));
-  return { status: 200, header: new Headers({ "content-type": contentType }), body: once(encodeEnvelope(trailerFlag, trailerSerialize(trailer))) };
+function invalid(req: UniversalServerRequest, message: string): UniversalServerResponse {
+  return errorResponse(req, new ConnectError(message, Code.InvalidArgument));
 }

@@ -1,0 +1,45 @@
+import type { ConnectError } from "@connectrpc/connect";
+import { encodeEnvelope, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+
+/**
+ * An error answered on the HTTP port before connect-es sees the request (the caller not
+ * authenticated, a body that does not decode), in the request's own protocol: Connect (JSON
+ * body, HTTP status by code), gRPC-Web (a trailer frame) or gRPC (trailers-only).
+ */
+export function errorResponse(req: UniversalServerRequest, error: ConnectError): UniversalServerResponse {
+  const type = (req.header.get("content-type") ?? "").toLowerCase().split(";")[0]?.trim() ?? "";
+  if (type.startsWith("application/grpc-web")) {
+    const trailer = new Headers();
+    setTrailerStatus(trailer, error);
+    return { status: 200, header: new Headers({ "content-type": type }), body: once(encodeEnvelope(trailerFlag, trailerSerialize(trailer))) };
+  }
+  if (type.startsWith("application/grpc")) {
+    const header = new Headers({ "content-type": type });
+    setTrailerStatus(header, error);
+    return { status: 200, header };
+  }
+  return {
+    status: codeToHttpStatus(error.code),
+    header: new Headers({ "content-type": "application/json" }),
+    body: once(errorToJsonBytes(error, {})),
+  };
+}
+
+async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}
+
+/** `fn` in `handler`'s place, keeping what connect-node's adapter reads of a handler (path, method, protocols). */
+export function wrapHandler(handler: UniversalHandler, fn: (req: UniversalServerRequest) => Promise<UniversalServerResponse>): UniversalHandler {
+  return Object.assign(fn, {
+    protocolNames: handler.protocolNames,
+    supportedContentType: handler.supportedContentType,
+    allowedMethods: handler.allowedMethods,
+    requestPath: handler.requestPath,
+    service: handler.service,
+    method: handler.method,
+  });
+}
