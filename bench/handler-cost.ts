@@ -76,14 +76,18 @@ const km = createClient(KeyManagerService, transport);
 const subs = createClient(SubscriptionService, transport);
 await subs.createApi({ api: { apiId: "cost-api", name: "Cost", context: "/cost", version: "1.0.0", publisher: "bench" } });
 await km.registerNewResource({
-  apiId: "cost-api",
-  resources: [{ uriTemplate: "/items/{id}", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: ["items:read"], throttlingTier: "Unlimited" }],
+  resource: {
+    apiId: "cost-api",
+    resources: [{ uriTemplate: "/items/{id}", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: ["items:read"], throttlingTier: "Unlimited" }],
+  },
 });
 const applicationId = randomUUID();
 const application = (
-  await km.createApplication({ applicationId, keyType: KeyType.PRODUCTION, clientName: "cost", grantTypes: ["client_credentials"], scopes: ["items:read"] })
+  await km.createApplication({
+    application: { applicationId, keyType: KeyType.PRODUCTION, clientName: "cost", grantTypes: ["client_credentials"], scopes: ["items:read"] },
+  })
 ).application!;
-await subs.createSubscription({ applicationId, apiId: "cost-api", tier: "Gold" });
+await subs.createSubscription({ subscription: { applicationId, apiId: "cost-api", tier: "Gold" } });
 const issue = async (validityPeriodSeconds = 0n) =>
   (
     await km.getNewApplicationAccessToken({

@@ -217,21 +217,25 @@ async function main() {
   // An API, its resources, an application subscribed to it, and tokens of three kinds.
   await subs.createApi({ api: { apiId: "bench-api", name: "Bench", context: "/bench", version: "1.0.0", publisher: "bench" } });
   await kmClient.registerNewResource({
-    apiId: "bench-api",
-    resources: [{ uriTemplate: "/items/{id}", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: ["items:read"], throttlingTier: "Unlimited" }],
+    resource: {
+      apiId: "bench-api",
+      resources: [{ uriTemplate: "/items/{id}", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: ["items:read"], throttlingTier: "Unlimited" }],
+    },
   });
   const applicationId = randomUUID();
   const app = (
     await kmClient.createApplication({
-      applicationId,
-      keyType: KeyType.PRODUCTION,
-      clientName: "bench",
-      grantTypes: ["client_credentials"],
-      scopes: ["items:read"],
+      application: {
+        applicationId,
+        keyType: KeyType.PRODUCTION,
+        clientName: "bench",
+        grantTypes: ["client_credentials"],
+        scopes: ["items:read"],
+      },
     })
   ).application;
   if (!app) throw new Error("no application");
-  await subs.createSubscription({ applicationId, apiId: "bench-api", tier: "Gold" });
+  await subs.createSubscription({ subscription: { applicationId, apiId: "bench-api", tier: "Gold" } });
   const issue = async (validity = 0n) =>
     (
       await kmClient.getNewApplicationAccessToken({

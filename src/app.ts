@@ -35,6 +35,7 @@ import { type Clock, systemClock } from "./domain/clock.js";
 import { buildKeyManagers, type KeyManagers } from "./keymanager/key-managers.js";
 import { ResidentKeyManager } from "./keymanager/resident-key-manager.js";
 import { KeyManagerServiceImpl } from "./services/key-manager-service.js";
+import { PageTokens, Paging } from "./services/page-tokens.js";
 import { createKnex, migrate } from "./storage/database.js";
 import { loadOrCreateEncryptionKey, SecretBox } from "./storage/secret-box.js";
 import { Store } from "./storage/store.js";
@@ -131,13 +132,15 @@ export class App {
     const authorizer = new CallAuthorizer(authenticator, () => currentConfig().tls?.clientCertificateScopes ?? []);
     const audit = new AuditLog(this.logger);
     this.tokens = tokens;
+    // Page tokens are signed with a key derived from the encryption key, which replicas share.
+    const paging = new Paging(PageTokens.fromEncryptionKey(key), () => currentConfig().paging);
     const services: ServiceRegistration[] = [
-      { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore, resident) as never },
+      { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore, paging, resident) as never },
       { service: TokenValidationService, impl: new TokenValidationServiceImpl(validator) as never },
-      { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock, events)) as never },
-      { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock, events)) as never },
-      { service: SigningKeyService, impl: new SigningKeyServiceImpl(signingKeys) as never },
-      { service: SystemClientService, impl: new SystemClientServiceImpl(this.systemClients) as never },
+      { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock, events), paging) as never },
+      { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock, events), paging) as never },
+      { service: SigningKeyService, impl: new SigningKeyServiceImpl(signingKeys, paging) as never },
+      { service: SystemClientService, impl: new SystemClientServiceImpl(this.systemClients, paging) as never },
     ];
     const tls = config.tls
       ? {

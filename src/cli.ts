@@ -3,11 +3,12 @@
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { SCOPES, SYSTEM_SCOPES } from "./auth/scopes.js";
-import { SystemClients } from "./auth/system-clients.js";
+import { type SystemClient, SystemClients } from "./auth/system-clients.js";
 import { ConfigError, loadConfig } from "./config/load.js";
 import { ChangeEvents } from "./domain/change-events.js";
 import { DomainError } from "./domain/errors.js";
 import { systemClock } from "./domain/clock.js";
+import type { Page } from "./domain/paging.js";
 import { createKnex, migrate } from "./storage/database.js";
 import { loadOrCreateEncryptionKey, SecretBox } from "./storage/secret-box.js";
 import { Store } from "./storage/store.js";
@@ -39,7 +40,7 @@ async function bootstrap(args: string[]): Promise<number> {
     const { key } = loadOrCreateEncryptionKey(config.encryptionKey, config.dataDir);
     const store = new Store(db, new SecretBox(key));
     const clients = new SystemClients(store, systemClock, new ChangeEvents(), () => config.name);
-    const existing = (await clients.list()).filter((c) => c.scopes.includes(SCOPES.admin));
+    const existing = (await everySystemClient(clients)).filter((c) => c.scopes.includes(SCOPES.admin));
     if (existing.length > 0 && !values.another) {
       console.error(`an admin system client exists already (${existing.map((c) => c.clientId).join(", ")}); pass --another to create one more`);
       return 1;
@@ -55,6 +56,17 @@ async function bootstrap(args: string[]): Promise<number> {
   } finally {
     await db.destroy();
   }
+}
+
+/** Every system client, read a page at a time. */
+async function everySystemClient(clients: SystemClients): Promise<SystemClient[]> {
+  const all: SystemClient[] = [];
+  let page: Page<SystemClient> = { items: [], next: undefined };
+  do {
+    page = await clients.list({ limit: 1000, after: page.next });
+    all.push(...page.items);
+  } while (page.next);
+  return all;
 }
 
 async function main(argv: string[]): Promise<number> {

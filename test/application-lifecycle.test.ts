@@ -25,7 +25,7 @@ describeOnEachDatabase("application lifecycle", (database) => {
         assert.ok(created);
         assert.match(created.consumerKey, /^[A-Za-z0-9_-]{27}$/);
         assert.match(created.consumerSecret, /^[A-Za-z0-9_-]{43}$/);
-        assert.equal(created.applicationId, req.applicationId);
+        assert.equal(created.applicationId, req.application.applicationId);
         assert.equal(created.keyType, KeyType.PRODUCTION);
         assert.equal(created.keyState, KeyState.COMPLETED);
         assert.equal(created.mode, ApplicationMode.CREATED);
@@ -37,7 +37,7 @@ describeOnEachDatabase("application lifecycle", (database) => {
         const byKey = await client().retrieveApplication({ selector: { case: "consumerKey", value: created.consumerKey } });
         assert.deepEqual(byKey.application, created);
         const byRef = await client().retrieveApplication({
-          selector: { case: "applicationKey", value: { applicationId: req.applicationId, keyType: KeyType.PRODUCTION } },
+          selector: { case: "applicationKey", value: { applicationId: req.application.applicationId, keyType: KeyType.PRODUCTION } },
         });
         assert.deepEqual(byRef.application?.consumerKey, created.consumerKey);
 
@@ -75,7 +75,7 @@ describeOnEachDatabase("application lifecycle", (database) => {
         await rejectsWith(client().retrieveApplication({ selector: { case: "consumerKey", value: created.consumerKey } }), Code.NotFound);
         await rejectsWith(
           client().retrieveApplication({
-            selector: { case: "applicationKey", value: { applicationId: req.applicationId, keyType: KeyType.PRODUCTION } },
+            selector: { case: "applicationKey", value: { applicationId: req.application.applicationId, keyType: KeyType.PRODUCTION } },
           }),
           Code.NotFound,
         );
@@ -86,7 +86,7 @@ describeOnEachDatabase("application lifecycle", (database) => {
         const req = createRequest();
         await client().createApplication(req);
         await rejectsWith(client().createApplication(req), Code.AlreadyExists, /already has PRODUCTION keys/);
-        const sandbox = await client().createApplication({ ...req, keyType: KeyType.SANDBOX, clientName: "sandbox" });
+        const sandbox = await client().createApplication({ application: { ...req.application, keyType: KeyType.SANDBOX, clientName: "sandbox" } });
         assert.equal(sandbox.application?.keyType, KeyType.SANDBOX);
       });
 
@@ -101,19 +101,23 @@ describeOnEachDatabase("application lifecycle", (database) => {
         const target = randomUUID();
         await rejectsWith(
           client().mapOAuthApplication({
-            applicationId: target,
-            keyType: KeyType.SANDBOX,
-            consumerKey: source.consumerKey,
-            consumerSecret: "not-the-secret",
+            application: {
+              applicationId: target,
+              keyType: KeyType.SANDBOX,
+              consumerKey: source.consumerKey,
+              consumerSecret: "not-the-secret",
+            },
           }),
           Code.InvalidArgument,
           /consumer_secret/,
         );
         const mapped = await client().mapOAuthApplication({
-          applicationId: target,
-          keyType: KeyType.SANDBOX,
-          consumerKey: source.consumerKey,
-          consumerSecret: source.consumerSecret,
+          application: {
+            applicationId: target,
+            keyType: KeyType.SANDBOX,
+            consumerKey: source.consumerKey,
+            consumerSecret: source.consumerSecret,
+          },
         });
         assert.equal(mapped.application?.mode, ApplicationMode.MAPPED);
         assert.equal(mapped.application?.applicationId, target);
@@ -121,21 +125,25 @@ describeOnEachDatabase("application lifecycle", (database) => {
 
         await rejectsWith(
           client().mapOAuthApplication({
-            applicationId: randomUUID(),
-            keyType: KeyType.SANDBOX,
-            consumerKey: source.consumerKey,
-            consumerSecret: source.consumerSecret,
+            application: {
+              applicationId: randomUUID(),
+              keyType: KeyType.SANDBOX,
+              consumerKey: source.consumerKey,
+              consumerSecret: source.consumerSecret,
+            },
           }),
           Code.AlreadyExists,
         );
 
         // A consumer key from another authorization server is recorded with its secret.
         const external = await client().mapOAuthApplication({
-          applicationId: target,
-          keyType: KeyType.PRODUCTION,
-          consumerKey: "QwEtRHd4NJkcFuRUfAT5af8XEEoa",
-          consumerSecret: "7Fairfeu321ENjOR9w2xgJl3i70a",
-          grantTypes: ["client_credentials"],
+          application: {
+            applicationId: target,
+            keyType: KeyType.PRODUCTION,
+            consumerKey: "QwEtRHd4NJkcFuRUfAT5af8XEEoa",
+            consumerSecret: "7Fairfeu321ENjOR9w2xgJl3i70a",
+            grantTypes: ["client_credentials"],
+          },
         });
         assert.equal(external.application?.consumerSecret, "7Fairfeu321ENjOR9w2xgJl3i70a");
         assert.equal(external.application?.mode, ApplicationMode.MAPPED);
@@ -153,22 +161,22 @@ describeOnEachDatabase("application lifecycle", (database) => {
           { uriTemplate: "/menu", httpVerb: "get", authLevel: 3, scopes: [], throttlingTier: "" },
           { uriTemplate: "/order", httpVerb: "POST", authLevel: 2, scopes: ["order:write"], throttlingTier: "Gold" },
         ];
-        const registered = await client().registerNewResource({ apiId, resources, properties: { context: "/pizzashack/1.0.0" } });
+        const registered = await client().registerNewResource({ resource: { apiId, resources, properties: { context: "/pizzashack/1.0.0" } } });
         assert.equal(registered.resource?.resources[0]?.httpVerb, "GET");
         assert.equal(registered.resource?.resources[0]?.throttlingTier, "Unlimited");
-        await rejectsWith(client().registerNewResource({ apiId, resources }), Code.AlreadyExists);
+        await rejectsWith(client().registerNewResource({ resource: { apiId, resources } }), Code.AlreadyExists);
 
         const read = await client().getResourceByApiId({ apiId });
         assert.deepEqual(read.resource?.resources, registered.resource?.resources);
         assert.deepEqual(read.resource?.properties, { context: "/pizzashack/1.0.0" });
 
-        const replaced = await client().updateRegisteredResource({ apiId, resources: [resources[1] as never] });
+        const replaced = await client().updateRegisteredResource({ resource: { apiId, resources: [resources[1] as never] } });
         assert.equal(replaced.resource?.resources.length, 1);
         assert.equal(replaced.resource?.resources[0]?.uriTemplate, "/order");
 
         await client().deleteRegisteredResourceByApiId({ apiId });
         await rejectsWith(client().getResourceByApiId({ apiId }), Code.NotFound);
-        await rejectsWith(client().updateRegisteredResource({ apiId, resources }), Code.NotFound);
+        await rejectsWith(client().updateRegisteredResource({ resource: { apiId, resources } }), Code.NotFound);
         await rejectsWith(client().deleteRegisteredResourceByApiId({ apiId }), Code.NotFound);
       });
     });

@@ -45,7 +45,7 @@ describe("callers authenticate", () => {
         await rejectsWith(km.createApplication(request), Code.Unauthenticated);
         await rejectsWith(
           server.grpc.retrieveApplication({
-            selector: { case: "applicationKey", value: { applicationId: request.applicationId as string, keyType: KeyType.PRODUCTION } },
+            selector: { case: "applicationKey", value: { applicationId: request.application.applicationId as string, keyType: KeyType.PRODUCTION } },
           }),
           Code.NotFound,
         );
@@ -105,7 +105,7 @@ describe("scopes gate groups of calls", () => {
       await rejectsWith(server.client(KeyManagerService, { protocol, token: adminToken }).createApplication(request), Code.PermissionDenied, /apim:subscribe/);
       await rejectsWith(
         server.grpc.retrieveApplication({
-          selector: { case: "applicationKey", value: { applicationId: request.applicationId as string, keyType: KeyType.PRODUCTION } },
+          selector: { case: "applicationKey", value: { applicationId: request.application.applicationId as string, keyType: KeyType.PRODUCTION } },
         }),
         Code.NotFound,
       );
@@ -117,17 +117,17 @@ describe("scopes gate groups of calls", () => {
       );
       await rejectsWith(server.grpc.getResourceByApiId({ apiId: "x" }), Code.NotFound);
       await rejectsWith(
-        server.client(KeyManagerService, { protocol, token: storeToken }).registerNewResource({ apiId: "x", resources: [] }),
+        server.client(KeyManagerService, { protocol, token: storeToken }).registerNewResource({ resource: { apiId: "x", resources: [] } }),
         Code.PermissionDenied,
         /km:admin/,
       );
       await rejectsWith(server.client(KeyManagerService, { protocol, token: storeToken }).getKeyManagerConfiguration({}), Code.PermissionDenied);
       await rejectsWith(
-        server.client(UserService, { protocol, token: gatewayToken }).createUser({ username: "mallory", password: "mallory-password" }),
+        server.client(UserService, { protocol, token: gatewayToken }).createUser({ user: { username: "mallory" }, password: "mallory-password" }),
         Code.PermissionDenied,
       );
       await rejectsWith(
-        server.client(SystemClientService, { protocol, token: storeToken }).createSystemClient({ name: "x", scopes: ["km:admin"] }),
+        server.client(SystemClientService, { protocol, token: storeToken }).createSystemClient({ systemClient: { name: "x", scopes: ["km:admin"] } }),
         Code.PermissionDenied,
       );
       await rejectsWith(
@@ -159,10 +159,12 @@ describe("scopes gate groups of calls", () => {
     await rejectsWith(server.grpc.deleteApplication({ consumerKey: caller.clientId }), Code.NotFound);
     await rejectsWith(
       server.grpc.mapOAuthApplication({
-        applicationId: crypto.randomUUID(),
-        keyType: KeyType.PRODUCTION,
-        consumerKey: caller.clientId,
-        consumerSecret: caller.clientSecret,
+        application: {
+          applicationId: crypto.randomUUID(),
+          keyType: KeyType.PRODUCTION,
+          consumerKey: caller.clientId,
+          consumerSecret: caller.clientSecret,
+        },
       }),
       Code.AlreadyExists,
     );
@@ -214,17 +216,17 @@ describe("store callers see only their own applications", () => {
     const token =
       (await alice.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } }))
         .token?.accessToken ?? "";
-    const seenByBob = (await bob.getTokenMetadata({ accessToken: token })).info;
+    const seenByBob = (await bob.getTokenMetadata({ accessToken: token })).token;
     assert.equal(seenByBob?.tokenValid, false);
     assert.equal(seenByBob?.consumerKey, "");
     await bob.revokeToken({ token });
-    assert.equal((await alice.getTokenMetadata({ accessToken: token })).info?.tokenValid, true, "bob's revocation had no effect");
+    assert.equal((await alice.getTokenMetadata({ accessToken: token })).token?.tokenValid, true, "bob's revocation had no effect");
 
     const still = (await alice.retrieveApplication({ selector: { case: "consumerKey", value: app.consumerKey } })).application;
     assert.equal(still?.clientName, app.clientName);
     assert.equal(still?.consumerSecret, app.consumerSecret);
     await alice.revokeToken({ token });
-    assert.equal((await alice.getTokenMetadata({ accessToken: token })).info?.tokenValid, false);
+    assert.equal((await alice.getTokenMetadata({ accessToken: token })).token?.tokenValid, false);
   });
 
   test("a store caller may not create applications for another subscriber or group", async () => {
@@ -233,7 +235,7 @@ describe("store callers see only their own applications", () => {
     await rejectsWith(bob.createApplication(createRequest({ appOwner: "", groupId: "team-b" })), Code.PermissionDenied, /group_id/);
     await rejectsWith(
       server.grpc.retrieveApplication({
-        selector: { case: "applicationKey", value: { applicationId: request.applicationId as string, keyType: KeyType.PRODUCTION } },
+        selector: { case: "applicationKey", value: { applicationId: request.application.applicationId as string, keyType: KeyType.PRODUCTION } },
       }),
       Code.NotFound,
     );
@@ -273,10 +275,12 @@ describe("error messages", () => {
     assert.ok(!badRefresh.rawMessage.includes(bogus) && !badRefresh.rawMessage.includes(app.consumerSecret));
     const mapped = await rejectsWith(
       server.grpc.mapOAuthApplication({
-        applicationId: crypto.randomUUID(),
-        keyType: KeyType.SANDBOX,
-        consumerKey: app.consumerKey,
-        consumerSecret: wrongSecret,
+        application: {
+          applicationId: crypto.randomUUID(),
+          keyType: KeyType.SANDBOX,
+          consumerKey: app.consumerKey,
+          consumerSecret: wrongSecret,
+        },
       }),
       Code.InvalidArgument,
     );
@@ -334,7 +338,7 @@ describe("logs", () => {
       km.getNewApplicationAccessToken({ request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" } }),
       Code.Unauthenticated,
     );
-    await server.client(UserService, { token: admin.token }).createUser({ username: "logged-user", password: "a very secret password" });
+    await server.client(UserService, { token: admin.token }).createUser({ user: { username: "logged-user" }, password: "a very secret password" });
 
     const audit = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.log === "audit");
     const about = (what: string) => audit.filter((l) => l.what === `keymanager.v1.${what}` && l.who === admin.clientId);

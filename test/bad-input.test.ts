@@ -21,7 +21,7 @@ before(async () => {
   const app = (await server.grpc.createApplication(createRequest())).application;
   assert.ok(app);
   existing = app;
-  await server.grpc.registerNewResource({ apiId, resources: sampleResources() });
+  await server.grpc.registerNewResource({ resource: { apiId, resources: sampleResources() } });
 });
 after(async () => {
   await db.destroy();
@@ -125,81 +125,93 @@ const cases: Array<[string, () => Promise<unknown>, { code: Code; pattern: RegEx
   ["delete: unknown consumer key", () => c().deleteApplication({ consumerKey: "unknown" }), { code: Code.NotFound, pattern: /consumer key/ }],
   [
     "map: missing secret",
-    () => c().mapOAuthApplication({ applicationId: randomUUID(), keyType: KeyType.PRODUCTION, consumerKey: "abc" }),
+    () => c().mapOAuthApplication({ application: { applicationId: randomUUID(), keyType: KeyType.PRODUCTION, consumerKey: "abc" } }),
     ci(/consumer_secret: is required/),
   ],
   [
     "map: missing consumer key",
-    () => c().mapOAuthApplication({ applicationId: randomUUID(), keyType: KeyType.PRODUCTION, consumerSecret: "s" }),
+    () => c().mapOAuthApplication({ application: { applicationId: randomUUID(), keyType: KeyType.PRODUCTION, consumerSecret: "s" } }),
     ci(/consumer_key: is required/),
   ],
   [
     "map: consumer key with spaces",
-    () => c().mapOAuthApplication({ applicationId: randomUUID(), keyType: KeyType.PRODUCTION, consumerKey: "a b", consumerSecret: "s" }),
+    () => c().mapOAuthApplication({ application: { applicationId: randomUUID(), keyType: KeyType.PRODUCTION, consumerKey: "a b", consumerSecret: "s" } }),
     ci(/consumer_key: must be printable ASCII/),
   ],
-  ["map: key type unspecified", () => c().mapOAuthApplication({ applicationId: randomUUID(), consumerKey: "abc", consumerSecret: "s" }), ci(/key_type/)],
+  [
+    "map: key type unspecified",
+    () => c().mapOAuthApplication({ application: { applicationId: randomUUID(), consumerKey: "abc", consumerSecret: "s" } }),
+    ci(/key_type/),
+  ],
   [
     "map: wrong secret of a known client",
-    () => c().mapOAuthApplication({ applicationId: randomUUID(), keyType: KeyType.SANDBOX, consumerKey: existing.consumerKey, consumerSecret: "wrong" }),
+    () =>
+      c().mapOAuthApplication({
+        application: { applicationId: randomUUID(), keyType: KeyType.SANDBOX, consumerKey: existing.consumerKey, consumerSecret: "wrong" },
+      }),
     ci(/consumer_secret: does not match/),
   ],
   [
     "map: right secret, client already mapped",
     () =>
       c().mapOAuthApplication({
-        applicationId: randomUUID(),
-        keyType: KeyType.SANDBOX,
-        consumerKey: existing.consumerKey,
-        consumerSecret: existing.consumerSecret,
+        application: {
+          applicationId: randomUUID(),
+          keyType: KeyType.SANDBOX,
+          consumerKey: existing.consumerKey,
+          consumerSecret: existing.consumerSecret,
+        },
       }),
     { code: Code.AlreadyExists, pattern: /already mapped/ },
   ],
   [
     "map: application already has keys of the type",
-    () => c().mapOAuthApplication({ applicationId: existing.applicationId, keyType: KeyType.PRODUCTION, consumerKey: "fresh", consumerSecret: "s" }),
+    () =>
+      c().mapOAuthApplication({
+        application: { applicationId: existing.applicationId, keyType: KeyType.PRODUCTION, consumerKey: "fresh", consumerSecret: "s" },
+      }),
     { code: Code.AlreadyExists, pattern: /PRODUCTION keys/ },
   ],
   ["delete mapping: empty consumer key", () => c().deleteMappedApplication({ consumerKey: "" }), ci(/consumer_key: is required/)],
   ["delete mapping: unknown consumer key", () => c().deleteMappedApplication({ consumerKey: "unknown" }), { code: Code.NotFound, pattern: /not mapped/ }],
   ["regenerate: empty consumer key", () => c().regenerateConsumerSecret({ consumerKey: "" }), ci(/consumer_key: is required/)],
   ["regenerate: unknown consumer key", () => c().regenerateConsumerSecret({ consumerKey: "unknown" }), { code: Code.NotFound, pattern: /consumer key/ }],
-  ["register: empty api id", () => c().registerNewResource({ apiId: "", resources: sampleResources() }), ci(/api_id: is required/)],
+  ["register: empty api id", () => c().registerNewResource({ resource: { apiId: "", resources: sampleResources() } }), ci(/api_id: is required/)],
   [
     "register: relative URI template",
-    () => c().registerNewResource({ apiId: "a1", resources: [{ ...sampleResources()[0], uriTemplate: "orders" }] }),
+    () => c().registerNewResource({ resource: { apiId: "a1", resources: [{ ...sampleResources()[0], uriTemplate: "orders" }] } }),
     ci(/resources\[0\].uri_template: must start with/),
   ],
   [
     "register: unknown verb",
-    () => c().registerNewResource({ apiId: "a1", resources: [{ ...sampleResources()[0], httpVerb: "BREW" }] }),
+    () => c().registerNewResource({ resource: { apiId: "a1", resources: [{ ...sampleResources()[0], httpVerb: "BREW" }] } }),
     ci(/resources\[0\].http_verb/),
   ],
   [
     "register: auth level unspecified",
-    () => c().registerNewResource({ apiId: "a1", resources: [{ ...sampleResources()[0], authLevel: 0 }] }),
+    () => c().registerNewResource({ resource: { apiId: "a1", resources: [{ ...sampleResources()[0], authLevel: 0 }] } }),
     ci(/resources\[0\].auth_level/),
   ],
   [
     "register: duplicate resource",
-    () => c().registerNewResource({ apiId: "a1", resources: [sampleResources()[0], sampleResources()[0]] as never }),
+    () => c().registerNewResource({ resource: { apiId: "a1", resources: [sampleResources()[0], sampleResources()[0]] as never } }),
     ci(/resources\[1\]: duplicates GET \/orders/),
   ],
   [
     "register: already registered",
-    () => c().registerNewResource({ apiId, resources: sampleResources() }),
+    () => c().registerNewResource({ resource: { apiId, resources: sampleResources() } }),
     { code: Code.AlreadyExists, pattern: /already registered/ },
   ],
   ["get resource: empty api id", () => c().getResourceByApiId({ apiId: "" }), ci(/api_id: is required/)],
   ["get resource: unknown api", () => c().getResourceByApiId({ apiId: "unknown" }), { code: Code.NotFound, pattern: /no resources/ }],
   [
     "update resource: unknown api",
-    () => c().updateRegisteredResource({ apiId: "unknown", resources: sampleResources() }),
+    () => c().updateRegisteredResource({ resource: { apiId: "unknown", resources: sampleResources() } }),
     { code: Code.NotFound, pattern: /no resources/ },
   ],
   [
     "update resource: invalid scope",
-    () => c().updateRegisteredResource({ apiId, resources: [{ ...sampleResources()[0], scopes: ['a"b'] }] }),
+    () => c().updateRegisteredResource({ resource: { apiId, resources: [{ ...sampleResources()[0], scopes: ['a"b'] }] } }),
     ci(/resources\[0\].scopes\[0\]/),
   ],
   ["delete resource: empty api id", () => c().deleteRegisteredResourceByApiId({ apiId: "" }), ci(/api_id: is required/)],

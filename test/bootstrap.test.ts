@@ -50,11 +50,11 @@ test("bootstrap creates the first admin once; its token reaches admin RPCs over 
     const body = (await res.json()) as { access_token: string; scope: string };
     assert.deepEqual(body.scope.split(" ").sort(), ["apim:subscribe", "km:admin", "km:gateway"]);
     const clients = await server.client(SystemClientService, { token: body.access_token }).listSystemClients({});
-    assert.ok(clients.clients.some((c) => c.clientId === created.client_id));
+    assert.ok(clients.systemClients.some((c) => c.clientId === created.client_id));
     // A store-only client made with the admin token cannot do admin work.
     const store = await server
       .client(SystemClientService, { token: body.access_token })
-      .createSystemClient({ name: "store", scopes: ["apim:subscribe"], subscriber: "alice" });
+      .createSystemClient({ systemClient: { name: "store", scopes: ["apim:subscribe"], subscriber: "alice" } });
     assert.ok(store.clientSecret);
     await rejectsWith(server.client(SubscriptionService, { token: "" }).listApis({}), Code.Unauthenticated, /Bearer/);
   } finally {

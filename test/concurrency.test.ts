@@ -68,7 +68,7 @@ describeOnEachDatabase("concurrency", (database) => {
     subs = server.client(SubscriptionService);
     users = server.client(UserService);
     await subs.createApi({ api: API });
-    await server.grpc.registerNewResource({ apiId: API.apiId, resources: RESOURCES });
+    await server.grpc.registerNewResource({ resource: { apiId: API.apiId, resources: RESOURCES } });
   });
   after(async () => {
     await db?.destroy();
@@ -79,7 +79,7 @@ describeOnEachDatabase("concurrency", (database) => {
     const applicationId = overrides.applicationId ?? randomUUID();
     const app = (await server.grpc.createApplication(createRequest({ applicationId, ...overrides }))).application;
     assert.ok(app);
-    await subs.createSubscription({ applicationId, apiId: API.apiId, tier: "Gold" });
+    await subs.createSubscription({ subscription: { applicationId, apiId: API.apiId, tier: "Gold" } });
     return app;
   }
 
@@ -144,7 +144,7 @@ describeOnEachDatabase("concurrency", (database) => {
       assert.equal(listed.length, 52);
       assert.equal(new Set(listed.map((t) => t.tokenId)).size, 52);
       assert.equal(await count(db("access_tokens").where({ consumer_key: app.consumerKey })), 52, "one row per token");
-      const valid = await Promise.all(issued.map(async (t) => (await server.grpc.getTokenMetadata({ accessToken: t })).info?.tokenValid));
+      const valid = await Promise.all(issued.map(async (t) => (await server.grpc.getTokenMetadata({ accessToken: t })).token?.tokenValid));
       assert.ok(
         valid.every((v) => v === true),
         "every token is active",
@@ -154,7 +154,7 @@ describeOnEachDatabase("concurrency", (database) => {
 
     test("one refresh token in 20 parallel requests: one new token, the others invalid_grant, and the family ends revoked", async () => {
       const app = await newApp();
-      await users.createUser({ username: "refresh-racer", password: PASSWORD });
+      await users.createUser({ user: { username: "refresh-racer" }, password: PASSWORD });
       const first = await userToken(app, "refresh-racer");
       const winners: Array<{ accessToken: string; refreshToken: string }> = [];
       const calls = times(20, async (i) => {
@@ -179,14 +179,14 @@ describeOnEachDatabase("concurrency", (database) => {
         family.every((row) => row.revoked_at !== null),
         "every token of the family is revoked",
       );
-      assert.equal((await server.grpc.getTokenMetadata({ accessToken: winner.accessToken })).info?.tokenValid, false);
+      assert.equal((await server.grpc.getTokenMetadata({ accessToken: winner.accessToken })).token?.tokenValid, false);
       assert.equal(await validate(winner.accessToken), 900901);
       assert.equal(await outcome(grpcToken(app, { grantType: "refresh_token", refreshToken: winner.refreshToken })), "InvalidArgument");
     });
 
     test("one refresh token used and revoked at once: at most one rotation, and the family ends revoked", async () => {
       const app = await newApp();
-      await users.createUser({ username: "refresh-revoker", password: PASSWORD });
+      await users.createUser({ user: { username: "refresh-revoker" }, password: PASSWORD });
       const first = await userToken(app, "refresh-revoker");
       const rotated: string[] = [];
       const refreshes = times(10, async () =>
@@ -215,7 +215,7 @@ describeOnEachDatabase("concurrency", (database) => {
 
     test("password grants with the old password while it changes: none of their tokens stays active", async () => {
       const app = await newApp();
-      await users.createUser({ username: "grant-racer", password: PASSWORD });
+      await users.createUser({ user: { username: "grant-racer" }, password: PASSWORD });
       const granted: string[] = [];
       const grants = times(20, async () => granted.push((await userToken(app, "grant-racer")).accessToken));
       const change = users.setUserPassword({ username: "grant-racer", password: `${PASSWORD}-new` });
@@ -236,7 +236,7 @@ describeOnEachDatabase("concurrency", (database) => {
 
     test("refresh rotations while the user's password changes: every token of the user ends revoked", async () => {
       const app = await newApp();
-      await users.createUser({ username: "password-racer", password: PASSWORD });
+      await users.createUser({ user: { username: "password-racer" }, password: PASSWORD });
       const tokens = await Promise.all(times(5, () => userToken(app, "password-racer")));
       const rotated: string[] = [];
       const calls = [
@@ -280,11 +280,13 @@ describeOnEachDatabase("concurrency", (database) => {
       const calls = times(20, async () => {
         const applicationId = randomUUID();
         await server.grpc.mapOAuthApplication({
-          applicationId,
-          keyType: KeyType.PRODUCTION,
-          consumerKey,
-          consumerSecret: "external-secret",
-          grantTypes: ["client_credentials"],
+          application: {
+            applicationId,
+            keyType: KeyType.PRODUCTION,
+            consumerKey,
+            consumerSecret: "external-secret",
+            grantTypes: ["client_credentials"],
+          },
         });
         mappedTo.push(applicationId);
       });
@@ -298,11 +300,13 @@ describeOnEachDatabase("concurrency", (database) => {
       const consumerKeys = times(20, () => `ext-${randomUUID()}`);
       const calls = consumerKeys.map((consumerKey) =>
         server.grpc.mapOAuthApplication({
-          applicationId,
-          keyType: KeyType.SANDBOX,
-          consumerKey,
-          consumerSecret: "external-secret",
-          grantTypes: ["client_credentials"],
+          application: {
+            applicationId,
+            keyType: KeyType.SANDBOX,
+            consumerKey,
+            consumerSecret: "external-secret",
+            grantTypes: ["client_credentials"],
+          },
         }),
       );
       assert.deepEqual(tally(await Promise.all(calls.map(outcome))), { OK: 1, AlreadyExists: 19 });
@@ -322,7 +326,7 @@ describeOnEachDatabase("concurrency", (database) => {
 
     test("20 parallel subscriptions of one application to one API: one OK, the rest ALREADY_EXISTS", async () => {
       const applicationId = randomUUID();
-      const calls = times(20, () => subs.createSubscription({ applicationId, apiId: API.apiId }));
+      const calls = times(20, () => subs.createSubscription({ subscription: { applicationId, apiId: API.apiId } }));
       assert.deepEqual(tally(await Promise.all(calls.map(outcome))), { OK: 1, AlreadyExists: 19 });
       assert.equal((await db("subscriptions").where({ application_id: applicationId })).length, 1);
     });
@@ -342,7 +346,7 @@ describeOnEachDatabase("concurrency", (database) => {
         .first();
       assert.notEqual(row.revoked_at, null);
       assert.equal(await validate(token), 900901);
-      assert.equal((await server.grpc.getTokenMetadata({ accessToken: token })).info?.tokenValid, false);
+      assert.equal((await server.grpc.getTokenMetadata({ accessToken: token })).token?.tokenValid, false);
     });
 
     test("30 tokens of one client revoked in parallel while it gets 10 new ones: each revoked one refused, the new ones valid", async () => {
@@ -364,7 +368,7 @@ describeOnEachDatabase("concurrency", (database) => {
 
     test("a user's refresh and access tokens revoked while the password changes: no deadlock, every token revoked", async () => {
       const app = await newApp();
-      await users.createUser({ username: "revoke-racer", password: PASSWORD });
+      await users.createUser({ user: { username: "revoke-racer" }, password: PASSWORD });
       const tokens = await Promise.all(times(6, () => userToken(app, "revoke-racer")));
       assert.deepEqual(new Set(await Promise.all(tokens.map((t) => validate(t.accessToken)))), new Set([0]));
       const calls = [
@@ -440,7 +444,10 @@ describeOnEachDatabase("concurrency", (database) => {
       assert.equal(await validate(token), 0);
       const states = [SubscriptionState.BLOCKED, SubscriptionState.UNBLOCKED, SubscriptionState.ON_HOLD, SubscriptionState.UNBLOCKED];
       for (const [round, state] of states.entries()) {
-        const calls = [subs.updateSubscription({ subscriptionId, tier: `Tier${round}` }), subs.updateSubscription({ subscriptionId, state })];
+        const calls = [
+          subs.updateSubscription({ subscription: { subscriptionId, tier: `Tier${round}` } }),
+          subs.updateSubscription({ subscription: { subscriptionId, state } }),
+        ];
         assert.deepEqual(tally(await Promise.all(calls.map(outcome))), { OK: 2 });
         const got = (await subs.getSubscription({ subscriptionId })).subscription;
         assert.equal(got?.tier, `Tier${round}`);

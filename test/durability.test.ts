@@ -173,14 +173,14 @@ async function verifyAcknowledged(t: TestContext, client: Client<typeof KeyManag
     assert.equal(application?.consumerSecret, app.consumerSecret, "the secret decrypts to the one acknowledged");
   });
   await forEach(load.tokens, 16, async (token) => {
-    const { info } = await client.getTokenMetadata({ accessToken: token.accessToken });
+    const { token: info } = await client.getTokenMetadata({ accessToken: token.accessToken });
     assert.equal(info?.tokenValid, true, `an acknowledged token of ${token.consumerKey} is not active`);
     assert.equal(info?.consumerKey, token.consumerKey);
   });
   let found = 0;
   await forEach(load.unansweredApps, 16, async (applicationId) => {
     try {
-      await client.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId, keyType: createRequest().keyType } } });
+      await client.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId, keyType: createRequest().application.keyType } } });
       found++;
     } catch (err) {
       assert.equal(ConnectError.from(err).code, Code.NotFound);
@@ -372,7 +372,7 @@ test("App.close(): calls in flight on both ports complete, new calls are refused
   try {
     for (const r of results) {
       const accessToken = (r as PromiseFulfilledResult<{ token?: { accessToken: string } }>).value.token?.accessToken ?? "";
-      const { info } = await again.grpc.getTokenMetadata({ accessToken });
+      const { token: info } = await again.grpc.getTokenMetadata({ accessToken });
       assert.equal(info?.tokenValid, true);
     }
   } finally {

@@ -96,7 +96,7 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     });
     gateway = server.client(TokenValidationService);
     await server.client(SubscriptionService).createApi({ api: API });
-    await server.grpc.registerNewResource({ apiId: API.apiId, resources: RESOURCES });
+    await server.grpc.registerNewResource({ resource: { apiId: API.apiId, resources: RESOURCES } });
   });
   after(async () => {
     await server?.close();
@@ -110,7 +110,7 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
   }
 
   async function subscribe(applicationId: string) {
-    await server.client(SubscriptionService).createSubscription({ applicationId, apiId: API.apiId, tier: "Gold" });
+    await server.client(SubscriptionService).createSubscription({ subscription: { applicationId, apiId: API.apiId, tier: "Gold" } });
   }
 
   async function clientCredentialsToken(app: OAuthApplication, secret = app.consumerSecret) {
@@ -123,13 +123,15 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
   test("CreateApplication with key_manager registers the client at the server (RFC 7591)", async () => {
     externalAppId = randomUUID();
     const res = await server.grpc.createApplication({
-      applicationId: externalAppId,
-      keyType: KeyType.PRODUCTION,
-      clientName: "weather-app",
-      grantTypes: ["client_credentials"],
-      scopes: ["read", "write"],
-      appOwner: "admin",
-      keyManager: KM,
+      application: {
+        applicationId: externalAppId,
+        keyType: KeyType.PRODUCTION,
+        clientName: "weather-app",
+        grantTypes: ["client_credentials"],
+        scopes: ["read", "write"],
+        appOwner: "admin",
+        keyManager: KM,
+      },
     });
     assert.ok(res.application);
     external = res.application;
@@ -172,7 +174,7 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     assert.match(externalToken, new RegExp(`^${EXTERNAL_TOKEN_PATTERN}$`));
     assert.equal(token.keyManager, KM);
     assert.ok(token.validityPeriodMs > 0n);
-    const info = (await server.grpc.getTokenMetadata({ accessToken: externalToken })).info;
+    const info = (await server.grpc.getTokenMetadata({ accessToken: externalToken })).token;
     assert.equal(info?.tokenValid, true);
     assert.equal(info?.consumerKey, external.consumerKey);
     assert.equal(info?.keyManager, KM);
@@ -209,11 +211,13 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     const applicationId = randomUUID();
     const resident = (
       await server.grpc.createApplication({
-        applicationId,
-        keyType: KeyType.SANDBOX,
-        clientName: "resident-app",
-        grantTypes: ["client_credentials"],
-        scopes: ["read"],
+        application: {
+          applicationId,
+          keyType: KeyType.SANDBOX,
+          clientName: "resident-app",
+          grantTypes: ["client_credentials"],
+          scopes: ["read"],
+        },
       })
     ).application;
     assert.ok(resident);
@@ -241,12 +245,14 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     const applicationId = randomUUID();
     const app = (
       await server.grpc.createApplication({
-        applicationId,
-        keyType: KeyType.PRODUCTION,
-        clientName: "jwt-app",
-        grantTypes: ["client_credentials"],
-        scopes: ["read"],
-        keyManager: JWT_KM,
+        application: {
+          applicationId,
+          keyType: KeyType.PRODUCTION,
+          clientName: "jwt-app",
+          grantTypes: ["client_credentials"],
+          scopes: ["read"],
+          keyManager: JWT_KM,
+        },
       })
     ).application;
     assert.ok(app);
@@ -295,12 +301,14 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     const applicationId = randomUUID();
     const app = (
       await server.grpc.mapOAuthApplication({
-        applicationId,
-        keyType: KeyType.SANDBOX,
-        consumerKey: client_id,
-        consumerSecret: client_secret,
-        grantTypes: ["client_credentials"],
-        keyManager: KM,
+        application: {
+          applicationId,
+          keyType: KeyType.SANDBOX,
+          consumerKey: client_id,
+          consumerSecret: client_secret,
+          grantTypes: ["client_credentials"],
+          keyManager: KM,
+        },
       })
     ).application;
     assert.equal(app?.keyManager, KM);
@@ -330,11 +338,13 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     const applicationId = randomUUID();
     const resident = (
       await server.grpc.mapOAuthApplication({
-        applicationId,
-        keyType: KeyType.PRODUCTION,
-        consumerKey: idp.serviceClient.clientId,
-        consumerSecret: "resident-secret-0123456789",
-        grantTypes: ["client_credentials"],
+        application: {
+          applicationId,
+          keyType: KeyType.PRODUCTION,
+          consumerKey: idp.serviceClient.clientId,
+          consumerSecret: "resident-secret-0123456789",
+          grantTypes: ["client_credentials"],
+        },
       })
     ).application;
     assert.equal(resident?.keyManager, "Resident Key Manager");
@@ -367,7 +377,7 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     assert.equal((await validate(externalToken)).statusCode, 0);
     await server.grpc.revokeToken({ token: externalToken });
     assert.equal((await validate(externalToken)).statusCode, 900901);
-    assert.equal((await server.grpc.getTokenMetadata({ accessToken: externalToken })).info?.tokenValid, false);
+    assert.equal((await server.grpc.getTokenMetadata({ accessToken: externalToken })).token?.tokenValid, false);
   });
 
   test("GetNewApplicationAccessToken with token_to_revoke revokes the old token at the server", async () => {
@@ -382,7 +392,9 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
 
   test("a CreateApplication whose local write fails deletes the client it registered (no half-written keys)", async () => {
     const applicationId = randomUUID();
-    const request = { applicationId, keyType: KeyType.PRODUCTION, clientName: "racing-app", grantTypes: ["client_credentials"], keyManager: KM };
+    const request = {
+      application: { applicationId, keyType: KeyType.PRODUCTION, clientName: "racing-app", grantTypes: ["client_credentials"], keyManager: KM },
+    };
     const before = registered.length;
     const results = await Promise.allSettled([server.grpc.createApplication(request), server.grpc.createApplication(request)]);
     const won = results.filter((r) => r.status === "fulfilled");
@@ -401,11 +413,13 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     const applicationId = randomUUID();
     const app = (
       await server.grpc.createApplication({
-        applicationId,
-        keyType: KeyType.PRODUCTION,
-        clientName: "short-lived",
-        grantTypes: ["client_credentials"],
-        keyManager: KM,
+        application: {
+          applicationId,
+          keyType: KeyType.PRODUCTION,
+          clientName: "short-lived",
+          grantTypes: ["client_credentials"],
+          keyManager: KM,
+        },
       })
     ).application;
     assert.ok(app);
@@ -426,11 +440,13 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     const applicationId = randomUUID();
     await rejectsWith(
       server.grpc.createApplication({
-        applicationId,
-        keyType: KeyType.PRODUCTION,
-        clientName: "slow",
-        grantTypes: ["client_credentials"],
-        keyManager: SLOW_KM,
+        application: {
+          applicationId,
+          keyType: KeyType.PRODUCTION,
+          clientName: "slow",
+          grantTypes: ["client_credentials"],
+          keyManager: SLOW_KM,
+        },
       }),
       Code.Unavailable,
       /slow-idp/,
@@ -461,11 +477,13 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
   test("an unknown key manager name is refused", async () => {
     await rejectsWith(
       server.grpc.createApplication({
-        applicationId: randomUUID(),
-        keyType: KeyType.PRODUCTION,
-        clientName: "x",
-        grantTypes: ["client_credentials"],
-        keyManager: "nope",
+        application: {
+          applicationId: randomUUID(),
+          keyType: KeyType.PRODUCTION,
+          clientName: "x",
+          grantTypes: ["client_credentials"],
+          keyManager: "nope",
+        },
       }),
       Code.InvalidArgument,
       /key_manager/,
@@ -476,10 +494,12 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     const fresh = (await clientCredentialsToken(external))?.accessToken ?? "";
     const resident = (
       await server.grpc.createApplication({
-        applicationId: randomUUID(),
-        keyType: KeyType.PRODUCTION,
-        clientName: "resident-2",
-        grantTypes: ["client_credentials"],
+        application: {
+          applicationId: randomUUID(),
+          keyType: KeyType.PRODUCTION,
+          clientName: "resident-2",
+          grantTypes: ["client_credentials"],
+        },
       })
     ).application;
     assert.ok(resident);
@@ -493,7 +513,9 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
 
     const applicationId = randomUUID();
     await rejectsWith(
-      server.grpc.createApplication({ applicationId, keyType: KeyType.PRODUCTION, clientName: "down", grantTypes: ["client_credentials"], keyManager: KM }),
+      server.grpc.createApplication({
+        application: { applicationId, keyType: KeyType.PRODUCTION, clientName: "down", grantTypes: ["client_credentials"], keyManager: KM },
+      }),
       Code.Unavailable,
       /corp-idp/,
     );

@@ -55,11 +55,11 @@ test("plain grpc-js client creates and retrieves an application", async () => {
     (r) => toBinary(CreateApplicationRequestSchema, r),
     (b) => fromBinary(CreateApplicationResponseSchema, b),
   );
-  assert.equal(created.application?.applicationId, req.applicationId);
+  assert.equal(created.application?.applicationId, req.application?.applicationId);
   const retrieved = await unary(
     method("RetrieveApplication"),
     create(RetrieveApplicationRequestSchema, {
-      selector: { case: "applicationKey", value: { applicationId: req.applicationId, keyType: KeyType.PRODUCTION } },
+      selector: { case: "applicationKey", value: { applicationId: req.application?.applicationId ?? "", keyType: KeyType.PRODUCTION } },
     }),
     (r) => toBinary(RetrieveApplicationRequestSchema, r),
     (b) => fromBinary(RetrieveApplicationResponseSchema, b),

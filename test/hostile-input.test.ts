@@ -424,12 +424,12 @@ before(async () => {
   const created2 = (await server.grpc.createApplication(createRequest({ clientName: "fuzz target" }))).application;
   assert.ok(created2);
   target = created2;
-  await server.grpc.registerNewResource({ apiId: "fuzz-api", resources: sampleResources() });
+  await server.grpc.registerNewResource({ resource: { apiId: "fuzz-api", resources: sampleResources() } });
   const subs = server.client(SubscriptionService);
   await subs.createApi({ api: { apiId: "fuzz-api", name: "FuzzAPI", context: "/fuzz", version: "1.0.0", publisher: "admin", apiTier: "Gold" } });
-  const subscription = (await subs.createSubscription({ applicationId: target.applicationId, apiId: "fuzz-api", tier: "Gold" })).subscription;
+  const subscription = (await subs.createSubscription({ subscription: { applicationId: target.applicationId, apiId: "fuzz-api", tier: "Gold" } })).subscription;
   subscriptionId = subscription?.subscriptionId ?? "";
-  await server.client(UserService).createUser({ username: "fuzz-user", password: "correct horse battery" });
+  await server.client(UserService).createUser({ user: { username: "fuzz-user" }, password: "correct horse battery" });
   const issued = await server.grpc.getNewApplicationAccessToken({
     request: { clientId: target.consumerKey, clientSecret: target.consumerSecret, grantType: "client_credentials" },
   });
@@ -504,7 +504,7 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
   test("the write detector sees a write by the server (and only then reads the tables)", async () => {
     const before = currentVersion;
     assert.equal(await dataVersion(), before, "nothing was written since the last snapshot");
-    await server.client(UserService).createUser({ username: "detector-canary", password: "correct horse battery" });
+    await server.client(UserService).createUser({ user: { username: "detector-canary" }, password: "correct horse battery" });
     assert.notEqual(await dataVersion(), before, "the server's commit moved data_version");
     const snapshots = tally.snapshots;
     await observe("canary", { accepted: true, code: "OK" });
@@ -550,14 +550,16 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
         },
       }),
       "KeyManagerService/MapOAuthApplication": (id) => ({
-        applicationId: id,
-        keyType: KeyType.SANDBOX,
-        consumerKey: `mapped-${id}`,
-        consumerSecret: "mapped secret",
-        clientName: "mapped",
+        application: {
+          applicationId: id,
+          keyType: KeyType.SANDBOX,
+          consumerKey: `mapped-${id}`,
+          consumerSecret: "mapped secret",
+          clientName: "mapped",
+        },
       }),
-      "KeyManagerService/RegisterNewResource": (id) => ({ apiId: `api-${id}`, resources: sampleResources() }),
-      "KeyManagerService/UpdateRegisteredResource": () => ({ apiId: "fuzz-api", resources: sampleResources() }),
+      "KeyManagerService/RegisterNewResource": (id) => ({ resource: { apiId: `api-${id}`, resources: sampleResources() } }),
+      "KeyManagerService/UpdateRegisteredResource": () => ({ resource: { apiId: "fuzz-api", resources: sampleResources() } }),
       "KeyManagerService/RevokeToken": (id) => ({ token: id, tokenTypeHint: "access_token" }),
       "SubscriptionService/CreateApi": (id) => ({
         api: { apiId: `api-${id}`, name: "Near", context: `/near-${id.slice(0, 8)}`, version: "1.0.0", publisher: "admin", apiTier: "Gold" },
@@ -565,11 +567,11 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
       "SubscriptionService/UpdateApi": () => ({
         api: { apiId: "fuzz-api", name: "FuzzAPI", context: "/fuzz", version: "1.0.0", publisher: "admin", apiTier: "Gold" },
       }),
-      "SubscriptionService/CreateSubscription": (id) => ({ applicationId: id, apiId: "fuzz-api", tier: "Gold" }),
-      "SubscriptionService/UpdateSubscription": () => ({ subscriptionId, tier: "Gold", state: 1 }),
-      "UserService/CreateUser": (id) => ({ username: `user-${id.slice(0, 8)}`, password: "correct horse battery" }),
+      "SubscriptionService/CreateSubscription": (id) => ({ subscription: { applicationId: id, apiId: "fuzz-api", tier: "Gold" } }),
+      "SubscriptionService/UpdateSubscription": () => ({ subscription: { subscriptionId, tier: "Gold", state: 1 } }),
+      "UserService/CreateUser": (id) => ({ user: { username: `user-${id.slice(0, 8)}` }, password: "correct horse battery" }),
       "UserService/SetUserPassword": () => ({ username: "fuzz-user", password: "another horse battery" }),
-      "SystemClientService/CreateSystemClient": (id) => ({ name: `near ${id}`, scopes: ["km:gateway"] }),
+      "SystemClientService/CreateSystemClient": (id) => ({ systemClient: { name: `near ${id}`, scopes: ["km:gateway"] } }),
     };
     for (const { service, method } of METHODS) {
       const label = `${service.name}/${method.name}`;
@@ -1062,7 +1064,7 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { status: "SERVING" });
     const keys = await server.client(SigningKeyService).listSigningKeys({});
-    assert.ok(keys.keys.length > 0);
+    assert.ok(keys.signingKeys.length > 0);
     const codes = [...tally.codes.entries()]
       .sort((a, b) => b[1] - a[1])
       .map(([c, n]) => `${c} ${n}`)

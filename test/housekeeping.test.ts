@@ -34,9 +34,9 @@ test("the purge deletes tokens ended before the retention window and nothing els
   clock.advance(3600);
   assert.equal(await housekeeping.purge(), 2);
   for (const gone of [short, revoked]) {
-    const info = (await server.grpc.getTokenMetadata({ accessToken: gone })).info;
+    const info = (await server.grpc.getTokenMetadata({ accessToken: gone })).token;
     assert.equal(info?.tokenValid, false);
     assert.equal(info?.consumerKey, "", "no record left");
   }
-  assert.equal((await server.grpc.getTokenMetadata({ accessToken: long })).info?.tokenValid, true);
+  assert.equal((await server.grpc.getTokenMetadata({ accessToken: long })).token?.tokenValid, true);
 });

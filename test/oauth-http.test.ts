@@ -18,10 +18,7 @@ describeOnEachDatabase("OAuth2 HTTP endpoints", (database) => {
     const created = (await server.grpc.createApplication(createRequest())).application;
     assert.ok(created);
     app = created;
-    await server.client(UserService).createUser({
-      username: "carol",
-      password: "carol-password",
-    });
+    await server.client(UserService).createUser({ user: { username: "carol" }, password: "carol-password" });
     // An ordinary OAuth2 client library, discovering us through RFC 8414 metadata.
     config = await oauth.discovery(new URL(base), app.consumerKey, app.consumerSecret, undefined, {
       algorithm: "oauth2",

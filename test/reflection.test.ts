@@ -40,10 +40,12 @@ for (const protocol of ["grpc-v1", "grpc-v1alpha"]) {
 
 test("buf curl calls CreateApplication with JSON and reads it back", async () => {
   const body = JSON.stringify({
-    applicationId: "896658a0-b4ee-4535-bbfa-806c894a4015",
-    keyType: "KEY_TYPE_PRODUCTION",
-    clientName: "PizzaShack",
-    grantTypes: ["client_credentials", "password"],
+    application: {
+      applicationId: "896658a0-b4ee-4535-bbfa-806c894a4015",
+      keyType: "KEY_TYPE_PRODUCTION",
+      clientName: "PizzaShack",
+      grantTypes: ["client_credentials", "password"],
+    },
   });
   const base = `http://127.0.0.1:${server.grpcPort}/keymanager.v1.KeyManagerService`;
   const created = JSON.parse((await bufCurl("-d", body, `${base}/CreateApplication`)).stdout);

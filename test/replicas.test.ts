@@ -70,7 +70,7 @@ async function subscribedApp(via: Node, count: number) {
   const applicationId = randomUUID();
   const app = (await via.keys.createApplication(createRequest({ applicationId }))).application;
   assert.ok(app);
-  const subscription = (await via.subs.createSubscription({ applicationId, apiId: API.apiId, tier: "Gold" })).subscription;
+  const subscription = (await via.subs.createSubscription({ subscription: { applicationId, apiId: API.apiId, tier: "Gold" } })).subscription;
   assert.ok(subscription);
   const tokens: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -145,8 +145,10 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
       [a, b] = [node(ra, token), node(rb, token)];
       await a.subs.createApi({ api: API });
       await a.keys.registerNewResource({
-        apiId: API.apiId,
-        resources: [{ uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" }],
+        resource: {
+          apiId: API.apiId,
+          resources: [{ uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" }],
+        },
       });
     });
     after(async () => {
@@ -174,7 +176,7 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
         b,
         blocked.tokens[0] as string,
         BLOCKED,
-        () => a.subs.updateSubscription({ subscriptionId: blocked.subscriptionId, state: SubscriptionState.BLOCKED }),
+        () => a.subs.updateSubscription({ subscription: { subscriptionId: blocked.subscriptionId, state: SubscriptionState.BLOCKED } }),
         limitMs,
       );
 
@@ -186,7 +188,7 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
       const applicationId = randomUUID();
       const app = (await a.keys.createApplication(createRequest({ applicationId, tokenType: TokenType.JWT }))).application;
       assert.ok(app);
-      await a.subs.createSubscription({ applicationId, apiId: API.apiId, tier: "Gold" });
+      await a.subs.createSubscription({ subscription: { applicationId, apiId: API.apiId, tier: "Gold" } });
       const issue = async () =>
         (
           await a.keys.getNewApplicationAccessToken({
@@ -197,7 +199,7 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
       assert.equal(await status(b, await issue()), 0, "B accepts A's JWT signed by the first key");
 
       const start = performance.now();
-      const kid = (await a.client(SigningKeyService).rotateSigningKey({})).key?.kid;
+      const kid = (await a.client(SigningKeyService).rotateSigningKey({})).signingKey?.kid;
       const jwt = await issue();
       assert.equal(decodeProtectedHeader(jwt).kid, kid, "A signs with its new key");
       assert.equal(await status(b, jwt), 0, "B verifies the new key's JWT (it reads the keys again for a kid it does not hold)");

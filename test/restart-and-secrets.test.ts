@@ -19,12 +19,14 @@ test("a restart on the same SQLite file keeps every application, mapping and res
     created.push((await first.grpc.createApplication(req)).application);
   }
   const mapped = await first.grpc.mapOAuthApplication({
-    applicationId: "mapped-app",
-    keyType: KeyType.PRODUCTION,
-    consumerKey: "external-key",
-    consumerSecret: "external-secret",
+    application: {
+      applicationId: "mapped-app",
+      keyType: KeyType.PRODUCTION,
+      consumerKey: "external-key",
+      consumerSecret: "external-secret",
+    },
   });
-  await first.grpc.registerNewResource({ apiId: "api-1", resources: sampleResources() });
+  await first.grpc.registerNewResource({ resource: { apiId: "api-1", resources: sampleResources() } });
   await first.close();
 
   const second = await startServer({ dataDir });

@@ -31,7 +31,7 @@ test("rotation: new tokens get the new kid; old tokens verify until their signin
   const keys = server.client(SigningKeyService);
   const before = await jwt();
   const oldKid = decodeProtectedHeader(before).kid;
-  const { key } = await keys.rotateSigningKey({});
+  const { signingKey: key } = await keys.rotateSigningKey({});
   assert.ok(key?.active);
   assert.notEqual(key.kid, oldKid);
 
@@ -39,14 +39,14 @@ test("rotation: new tokens get the new kid; old tokens verify until their signin
   assert.equal(decodeProtectedHeader(after).kid, key.kid);
   await jwtVerify(before, await jwks(), { currentDate: clock.now() });
   await jwtVerify(after, await jwks(), { currentDate: clock.now() });
-  assert.equal((await server.grpc.getTokenMetadata({ accessToken: before })).info?.tokenValid, true, "old tokens stay valid");
+  assert.equal((await server.grpc.getTokenMetadata({ accessToken: before })).token?.tokenValid, true, "old tokens stay valid");
 
   const listed = await keys.listSigningKeys({});
   assert.deepEqual(
-    listed.keys.map((k) => k.active),
+    listed.signingKeys.map((k) => k.active),
     [true, false],
   );
-  assert.ok(listed.keys[1]?.retireTime);
+  assert.ok(listed.signingKeys[1]?.retireTime);
 
   // Past the longest token life the retired key is no longer published.
   clock.advance(7201);
@@ -70,7 +70,7 @@ test("RS256 is selectable", async () => {
         })
       ).token?.accessToken ?? "";
     assert.equal(decodeProtectedHeader(token).alg, "RS256");
-    assert.equal((await rs.grpc.getTokenMetadata({ accessToken: token })).info?.tokenValid, true);
+    assert.equal((await rs.grpc.getTokenMetadata({ accessToken: token })).token?.tokenValid, true);
   } finally {
     await rs.close();
   }

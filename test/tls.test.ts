@@ -237,13 +237,15 @@ async function subscribedToken(server: TestServer, identity: Pem | undefined): P
   const keys = grpcClient(server.grpcPort, KeyManagerService, { token: server.token, identity });
   await subs.createApi({ api: { apiId: "pizzashack", name: "PizzaShackAPI", context: "/pizzashack", version: "1.0.0", publisher: "admin", apiTier: "Gold" } });
   await keys.registerNewResource({
-    apiId: "pizzashack",
-    resources: [{ uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" }],
+    resource: {
+      apiId: "pizzashack",
+      resources: [{ uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" }],
+    },
   });
   const req = createRequest();
   const app = (await keys.createApplication(req)).application;
   assert.ok(app);
-  await subs.createSubscription({ applicationId: req.applicationId, apiId: "pizzashack", tier: "Gold" });
+  await subs.createSubscription({ subscription: { applicationId: req.application.applicationId, apiId: "pizzashack", tier: "Gold" } });
   const issued = await keys.getNewApplicationAccessToken({
     request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" },
   });
@@ -265,7 +267,7 @@ describe("TLS on both ports", () => {
     const client = grpcClient(server.grpcPort, KeyManagerService, { token: server.token });
     const req = createRequest();
     const { application } = await client.createApplication(req);
-    assert.equal(application?.applicationId, req.applicationId);
+    assert.equal(application?.applicationId, req.application.applicationId);
     const { application: again } = await client.retrieveApplication({ selector: { case: "consumerKey", value: application?.consumerKey ?? "" } });
     assert.deepEqual(again, application);
   });
@@ -290,7 +292,7 @@ describe("TLS on both ports", () => {
         (b) => fromBinary(CreateApplicationResponseSchema, b),
         metadata,
       );
-      assert.equal(created.application?.applicationId, req.applicationId);
+      assert.equal(created.application?.applicationId, req.application?.applicationId);
       assert.equal(await grpcJsHealth(client), HealthCheckResponse_ServingStatus.SERVING, "health over TLS, no token");
     } finally {
       client.close();
@@ -301,7 +303,7 @@ describe("TLS on both ports", () => {
     const client = connectClient(server.httpPort, KeyManagerService, { token: server.token });
     const req = createRequest();
     const { application } = await client.createApplication(req);
-    assert.equal(application?.applicationId, req.applicationId);
+    assert.equal(application?.applicationId, req.application.applicationId);
     await rejectsWith(connectClient(server.httpPort, KeyManagerService).createApplication(createRequest()), Code.Unauthenticated, /Bearer/);
   });
 
@@ -434,7 +436,7 @@ describe("mTLS: client certificates of the gateways' CA", () => {
     const client = connectClient(server.httpPort, KeyManagerService, { token: store.token });
     const req = createRequest({ appOwner: "" });
     const { application } = await client.createApplication(req);
-    assert.equal(application?.applicationId, req.applicationId);
+    assert.equal(application?.applicationId, req.application.applicationId);
     assert.equal(application?.appOwner, "alice");
     const res = await httpsGet(server.httpPort, "/healthz");
     assert.equal(res.status, 200, "health needs neither certificate nor token");

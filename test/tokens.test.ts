@@ -15,7 +15,7 @@ describeOnEachDatabase("tokens", (database) => {
   let server: TestServer;
   before(async () => {
     server = await startServer({ clock, databaseUrl: database.url() });
-    await usersClient().createUser({ username: "alice", password: "correct horse battery" });
+    await usersClient().createUser({ user: { username: "alice" }, password: "correct horse battery" });
   });
   after(() => server?.close());
 
@@ -45,7 +45,7 @@ describeOnEachDatabase("tokens", (database) => {
       assert.equal(token.isApplicationToken, true);
       assert.equal(token.tokenType, TokenType.OPAQUE);
 
-      const { info } = await server.grpc.getTokenMetadata({ accessToken: token.accessToken });
+      const { token: info } = await server.grpc.getTokenMetadata({ accessToken: token.accessToken });
       assert.equal(info?.tokenValid, true);
       assert.equal(info?.tokenState, TokenState.ACTIVE);
       assert.equal(info?.consumerKey, app.consumerKey);
@@ -63,7 +63,7 @@ describeOnEachDatabase("tokens", (database) => {
       const app = await newClient();
       const { token } = await server.grpc.getNewApplicationAccessToken(tokenRequest(app, { validityPeriodSeconds: 30n }));
       clock.advance(31);
-      const { info } = await server.grpc.getTokenMetadata({ accessToken: token?.accessToken ?? "" });
+      const { token: info } = await server.grpc.getTokenMetadata({ accessToken: token?.accessToken ?? "" });
       assert.equal(info?.tokenValid, false);
       assert.equal(info?.tokenState, TokenState.EXPIRED);
     });
@@ -73,7 +73,7 @@ describeOnEachDatabase("tokens", (database) => {
       const first = (await server.grpc.getNewApplicationAccessToken(tokenRequest(app))).token?.accessToken ?? "";
       const second = await server.grpc.getNewApplicationAccessToken(tokenRequest(app, { tokenToRevoke: first }));
       assert.ok(second.token?.accessToken);
-      assert.equal((await server.grpc.getTokenMetadata({ accessToken: first })).info?.tokenState, TokenState.REVOKED);
+      assert.equal((await server.grpc.getTokenMetadata({ accessToken: first })).token?.tokenState, TokenState.REVOKED);
       await server.grpc.getNewApplicationAccessToken(tokenRequest(app, { tokenToRevoke: first }));
       await server.grpc.getNewApplicationAccessToken(tokenRequest(app, { tokenToRevoke: "never-issued" }));
     });
@@ -83,7 +83,7 @@ describeOnEachDatabase("tokens", (database) => {
       const b = await newClient();
       const tokenOfA = (await server.grpc.getNewApplicationAccessToken(tokenRequest(a))).token?.accessToken ?? "";
       await server.grpc.getNewApplicationAccessToken(tokenRequest(b, { tokenToRevoke: tokenOfA }));
-      assert.equal((await server.grpc.getTokenMetadata({ accessToken: tokenOfA })).info?.tokenValid, true);
+      assert.equal((await server.grpc.getTokenMetadata({ accessToken: tokenOfA })).token?.tokenValid, true);
     });
 
     test("password grant with refresh rotation; reusing a spent refresh token revokes the family", async () => {
@@ -109,11 +109,11 @@ describeOnEachDatabase("tokens", (database) => {
       assert.ok(second?.refreshToken, "a refused refresh (invalid_scope) does not spend the refresh token");
       assert.notEqual(second.refreshToken, first.refreshToken, "rotated");
       assert.equal(second.endUserName, "alice");
-      assert.equal((await server.grpc.getTokenMetadata({ accessToken: first.accessToken })).info?.tokenValid, false, "the refreshed token is retired");
+      assert.equal((await server.grpc.getTokenMetadata({ accessToken: first.accessToken })).token?.tokenValid, false, "the refreshed token is retired");
 
       await rejectsWith(server.grpc.getNewApplicationAccessToken(tokenRequest(app, refresh)), Code.InvalidArgument, /invalid refresh token/);
       const secondInfo = await server.grpc.getTokenMetadata({ accessToken: second.accessToken });
-      assert.equal(secondInfo.info?.tokenState, TokenState.REVOKED, "reuse revoked the whole family");
+      assert.equal(secondInfo.token?.tokenState, TokenState.REVOKED, "reuse revoked the whole family");
       await rejectsWith(
         server.grpc.getNewApplicationAccessToken(tokenRequest(app, { grantType: "refresh_token", refreshToken: second.refreshToken })),
         Code.InvalidArgument,
@@ -122,14 +122,14 @@ describeOnEachDatabase("tokens", (database) => {
 
     test("a changed password revokes the user's tokens", async () => {
       const app = await newClient();
-      await usersClient().createUser({ username: "bob", password: "bob-password-1" });
+      await usersClient().createUser({ user: { username: "bob" }, password: "bob-password-1" });
       const t = (
         await server.grpc.getNewApplicationAccessToken(
           tokenRequest(app, { grantType: "password", resourceOwnerUsername: "bob", resourceOwnerPassword: "bob-password-1" }),
         )
       ).token;
       await usersClient().setUserPassword({ username: "bob", password: "bob-password-2" });
-      assert.equal((await server.grpc.getTokenMetadata({ accessToken: t?.accessToken ?? "" })).info?.tokenValid, false);
+      assert.equal((await server.grpc.getTokenMetadata({ accessToken: t?.accessToken ?? "" })).token?.tokenValid, false);
     });
 
     test("JWT tokens: signed with ES256, kid, verifiable with the published JWKS", async () => {
@@ -147,9 +147,9 @@ describeOnEachDatabase("tokens", (database) => {
       const { configuration } = await server.grpc.getKeyManagerConfiguration({});
       assert.equal(payload.iss, configuration?.issuer);
       assert.equal(configuration?.issuer, `http://127.0.0.1:${server.httpPort}`, "the issuer names the bound port");
-      assert.equal((await server.grpc.getTokenMetadata({ accessToken: token.accessToken })).info?.tokenValid, true);
+      assert.equal((await server.grpc.getTokenMetadata({ accessToken: token.accessToken })).token?.tokenValid, true);
       const forged = `${token.accessToken.slice(0, -4)}AAAA`;
-      assert.equal((await server.grpc.getTokenMetadata({ accessToken: forged })).info?.tokenValid, false);
+      assert.equal((await server.grpc.getTokenMetadata({ accessToken: forged })).token?.tokenValid, false);
     });
 
     test("errors: bad secret, grant not allowed, unsupported and unknown grants, missing fields", async () => {
@@ -180,7 +180,7 @@ describeOnEachDatabase("tokens", (database) => {
       assert.equal(new Set(tokens).size, 200);
       const { tokens: active } = await server.grpc.getActiveTokensByConsumerKey({ consumerKey: app.consumerKey });
       assert.equal(active.length, 200);
-      for (const t of tokens.slice(0, 20)) assert.equal((await server.grpc.getTokenMetadata({ accessToken: t })).info?.tokenValid, true);
+      for (const t of tokens.slice(0, 20)) assert.equal((await server.grpc.getTokenMetadata({ accessToken: t })).token?.tokenValid, true);
     });
   });
 

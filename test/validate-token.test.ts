@@ -37,8 +37,8 @@ describeOnEachDatabase("gateway check", (database) => {
     gateway = server.client(TokenValidationService);
     subs = server.client(SubscriptionService);
     await subs.createApi({ api: API });
-    await server.grpc.registerNewResource({ apiId: API.apiId, resources: RESOURCES });
-    await server.client(UserService).createUser({ username: "alice", password: "alice-password" });
+    await server.grpc.registerNewResource({ resource: { apiId: API.apiId, resources: RESOURCES } });
+    await server.client(UserService).createUser({ user: { username: "alice" }, password: "alice-password" });
   });
   after(() => server?.close());
 
@@ -58,7 +58,8 @@ describeOnEachDatabase("gateway check", (database) => {
       )
     ).application;
     assert.ok(app);
-    const subscription = (await subs.createSubscription({ applicationId, apiId: API.apiId, tier: "Gold", state: options.state })).subscription;
+    const subscription = (await subs.createSubscription({ subscription: { applicationId, apiId: API.apiId, tier: "Gold", state: options.state } }))
+      .subscription;
     const request = {
       clientId: app.consumerKey,
       clientSecret: app.consumerSecret,
@@ -223,14 +224,16 @@ describeOnEachDatabase("gateway check", (database) => {
     test("revocation, subscription blocking, tier change, resource change, API change", async () => {
       const { token, subscription } = await subscribedApp();
       await expectStatus(token, 0);
-      await subs.updateSubscription({ subscriptionId: subscription?.subscriptionId ?? "", state: SubscriptionState.BLOCKED });
+      await subs.updateSubscription({ subscription: { subscriptionId: subscription?.subscriptionId ?? "", state: SubscriptionState.BLOCKED } });
       await expectStatus(token, 900907);
-      await subs.updateSubscription({ subscriptionId: subscription?.subscriptionId ?? "", state: SubscriptionState.UNBLOCKED, tier: "Bronze" });
+      await subs.updateSubscription({
+        subscription: { subscriptionId: subscription?.subscriptionId ?? "", state: SubscriptionState.UNBLOCKED, tier: "Bronze" },
+      });
       assert.equal((await expectStatus(token, 0)).subscriptionTier, "Bronze");
 
-      await server.grpc.updateRegisteredResource({ apiId: API.apiId, resources: RESOURCES.filter((r) => r.uriTemplate !== "/menu") });
+      await server.grpc.updateRegisteredResource({ resource: { apiId: API.apiId, resources: RESOURCES.filter((r) => r.uriTemplate !== "/menu") } });
       await expectStatus(token, 900906);
-      await server.grpc.updateRegisteredResource({ apiId: API.apiId, resources: RESOURCES });
+      await server.grpc.updateRegisteredResource({ resource: { apiId: API.apiId, resources: RESOURCES } });
       await expectStatus(token, 0);
 
       await subs.updateApi({ api: { apiId: API.apiId, version: "2.0.0" }, updateMask: { paths: ["version"] } });
@@ -260,15 +263,19 @@ describeOnEachDatabase("gateway check", (database) => {
       await rejectsWith(subs.createApi({ api: { ...api, apiId: "x", context: "no-slash" } }), Code.InvalidArgument, /api.context/);
       assert.ok((await subs.listApis({})).apis.some((a) => a.apiId === api.apiId));
 
-      const sub = (await subs.createSubscription({ applicationId: "app-1", apiId: api.apiId })).subscription;
+      const sub = (await subs.createSubscription({ subscription: { applicationId: "app-1", apiId: api.apiId } })).subscription;
       assert.equal(sub?.tier, "Unlimited");
       assert.equal(sub?.state, SubscriptionState.UNBLOCKED);
-      await rejectsWith(subs.createSubscription({ applicationId: "app-1", apiId: api.apiId }), Code.AlreadyExists);
-      await rejectsWith(subs.createSubscription({ applicationId: "app-1", apiId: "missing-api" }), Code.FailedPrecondition, /no such API/);
-      await rejectsWith(subs.createSubscription({ applicationId: "app-1", apiId: api.apiId, state: 42 as SubscriptionState }), Code.InvalidArgument, /state/);
+      await rejectsWith(subs.createSubscription({ subscription: { applicationId: "app-1", apiId: api.apiId } }), Code.AlreadyExists);
+      await rejectsWith(subs.createSubscription({ subscription: { applicationId: "app-1", apiId: "missing-api" } }), Code.FailedPrecondition, /no such API/);
+      await rejectsWith(
+        subs.createSubscription({ subscription: { applicationId: "app-1", apiId: api.apiId, state: 42 as SubscriptionState } }),
+        Code.InvalidArgument,
+        /state/,
+      );
       assert.equal((await subs.listSubscriptions({ applicationId: "app-1" })).subscriptions.length, 1);
       await rejectsWith(subs.listSubscriptions({}), Code.InvalidArgument);
-      await rejectsWith(subs.updateSubscription({ subscriptionId: sub?.subscriptionId ?? "" }), Code.InvalidArgument, /tier/);
+      await rejectsWith(subs.updateSubscription({ subscription: { subscriptionId: sub?.subscriptionId ?? "" } }), Code.InvalidArgument, /tier/);
       await rejectsWith(subs.getSubscription({ subscriptionId: "nope" }), Code.NotFound);
 
       await subs.deleteApi({ apiId: api.apiId });

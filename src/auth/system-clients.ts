@@ -7,6 +7,7 @@ import type { OAuthClient } from "../domain/model/index.js";
 import { LIMITS } from "../keymanager/validation.js";
 import type { Store } from "../storage/store.js";
 import { isSystemScope, SYSTEM_SCOPES } from "./scopes.js";
+import type { Page, PageQuery } from "../domain/paging.js";
 
 export interface SystemClientInput {
   name: string;
@@ -71,8 +72,9 @@ export class SystemClients {
     return toSystemClient(await this.find(clientId));
   }
 
-  async list(): Promise<SystemClient[]> {
-    return (await this.store.clients.listSystem()).map(toSystemClient);
+  async list(page: PageQuery): Promise<Page<SystemClient>> {
+    const { items, next } = await this.store.clients.listSystem(page);
+    return { items: items.map(toSystemClient), next };
   }
 
   async regenerateSecret(clientId: string): Promise<string> {

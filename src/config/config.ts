@@ -29,6 +29,8 @@ export interface Config {
   housekeeping: { intervalSeconds: number; retainSeconds: number };
   /** Other replicas' changes: how often MySQL/MariaDB replicas read them. */
   cluster: { pollIntervalMs: number };
+  /** Page sizes of the List RPCs (and GetActiveTokensByConsumerKey). */
+  paging: { defaultPageSize: number; maxPageSize: number };
   /** External OAuth2 key managers, in the order their token patterns are tried. */
   externalKeyManagers: ExternalKeyManagerConfig[];
 }
@@ -93,6 +95,7 @@ export function fromSection(s: KeyManagerSection): Config {
     },
     housekeeping: { intervalSeconds: s.housekeeping.purge_interval_seconds, retainSeconds: s.housekeeping.retain_seconds },
     cluster: { pollIntervalMs: s.cluster.poll_interval_ms },
+    paging: { defaultPageSize: s.paging.default_page_size, maxPageSize: s.paging.max_page_size },
     externalKeyManagers: s.external.map(externalFromSection),
   };
 }

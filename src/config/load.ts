@@ -24,6 +24,8 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_ENCRYPTION_KEY: ["encryption", "key"],
   KM_CLUSTER_POLL_INTERVAL_MS: ["cluster", "poll_interval_ms"],
   KM_TRUSTED_PROXIES: ["authentication", "trusted_proxies"],
+  KM_PAGING_DEFAULT_PAGE_SIZE: ["paging", "default_page_size"],
+  KM_PAGING_MAX_PAGE_SIZE: ["paging", "max_page_size"],
 };
 
 export class ConfigError extends Error {

@@ -165,6 +165,16 @@ export const keyManagerSection = z
       })
       .strict()
       .prefault({}),
+    paging: z
+      .object({
+        /** Items a List call returns when it asks for no page_size. */
+        default_page_size: z.coerce.number().int().min(1).max(10_000).default(100),
+        /** The most a List call returns, whatever page_size it asks for. */
+        max_page_size: z.coerce.number().int().min(1).max(10_000).default(1000),
+      })
+      .strict()
+      .refine((p) => p.default_page_size <= p.max_page_size, { message: "default_page_size cannot exceed max_page_size" })
+      .prefault({}),
     encryption: z
       .object({
         /** Base64 of 32 bytes. Generated into data_dir on first start when empty. */

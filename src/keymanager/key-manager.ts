@@ -8,9 +8,11 @@ import type {
   OAuthApplication,
   RegisteredResource,
   ResourceInput,
+  ResourcePatch,
   TokenType,
   ValidityPeriods,
 } from "../domain/model/index.js";
+import type { Page, PageQuery } from "../domain/paging.js";
 
 export interface CreateApplicationInput {
   applicationId: string;
@@ -85,7 +87,8 @@ export interface KeyManager {
   /** `source`: the caller's network address, for the authentication throttle (oauth/authentication-throttle.ts). */
   getNewApplicationAccessToken(request: AccessTokenRequest, source: string): Promise<AccessTokenInfo>;
   getTokenMetadata(accessToken: string): Promise<AccessTokenInfo>;
-  getActiveTokensByConsumerKey(consumerKey: string): Promise<AccessTokenInfo[]>;
+  /** A page of the active tokens of a client, newest first. */
+  getActiveTokensByConsumerKey(consumerKey: string, page: PageQuery): Promise<Page<AccessTokenInfo>>;
   getAccessTokenByConsumerKey(consumerKey: string): Promise<AccessTokenInfo>;
   revokeToken(token: string, tokenTypeHint: string): Promise<void>;
   /** The consumer key an access or refresh token was issued to; undefined when unknown. */
@@ -93,6 +96,6 @@ export interface KeyManager {
 
   registerNewResource(input: ResourceInput): Promise<RegisteredResource>;
   getResourceByApiId(apiId: string): Promise<RegisteredResource>;
-  updateRegisteredResource(input: ResourceInput): Promise<RegisteredResource>;
+  updateRegisteredResource(apiId: string, patch: ResourcePatch): Promise<RegisteredResource>;
   deleteRegisteredResourceByApiId(apiId: string): Promise<void>;
 }

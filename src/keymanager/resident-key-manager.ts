@@ -21,10 +21,12 @@ import type {
   OAuthClient,
   RegisteredResource,
   ResourceInput,
+  ResourcePatch,
   ValidityPeriods,
 } from "../domain/model/index.js";
 import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "./key-manager.js";
 import { checkClientSettings, checkConsumerKey, checkIdentifier, checkResources, LIMITS, checkProperties } from "./validation.js";
+import type { Page, PageQuery } from "../domain/paging.js";
 
 /** The built-in key manager: OAuth clients, keys and resources in this service's database. */
 export class ResidentKeyManager implements KeyManager {
@@ -182,9 +184,10 @@ export class ResidentKeyManager implements KeyManager {
     return record ? tokenInfo(record, this.clock.now(), this.name) : unknownTokenInfo(this.name);
   }
 
-  async getActiveTokensByConsumerKey(consumerKey: string): Promise<AccessTokenInfo[]> {
+  async getActiveTokensByConsumerKey(consumerKey: string, page: PageQuery): Promise<Page<AccessTokenInfo>> {
     const now = this.clock.now();
-    return (await this.tokens.activeTokens(consumerKey)).map((r) => tokenInfo(r, now, this.name));
+    const { items, next } = await this.tokens.activeTokens(consumerKey, page);
+    return { items: items.map((r) => tokenInfo(r, now, this.name)), next };
   }
 
   async getAccessTokenByConsumerKey(consumerKey: string): Promise<AccessTokenInfo> {
@@ -212,14 +215,16 @@ export class ResidentKeyManager implements KeyManager {
     return this.store.resources.get(apiId);
   }
 
-  async updateRegisteredResource(input: ResourceInput): Promise<RegisteredResource> {
-    checkResourceInput(input);
+  async updateRegisteredResource(apiId: string, patch: ResourcePatch): Promise<RegisteredResource> {
+    checkResourceInput({ apiId, resources: patch.resources ?? [], properties: patch.properties ?? {} });
     return this.store
       .transaction(async (s) => {
-        await s.resources.replace(input.apiId, input.resources, input.properties, this.clock.now());
-        return s.resources.get(input.apiId);
+        // Locked: an update of the properties and one of the resources take turns, both kept.
+        const current = await s.resources.get(apiId, LOCK);
+        await s.resources.replace(apiId, patch.resources ?? current.resources, patch.properties ?? current.properties, this.clock.now());
+        return s.resources.get(apiId);
       })
-      .finally(() => this.events.publish({ kind: "resources", apiId: input.apiId }));
+      .finally(() => this.events.publish({ kind: "resources", apiId }));
   }
 
   async deleteRegisteredResourceByApiId(apiId: string): Promise<void> {

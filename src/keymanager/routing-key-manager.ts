@@ -8,8 +8,10 @@ import type {
   OAuthApplication,
   RegisteredResource,
   ResourceInput,
+  ResourcePatch,
 } from "../domain/model/index.js";
 import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "./key-manager.js";
+import type { Page, PageQuery } from "../domain/paging.js";
 
 /**
  * The KeyManager the services see when several are configured: each call goes to the key
@@ -68,8 +70,8 @@ export class RoutingKeyManager implements KeyManager {
     return this.registry.forToken(accessToken).getTokenMetadata(accessToken);
   }
 
-  async getActiveTokensByConsumerKey(consumerKey: string): Promise<AccessTokenInfo[]> {
-    return (await this.registry.forConsumerKey(consumerKey)).getActiveTokensByConsumerKey(consumerKey);
+  async getActiveTokensByConsumerKey(consumerKey: string, page: PageQuery): Promise<Page<AccessTokenInfo>> {
+    return (await this.registry.forConsumerKey(consumerKey)).getActiveTokensByConsumerKey(consumerKey, page);
   }
 
   async getAccessTokenByConsumerKey(consumerKey: string): Promise<AccessTokenInfo> {
@@ -92,8 +94,8 @@ export class RoutingKeyManager implements KeyManager {
     return this.registry.resident.getResourceByApiId(apiId);
   }
 
-  updateRegisteredResource(input: ResourceInput): Promise<RegisteredResource> {
-    return this.registry.resident.updateRegisteredResource(input);
+  updateRegisteredResource(apiId: string, patch: ResourcePatch): Promise<RegisteredResource> {
+    return this.registry.resident.updateRegisteredResource(apiId, patch);
   }
 
   deleteRegisteredResourceByApiId(apiId: string): Promise<void> {

@@ -18,6 +18,7 @@ import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
 import { grantScopes } from "./scopes.js";
 import type { SigningKeys } from "./signing-keys.js";
 import { hashToken, newOpaqueToken } from "./token-hash.js";
+import type { Page, PageQuery } from "../domain/paging.js";
 
 export interface IssuedToken {
   accessToken: string;
@@ -291,14 +292,15 @@ export class TokenService {
     }
   }
 
-  async activeTokens(consumerKey: string): Promise<TokenRecord[]> {
+  /** A page of the active tokens of a client, newest first. */
+  async activeTokens(consumerKey: string, page: PageQuery): Promise<Page<TokenRecord>> {
     await this.store.clients.get(consumerKey);
-    return this.store.tokens.listActive(consumerKey, this.clock.now());
+    return this.store.tokens.listActive(consumerKey, this.clock.now(), page);
   }
 
-  /** The newest active application token of a client, as the store shows it. */
+  /** The newest active application token of a client (among its newest 1000), as the store shows it. */
   async latestApplicationToken(consumerKey: string): Promise<TokenRecord> {
-    const tokens = await this.activeTokens(consumerKey);
+    const tokens = (await this.activeTokens(consumerKey, { limit: 1000 })).items;
     const token = tokens.find((t) => t.endUser === "");
     if (!token) throw new NotFoundError("the client has no active application token");
     return token;

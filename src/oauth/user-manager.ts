@@ -4,6 +4,7 @@ import { Validator } from "../domain/validator.js";
 import type { Store } from "../storage/store.js";
 import { hashPassword } from "./passwords.js";
 import type { User } from "../domain/model/index.js";
+import type { Page, PageQuery } from "../domain/paging.js";
 
 const USERNAME = /^[A-Za-z0-9._@+-]{1,255}$/;
 
@@ -35,8 +36,8 @@ export class UserManager {
     return this.store.users.get(username);
   }
 
-  list(): Promise<User[]> {
-    return this.store.users.list();
+  list(page: PageQuery): Promise<Page<User>> {
+    return this.store.users.list(page);
   }
 
   /** A new password ends every session of the old one: the user's tokens are revoked. */

@@ -1,57 +1,59 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { FieldMask } from "@bufbuild/protobuf/wkt";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { CreateApplicationRequest, MapOAuthApplicationRequest, UpdateApplicationRequest } from "../../gen/keymanager/v1/key_manager_service_pb.js";
-import type { OAuthApplicationSchema } from "../../gen/keymanager/v1/types_pb.js";
+import { OAuthApplicationSchema } from "../../gen/keymanager/v1/types_pb.js";
 import { Validator } from "../domain/validator.js";
 import type { OAuthApplication, ValidityPeriods } from "../domain/model/index.js";
 import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "../keymanager/key-manager.js";
+import { updatePaths } from "./update-mask.js";
 import { keyStateToPb, keyTypeFromPb, keyTypeToPb, modeToPb, tokenTypeFromPb, tokenTypeToPb } from "./enums.js";
 
 /** Proto requests -> domain inputs and domain applications -> proto messages. */
 
 export function createInputFromPb(req: CreateApplicationRequest): CreateApplicationInput {
+  const a = req.application ?? create(OAuthApplicationSchema);
   const v = new Validator();
-  const keyType = keyTypeFromPb(v, "key_type", req.keyType);
-  const tokenType = tokenTypeFromPb(v, "token_type", req.tokenType);
+  const keyType = keyTypeFromPb(v, "key_type", a.keyType);
+  const tokenType = tokenTypeFromPb(v, "token_type", a.tokenType);
   v.throwIfInvalid();
   return {
-    applicationId: req.applicationId,
+    applicationId: a.applicationId,
     keyType,
-    clientName: req.clientName,
-    callbackUrls: req.callbackUrls,
-    grantTypes: req.grantTypes,
-    scopes: req.scopes,
+    clientName: a.clientName,
+    callbackUrls: a.callbackUrls,
+    grantTypes: a.grantTypes,
+    scopes: a.scopes,
     tokenType,
     validity: {
-      applicationTokenSeconds: Number(req.applicationTokenValiditySeconds),
-      userTokenSeconds: Number(req.userTokenValiditySeconds),
-      refreshTokenSeconds: Number(req.refreshTokenValiditySeconds),
+      applicationTokenSeconds: Number(a.applicationTokenValiditySeconds),
+      userTokenSeconds: Number(a.userTokenValiditySeconds),
+      refreshTokenSeconds: Number(a.refreshTokenValiditySeconds),
     },
-    additionalProperties: req.additionalProperties,
-    appOwner: req.appOwner,
-    groupId: req.groupId,
-    applicationName: req.applicationName,
-    applicationTier: req.applicationTier,
-    keyManager: req.keyManager,
+    additionalProperties: a.additionalProperties,
+    appOwner: a.appOwner,
+    groupId: a.groupId,
+    applicationName: a.applicationName,
+    applicationTier: a.applicationTier,
+    keyManager: a.keyManager,
   };
 }
 
 export function mapInputFromPb(req: MapOAuthApplicationRequest): MapApplicationInput {
+  const a = req.application ?? create(OAuthApplicationSchema);
   const v = new Validator();
-  const keyType = keyTypeFromPb(v, "key_type", req.keyType);
+  const keyType = keyTypeFromPb(v, "key_type", a.keyType);
   v.throwIfInvalid();
   return {
-    applicationId: req.applicationId,
+    applicationId: a.applicationId,
     keyType,
-    consumerKey: req.consumerKey,
-    consumerSecret: req.consumerSecret,
-    clientName: req.clientName,
-    callbackUrls: req.callbackUrls,
-    grantTypes: req.grantTypes,
-    appOwner: req.appOwner,
-    groupId: req.groupId,
-    keyManager: req.keyManager,
+    consumerKey: a.consumerKey,
+    consumerSecret: a.consumerSecret,
+    clientName: a.clientName,
+    callbackUrls: a.callbackUrls,
+    grantTypes: a.grantTypes,
+    appOwner: a.appOwner,
+    groupId: a.groupId,
+    keyManager: a.keyManager,
   };
 }
 
@@ -82,7 +84,7 @@ export function patchFromPb(req: UpdateApplicationRequest): { consumerKey: strin
   }
   const a = app as NonNullable<typeof app>;
   v.required("application.consumer_key", a.consumerKey);
-  const paths = maskPaths(v, req.updateMask) ?? UPDATABLE.filter((p) => isSet(a, p));
+  const paths = updatePaths(v, req.updateMask, UPDATABLE, (p) => isSet(a, p));
   const tokenType = tokenTypeFromPb(v, "application.token_type", a.tokenType);
   v.throwIfInvalid();
 
@@ -100,14 +102,6 @@ export function patchFromPb(req: UpdateApplicationRequest): { consumerKey: strin
   if (has("refresh_token_validity_seconds")) validity.refreshTokenSeconds = Number(a.refreshTokenValiditySeconds);
   if (Object.keys(validity).length > 0) patch.validity = validity;
   return { consumerKey: a.consumerKey, patch };
-}
-
-function maskPaths(v: Validator, mask: FieldMask | undefined): Updatable[] | undefined {
-  if (!mask || mask.paths.length === 0) return undefined;
-  for (const p of mask.paths) {
-    if (!(UPDATABLE as readonly string[]).includes(p)) v.add("update_mask", `cannot update ${JSON.stringify(p.slice(0, 100))}`);
-  }
-  return mask.paths.filter((p): p is Updatable => (UPDATABLE as readonly string[]).includes(p));
 }
 
 function isSet(a: NonNullable<UpdateApplicationRequest["application"]>, path: Updatable): boolean {

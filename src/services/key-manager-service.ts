@@ -13,7 +13,8 @@ import { applicationToPb, createInputFromPb, mapInputFromPb, patchFromPb } from 
 import { configurationToPb } from "./configuration-mapping.js";
 import { keyTypeFromPb } from "./enums.js";
 import { buildFromJson, buildFromOAuthApp } from "../oauth/token-request.js";
-import { registeredResourceToPb, resourceInputFromPb } from "./resource-mapping.js";
+import { listName, type Paging } from "./page-tokens.js";
+import { registeredResourceToPb, resourceInputFromPb, resourcePatchFromPb } from "./resource-mapping.js";
 import { tokenInfoToPb, tokenRequestFromPb, tokenRequestToPb } from "./token-mapping.js";
 
 type Impl = ServiceImpl<typeof KeyManagerService>;
@@ -29,6 +30,7 @@ export class KeyManagerServiceImpl implements Impl {
   constructor(
     private readonly keyManager: KeyManager,
     private readonly configStore: ConfigStore,
+    private readonly paging: Paging,
     owners: KeyManager = keyManager,
   ) {
     this.ownership = new Ownership(owners);
@@ -114,15 +116,16 @@ export class KeyManagerServiceImpl implements Impl {
     const info = await this.keyManager.getTokenMetadata(requireField("access_token", req.accessToken));
     // Another's token reads like an unknown one: inactive, nothing about it.
     if (info.consumerKey !== "" && !(await this.ownership.maySee(principalOf(ctx), info.consumerKey))) {
-      return { info: tokenInfoToPb(unknownTokenInfo(this.keyManager.name)) };
+      return { token: tokenInfoToPb(unknownTokenInfo(this.keyManager.name)) };
     }
-    return { info: tokenInfoToPb(info) };
+    return { token: tokenInfoToPb(info) };
   }
 
   async getActiveTokensByConsumerKey(req: Parameters<Impl["getActiveTokensByConsumerKey"]>[0], ctx: HandlerContext) {
     await this.ownership.requireConsumerKey(principalOf(ctx), requireField("consumer_key", req.consumerKey));
-    const tokens = await this.keyManager.getActiveTokensByConsumerKey(req.consumerKey);
-    return { tokens: tokens.map(tokenInfoToPb) };
+    const list = listName("GetActiveTokensByConsumerKey", req.consumerKey);
+    const page = await this.keyManager.getActiveTokensByConsumerKey(req.consumerKey, this.paging.query(list, req));
+    return { tokens: page.items.map(tokenInfoToPb), nextPageToken: this.paging.nextPageToken(list, page) };
   }
 
   async getAccessTokenByConsumerKey(req: Parameters<Impl["getAccessTokenByConsumerKey"]>[0], ctx: HandlerContext) {
@@ -158,7 +161,7 @@ export class KeyManagerServiceImpl implements Impl {
   }
 
   async registerNewResource(req: Parameters<Impl["registerNewResource"]>[0]) {
-    return { resource: registeredResourceToPb(await this.keyManager.registerNewResource(resourceInputFromPb(req))) };
+    return { resource: registeredResourceToPb(await this.keyManager.registerNewResource(resourceInputFromPb(req.resource))) };
   }
 
   async getResourceByApiId(req: Parameters<Impl["getResourceByApiId"]>[0]) {
@@ -166,7 +169,8 @@ export class KeyManagerServiceImpl implements Impl {
   }
 
   async updateRegisteredResource(req: Parameters<Impl["updateRegisteredResource"]>[0]) {
-    return { resource: registeredResourceToPb(await this.keyManager.updateRegisteredResource(resourceInputFromPb(req))) };
+    const { apiId, patch } = resourcePatchFromPb(req);
+    return { resource: registeredResourceToPb(await this.keyManager.updateRegisteredResource(apiId, patch)) };
   }
 
   async deleteRegisteredResourceByApiId(req: Parameters<Impl["deleteRegisteredResourceByApiId"]>[0]) {

@@ -1,22 +1,33 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { SigningKeyService } from "../../gen/keymanager/v1/signing_key_service_pb.js";
+import { pageInMemory } from "../domain/paging.js";
 import type { PublishedKey, SigningKeys } from "../oauth/signing-keys.js";
+import { listName, type Paging } from "./page-tokens.js";
 
 type Impl = ServiceImpl<typeof SigningKeyService>;
 
+/** Newest first: creation time, then kid, both descending. */
+const NEWEST_FIRST = [true, true];
+
 /** keymanager.v1.SigningKeyService: rotation and listing of the JWT signing keys. */
 export class SigningKeyServiceImpl implements Impl {
-  constructor(private readonly keys: SigningKeys) {}
+  constructor(
+    private readonly keys: SigningKeys,
+    private readonly paging: Paging,
+  ) {}
 
   async rotateSigningKey() {
     const kid = await this.keys.rotate();
     const key = this.keys.list().find((k) => k.kid === kid);
-    return { key: key ? keyToPb(key) : undefined };
+    return { signingKey: key ? keyToPb(key) : undefined };
   }
 
-  async listSigningKeys() {
-    return { keys: this.keys.list().map(keyToPb) };
+  async listSigningKeys(req: Parameters<Impl["listSigningKeys"]>[0]) {
+    const list = listName("ListSigningKeys");
+    // The published keys are few and held in memory; a page is cut from them by the same cursor rule.
+    const page = pageInMemory(this.keys.list(), this.paging.query(list, req), (k) => [k.createdAt.getTime(), k.kid], NEWEST_FIRST);
+    return { signingKeys: page.items.map(keyToPb), nextPageToken: this.paging.nextPageToken(list, page) };
   }
 }
 

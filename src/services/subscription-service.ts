@@ -1,19 +1,26 @@
+import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { SubscriptionService } from "../../gen/keymanager/v1/subscription_service_pb.js";
-import type { Api as PbApi } from "../../gen/keymanager/v1/types_pb.js";
+import { type Api as PbApi, SubscriptionSchema, SubscriptionState } from "../../gen/keymanager/v1/types_pb.js";
 import { requireField, Validator } from "../domain/validator.js";
 import type { ApiInput, SubscriptionManager } from "../subscriptions/subscription-manager.js";
 import type { Api, Subscription } from "../domain/model/index.js";
 import { subscriptionStateFromPb, subscriptionStateToPb } from "./enums.js";
+import { listName, type Paging } from "./page-tokens.js";
+import { updatePaths } from "./update-mask.js";
 
 type Impl = ServiceImpl<typeof SubscriptionService>;
 
 const API_FIELDS = ["name", "context", "version", "publisher", "api_tier"] as const;
+const SUBSCRIPTION_FIELDS = ["tier", "state"] as const;
 
 /** keymanager.v1.SubscriptionService: APIs and subscriptions. */
 export class SubscriptionServiceImpl implements Impl {
-  constructor(private readonly manager: SubscriptionManager) {}
+  constructor(
+    private readonly manager: SubscriptionManager,
+    private readonly paging: Paging,
+  ) {}
 
   async createApi(req: Parameters<Impl["createApi"]>[0]) {
     return { api: apiToPb(await this.manager.createApi(apiFromPb(req.api))) };
@@ -27,11 +34,10 @@ export class SubscriptionServiceImpl implements Impl {
     const api = apiFromPb(req.api);
     const v = new Validator();
     v.required("api.api_id", api.apiId);
-    const paths = req.updateMask?.paths.length ? req.updateMask.paths : API_FIELDS.filter((f) => api[camel(f)] !== "");
-    for (const p of paths) if (!(API_FIELDS as readonly string[]).includes(p)) v.add("update_mask", `cannot update ${JSON.stringify(p.slice(0, 100))}`);
+    const paths = updatePaths(v, req.updateMask, API_FIELDS, (f) => api[camel(f)] !== "");
     v.throwIfInvalid();
     const patch: Partial<ApiInput> = {};
-    for (const p of paths as (typeof API_FIELDS)[number][]) patch[camel(p)] = api[camel(p)];
+    for (const p of paths) patch[camel(p)] = api[camel(p)];
     return { api: apiToPb(await this.manager.updateApi(api.apiId, patch)) };
   }
 
@@ -40,16 +46,19 @@ export class SubscriptionServiceImpl implements Impl {
     return {};
   }
 
-  async listApis() {
-    return { apis: (await this.manager.listApis()).map(apiToPb) };
+  async listApis(req: Parameters<Impl["listApis"]>[0]) {
+    const list = listName("ListApis");
+    const page = await this.manager.listApis(this.paging.query(list, req));
+    return { apis: page.items.map(apiToPb), nextPageToken: this.paging.nextPageToken(list, page) };
   }
 
   async createSubscription(req: Parameters<Impl["createSubscription"]>[0]) {
+    const s = req.subscription ?? create(SubscriptionSchema);
     const v = new Validator();
-    const state = subscriptionStateFromPb(v, "state", req.state);
+    const state = subscriptionStateFromPb(v, "state", s.state);
     v.throwIfInvalid();
-    const s = await this.manager.createSubscription({ applicationId: req.applicationId, apiId: req.apiId, tier: req.tier, state });
-    return { subscription: subscriptionToPb(s) };
+    const created = await this.manager.createSubscription({ applicationId: s.applicationId, apiId: s.apiId, tier: s.tier, state });
+    return { subscription: subscriptionToPb(created) };
   }
 
   async getSubscription(req: Parameters<Impl["getSubscription"]>[0]) {
@@ -57,13 +66,17 @@ export class SubscriptionServiceImpl implements Impl {
   }
 
   async updateSubscription(req: Parameters<Impl["updateSubscription"]>[0]) {
+    const s = req.subscription ?? create(SubscriptionSchema);
     const v = new Validator();
-    v.required("subscription_id", req.subscriptionId);
-    const state = subscriptionStateFromPb(v, "state", req.state);
-    if (!req.tier && !state) v.add("tier", "give a tier or a state to change");
+    v.required("subscription.subscription_id", s.subscriptionId);
+    const paths = updatePaths(v, req.updateMask, SUBSCRIPTION_FIELDS, (f) => (f === "tier" ? s.tier !== "" : s.state !== SubscriptionState.UNSPECIFIED));
+    if (paths.length === 0) v.add("update_mask", "give a tier or a state to change");
+    // A state named in the mask must be one; the tier is checked by the domain.
+    const state = paths.includes("state") ? subscriptionStateFromPb(v, "subscription.state", s.state) : undefined;
+    if (paths.includes("state") && s.state === SubscriptionState.UNSPECIFIED) v.add("subscription.state", "is required when update_mask names it");
     v.throwIfInvalid();
-    const change = { ...(req.tier ? { tier: req.tier } : {}), ...(state ? { state } : {}) };
-    return { subscription: subscriptionToPb(await this.manager.updateSubscription(req.subscriptionId, change)) };
+    const change = { ...(paths.includes("tier") ? { tier: s.tier } : {}), ...(state ? { state } : {}) };
+    return { subscription: subscriptionToPb(await this.manager.updateSubscription(s.subscriptionId, change)) };
   }
 
   async deleteSubscription(req: Parameters<Impl["deleteSubscription"]>[0]) {
@@ -75,8 +88,10 @@ export class SubscriptionServiceImpl implements Impl {
     const v = new Validator();
     if (!req.applicationId && !req.apiId) v.add("application_id", "give application_id, api_id or both");
     v.throwIfInvalid();
-    const list = await this.manager.listSubscriptions({ applicationId: req.applicationId || undefined, apiId: req.apiId || undefined });
-    return { subscriptions: list.map(subscriptionToPb) };
+    const list = listName("ListSubscriptions", req.applicationId, req.apiId);
+    const filter = { applicationId: req.applicationId || undefined, apiId: req.apiId || undefined };
+    const page = await this.manager.listSubscriptions(filter, this.paging.query(list, req));
+    return { subscriptions: page.items.map(subscriptionToPb), nextPageToken: this.paging.nextPageToken(list, page) };
   }
 }
 

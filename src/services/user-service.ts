@@ -3,15 +3,19 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { UserService } from "../../gen/keymanager/v1/user_service_pb.js";
 import type { User } from "../domain/model/index.js";
 import type { UserManager } from "../oauth/user-manager.js";
+import { listName, type Paging } from "./page-tokens.js";
 
 type Impl = ServiceImpl<typeof UserService>;
 
 /** keymanager.v1.UserService: resource owners of the password grant (hashes never leave). */
 export class UserServiceImpl implements Impl {
-  constructor(private readonly users: UserManager) {}
+  constructor(
+    private readonly users: UserManager,
+    private readonly paging: Paging,
+  ) {}
 
   async createUser(req: Parameters<Impl["createUser"]>[0]) {
-    return { user: userToPb(await this.users.create(req.username, req.password)) };
+    return { user: userToPb(await this.users.create(req.user?.username ?? "", req.password)) };
   }
 
   async getUser(req: Parameters<Impl["getUser"]>[0]) {
@@ -27,8 +31,10 @@ export class UserServiceImpl implements Impl {
     return {};
   }
 
-  async listUsers() {
-    return { users: (await this.users.list()).map(userToPb) };
+  async listUsers(req: Parameters<Impl["listUsers"]>[0]) {
+    const list = listName("ListUsers");
+    const page = await this.users.list(this.paging.query(list, req));
+    return { users: page.items.map(userToPb), nextPageToken: this.paging.nextPageToken(list, page) };
   }
 }
 

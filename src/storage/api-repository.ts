@@ -2,6 +2,8 @@ import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
 import type { Api } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
+import type { Page, PageQuery } from "../domain/paging.js";
+import { type KeyColumn, readPage } from "./keyset.js";
 import { lockRows, type ReadOptions } from "./locks.js";
 import { toDate, toMillis } from "./rows.js";
 
@@ -18,6 +20,7 @@ interface ApiRow {
 
 const TABLE = "apis";
 const MISSING = "no such API";
+const API_KEY: KeyColumn[] = [{ column: "api_id", type: "string" }];
 const DUPLICATE = "an API with this id, or with this context and version, already exists";
 
 /** APIs as gateways address them: context and version. */
@@ -43,8 +46,9 @@ export class ApiRepository {
     return row ? fromRow(row) : undefined;
   }
 
-  async list(): Promise<Api[]> {
-    return (await this.db<ApiRow>(TABLE).select().orderBy("api_id")).map(fromRow);
+  /** A page of APIs, ordered by api_id. */
+  list(page: PageQuery): Promise<Page<Api>> {
+    return readPage(this.db<ApiRow>(TABLE).select(), API_KEY, page, fromRow, (a) => [a.apiId]);
   }
 
   async update(api: Api): Promise<void> {

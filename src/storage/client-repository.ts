@@ -2,6 +2,8 @@ import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
 import type { ClientSettings, OAuthClient, TokenType } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
+import type { Page, PageQuery } from "../domain/paging.js";
+import { type KeyColumn, readPage } from "./keyset.js";
 import { lockRows, type ReadOptions } from "./locks.js";
 import { fromJson, toDate, toJson, toMillis } from "./rows.js";
 import type { SecretBox } from "./secret-box.js";
@@ -27,6 +29,10 @@ interface ClientRow {
 }
 
 const TABLE = "oauth_clients";
+const SYSTEM_CLIENT_KEY: KeyColumn[] = [
+  { column: "created_at", type: "number" },
+  { column: "consumer_key", type: "string" },
+];
 
 /** OAuth clients; consumer secrets are encrypted on the way in and decrypted on the way out. */
 export class ClientRepository {
@@ -68,10 +74,16 @@ export class ClientRepository {
     if (changed === 0) throw new NotFoundError("no OAuth application with this consumer key");
   }
 
-  /** System clients, oldest first. */
-  async listSystem(): Promise<OAuthClient[]> {
-    const rows = await this.db<ClientRow>(TABLE).where({ system_client: true }).orderBy("created_at");
-    return rows.map((r) => this.fromRow(r));
+  /** A page of system clients, oldest first. */
+  listSystem(page: PageQuery): Promise<Page<OAuthClient>> {
+    const q = this.db<ClientRow>(TABLE).where({ system_client: true });
+    return readPage(
+      q,
+      SYSTEM_CLIENT_KEY,
+      page,
+      (r: ClientRow) => this.fromRow(r),
+      (c) => [toMillis(c.createdAt), c.consumerKey],
+    );
   }
 
   /** Deletes the client; its application key mapping goes with it. */

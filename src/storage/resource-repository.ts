@@ -2,6 +2,7 @@ import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
 import type { ApiResource, RegisteredResource } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
+import { lockRows, type ReadOptions } from "./locks.js";
 import { fromJson, toDate, toJson, toMillis } from "./rows.js";
 
 interface ResourceRow {
@@ -33,8 +34,8 @@ export class ResourceRepository {
     }
   }
 
-  async get(apiId: string): Promise<RegisteredResource> {
-    const row = await this.db<ResourceRow>(TABLE).where({ api_id: apiId }).first();
+  async get(apiId: string, options: ReadOptions = {}): Promise<RegisteredResource> {
+    const row = await lockRows(this.db<ResourceRow>(TABLE).where({ api_id: apiId }), options).first();
     if (!row) throw new NotFoundError(MISSING);
     return {
       apiId: row.api_id,

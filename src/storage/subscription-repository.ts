@@ -2,6 +2,8 @@ import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
 import type { Subscription, SubscriptionState } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
+import type { Page, PageQuery } from "../domain/paging.js";
+import { type KeyColumn, readPage } from "./keyset.js";
 import { lockRows, type ReadOptions } from "./locks.js";
 import { toDate, toMillis } from "./rows.js";
 
@@ -17,6 +19,10 @@ interface SubscriptionRow {
 
 const TABLE = "subscriptions";
 const MISSING = "no such subscription";
+const SUBSCRIPTION_KEY: KeyColumn[] = [
+  { column: "created_at", type: "number" },
+  { column: "id", type: "string" },
+];
 
 /** Subscriptions of applications to APIs, one per pair. */
 export class SubscriptionRepository {
@@ -44,11 +50,12 @@ export class SubscriptionRepository {
     return row ? fromRow(row) : undefined;
   }
 
-  async list(filter: { applicationId?: string; apiId?: string }): Promise<Subscription[]> {
+  /** A page of the subscriptions of an application, of an API, or both; oldest first. */
+  list(filter: { applicationId?: string; apiId?: string }, page: PageQuery): Promise<Page<Subscription>> {
     const q = this.db<SubscriptionRow>(TABLE).select();
     if (filter.applicationId) q.where({ application_id: filter.applicationId });
     if (filter.apiId) q.where({ api_id: filter.apiId });
-    return (await q.orderBy("created_at")).map(fromRow);
+    return readPage(q, SUBSCRIPTION_KEY, page, fromRow, (s) => [toMillis(s.createdAt), s.id]);
   }
 
   async update(s: Subscription): Promise<void> {

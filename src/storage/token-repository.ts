@@ -1,6 +1,8 @@
 import type { Knex } from "knex";
 import type { TokenRecord, TokenType } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
+import type { Page, PageQuery } from "../domain/paging.js";
+import { type KeyColumn, readPage } from "./keyset.js";
 import { lockRows, type ReadOptions } from "./locks.js";
 import { fromJson, toDate, toJson, toMillis } from "./rows.js";
 
@@ -22,6 +24,10 @@ interface TokenRow {
 }
 
 const TABLE = "access_tokens";
+const ACTIVE_TOKEN_KEY: KeyColumn[] = [
+  { column: "issued_at", type: "number", descending: true },
+  { column: "id", type: "string", descending: true },
+];
 
 /** Issued tokens, by the hashes of the access and refresh tokens. */
 export class TokenRepository {
@@ -93,15 +99,10 @@ export class TokenRepository {
     return changed > 0;
   }
 
-  /** Active tokens of a client, newest first. */
-  async listActive(consumerKey: string, now: Date, limit = 1000): Promise<TokenRecord[]> {
-    const rows = await this.db<TokenRow>(TABLE)
-      .where({ consumer_key: consumerKey })
-      .whereNull("revoked_at")
-      .where("expires_at", ">", toMillis(now))
-      .orderBy("issued_at", "desc")
-      .limit(limit);
-    return rows.map(fromRow);
+  /** A page of the active tokens of a client, newest first. */
+  listActive(consumerKey: string, now: Date, page: PageQuery): Promise<Page<TokenRecord>> {
+    const q = this.db<TokenRow>(TABLE).where({ consumer_key: consumerKey }).whereNull("revoked_at").where("expires_at", ">", toMillis(now));
+    return readPage(q, ACTIVE_TOKEN_KEY, page, fromRow, (t) => [toMillis(t.issuedAt), t.id]);
   }
 
   async revoke(id: string, at: Date): Promise<void> {

@@ -2,6 +2,8 @@ import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
 import type { User } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
+import type { Page, PageQuery } from "../domain/paging.js";
+import { type KeyColumn, readPage } from "./keyset.js";
 import { lockRows, type ReadOptions } from "./locks.js";
 import { toDate, toMillis } from "./rows.js";
 
@@ -14,6 +16,7 @@ interface UserRow {
 
 const TABLE = "users";
 const MISSING = "no such user";
+const USER_KEY: KeyColumn[] = [{ column: "username", type: "string" }];
 
 /** Resource owners of the password grant. */
 export class UserRepository {
@@ -43,8 +46,9 @@ export class UserRepository {
     return user;
   }
 
-  async list(): Promise<User[]> {
-    return (await this.db<UserRow>(TABLE).select().orderBy("username")).map(fromRow);
+  /** A page of users, ordered by username. */
+  list(page: PageQuery): Promise<Page<User>> {
+    return readPage(this.db<UserRow>(TABLE).select(), USER_KEY, page, fromRow, (u) => [u.username]);
   }
 
   async setPassword(username: string, passwordHash: string, at: Date): Promise<void> {

@@ -6,6 +6,7 @@ import { checkIdentifier, LIMITS } from "../keymanager/validation.js";
 import { LOCK } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
 import type { Api, Subscription, SubscriptionState } from "../domain/model/index.js";
+import type { Page, PageQuery } from "../domain/paging.js";
 
 export type ApiInput = Omit<Api, "createdAt" | "updatedAt">;
 
@@ -30,8 +31,8 @@ export class SubscriptionManager {
     return this.store.apis.get(apiId);
   }
 
-  listApis(): Promise<Api[]> {
-    return this.store.apis.list();
+  listApis(page: PageQuery): Promise<Page<Api>> {
+    return this.store.apis.list(page);
   }
 
   async updateApi(apiId: string, patch: Partial<ApiInput>): Promise<Api> {
@@ -78,8 +79,8 @@ export class SubscriptionManager {
     return this.store.subscriptions.get(id);
   }
 
-  listSubscriptions(filter: { applicationId?: string; apiId?: string }): Promise<Subscription[]> {
-    return this.store.subscriptions.list(filter);
+  listSubscriptions(filter: { applicationId?: string; apiId?: string }, page: PageQuery): Promise<Page<Subscription>> {
+    return this.store.subscriptions.list(filter, page);
   }
 
   async updateSubscription(id: string, change: { tier?: string; state?: SubscriptionState }): Promise<Subscription> {

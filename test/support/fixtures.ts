@@ -1,19 +1,21 @@
 import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { CreateApplicationRequestSchema } from "../../gen/keymanager/v1/key_manager_service_pb.js";
-import { AuthLevel, KeyType } from "../../gen/keymanager/v1/types_pb.js";
+import { AuthLevel, KeyType, type OAuthApplicationSchema } from "../../gen/keymanager/v1/types_pb.js";
 
-type CreateInit = Exclude<MessageInitShape<typeof CreateApplicationRequestSchema>, { $typeName: string }>;
+type ApplicationInit = Exclude<MessageInitShape<typeof OAuthApplicationSchema>, { $typeName: string }>;
 
-export function createRequest(overrides: Partial<CreateInit> = {}): CreateInit {
+/** A CreateApplicationRequest: { application } with a fresh application id, the rest overridable. */
+export function createRequest(overrides: Partial<ApplicationInit> = {}): { application: ApplicationInit } {
   return {
-    applicationId: randomUUID(),
-    keyType: KeyType.PRODUCTION,
-    clientName: "admin_PizzaShack_PRODUCTION",
-    grantTypes: ["client_credentials", "password", "refresh_token"],
-    scopes: ["read:orders", "write:orders"],
-    appOwner: "admin",
-    ...overrides,
+    application: {
+      applicationId: randomUUID(),
+      keyType: KeyType.PRODUCTION,
+      clientName: "admin_PizzaShack_PRODUCTION",
+      grantTypes: ["client_credentials", "password", "refresh_token"],
+      scopes: ["read:orders", "write:orders"],
+      appOwner: "admin",
+      ...overrides,
+    },
   };
 }
 

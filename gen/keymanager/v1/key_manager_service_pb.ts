@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
-import type { AccessTokenInfo, AccessTokenRequest, ApiResource, ApplicationKeyRef, KeyManagerConfiguration, KeyType, OAuthApplication, RegisteredResource, TokenType } from "./types_pb.js";
+import type { AccessTokenInfo, AccessTokenRequest, ApplicationKeyRef, KeyManagerConfiguration, OAuthApplication, RegisteredResource } from "./types_pb.js";
 import { file_keymanager_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,103 +14,20 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keymanager/v1/key_manager_service.proto.
  */
 export const file_keymanager_v1_key_manager_service: GenFile = /*@__PURE__*/
-  fileDesc("CidrZXltYW5hZ2VyL3YxL2tleV9tYW5hZ2VyX3NlcnZpY2UucHJvdG8SDWtleW1hbmFnZXIudjEi4QQKGENyZWF0ZUFwcGxpY2F0aW9uUmVxdWVzdBIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRIoCghrZXlfdHlwZRgCIAEoDjIWLmtleW1hbmFnZXIudjEuS2V5VHlwZRITCgtjbGllbnRfbmFtZRgDIAEoCRIVCg1jYWxsYmFja191cmxzGAQgAygJEhMKC2dyYW50X3R5cGVzGAUgAygJEg4KBnNjb3BlcxgGIAMoCRIsCgp0b2tlbl90eXBlGAcgASgOMhgua2V5bWFuYWdlci52MS5Ub2tlblR5cGUSKgoiYXBwbGljYXRpb25fdG9rZW5fdmFsaWRpdHlfc2Vjb25kcxgIIAEoAxIjCht1c2VyX3Rva2VuX3ZhbGlkaXR5X3NlY29uZHMYCSABKAMSJgoecmVmcmVzaF90b2tlbl92YWxpZGl0eV9zZWNvbmRzGAogASgDEmAKFWFkZGl0aW9uYWxfcHJvcGVydGllcxgLIAMoCzJBLmtleW1hbmFnZXIudjEuQ3JlYXRlQXBwbGljYXRpb25SZXF1ZXN0LkFkZGl0aW9uYWxQcm9wZXJ0aWVzRW50cnkSEQoJYXBwX293bmVyGAwgASgJEhAKCGdyb3VwX2lkGA0gASgJEhgKEGFwcGxpY2F0aW9uX25hbWUYDiABKAkSGAoQYXBwbGljYXRpb25fdGllchgPIAEoCRITCgtrZXlfbWFuYWdlchgQIAEoCRo7ChlBZGRpdGlvbmFsUHJvcGVydGllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiUQoZQ3JlYXRlQXBwbGljYXRpb25SZXNwb25zZRI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbiKBAQoYVXBkYXRlQXBwbGljYXRpb25SZXF1ZXN0EjQKC2FwcGxpY2F0aW9uGAEgASgLMh8ua2V5bWFuYWdlci52MS5PQXV0aEFwcGxpY2F0aW9uEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJRChlVcGRhdGVBcHBsaWNhdGlvblJlc3BvbnNlEjQKC2FwcGxpY2F0aW9uGAEgASgLMh8ua2V5bWFuYWdlci52MS5PQXV0aEFwcGxpY2F0aW9uIn0KGlJldHJpZXZlQXBwbGljYXRpb25SZXF1ZXN0EhYKDGNvbnN1bWVyX2tleRgBIAEoCUgAEjsKD2FwcGxpY2F0aW9uX2tleRgCIAEoCzIgLmtleW1hbmFnZXIudjEuQXBwbGljYXRpb25LZXlSZWZIAEIKCghzZWxlY3RvciJTChtSZXRyaWV2ZUFwcGxpY2F0aW9uUmVzcG9uc2USNAoLYXBwbGljYXRpb24YASABKAsyHy5rZXltYW5hZ2VyLnYxLk9BdXRoQXBwbGljYXRpb24iMAoYRGVsZXRlQXBwbGljYXRpb25SZXF1ZXN0EhQKDGNvbnN1bWVyX2tleRgBIAEoCSIbChlEZWxldGVBcHBsaWNhdGlvblJlc3BvbnNlIogCChpNYXBPQXV0aEFwcGxpY2F0aW9uUmVxdWVzdBIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRIoCghrZXlfdHlwZRgCIAEoDjIWLmtleW1hbmFnZXIudjEuS2V5VHlwZRIUCgxjb25zdW1lcl9rZXkYAyABKAkSFwoPY29uc3VtZXJfc2VjcmV0GAQgASgJEhMKC2NsaWVudF9uYW1lGAUgASgJEhUKDWNhbGxiYWNrX3VybHMYBiADKAkSEwoLZ3JhbnRfdHlwZXMYByADKAkSEQoJYXBwX293bmVyGAggASgJEhAKCGdyb3VwX2lkGAkgASgJEhMKC2tleV9tYW5hZ2VyGAogASgJIlMKG01hcE9BdXRoQXBwbGljYXRpb25SZXNwb25zZRI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbiI2Ch5EZWxldGVNYXBwZWRBcHBsaWNhdGlvblJlcXVlc3QSFAoMY29uc3VtZXJfa2V5GAEgASgJIiEKH0RlbGV0ZU1hcHBlZEFwcGxpY2F0aW9uUmVzcG9uc2UiNwofUmVnZW5lcmF0ZUNvbnN1bWVyU2VjcmV0UmVxdWVzdBIUCgxjb25zdW1lcl9rZXkYASABKAkiUQogUmVnZW5lcmF0ZUNvbnN1bWVyU2VjcmV0UmVzcG9uc2USFAoMY29uc3VtZXJfa2V5GAEgASgJEhcKD2NvbnN1bWVyX3NlY3JldBgCIAEoCSJZCiNHZXROZXdBcHBsaWNhdGlvbkFjY2Vzc1Rva2VuUmVxdWVzdBIyCgdyZXF1ZXN0GAEgASgLMiEua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QiVQokR2V0TmV3QXBwbGljYXRpb25BY2Nlc3NUb2tlblJlc3BvbnNlEi0KBXRva2VuGAEgASgLMh4ua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlbkluZm8iagomQnVpbGRBY2Nlc3NUb2tlblJlcXVlc3RGcm9tSnNvblJlcXVlc3QSDAoEanNvbhgBIAEoCRIyCgdyZXF1ZXN0GAIgASgLMiEua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QiXQonQnVpbGRBY2Nlc3NUb2tlblJlcXVlc3RGcm9tSnNvblJlc3BvbnNlEjIKB3JlcXVlc3QYASABKAsyIS5rZXltYW5hZ2VyLnYxLkFjY2Vzc1Rva2VuUmVxdWVzdCKWAQoqQnVpbGRBY2Nlc3NUb2tlblJlcXVlc3RGcm9tT0F1dGhBcHBSZXF1ZXN0EjQKC2FwcGxpY2F0aW9uGAEgASgLMh8ua2V5bWFuYWdlci52MS5PQXV0aEFwcGxpY2F0aW9uEjIKB3JlcXVlc3QYAiABKAsyIS5rZXltYW5hZ2VyLnYxLkFjY2Vzc1Rva2VuUmVxdWVzdCJhCitCdWlsZEFjY2Vzc1Rva2VuUmVxdWVzdEZyb21PQXV0aEFwcFJlc3BvbnNlEjIKB3JlcXVlc3QYASABKAsyIS5rZXltYW5hZ2VyLnYxLkFjY2Vzc1Rva2VuUmVxdWVzdCIvChdHZXRUb2tlbk1ldGFkYXRhUmVxdWVzdBIUCgxhY2Nlc3NfdG9rZW4YASABKAkiSAoYR2V0VG9rZW5NZXRhZGF0YVJlc3BvbnNlEiwKBGluZm8YASABKAsyHi5rZXltYW5hZ2VyLnYxLkFjY2Vzc1Rva2VuSW5mbyI7CiNHZXRBY3RpdmVUb2tlbnNCeUNvbnN1bWVyS2V5UmVxdWVzdBIUCgxjb25zdW1lcl9rZXkYASABKAkiVgokR2V0QWN0aXZlVG9rZW5zQnlDb25zdW1lcktleVJlc3BvbnNlEi4KBnRva2VucxgBIAMoCzIeLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5JbmZvIjoKIkdldEFjY2Vzc1Rva2VuQnlDb25zdW1lcktleVJlcXVlc3QSFAoMY29uc3VtZXJfa2V5GAEgASgJIlQKI0dldEFjY2Vzc1Rva2VuQnlDb25zdW1lcktleVJlc3BvbnNlEi0KBXRva2VuGAEgASgLMh4ua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlbkluZm8iPAoSUmV2b2tlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCSIVChNSZXZva2VUb2tlblJlc3BvbnNlIiMKIUdldEtleU1hbmFnZXJDb25maWd1cmF0aW9uUmVxdWVzdCJjCiJHZXRLZXlNYW5hZ2VyQ29uZmlndXJhdGlvblJlc3BvbnNlEj0KDWNvbmZpZ3VyYXRpb24YASABKAsyJi5rZXltYW5hZ2VyLnYxLktleU1hbmFnZXJDb25maWd1cmF0aW9uIhoKGExvYWRDb25maWd1cmF0aW9uUmVxdWVzdCJ0ChlMb2FkQ29uZmlndXJhdGlvblJlc3BvbnNlEj0KDWNvbmZpZ3VyYXRpb24YASABKAsyJi5rZXltYW5hZ2VyLnYxLktleU1hbmFnZXJDb25maWd1cmF0aW9uEhgKEHJlc3RhcnRfcmVxdWlyZWQYAiADKAki3QEKGlJlZ2lzdGVyTmV3UmVzb3VyY2VSZXF1ZXN0Eg4KBmFwaV9pZBgBIAEoCRItCglyZXNvdXJjZXMYAiADKAsyGi5rZXltYW5hZ2VyLnYxLkFwaVJlc291cmNlEk0KCnByb3BlcnRpZXMYAyADKAsyOS5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyTmV3UmVzb3VyY2VSZXF1ZXN0LlByb3BlcnRpZXNFbnRyeRoxCg9Qcm9wZXJ0aWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJSChtSZWdpc3Rlck5ld1Jlc291cmNlUmVzcG9uc2USMwoIcmVzb3VyY2UYASABKAsyIS5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyZWRSZXNvdXJjZSIrChlHZXRSZXNvdXJjZUJ5QXBpSWRSZXF1ZXN0Eg4KBmFwaV9pZBgBIAEoCSJRChpHZXRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZRIzCghyZXNvdXJjZRgBIAEoCzIhLmtleW1hbmFnZXIudjEuUmVnaXN0ZXJlZFJlc291cmNlIucBCh9VcGRhdGVSZWdpc3RlcmVkUmVzb3VyY2VSZXF1ZXN0Eg4KBmFwaV9pZBgBIAEoCRItCglyZXNvdXJjZXMYAiADKAsyGi5rZXltYW5hZ2VyLnYxLkFwaVJlc291cmNlElIKCnByb3BlcnRpZXMYAyADKAsyPi5rZXltYW5hZ2VyLnYxLlVwZGF0ZVJlZ2lzdGVyZWRSZXNvdXJjZVJlcXVlc3QuUHJvcGVydGllc0VudHJ5GjEKD1Byb3BlcnRpZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlcKIFVwZGF0ZVJlZ2lzdGVyZWRSZXNvdXJjZVJlc3BvbnNlEjMKCHJlc291cmNlGAEgASgLMiEua2V5bWFuYWdlci52MS5SZWdpc3RlcmVkUmVzb3VyY2UiOAomRGVsZXRlUmVnaXN0ZXJlZFJlc291cmNlQnlBcGlJZFJlcXVlc3QSDgoGYXBpX2lkGAEgASgJIikKJ0RlbGV0ZVJlZ2lzdGVyZWRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZTKjEwoRS2V5TWFuYWdlclNlcnZpY2USZgoRQ3JlYXRlQXBwbGljYXRpb24SJy5rZXltYW5hZ2VyLnYxLkNyZWF0ZUFwcGxpY2F0aW9uUmVxdWVzdBooLmtleW1hbmFnZXIudjEuQ3JlYXRlQXBwbGljYXRpb25SZXNwb25zZRJmChFVcGRhdGVBcHBsaWNhdGlvbhInLmtleW1hbmFnZXIudjEuVXBkYXRlQXBwbGljYXRpb25SZXF1ZXN0Gigua2V5bWFuYWdlci52MS5VcGRhdGVBcHBsaWNhdGlvblJlc3BvbnNlEnEKE1JldHJpZXZlQXBwbGljYXRpb24SKS5rZXltYW5hZ2VyLnYxLlJldHJpZXZlQXBwbGljYXRpb25SZXF1ZXN0Gioua2V5bWFuYWdlci52MS5SZXRyaWV2ZUFwcGxpY2F0aW9uUmVzcG9uc2UiA5ACARJmChFEZWxldGVBcHBsaWNhdGlvbhInLmtleW1hbmFnZXIudjEuRGVsZXRlQXBwbGljYXRpb25SZXF1ZXN0Gigua2V5bWFuYWdlci52MS5EZWxldGVBcHBsaWNhdGlvblJlc3BvbnNlEmwKE01hcE9BdXRoQXBwbGljYXRpb24SKS5rZXltYW5hZ2VyLnYxLk1hcE9BdXRoQXBwbGljYXRpb25SZXF1ZXN0Gioua2V5bWFuYWdlci52MS5NYXBPQXV0aEFwcGxpY2F0aW9uUmVzcG9uc2USeAoXRGVsZXRlTWFwcGVkQXBwbGljYXRpb24SLS5rZXltYW5hZ2VyLnYxLkRlbGV0ZU1hcHBlZEFwcGxpY2F0aW9uUmVxdWVzdBouLmtleW1hbmFnZXIudjEuRGVsZXRlTWFwcGVkQXBwbGljYXRpb25SZXNwb25zZRJ7ChhSZWdlbmVyYXRlQ29uc3VtZXJTZWNyZXQSLi5rZXltYW5hZ2VyLnYxLlJlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlcXVlc3QaLy5rZXltYW5hZ2VyLnYxLlJlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlc3BvbnNlEocBChxHZXROZXdBcHBsaWNhdGlvbkFjY2Vzc1Rva2VuEjIua2V5bWFuYWdlci52MS5HZXROZXdBcHBsaWNhdGlvbkFjY2Vzc1Rva2VuUmVxdWVzdBozLmtleW1hbmFnZXIudjEuR2V0TmV3QXBwbGljYXRpb25BY2Nlc3NUb2tlblJlc3BvbnNlEpUBCh9CdWlsZEFjY2Vzc1Rva2VuUmVxdWVzdEZyb21Kc29uEjUua2V5bWFuYWdlci52MS5CdWlsZEFjY2Vzc1Rva2VuUmVxdWVzdEZyb21Kc29uUmVxdWVzdBo2LmtleW1hbmFnZXIudjEuQnVpbGRBY2Nlc3NUb2tlblJlcXVlc3RGcm9tSnNvblJlc3BvbnNlIgOQAgESoQEKI0J1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbU9BdXRoQXBwEjkua2V5bWFuYWdlci52MS5CdWlsZEFjY2Vzc1Rva2VuUmVxdWVzdEZyb21PQXV0aEFwcFJlcXVlc3QaOi5rZXltYW5hZ2VyLnYxLkJ1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbU9BdXRoQXBwUmVzcG9uc2UiA5ACARJoChBHZXRUb2tlbk1ldGFkYXRhEiYua2V5bWFuYWdlci52MS5HZXRUb2tlbk1ldGFkYXRhUmVxdWVzdBonLmtleW1hbmFnZXIudjEuR2V0VG9rZW5NZXRhZGF0YVJlc3BvbnNlIgOQAgESjAEKHEdldEFjdGl2ZVRva2Vuc0J5Q29uc3VtZXJLZXkSMi5rZXltYW5hZ2VyLnYxLkdldEFjdGl2ZVRva2Vuc0J5Q29uc3VtZXJLZXlSZXF1ZXN0GjMua2V5bWFuYWdlci52MS5HZXRBY3RpdmVUb2tlbnNCeUNvbnN1bWVyS2V5UmVzcG9uc2UiA5ACARKJAQobR2V0QWNjZXNzVG9rZW5CeUNvbnN1bWVyS2V5EjEua2V5bWFuYWdlci52MS5HZXRBY2Nlc3NUb2tlbkJ5Q29uc3VtZXJLZXlSZXF1ZXN0GjIua2V5bWFuYWdlci52MS5HZXRBY2Nlc3NUb2tlbkJ5Q29uc3VtZXJLZXlSZXNwb25zZSIDkAIBElQKC1Jldm9rZVRva2VuEiEua2V5bWFuYWdlci52MS5SZXZva2VUb2tlblJlcXVlc3QaIi5rZXltYW5hZ2VyLnYxLlJldm9rZVRva2VuUmVzcG9uc2UShgEKGkdldEtleU1hbmFnZXJDb25maWd1cmF0aW9uEjAua2V5bWFuYWdlci52MS5HZXRLZXlNYW5hZ2VyQ29uZmlndXJhdGlvblJlcXVlc3QaMS5rZXltYW5hZ2VyLnYxLkdldEtleU1hbmFnZXJDb25maWd1cmF0aW9uUmVzcG9uc2UiA5ACARJmChFMb2FkQ29uZmlndXJhdGlvbhInLmtleW1hbmFnZXIudjEuTG9hZENvbmZpZ3VyYXRpb25SZXF1ZXN0Gigua2V5bWFuYWdlci52MS5Mb2FkQ29uZmlndXJhdGlvblJlc3BvbnNlEmwKE1JlZ2lzdGVyTmV3UmVzb3VyY2USKS5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyTmV3UmVzb3VyY2VSZXF1ZXN0Gioua2V5bWFuYWdlci52MS5SZWdpc3Rlck5ld1Jlc291cmNlUmVzcG9uc2USbgoSR2V0UmVzb3VyY2VCeUFwaUlkEigua2V5bWFuYWdlci52MS5HZXRSZXNvdXJjZUJ5QXBpSWRSZXF1ZXN0Gikua2V5bWFuYWdlci52MS5HZXRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZSIDkAIBEnsKGFVwZGF0ZVJlZ2lzdGVyZWRSZXNvdXJjZRIuLmtleW1hbmFnZXIudjEuVXBkYXRlUmVnaXN0ZXJlZFJlc291cmNlUmVxdWVzdBovLmtleW1hbmFnZXIudjEuVXBkYXRlUmVnaXN0ZXJlZFJlc291cmNlUmVzcG9uc2USkAEKH0RlbGV0ZVJlZ2lzdGVyZWRSZXNvdXJjZUJ5QXBpSWQSNS5rZXltYW5hZ2VyLnYxLkRlbGV0ZVJlZ2lzdGVyZWRSZXNvdXJjZUJ5QXBpSWRSZXF1ZXN0GjYua2V5bWFuYWdlci52MS5EZWxldGVSZWdpc3RlcmVkUmVzb3VyY2VCeUFwaUlkUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_keymanager_v1_types]);
+  fileDesc("CidrZXltYW5hZ2VyL3YxL2tleV9tYW5hZ2VyX3NlcnZpY2UucHJvdG8SDWtleW1hbmFnZXIudjEiUAoYQ3JlYXRlQXBwbGljYXRpb25SZXF1ZXN0EjQKC2FwcGxpY2F0aW9uGAEgASgLMh8ua2V5bWFuYWdlci52MS5PQXV0aEFwcGxpY2F0aW9uIlEKGUNyZWF0ZUFwcGxpY2F0aW9uUmVzcG9uc2USNAoLYXBwbGljYXRpb24YASABKAsyHy5rZXltYW5hZ2VyLnYxLk9BdXRoQXBwbGljYXRpb24igQEKGFVwZGF0ZUFwcGxpY2F0aW9uUmVxdWVzdBI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbhIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUQoZVXBkYXRlQXBwbGljYXRpb25SZXNwb25zZRI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbiJ9ChpSZXRyaWV2ZUFwcGxpY2F0aW9uUmVxdWVzdBIWCgxjb25zdW1lcl9rZXkYASABKAlIABI7Cg9hcHBsaWNhdGlvbl9rZXkYAiABKAsyIC5rZXltYW5hZ2VyLnYxLkFwcGxpY2F0aW9uS2V5UmVmSABCCgoIc2VsZWN0b3IiUwobUmV0cmlldmVBcHBsaWNhdGlvblJlc3BvbnNlEjQKC2FwcGxpY2F0aW9uGAEgASgLMh8ua2V5bWFuYWdlci52MS5PQXV0aEFwcGxpY2F0aW9uIjAKGERlbGV0ZUFwcGxpY2F0aW9uUmVxdWVzdBIUCgxjb25zdW1lcl9rZXkYASABKAkiGwoZRGVsZXRlQXBwbGljYXRpb25SZXNwb25zZSJSChpNYXBPQXV0aEFwcGxpY2F0aW9uUmVxdWVzdBI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbiJTChtNYXBPQXV0aEFwcGxpY2F0aW9uUmVzcG9uc2USNAoLYXBwbGljYXRpb24YASABKAsyHy5rZXltYW5hZ2VyLnYxLk9BdXRoQXBwbGljYXRpb24iNgoeRGVsZXRlTWFwcGVkQXBwbGljYXRpb25SZXF1ZXN0EhQKDGNvbnN1bWVyX2tleRgBIAEoCSIhCh9EZWxldGVNYXBwZWRBcHBsaWNhdGlvblJlc3BvbnNlIjcKH1JlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlcXVlc3QSFAoMY29uc3VtZXJfa2V5GAEgASgJIlEKIFJlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlc3BvbnNlEhQKDGNvbnN1bWVyX2tleRgBIAEoCRIXCg9jb25zdW1lcl9zZWNyZXQYAiABKAkiWQojR2V0TmV3QXBwbGljYXRpb25BY2Nlc3NUb2tlblJlcXVlc3QSMgoHcmVxdWVzdBgBIAEoCzIhLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5SZXF1ZXN0IlUKJEdldE5ld0FwcGxpY2F0aW9uQWNjZXNzVG9rZW5SZXNwb25zZRItCgV0b2tlbhgBIAEoCzIeLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5JbmZvImoKJkJ1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbUpzb25SZXF1ZXN0EgwKBGpzb24YASABKAkSMgoHcmVxdWVzdBgCIAEoCzIhLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5SZXF1ZXN0Il0KJ0J1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbUpzb25SZXNwb25zZRIyCgdyZXF1ZXN0GAEgASgLMiEua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QilgEKKkJ1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbU9BdXRoQXBwUmVxdWVzdBI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbhIyCgdyZXF1ZXN0GAIgASgLMiEua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QiYQorQnVpbGRBY2Nlc3NUb2tlblJlcXVlc3RGcm9tT0F1dGhBcHBSZXNwb25zZRIyCgdyZXF1ZXN0GAEgASgLMiEua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QiLwoXR2V0VG9rZW5NZXRhZGF0YVJlcXVlc3QSFAoMYWNjZXNzX3Rva2VuGAEgASgJIkkKGEdldFRva2VuTWV0YWRhdGFSZXNwb25zZRItCgV0b2tlbhgBIAEoCzIeLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5JbmZvImIKI0dldEFjdGl2ZVRva2Vuc0J5Q29uc3VtZXJLZXlSZXF1ZXN0EhQKDGNvbnN1bWVyX2tleRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJvCiRHZXRBY3RpdmVUb2tlbnNCeUNvbnN1bWVyS2V5UmVzcG9uc2USLgoGdG9rZW5zGAEgAygLMh4ua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlbkluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjoKIkdldEFjY2Vzc1Rva2VuQnlDb25zdW1lcktleVJlcXVlc3QSFAoMY29uc3VtZXJfa2V5GAEgASgJIlQKI0dldEFjY2Vzc1Rva2VuQnlDb25zdW1lcktleVJlc3BvbnNlEi0KBXRva2VuGAEgASgLMh4ua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlbkluZm8iPAoSUmV2b2tlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCSIVChNSZXZva2VUb2tlblJlc3BvbnNlIiMKIUdldEtleU1hbmFnZXJDb25maWd1cmF0aW9uUmVxdWVzdCJjCiJHZXRLZXlNYW5hZ2VyQ29uZmlndXJhdGlvblJlc3BvbnNlEj0KDWNvbmZpZ3VyYXRpb24YASABKAsyJi5rZXltYW5hZ2VyLnYxLktleU1hbmFnZXJDb25maWd1cmF0aW9uIhoKGExvYWRDb25maWd1cmF0aW9uUmVxdWVzdCJ0ChlMb2FkQ29uZmlndXJhdGlvblJlc3BvbnNlEj0KDWNvbmZpZ3VyYXRpb24YASABKAsyJi5rZXltYW5hZ2VyLnYxLktleU1hbmFnZXJDb25maWd1cmF0aW9uEhgKEHJlc3RhcnRfcmVxdWlyZWQYAiADKAkiUQoaUmVnaXN0ZXJOZXdSZXNvdXJjZVJlcXVlc3QSMwoIcmVzb3VyY2UYASABKAsyIS5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyZWRSZXNvdXJjZSJSChtSZWdpc3Rlck5ld1Jlc291cmNlUmVzcG9uc2USMwoIcmVzb3VyY2UYASABKAsyIS5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyZWRSZXNvdXJjZSIrChlHZXRSZXNvdXJjZUJ5QXBpSWRSZXF1ZXN0Eg4KBmFwaV9pZBgBIAEoCSJRChpHZXRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZRIzCghyZXNvdXJjZRgBIAEoCzIhLmtleW1hbmFnZXIudjEuUmVnaXN0ZXJlZFJlc291cmNlIocBCh9VcGRhdGVSZWdpc3RlcmVkUmVzb3VyY2VSZXF1ZXN0EjMKCHJlc291cmNlGAEgASgLMiEua2V5bWFuYWdlci52MS5SZWdpc3RlcmVkUmVzb3VyY2USLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIlcKIFVwZGF0ZVJlZ2lzdGVyZWRSZXNvdXJjZVJlc3BvbnNlEjMKCHJlc291cmNlGAEgASgLMiEua2V5bWFuYWdlci52MS5SZWdpc3RlcmVkUmVzb3VyY2UiOAomRGVsZXRlUmVnaXN0ZXJlZFJlc291cmNlQnlBcGlJZFJlcXVlc3QSDgoGYXBpX2lkGAEgASgJIikKJ0RlbGV0ZVJlZ2lzdGVyZWRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZTKjEwoRS2V5TWFuYWdlclNlcnZpY2USZgoRQ3JlYXRlQXBwbGljYXRpb24SJy5rZXltYW5hZ2VyLnYxLkNyZWF0ZUFwcGxpY2F0aW9uUmVxdWVzdBooLmtleW1hbmFnZXIudjEuQ3JlYXRlQXBwbGljYXRpb25SZXNwb25zZRJmChFVcGRhdGVBcHBsaWNhdGlvbhInLmtleW1hbmFnZXIudjEuVXBkYXRlQXBwbGljYXRpb25SZXF1ZXN0Gigua2V5bWFuYWdlci52MS5VcGRhdGVBcHBsaWNhdGlvblJlc3BvbnNlEnEKE1JldHJpZXZlQXBwbGljYXRpb24SKS5rZXltYW5hZ2VyLnYxLlJldHJpZXZlQXBwbGljYXRpb25SZXF1ZXN0Gioua2V5bWFuYWdlci52MS5SZXRyaWV2ZUFwcGxpY2F0aW9uUmVzcG9uc2UiA5ACARJmChFEZWxldGVBcHBsaWNhdGlvbhInLmtleW1hbmFnZXIudjEuRGVsZXRlQXBwbGljYXRpb25SZXF1ZXN0Gigua2V5bWFuYWdlci52MS5EZWxldGVBcHBsaWNhdGlvblJlc3BvbnNlEmwKE01hcE9BdXRoQXBwbGljYXRpb24SKS5rZXltYW5hZ2VyLnYxLk1hcE9BdXRoQXBwbGljYXRpb25SZXF1ZXN0Gioua2V5bWFuYWdlci52MS5NYXBPQXV0aEFwcGxpY2F0aW9uUmVzcG9uc2USeAoXRGVsZXRlTWFwcGVkQXBwbGljYXRpb24SLS5rZXltYW5hZ2VyLnYxLkRlbGV0ZU1hcHBlZEFwcGxpY2F0aW9uUmVxdWVzdBouLmtleW1hbmFnZXIudjEuRGVsZXRlTWFwcGVkQXBwbGljYXRpb25SZXNwb25zZRJ7ChhSZWdlbmVyYXRlQ29uc3VtZXJTZWNyZXQSLi5rZXltYW5hZ2VyLnYxLlJlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlcXVlc3QaLy5rZXltYW5hZ2VyLnYxLlJlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlc3BvbnNlEocBChxHZXROZXdBcHBsaWNhdGlvbkFjY2Vzc1Rva2VuEjIua2V5bWFuYWdlci52MS5HZXROZXdBcHBsaWNhdGlvbkFjY2Vzc1Rva2VuUmVxdWVzdBozLmtleW1hbmFnZXIudjEuR2V0TmV3QXBwbGljYXRpb25BY2Nlc3NUb2tlblJlc3BvbnNlEpUBCh9CdWlsZEFjY2Vzc1Rva2VuUmVxdWVzdEZyb21Kc29uEjUua2V5bWFuYWdlci52MS5CdWlsZEFjY2Vzc1Rva2VuUmVxdWVzdEZyb21Kc29uUmVxdWVzdBo2LmtleW1hbmFnZXIudjEuQnVpbGRBY2Nlc3NUb2tlblJlcXVlc3RGcm9tSnNvblJlc3BvbnNlIgOQAgESoQEKI0J1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbU9BdXRoQXBwEjkua2V5bWFuYWdlci52MS5CdWlsZEFjY2Vzc1Rva2VuUmVxdWVzdEZyb21PQXV0aEFwcFJlcXVlc3QaOi5rZXltYW5hZ2VyLnYxLkJ1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbU9BdXRoQXBwUmVzcG9uc2UiA5ACARJoChBHZXRUb2tlbk1ldGFkYXRhEiYua2V5bWFuYWdlci52MS5HZXRUb2tlbk1ldGFkYXRhUmVxdWVzdBonLmtleW1hbmFnZXIudjEuR2V0VG9rZW5NZXRhZGF0YVJlc3BvbnNlIgOQAgESjAEKHEdldEFjdGl2ZVRva2Vuc0J5Q29uc3VtZXJLZXkSMi5rZXltYW5hZ2VyLnYxLkdldEFjdGl2ZVRva2Vuc0J5Q29uc3VtZXJLZXlSZXF1ZXN0GjMua2V5bWFuYWdlci52MS5HZXRBY3RpdmVUb2tlbnNCeUNvbnN1bWVyS2V5UmVzcG9uc2UiA5ACARKJAQobR2V0QWNjZXNzVG9rZW5CeUNvbnN1bWVyS2V5EjEua2V5bWFuYWdlci52MS5HZXRBY2Nlc3NUb2tlbkJ5Q29uc3VtZXJLZXlSZXF1ZXN0GjIua2V5bWFuYWdlci52MS5HZXRBY2Nlc3NUb2tlbkJ5Q29uc3VtZXJLZXlSZXNwb25zZSIDkAIBElQKC1Jldm9rZVRva2VuEiEua2V5bWFuYWdlci52MS5SZXZva2VUb2tlblJlcXVlc3QaIi5rZXltYW5hZ2VyLnYxLlJldm9rZVRva2VuUmVzcG9uc2UShgEKGkdldEtleU1hbmFnZXJDb25maWd1cmF0aW9uEjAua2V5bWFuYWdlci52MS5HZXRLZXlNYW5hZ2VyQ29uZmlndXJhdGlvblJlcXVlc3QaMS5rZXltYW5hZ2VyLnYxLkdldEtleU1hbmFnZXJDb25maWd1cmF0aW9uUmVzcG9uc2UiA5ACARJmChFMb2FkQ29uZmlndXJhdGlvbhInLmtleW1hbmFnZXIudjEuTG9hZENvbmZpZ3VyYXRpb25SZXF1ZXN0Gigua2V5bWFuYWdlci52MS5Mb2FkQ29uZmlndXJhdGlvblJlc3BvbnNlEmwKE1JlZ2lzdGVyTmV3UmVzb3VyY2USKS5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyTmV3UmVzb3VyY2VSZXF1ZXN0Gioua2V5bWFuYWdlci52MS5SZWdpc3Rlck5ld1Jlc291cmNlUmVzcG9uc2USbgoSR2V0UmVzb3VyY2VCeUFwaUlkEigua2V5bWFuYWdlci52MS5HZXRSZXNvdXJjZUJ5QXBpSWRSZXF1ZXN0Gikua2V5bWFuYWdlci52MS5HZXRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZSIDkAIBEnsKGFVwZGF0ZVJlZ2lzdGVyZWRSZXNvdXJjZRIuLmtleW1hbmFnZXIudjEuVXBkYXRlUmVnaXN0ZXJlZFJlc291cmNlUmVxdWVzdBovLmtleW1hbmFnZXIudjEuVXBkYXRlUmVnaXN0ZXJlZFJlc291cmNlUmVzcG9uc2USkAEKH0RlbGV0ZVJlZ2lzdGVyZWRSZXNvdXJjZUJ5QXBpSWQSNS5rZXltYW5hZ2VyLnYxLkRlbGV0ZVJlZ2lzdGVyZWRSZXNvdXJjZUJ5QXBpSWRSZXF1ZXN0GjYua2V5bWFuYWdlci52MS5EZWxldGVSZWdpc3RlcmVkUmVzb3VyY2VCeUFwaUlkUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_keymanager_v1_types]);
 
 /**
  * @generated from message keymanager.v1.CreateApplicationRequest
  */
 export type CreateApplicationRequest = Message<"keymanager.v1.CreateApplicationRequest"> & {
   /**
-   * UUID of the store application.
+   * application_id, key_type and client_name are required; the other settable fields are
+   * optional (see OAuthApplication). Output-only fields (consumer_key, consumer_secret, mode,
+   * key_state, create_time, update_time) are ignored.
    *
-   * @generated from field: string application_id = 1;
+   * @generated from field: keymanager.v1.OAuthApplication application = 1;
    */
-  applicationId: string;
-
-  /**
-   * @generated from field: keymanager.v1.KeyType key_type = 2;
-   */
-  keyType: KeyType;
-
-  /**
-   * @generated from field: string client_name = 3;
-   */
-  clientName: string;
-
-  /**
-   * @generated from field: repeated string callback_urls = 4;
-   */
-  callbackUrls: string[];
-
-  /**
-   * Defaults to client_credentials and refresh_token when empty.
-   *
-   * @generated from field: repeated string grant_types = 5;
-   */
-  grantTypes: string[];
-
-  /**
-   * @generated from field: repeated string scopes = 6;
-   */
-  scopes: string[];
-
-  /**
-   * Defaults to the configured token type.
-   *
-   * @generated from field: keymanager.v1.TokenType token_type = 7;
-   */
-  tokenType: TokenType;
-
-  /**
-   * Validity periods in seconds; 0 means the configured default.
-   *
-   * @generated from field: int64 application_token_validity_seconds = 8;
-   */
-  applicationTokenValiditySeconds: bigint;
-
-  /**
-   * @generated from field: int64 user_token_validity_seconds = 9;
-   */
-  userTokenValiditySeconds: bigint;
-
-  /**
-   * @generated from field: int64 refresh_token_validity_seconds = 10;
-   */
-  refreshTokenValiditySeconds: bigint;
-
-  /**
-   * @generated from field: map<string, string> additional_properties = 11;
-   */
-  additionalProperties: { [key: string]: string };
-
-  /**
-   * @generated from field: string app_owner = 12;
-   */
-  appOwner: string;
-
-  /**
-   * @generated from field: string group_id = 13;
-   */
-  groupId: string;
-
-  /**
-   * The store application's name (defaults to client_name) and tier (defaults to "Unlimited").
-   *
-   * @generated from field: string application_name = 14;
-   */
-  applicationName: string;
-
-  /**
-   * @generated from field: string application_tier = 15;
-   */
-  applicationTier: string;
-
-  /**
-   * The configured key manager that registers and holds the client; empty: the resident one.
-   *
-   * @generated from field: string key_manager = 16;
-   */
-  keyManager: string;
+  application?: OAuthApplication | undefined;
 };
 
 /**
@@ -142,7 +59,7 @@ export const CreateApplicationResponseSchema: GenMessage<CreateApplicationRespon
  */
 export type UpdateApplicationRequest = Message<"keymanager.v1.UpdateApplicationRequest"> & {
   /**
-   * consumer_key selects the client; consumer_secret and the mapping fields are ignored.
+   * consumer_key selects the client; fields outside update_mask are ignored.
    *
    * @generated from field: keymanager.v1.OAuthApplication application = 1;
    */
@@ -151,7 +68,8 @@ export type UpdateApplicationRequest = Message<"keymanager.v1.UpdateApplicationR
   /**
    * Fields to change: client_name, callback_urls, grant_types, scopes, token_type,
    * application_token_validity_seconds, user_token_validity_seconds,
-   * refresh_token_validity_seconds, additional_properties. Empty: every field that is set.
+   * refresh_token_validity_seconds, additional_properties. Empty: every one of these that is
+   * set. Any other path (unknown, output only or not changeable) is INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -263,58 +181,14 @@ export const DeleteApplicationResponseSchema: GenMessage<DeleteApplicationRespon
  */
 export type MapOAuthApplicationRequest = Message<"keymanager.v1.MapOAuthApplicationRequest"> & {
   /**
-   * @generated from field: string application_id = 1;
-   */
-  applicationId: string;
-
-  /**
-   * @generated from field: keymanager.v1.KeyType key_type = 2;
-   */
-  keyType: KeyType;
-
-  /**
-   * @generated from field: string consumer_key = 3;
-   */
-  consumerKey: string;
-
-  /**
-   * @generated from field: string consumer_secret = 4;
-   */
-  consumerSecret: string;
-
-  /**
-   * Used when the consumer key is new to this key manager.
+   * application_id, key_type, consumer_key and consumer_secret are required: here consumer_key
+   * and consumer_secret name the existing client instead of being output only. client_name,
+   * callback_urls and grant_types are used when the consumer key is new to this key manager;
+   * app_owner, group_id and key_manager as on create. Other fields are ignored.
    *
-   * @generated from field: string client_name = 5;
+   * @generated from field: keymanager.v1.OAuthApplication application = 1;
    */
-  clientName: string;
-
-  /**
-   * @generated from field: repeated string callback_urls = 6;
-   */
-  callbackUrls: string[];
-
-  /**
-   * @generated from field: repeated string grant_types = 7;
-   */
-  grantTypes: string[];
-
-  /**
-   * @generated from field: string app_owner = 8;
-   */
-  appOwner: string;
-
-  /**
-   * @generated from field: string group_id = 9;
-   */
-  groupId: string;
-
-  /**
-   * The configured key manager that issued the consumer key; empty: the resident one.
-   *
-   * @generated from field: string key_manager = 10;
-   */
-  keyManager: string;
+  application?: OAuthApplication | undefined;
 };
 
 /**
@@ -550,9 +424,9 @@ export const GetTokenMetadataRequestSchema: GenMessage<GetTokenMetadataRequest> 
  */
 export type GetTokenMetadataResponse = Message<"keymanager.v1.GetTokenMetadataResponse"> & {
   /**
-   * @generated from field: keymanager.v1.AccessTokenInfo info = 1;
+   * @generated from field: keymanager.v1.AccessTokenInfo token = 1;
    */
-  info?: AccessTokenInfo | undefined;
+  token?: AccessTokenInfo | undefined;
 };
 
 /**
@@ -570,6 +444,20 @@ export type GetActiveTokensByConsumerKeyRequest = Message<"keymanager.v1.GetActi
    * @generated from field: string consumer_key = 1;
    */
   consumerKey: string;
+
+  /**
+   * At most this many tokens; 0: the configured default. Above the configured maximum: the maximum.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page, with the same consumer_key; empty: the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -584,11 +472,19 @@ export const GetActiveTokensByConsumerKeyRequestSchema: GenMessage<GetActiveToke
  */
 export type GetActiveTokensByConsumerKeyResponse = Message<"keymanager.v1.GetActiveTokensByConsumerKeyResponse"> & {
   /**
-   * Active tokens; access_token is empty (tokens are stored only as hashes), token_id identifies them.
+   * Active tokens, newest first; access_token is empty (tokens are stored only as hashes),
+   * token_id identifies them.
    *
    * @generated from field: repeated keymanager.v1.AccessTokenInfo tokens = 1;
    */
   tokens: AccessTokenInfo[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -741,19 +637,11 @@ export const LoadConfigurationResponseSchema: GenMessage<LoadConfigurationRespon
  */
 export type RegisterNewResourceRequest = Message<"keymanager.v1.RegisterNewResourceRequest"> & {
   /**
-   * @generated from field: string api_id = 1;
+   * api_id and resources are required; create_time and update_time are ignored.
+   *
+   * @generated from field: keymanager.v1.RegisteredResource resource = 1;
    */
-  apiId: string;
-
-  /**
-   * @generated from field: repeated keymanager.v1.ApiResource resources = 2;
-   */
-  resources: ApiResource[];
-
-  /**
-   * @generated from field: map<string, string> properties = 3;
-   */
-  properties: { [key: string]: string };
+  resource?: RegisteredResource | undefined;
 };
 
 /**
@@ -819,21 +707,19 @@ export const GetResourceByApiIdResponseSchema: GenMessage<GetResourceByApiIdResp
  */
 export type UpdateRegisteredResourceRequest = Message<"keymanager.v1.UpdateRegisteredResourceRequest"> & {
   /**
-   * @generated from field: string api_id = 1;
-   */
-  apiId: string;
-
-  /**
-   * Replaces every resource of the API.
+   * api_id selects the API; fields outside update_mask are ignored.
    *
-   * @generated from field: repeated keymanager.v1.ApiResource resources = 2;
+   * @generated from field: keymanager.v1.RegisteredResource resource = 1;
    */
-  resources: ApiResource[];
+  resource?: RegisteredResource | undefined;
 
   /**
-   * @generated from field: map<string, string> properties = 3;
+   * Paths among resources (replaces every resource of the API) and properties (replaces the
+   * map); empty: every one of these that is set. Any other path is INVALID_ARGUMENT.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
-  properties: { [key: string]: string };
+  updateMask?: FieldMask | undefined;
 };
 
 /**
@@ -1007,7 +893,7 @@ export const KeyManagerService: GenService<{
     output: typeof GetTokenMetadataResponseSchema;
   },
   /**
-   * Lists the active tokens of a consumer key.
+   * Lists the active tokens of a consumer key, a page at a time.
    *
    * @generated from rpc keymanager.v1.KeyManagerService.GetActiveTokensByConsumerKey
    */

@@ -4,58 +4,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { SigningKey } from "./types_pb.js";
+import { file_keymanager_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file keymanager/v1/signing_key_service.proto.
  */
 export const file_keymanager_v1_signing_key_service: GenFile = /*@__PURE__*/
-  fileDesc("CidrZXltYW5hZ2VyL3YxL3NpZ25pbmdfa2V5X3NlcnZpY2UucHJvdG8SDWtleW1hbmFnZXIudjEimAEKClNpZ25pbmdLZXkSCwoDa2lkGAEgASgJEgsKA2FsZxgCIAEoCRIOCgZhY3RpdmUYAyABKAgSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JldGlyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIZChdSb3RhdGVTaWduaW5nS2V5UmVxdWVzdCJCChhSb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USJgoDa2V5GAEgASgLMhkua2V5bWFuYWdlci52MS5TaWduaW5nS2V5IhgKFkxpc3RTaWduaW5nS2V5c1JlcXVlc3QiQgoXTGlzdFNpZ25pbmdLZXlzUmVzcG9uc2USJwoEa2V5cxgBIAMoCzIZLmtleW1hbmFnZXIudjEuU2lnbmluZ0tleTLfAQoRU2lnbmluZ0tleVNlcnZpY2USYwoQUm90YXRlU2lnbmluZ0tleRImLmtleW1hbmFnZXIudjEuUm90YXRlU2lnbmluZ0tleVJlcXVlc3QaJy5rZXltYW5hZ2VyLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRJlCg9MaXN0U2lnbmluZ0tleXMSJS5rZXltYW5hZ2VyLnYxLkxpc3RTaWduaW5nS2V5c1JlcXVlc3QaJi5rZXltYW5hZ2VyLnYxLkxpc3RTaWduaW5nS2V5c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp]);
-
-/**
- * @generated from message keymanager.v1.SigningKey
- */
-export type SigningKey = Message<"keymanager.v1.SigningKey"> & {
-  /**
-   * @generated from field: string kid = 1;
-   */
-  kid: string;
-
-  /**
-   * ES256 or RS256.
-   *
-   * @generated from field: string alg = 2;
-   */
-  alg: string;
-
-  /**
-   * True for the key that signs new tokens.
-   *
-   * @generated from field: bool active = 3;
-   */
-  active: boolean;
-
-  /**
-   * @generated from field: google.protobuf.Timestamp create_time = 4;
-   */
-  createTime?: Timestamp | undefined;
-
-  /**
-   * When it stopped signing; unset for the active key.
-   *
-   * @generated from field: google.protobuf.Timestamp retire_time = 5;
-   */
-  retireTime?: Timestamp | undefined;
-};
-
-/**
- * Describes the message keymanager.v1.SigningKey.
- * Use `create(SigningKeySchema)` to create a new message.
- */
-export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_signing_key_service, 0);
+  fileDesc("CidrZXltYW5hZ2VyL3YxL3NpZ25pbmdfa2V5X3NlcnZpY2UucHJvdG8SDWtleW1hbmFnZXIudjEiGQoXUm90YXRlU2lnbmluZ0tleVJlcXVlc3QiSgoYUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlEi4KC3NpZ25pbmdfa2V5GAEgASgLMhkua2V5bWFuYWdlci52MS5TaWduaW5nS2V5Ij8KFkxpc3RTaWduaW5nS2V5c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYwoXTGlzdFNpZ25pbmdLZXlzUmVzcG9uc2USLwoMc2lnbmluZ19rZXlzGAEgAygLMhkua2V5bWFuYWdlci52MS5TaWduaW5nS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLfAQoRU2lnbmluZ0tleVNlcnZpY2USYwoQUm90YXRlU2lnbmluZ0tleRImLmtleW1hbmFnZXIudjEuUm90YXRlU2lnbmluZ0tleVJlcXVlc3QaJy5rZXltYW5hZ2VyLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRJlCg9MaXN0U2lnbmluZ0tleXMSJS5rZXltYW5hZ2VyLnYxLkxpc3RTaWduaW5nS2V5c1JlcXVlc3QaJi5rZXltYW5hZ2VyLnYxLkxpc3RTaWduaW5nS2V5c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_keymanager_v1_types]);
 
 /**
  * @generated from message keymanager.v1.RotateSigningKeyRequest
@@ -68,16 +25,18 @@ export type RotateSigningKeyRequest = Message<"keymanager.v1.RotateSigningKeyReq
  * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
  */
 export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_signing_key_service, 1);
+  messageDesc(file_keymanager_v1_signing_key_service, 0);
 
 /**
  * @generated from message keymanager.v1.RotateSigningKeyResponse
  */
 export type RotateSigningKeyResponse = Message<"keymanager.v1.RotateSigningKeyResponse"> & {
   /**
-   * @generated from field: keymanager.v1.SigningKey key = 1;
+   * The new key, now active.
+   *
+   * @generated from field: keymanager.v1.SigningKey signing_key = 1;
    */
-  key?: SigningKey | undefined;
+  signingKey?: SigningKey | undefined;
 };
 
 /**
@@ -85,12 +44,25 @@ export type RotateSigningKeyResponse = Message<"keymanager.v1.RotateSigningKeyRe
  * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
  */
 export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_signing_key_service, 2);
+  messageDesc(file_keymanager_v1_signing_key_service, 1);
 
 /**
  * @generated from message keymanager.v1.ListSigningKeysRequest
  */
 export type ListSigningKeysRequest = Message<"keymanager.v1.ListSigningKeysRequest"> & {
+  /**
+   * At most this many keys; 0: the configured default. Above the configured maximum: the maximum.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty: the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -98,7 +70,7 @@ export type ListSigningKeysRequest = Message<"keymanager.v1.ListSigningKeysReque
  * Use `create(ListSigningKeysRequestSchema)` to create a new message.
  */
 export const ListSigningKeysRequestSchema: GenMessage<ListSigningKeysRequest> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_signing_key_service, 3);
+  messageDesc(file_keymanager_v1_signing_key_service, 2);
 
 /**
  * @generated from message keymanager.v1.ListSigningKeysResponse
@@ -107,9 +79,16 @@ export type ListSigningKeysResponse = Message<"keymanager.v1.ListSigningKeysResp
   /**
    * Every published key, newest first.
    *
-   * @generated from field: repeated keymanager.v1.SigningKey keys = 1;
+   * @generated from field: repeated keymanager.v1.SigningKey signing_keys = 1;
    */
-  keys: SigningKey[];
+  signingKeys: SigningKey[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -117,7 +96,7 @@ export type ListSigningKeysResponse = Message<"keymanager.v1.ListSigningKeysResp
  * Use `create(ListSigningKeysResponseSchema)` to create a new message.
  */
 export const ListSigningKeysResponseSchema: GenMessage<ListSigningKeysResponse> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_signing_key_service, 4);
+  messageDesc(file_keymanager_v1_signing_key_service, 3);
 
 /**
  * The keys that sign JWT access tokens. Public halves are served at GET /oauth2/jwks.

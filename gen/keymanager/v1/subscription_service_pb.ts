@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
-import type { Api, Subscription, SubscriptionState } from "./types_pb.js";
+import type { Api, Subscription } from "./types_pb.js";
 import { file_keymanager_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keymanager/v1/subscription_service.proto.
  */
 export const file_keymanager_v1_subscription_service: GenFile = /*@__PURE__*/
-  fileDesc("CihrZXltYW5hZ2VyL3YxL3N1YnNjcmlwdGlvbl9zZXJ2aWNlLnByb3RvEg1rZXltYW5hZ2VyLnYxIjMKEENyZWF0ZUFwaVJlcXVlc3QSHwoDYXBpGAEgASgLMhIua2V5bWFuYWdlci52MS5BcGkiNAoRQ3JlYXRlQXBpUmVzcG9uc2USHwoDYXBpGAEgASgLMhIua2V5bWFuYWdlci52MS5BcGkiHwoNR2V0QXBpUmVxdWVzdBIOCgZhcGlfaWQYASABKAkiMQoOR2V0QXBpUmVzcG9uc2USHwoDYXBpGAEgASgLMhIua2V5bWFuYWdlci52MS5BcGkiZAoQVXBkYXRlQXBpUmVxdWVzdBIfCgNhcGkYASABKAsyEi5rZXltYW5hZ2VyLnYxLkFwaRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siNAoRVXBkYXRlQXBpUmVzcG9uc2USHwoDYXBpGAEgASgLMhIua2V5bWFuYWdlci52MS5BcGkiIgoQRGVsZXRlQXBpUmVxdWVzdBIOCgZhcGlfaWQYASABKAkiEwoRRGVsZXRlQXBpUmVzcG9uc2UiEQoPTGlzdEFwaXNSZXF1ZXN0IjQKEExpc3RBcGlzUmVzcG9uc2USIAoEYXBpcxgBIAMoCzISLmtleW1hbmFnZXIudjEuQXBpIoIBChlDcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEg4KBmFwaV9pZBgCIAEoCRIMCgR0aWVyGAMgASgJEi8KBXN0YXRlGAQgASgOMiAua2V5bWFuYWdlci52MS5TdWJzY3JpcHRpb25TdGF0ZSJPChpDcmVhdGVTdWJzY3JpcHRpb25SZXNwb25zZRIxCgxzdWJzY3JpcHRpb24YASABKAsyGy5rZXltYW5hZ2VyLnYxLlN1YnNjcmlwdGlvbiIxChZHZXRTdWJzY3JpcHRpb25SZXF1ZXN0EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCSJMChdHZXRTdWJzY3JpcHRpb25SZXNwb25zZRIxCgxzdWJzY3JpcHRpb24YASABKAsyGy5rZXltYW5hZ2VyLnYxLlN1YnNjcmlwdGlvbiJzChlVcGRhdGVTdWJzY3JpcHRpb25SZXF1ZXN0EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCRIMCgR0aWVyGAIgASgJEi8KBXN0YXRlGAMgASgOMiAua2V5bWFuYWdlci52MS5TdWJzY3JpcHRpb25TdGF0ZSJPChpVcGRhdGVTdWJzY3JpcHRpb25SZXNwb25zZRIxCgxzdWJzY3JpcHRpb24YASABKAsyGy5rZXltYW5hZ2VyLnYxLlN1YnNjcmlwdGlvbiI0ChlEZWxldGVTdWJzY3JpcHRpb25SZXF1ZXN0EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCSIcChpEZWxldGVTdWJzY3JpcHRpb25SZXNwb25zZSJCChhMaXN0U3Vic2NyaXB0aW9uc1JlcXVlc3QSFgoOYXBwbGljYXRpb25faWQYASABKAkSDgoGYXBpX2lkGAIgASgJIk8KGUxpc3RTdWJzY3JpcHRpb25zUmVzcG9uc2USMgoNc3Vic2NyaXB0aW9ucxgBIAMoCzIbLmtleW1hbmFnZXIudjEuU3Vic2NyaXB0aW9uMrgHChNTdWJzY3JpcHRpb25TZXJ2aWNlEk4KCUNyZWF0ZUFwaRIfLmtleW1hbmFnZXIudjEuQ3JlYXRlQXBpUmVxdWVzdBogLmtleW1hbmFnZXIudjEuQ3JlYXRlQXBpUmVzcG9uc2USSgoGR2V0QXBpEhwua2V5bWFuYWdlci52MS5HZXRBcGlSZXF1ZXN0Gh0ua2V5bWFuYWdlci52MS5HZXRBcGlSZXNwb25zZSIDkAIBEk4KCVVwZGF0ZUFwaRIfLmtleW1hbmFnZXIudjEuVXBkYXRlQXBpUmVxdWVzdBogLmtleW1hbmFnZXIudjEuVXBkYXRlQXBpUmVzcG9uc2USTgoJRGVsZXRlQXBpEh8ua2V5bWFuYWdlci52MS5EZWxldGVBcGlSZXF1ZXN0GiAua2V5bWFuYWdlci52MS5EZWxldGVBcGlSZXNwb25zZRJQCghMaXN0QXBpcxIeLmtleW1hbmFnZXIudjEuTGlzdEFwaXNSZXF1ZXN0Gh8ua2V5bWFuYWdlci52MS5MaXN0QXBpc1Jlc3BvbnNlIgOQAgESaQoSQ3JlYXRlU3Vic2NyaXB0aW9uEigua2V5bWFuYWdlci52MS5DcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Gikua2V5bWFuYWdlci52MS5DcmVhdGVTdWJzY3JpcHRpb25SZXNwb25zZRJlCg9HZXRTdWJzY3JpcHRpb24SJS5rZXltYW5hZ2VyLnYxLkdldFN1YnNjcmlwdGlvblJlcXVlc3QaJi5rZXltYW5hZ2VyLnYxLkdldFN1YnNjcmlwdGlvblJlc3BvbnNlIgOQAgESaQoSVXBkYXRlU3Vic2NyaXB0aW9uEigua2V5bWFuYWdlci52MS5VcGRhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Gikua2V5bWFuYWdlci52MS5VcGRhdGVTdWJzY3JpcHRpb25SZXNwb25zZRJpChJEZWxldGVTdWJzY3JpcHRpb24SKC5rZXltYW5hZ2VyLnYxLkRlbGV0ZVN1YnNjcmlwdGlvblJlcXVlc3QaKS5rZXltYW5hZ2VyLnYxLkRlbGV0ZVN1YnNjcmlwdGlvblJlc3BvbnNlEmsKEUxpc3RTdWJzY3JpcHRpb25zEicua2V5bWFuYWdlci52MS5MaXN0U3Vic2NyaXB0aW9uc1JlcXVlc3QaKC5rZXltYW5hZ2VyLnYxLkxpc3RTdWJzY3JpcHRpb25zUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_keymanager_v1_types]);
+  fileDesc("CihrZXltYW5hZ2VyL3YxL3N1YnNjcmlwdGlvbl9zZXJ2aWNlLnByb3RvEg1rZXltYW5hZ2VyLnYxIjMKEENyZWF0ZUFwaVJlcXVlc3QSHwoDYXBpGAEgASgLMhIua2V5bWFuYWdlci52MS5BcGkiNAoRQ3JlYXRlQXBpUmVzcG9uc2USHwoDYXBpGAEgASgLMhIua2V5bWFuYWdlci52MS5BcGkiHwoNR2V0QXBpUmVxdWVzdBIOCgZhcGlfaWQYASABKAkiMQoOR2V0QXBpUmVzcG9uc2USHwoDYXBpGAEgASgLMhIua2V5bWFuYWdlci52MS5BcGkiZAoQVXBkYXRlQXBpUmVxdWVzdBIfCgNhcGkYASABKAsyEi5rZXltYW5hZ2VyLnYxLkFwaRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siNAoRVXBkYXRlQXBpUmVzcG9uc2USHwoDYXBpGAEgASgLMhIua2V5bWFuYWdlci52MS5BcGkiIgoQRGVsZXRlQXBpUmVxdWVzdBIOCgZhcGlfaWQYASABKAkiEwoRRGVsZXRlQXBpUmVzcG9uc2UiOAoPTGlzdEFwaXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIk0KEExpc3RBcGlzUmVzcG9uc2USIAoEYXBpcxgBIAMoCzISLmtleW1hbmFnZXIudjEuQXBpEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJOChlDcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0EjEKDHN1YnNjcmlwdGlvbhgBIAEoCzIbLmtleW1hbmFnZXIudjEuU3Vic2NyaXB0aW9uIk8KGkNyZWF0ZVN1YnNjcmlwdGlvblJlc3BvbnNlEjEKDHN1YnNjcmlwdGlvbhgBIAEoCzIbLmtleW1hbmFnZXIudjEuU3Vic2NyaXB0aW9uIjEKFkdldFN1YnNjcmlwdGlvblJlcXVlc3QSFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJIkwKF0dldFN1YnNjcmlwdGlvblJlc3BvbnNlEjEKDHN1YnNjcmlwdGlvbhgBIAEoCzIbLmtleW1hbmFnZXIudjEuU3Vic2NyaXB0aW9uIn8KGVVwZGF0ZVN1YnNjcmlwdGlvblJlcXVlc3QSMQoMc3Vic2NyaXB0aW9uGAEgASgLMhsua2V5bWFuYWdlci52MS5TdWJzY3JpcHRpb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIk8KGlVwZGF0ZVN1YnNjcmlwdGlvblJlc3BvbnNlEjEKDHN1YnNjcmlwdGlvbhgBIAEoCzIbLmtleW1hbmFnZXIudjEuU3Vic2NyaXB0aW9uIjQKGURlbGV0ZVN1YnNjcmlwdGlvblJlcXVlc3QSFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJIhwKGkRlbGV0ZVN1YnNjcmlwdGlvblJlc3BvbnNlImkKGExpc3RTdWJzY3JpcHRpb25zUmVxdWVzdBIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRIOCgZhcGlfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiaAoZTGlzdFN1YnNjcmlwdGlvbnNSZXNwb25zZRIyCg1zdWJzY3JpcHRpb25zGAEgAygLMhsua2V5bWFuYWdlci52MS5TdWJzY3JpcHRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMrgHChNTdWJzY3JpcHRpb25TZXJ2aWNlEk4KCUNyZWF0ZUFwaRIfLmtleW1hbmFnZXIudjEuQ3JlYXRlQXBpUmVxdWVzdBogLmtleW1hbmFnZXIudjEuQ3JlYXRlQXBpUmVzcG9uc2USSgoGR2V0QXBpEhwua2V5bWFuYWdlci52MS5HZXRBcGlSZXF1ZXN0Gh0ua2V5bWFuYWdlci52MS5HZXRBcGlSZXNwb25zZSIDkAIBEk4KCVVwZGF0ZUFwaRIfLmtleW1hbmFnZXIudjEuVXBkYXRlQXBpUmVxdWVzdBogLmtleW1hbmFnZXIudjEuVXBkYXRlQXBpUmVzcG9uc2USTgoJRGVsZXRlQXBpEh8ua2V5bWFuYWdlci52MS5EZWxldGVBcGlSZXF1ZXN0GiAua2V5bWFuYWdlci52MS5EZWxldGVBcGlSZXNwb25zZRJQCghMaXN0QXBpcxIeLmtleW1hbmFnZXIudjEuTGlzdEFwaXNSZXF1ZXN0Gh8ua2V5bWFuYWdlci52MS5MaXN0QXBpc1Jlc3BvbnNlIgOQAgESaQoSQ3JlYXRlU3Vic2NyaXB0aW9uEigua2V5bWFuYWdlci52MS5DcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Gikua2V5bWFuYWdlci52MS5DcmVhdGVTdWJzY3JpcHRpb25SZXNwb25zZRJlCg9HZXRTdWJzY3JpcHRpb24SJS5rZXltYW5hZ2VyLnYxLkdldFN1YnNjcmlwdGlvblJlcXVlc3QaJi5rZXltYW5hZ2VyLnYxLkdldFN1YnNjcmlwdGlvblJlc3BvbnNlIgOQAgESaQoSVXBkYXRlU3Vic2NyaXB0aW9uEigua2V5bWFuYWdlci52MS5VcGRhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Gikua2V5bWFuYWdlci52MS5VcGRhdGVTdWJzY3JpcHRpb25SZXNwb25zZRJpChJEZWxldGVTdWJzY3JpcHRpb24SKC5rZXltYW5hZ2VyLnYxLkRlbGV0ZVN1YnNjcmlwdGlvblJlcXVlc3QaKS5rZXltYW5hZ2VyLnYxLkRlbGV0ZVN1YnNjcmlwdGlvblJlc3BvbnNlEmsKEUxpc3RTdWJzY3JpcHRpb25zEicua2V5bWFuYWdlci52MS5MaXN0U3Vic2NyaXB0aW9uc1JlcXVlc3QaKC5rZXltYW5hZ2VyLnYxLkxpc3RTdWJzY3JpcHRpb25zUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_keymanager_v1_types]);
 
 /**
  * @generated from message keymanager.v1.CreateApiRequest
@@ -91,12 +91,15 @@ export const GetApiResponseSchema: GenMessage<GetApiResponse> = /*@__PURE__*/
  */
 export type UpdateApiRequest = Message<"keymanager.v1.UpdateApiRequest"> & {
   /**
+   * api_id selects the API; fields outside update_mask are ignored.
+   *
    * @generated from field: keymanager.v1.Api api = 1;
    */
   api?: Api | undefined;
 
   /**
-   * Paths among name, context, version, publisher, api_tier; empty: every field that is set.
+   * Paths among name, context, version, publisher, api_tier; empty: every one of these that is
+   * set. Any other path (unknown, output only or not changeable) is INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -161,6 +164,19 @@ export const DeleteApiResponseSchema: GenMessage<DeleteApiResponse> = /*@__PURE_
  * @generated from message keymanager.v1.ListApisRequest
  */
 export type ListApisRequest = Message<"keymanager.v1.ListApisRequest"> & {
+  /**
+   * At most this many APIs; 0: the configured default. Above the configured maximum: the maximum.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty: the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -175,9 +191,18 @@ export const ListApisRequestSchema: GenMessage<ListApisRequest> = /*@__PURE__*/
  */
 export type ListApisResponse = Message<"keymanager.v1.ListApisResponse"> & {
   /**
+   * Ordered by api_id.
+   *
    * @generated from field: repeated keymanager.v1.Api apis = 1;
    */
   apis: Api[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -192,28 +217,12 @@ export const ListApisResponseSchema: GenMessage<ListApisResponse> = /*@__PURE__*
  */
 export type CreateSubscriptionRequest = Message<"keymanager.v1.CreateSubscriptionRequest"> & {
   /**
-   * @generated from field: string application_id = 1;
-   */
-  applicationId: string;
-
-  /**
-   * @generated from field: string api_id = 2;
-   */
-  apiId: string;
-
-  /**
-   * Defaults to "Unlimited".
+   * application_id and api_id are required; tier defaults to "Unlimited", state to
+   * SUBSCRIPTION_STATE_UNBLOCKED. subscription_id, create_time and update_time are ignored.
    *
-   * @generated from field: string tier = 3;
+   * @generated from field: keymanager.v1.Subscription subscription = 1;
    */
-  tier: string;
-
-  /**
-   * Defaults to SUBSCRIPTION_STATE_UNBLOCKED.
-   *
-   * @generated from field: keymanager.v1.SubscriptionState state = 4;
-   */
-  state: SubscriptionState;
+  subscription?: Subscription | undefined;
 };
 
 /**
@@ -279,23 +288,19 @@ export const GetSubscriptionResponseSchema: GenMessage<GetSubscriptionResponse> 
  */
 export type UpdateSubscriptionRequest = Message<"keymanager.v1.UpdateSubscriptionRequest"> & {
   /**
-   * @generated from field: string subscription_id = 1;
+   * subscription_id selects the subscription; fields outside update_mask are ignored.
+   *
+   * @generated from field: keymanager.v1.Subscription subscription = 1;
    */
-  subscriptionId: string;
+  subscription?: Subscription | undefined;
 
   /**
-   * Empty keeps the tier.
+   * Paths among tier and state; empty: every one of these that is set (a tier that is not
+   * empty, a state that is not UNSPECIFIED). Any other path is INVALID_ARGUMENT.
    *
-   * @generated from field: string tier = 2;
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
-  tier: string;
-
-  /**
-   * UNSPECIFIED keeps the state.
-   *
-   * @generated from field: keymanager.v1.SubscriptionState state = 3;
-   */
-  state: SubscriptionState;
+  updateMask?: FieldMask | undefined;
 };
 
 /**
@@ -357,6 +362,8 @@ export const DeleteSubscriptionResponseSchema: GenMessage<DeleteSubscriptionResp
  */
 export type ListSubscriptionsRequest = Message<"keymanager.v1.ListSubscriptionsRequest"> & {
   /**
+   * Filters: at least one is required.
+   *
    * @generated from field: string application_id = 1;
    */
   applicationId: string;
@@ -365,6 +372,20 @@ export type ListSubscriptionsRequest = Message<"keymanager.v1.ListSubscriptionsR
    * @generated from field: string api_id = 2;
    */
   apiId: string;
+
+  /**
+   * At most this many subscriptions; 0: the configured default. Above the configured maximum: the maximum.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page, with the same filters; empty: the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -379,9 +400,18 @@ export const ListSubscriptionsRequestSchema: GenMessage<ListSubscriptionsRequest
  */
 export type ListSubscriptionsResponse = Message<"keymanager.v1.ListSubscriptionsResponse"> & {
   /**
+   * Oldest first.
+   *
    * @generated from field: repeated keymanager.v1.Subscription subscriptions = 1;
    */
   subscriptions: Subscription[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -456,7 +486,7 @@ export const SubscriptionService: GenService<{
     output: typeof GetSubscriptionResponseSchema;
   },
   /**
-   * Changes the tier and/or state.
+   * Changes the tier and/or the state (update_mask).
    *
    * @generated from rpc keymanager.v1.SubscriptionService.UpdateSubscription
    */

@@ -4,95 +4,26 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { SystemClient } from "./types_pb.js";
+import { file_keymanager_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file keymanager/v1/system_client_service.proto.
  */
 export const file_keymanager_v1_system_client_service: GenFile = /*@__PURE__*/
-  fileDesc("CilrZXltYW5hZ2VyL3YxL3N5c3RlbV9jbGllbnRfc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSLIAQoMU3lzdGVtQ2xpZW50EhEKCWNsaWVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnNjb3BlcxgDIAMoCRISCgpzdWJzY3JpYmVyGAQgASgJEhEKCWdyb3VwX2lkcxgFIAMoCRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImAKGUNyZWF0ZVN5c3RlbUNsaWVudFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZzY29wZXMYAiADKAkSEgoKc3Vic2NyaWJlchgDIAEoCRIRCglncm91cF9pZHMYBCADKAkiYAoaQ3JlYXRlU3lzdGVtQ2xpZW50UmVzcG9uc2USKwoGY2xpZW50GAEgASgLMhsua2V5bWFuYWdlci52MS5TeXN0ZW1DbGllbnQSFQoNY2xpZW50X3NlY3JldBgCIAEoCSIrChZHZXRTeXN0ZW1DbGllbnRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJGChdHZXRTeXN0ZW1DbGllbnRSZXNwb25zZRIrCgZjbGllbnQYASABKAsyGy5rZXltYW5hZ2VyLnYxLlN5c3RlbUNsaWVudCIaChhMaXN0U3lzdGVtQ2xpZW50c1JlcXVlc3QiSQoZTGlzdFN5c3RlbUNsaWVudHNSZXNwb25zZRIsCgdjbGllbnRzGAEgAygLMhsua2V5bWFuYWdlci52MS5TeXN0ZW1DbGllbnQiOAojUmVnZW5lcmF0ZVN5c3RlbUNsaWVudFNlY3JldFJlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJIlAKJFJlZ2VuZXJhdGVTeXN0ZW1DbGllbnRTZWNyZXRSZXNwb25zZRIRCgljbGllbnRfaWQYASABKAkSFQoNY2xpZW50X3NlY3JldBgCIAEoCSIuChlEZWxldGVTeXN0ZW1DbGllbnRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSIcChpEZWxldGVTeXN0ZW1DbGllbnRSZXNwb25zZTLJBAoTU3lzdGVtQ2xpZW50U2VydmljZRJpChJDcmVhdGVTeXN0ZW1DbGllbnQSKC5rZXltYW5hZ2VyLnYxLkNyZWF0ZVN5c3RlbUNsaWVudFJlcXVlc3QaKS5rZXltYW5hZ2VyLnYxLkNyZWF0ZVN5c3RlbUNsaWVudFJlc3BvbnNlEmUKD0dldFN5c3RlbUNsaWVudBIlLmtleW1hbmFnZXIudjEuR2V0U3lzdGVtQ2xpZW50UmVxdWVzdBomLmtleW1hbmFnZXIudjEuR2V0U3lzdGVtQ2xpZW50UmVzcG9uc2UiA5ACARJrChFMaXN0U3lzdGVtQ2xpZW50cxInLmtleW1hbmFnZXIudjEuTGlzdFN5c3RlbUNsaWVudHNSZXF1ZXN0Gigua2V5bWFuYWdlci52MS5MaXN0U3lzdGVtQ2xpZW50c1Jlc3BvbnNlIgOQAgEShwEKHFJlZ2VuZXJhdGVTeXN0ZW1DbGllbnRTZWNyZXQSMi5rZXltYW5hZ2VyLnYxLlJlZ2VuZXJhdGVTeXN0ZW1DbGllbnRTZWNyZXRSZXF1ZXN0GjMua2V5bWFuYWdlci52MS5SZWdlbmVyYXRlU3lzdGVtQ2xpZW50U2VjcmV0UmVzcG9uc2USaQoSRGVsZXRlU3lzdGVtQ2xpZW50Eigua2V5bWFuYWdlci52MS5EZWxldGVTeXN0ZW1DbGllbnRSZXF1ZXN0Gikua2V5bWFuYWdlci52MS5EZWxldGVTeXN0ZW1DbGllbnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
-
-/**
- * A caller of this service (not a store application).
- *
- * @generated from message keymanager.v1.SystemClient
- */
-export type SystemClient = Message<"keymanager.v1.SystemClient"> & {
-  /**
-   * @generated from field: string client_id = 1;
-   */
-  clientId: string;
-
-  /**
-   * @generated from field: string name = 2;
-   */
-  name: string;
-
-  /**
-   * Any of "apim:subscribe", "km:gateway", "km:admin".
-   *
-   * @generated from field: repeated string scopes = 3;
-   */
-  scopes: string[];
-
-  /**
-   * The subscriber a store caller acts for: without "km:admin", it sees and changes only
-   * applications whose app_owner is this subscriber (or tokens' end user, for password grants).
-   *
-   * @generated from field: string subscriber = 4;
-   */
-  subscriber: string;
-
-  /**
-   * Store application groups (groupId) the client may also see.
-   *
-   * @generated from field: repeated string group_ids = 5;
-   */
-  groupIds: string[];
-
-  /**
-   * @generated from field: google.protobuf.Timestamp create_time = 6;
-   */
-  createTime?: Timestamp | undefined;
-
-  /**
-   * @generated from field: google.protobuf.Timestamp update_time = 7;
-   */
-  updateTime?: Timestamp | undefined;
-};
-
-/**
- * Describes the message keymanager.v1.SystemClient.
- * Use `create(SystemClientSchema)` to create a new message.
- */
-export const SystemClientSchema: GenMessage<SystemClient> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_system_client_service, 0);
+  fileDesc("CilrZXltYW5hZ2VyL3YxL3N5c3RlbV9jbGllbnRfc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSJPChlDcmVhdGVTeXN0ZW1DbGllbnRSZXF1ZXN0EjIKDXN5c3RlbV9jbGllbnQYASABKAsyGy5rZXltYW5hZ2VyLnYxLlN5c3RlbUNsaWVudCJnChpDcmVhdGVTeXN0ZW1DbGllbnRSZXNwb25zZRIyCg1zeXN0ZW1fY2xpZW50GAEgASgLMhsua2V5bWFuYWdlci52MS5TeXN0ZW1DbGllbnQSFQoNY2xpZW50X3NlY3JldBgCIAEoCSIrChZHZXRTeXN0ZW1DbGllbnRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJNChdHZXRTeXN0ZW1DbGllbnRSZXNwb25zZRIyCg1zeXN0ZW1fY2xpZW50GAEgASgLMhsua2V5bWFuYWdlci52MS5TeXN0ZW1DbGllbnQiQQoYTGlzdFN5c3RlbUNsaWVudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImkKGUxpc3RTeXN0ZW1DbGllbnRzUmVzcG9uc2USMwoOc3lzdGVtX2NsaWVudHMYASADKAsyGy5rZXltYW5hZ2VyLnYxLlN5c3RlbUNsaWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAojUmVnZW5lcmF0ZVN5c3RlbUNsaWVudFNlY3JldFJlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJIlAKJFJlZ2VuZXJhdGVTeXN0ZW1DbGllbnRTZWNyZXRSZXNwb25zZRIRCgljbGllbnRfaWQYASABKAkSFQoNY2xpZW50X3NlY3JldBgCIAEoCSIuChlEZWxldGVTeXN0ZW1DbGllbnRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSIcChpEZWxldGVTeXN0ZW1DbGllbnRSZXNwb25zZTLJBAoTU3lzdGVtQ2xpZW50U2VydmljZRJpChJDcmVhdGVTeXN0ZW1DbGllbnQSKC5rZXltYW5hZ2VyLnYxLkNyZWF0ZVN5c3RlbUNsaWVudFJlcXVlc3QaKS5rZXltYW5hZ2VyLnYxLkNyZWF0ZVN5c3RlbUNsaWVudFJlc3BvbnNlEmUKD0dldFN5c3RlbUNsaWVudBIlLmtleW1hbmFnZXIudjEuR2V0U3lzdGVtQ2xpZW50UmVxdWVzdBomLmtleW1hbmFnZXIudjEuR2V0U3lzdGVtQ2xpZW50UmVzcG9uc2UiA5ACARJrChFMaXN0U3lzdGVtQ2xpZW50cxInLmtleW1hbmFnZXIudjEuTGlzdFN5c3RlbUNsaWVudHNSZXF1ZXN0Gigua2V5bWFuYWdlci52MS5MaXN0U3lzdGVtQ2xpZW50c1Jlc3BvbnNlIgOQAgEShwEKHFJlZ2VuZXJhdGVTeXN0ZW1DbGllbnRTZWNyZXQSMi5rZXltYW5hZ2VyLnYxLlJlZ2VuZXJhdGVTeXN0ZW1DbGllbnRTZWNyZXRSZXF1ZXN0GjMua2V5bWFuYWdlci52MS5SZWdlbmVyYXRlU3lzdGVtQ2xpZW50U2VjcmV0UmVzcG9uc2USaQoSRGVsZXRlU3lzdGVtQ2xpZW50Eigua2V5bWFuYWdlci52MS5EZWxldGVTeXN0ZW1DbGllbnRSZXF1ZXN0Gikua2V5bWFuYWdlci52MS5EZWxldGVTeXN0ZW1DbGllbnRSZXNwb25zZWIGcHJvdG8z", [file_keymanager_v1_types]);
 
 /**
  * @generated from message keymanager.v1.CreateSystemClientRequest
  */
 export type CreateSystemClientRequest = Message<"keymanager.v1.CreateSystemClientRequest"> & {
   /**
-   * @generated from field: string name = 1;
+   * name and scopes are required; client_id, create_time and update_time are ignored.
+   *
+   * @generated from field: keymanager.v1.SystemClient system_client = 1;
    */
-  name: string;
-
-  /**
-   * @generated from field: repeated string scopes = 2;
-   */
-  scopes: string[];
-
-  /**
-   * @generated from field: string subscriber = 3;
-   */
-  subscriber: string;
-
-  /**
-   * @generated from field: repeated string group_ids = 4;
-   */
-  groupIds: string[];
+  systemClient?: SystemClient | undefined;
 };
 
 /**
@@ -100,16 +31,16 @@ export type CreateSystemClientRequest = Message<"keymanager.v1.CreateSystemClien
  * Use `create(CreateSystemClientRequestSchema)` to create a new message.
  */
 export const CreateSystemClientRequestSchema: GenMessage<CreateSystemClientRequest> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_system_client_service, 1);
+  messageDesc(file_keymanager_v1_system_client_service, 0);
 
 /**
  * @generated from message keymanager.v1.CreateSystemClientResponse
  */
 export type CreateSystemClientResponse = Message<"keymanager.v1.CreateSystemClientResponse"> & {
   /**
-   * @generated from field: keymanager.v1.SystemClient client = 1;
+   * @generated from field: keymanager.v1.SystemClient system_client = 1;
    */
-  client?: SystemClient | undefined;
+  systemClient?: SystemClient | undefined;
 
   /**
    * Shown once: only an encrypted copy is kept.
@@ -124,7 +55,7 @@ export type CreateSystemClientResponse = Message<"keymanager.v1.CreateSystemClie
  * Use `create(CreateSystemClientResponseSchema)` to create a new message.
  */
 export const CreateSystemClientResponseSchema: GenMessage<CreateSystemClientResponse> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_system_client_service, 2);
+  messageDesc(file_keymanager_v1_system_client_service, 1);
 
 /**
  * @generated from message keymanager.v1.GetSystemClientRequest
@@ -141,16 +72,16 @@ export type GetSystemClientRequest = Message<"keymanager.v1.GetSystemClientReque
  * Use `create(GetSystemClientRequestSchema)` to create a new message.
  */
 export const GetSystemClientRequestSchema: GenMessage<GetSystemClientRequest> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_system_client_service, 3);
+  messageDesc(file_keymanager_v1_system_client_service, 2);
 
 /**
  * @generated from message keymanager.v1.GetSystemClientResponse
  */
 export type GetSystemClientResponse = Message<"keymanager.v1.GetSystemClientResponse"> & {
   /**
-   * @generated from field: keymanager.v1.SystemClient client = 1;
+   * @generated from field: keymanager.v1.SystemClient system_client = 1;
    */
-  client?: SystemClient | undefined;
+  systemClient?: SystemClient | undefined;
 };
 
 /**
@@ -158,12 +89,25 @@ export type GetSystemClientResponse = Message<"keymanager.v1.GetSystemClientResp
  * Use `create(GetSystemClientResponseSchema)` to create a new message.
  */
 export const GetSystemClientResponseSchema: GenMessage<GetSystemClientResponse> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_system_client_service, 4);
+  messageDesc(file_keymanager_v1_system_client_service, 3);
 
 /**
  * @generated from message keymanager.v1.ListSystemClientsRequest
  */
 export type ListSystemClientsRequest = Message<"keymanager.v1.ListSystemClientsRequest"> & {
+  /**
+   * At most this many clients; 0: the configured default. Above the configured maximum: the maximum.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty: the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -171,16 +115,25 @@ export type ListSystemClientsRequest = Message<"keymanager.v1.ListSystemClientsR
  * Use `create(ListSystemClientsRequestSchema)` to create a new message.
  */
 export const ListSystemClientsRequestSchema: GenMessage<ListSystemClientsRequest> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_system_client_service, 5);
+  messageDesc(file_keymanager_v1_system_client_service, 4);
 
 /**
  * @generated from message keymanager.v1.ListSystemClientsResponse
  */
 export type ListSystemClientsResponse = Message<"keymanager.v1.ListSystemClientsResponse"> & {
   /**
-   * @generated from field: repeated keymanager.v1.SystemClient clients = 1;
+   * Oldest first.
+   *
+   * @generated from field: repeated keymanager.v1.SystemClient system_clients = 1;
    */
-  clients: SystemClient[];
+  systemClients: SystemClient[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -188,7 +141,7 @@ export type ListSystemClientsResponse = Message<"keymanager.v1.ListSystemClients
  * Use `create(ListSystemClientsResponseSchema)` to create a new message.
  */
 export const ListSystemClientsResponseSchema: GenMessage<ListSystemClientsResponse> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_system_client_service, 6);
+  messageDesc(file_keymanager_v1_system_client_service, 5);
 
 /**
  * @generated from message keymanager.v1.RegenerateSystemClientSecretRequest
@@ -205,7 +158,7 @@ export type RegenerateSystemClientSecretRequest = Message<"keymanager.v1.Regener
  * Use `create(RegenerateSystemClientSecretRequestSchema)` to create a new message.
  */
 export const RegenerateSystemClientSecretRequestSchema: GenMessage<RegenerateSystemClientSecretRequest> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_system_client_service, 7);
+  messageDesc(file_keymanager_v1_system_client_service, 6);
 
 /**
  * @generated from message keymanager.v1.RegenerateSystemClientSecretResponse
@@ -227,7 +180,7 @@ export type RegenerateSystemClientSecretResponse = Message<"keymanager.v1.Regene
  * Use `create(RegenerateSystemClientSecretResponseSchema)` to create a new message.
  */
 export const RegenerateSystemClientSecretResponseSchema: GenMessage<RegenerateSystemClientSecretResponse> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_system_client_service, 8);
+  messageDesc(file_keymanager_v1_system_client_service, 7);
 
 /**
  * @generated from message keymanager.v1.DeleteSystemClientRequest
@@ -244,7 +197,7 @@ export type DeleteSystemClientRequest = Message<"keymanager.v1.DeleteSystemClien
  * Use `create(DeleteSystemClientRequestSchema)` to create a new message.
  */
 export const DeleteSystemClientRequestSchema: GenMessage<DeleteSystemClientRequest> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_system_client_service, 9);
+  messageDesc(file_keymanager_v1_system_client_service, 8);
 
 /**
  * @generated from message keymanager.v1.DeleteSystemClientResponse
@@ -257,7 +210,7 @@ export type DeleteSystemClientResponse = Message<"keymanager.v1.DeleteSystemClie
  * Use `create(DeleteSystemClientResponseSchema)` to create a new message.
  */
 export const DeleteSystemClientResponseSchema: GenMessage<DeleteSystemClientResponse> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_system_client_service, 10);
+  messageDesc(file_keymanager_v1_system_client_service, 9);
 
 /**
  * The callers of this service. Every RPC except health and reflection needs a bearer token

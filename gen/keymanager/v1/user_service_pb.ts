@@ -12,18 +12,22 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keymanager/v1/user_service.proto.
  */
 export const file_keymanager_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBrZXltYW5hZ2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSI3ChFDcmVhdGVVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSI3ChJDcmVhdGVVc2VyUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmtleW1hbmFnZXIudjEuVXNlciIiCg5HZXRVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCSI0Cg9HZXRVc2VyUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmtleW1hbmFnZXIudjEuVXNlciI8ChZTZXRVc2VyUGFzc3dvcmRSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIjwKF1NldFVzZXJQYXNzd29yZFJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5rZXltYW5hZ2VyLnYxLlVzZXIiJQoRRGVsZXRlVXNlclJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkiFAoSRGVsZXRlVXNlclJlc3BvbnNlIhIKEExpc3RVc2Vyc1JlcXVlc3QiNwoRTGlzdFVzZXJzUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5rZXltYW5hZ2VyLnYxLlVzZXIyuQMKC1VzZXJTZXJ2aWNlElEKCkNyZWF0ZVVzZXISIC5rZXltYW5hZ2VyLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiEua2V5bWFuYWdlci52MS5DcmVhdGVVc2VyUmVzcG9uc2USTQoHR2V0VXNlchIdLmtleW1hbmFnZXIudjEuR2V0VXNlclJlcXVlc3QaHi5rZXltYW5hZ2VyLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBEmAKD1NldFVzZXJQYXNzd29yZBIlLmtleW1hbmFnZXIudjEuU2V0VXNlclBhc3N3b3JkUmVxdWVzdBomLmtleW1hbmFnZXIudjEuU2V0VXNlclBhc3N3b3JkUmVzcG9uc2USUQoKRGVsZXRlVXNlchIgLmtleW1hbmFnZXIudjEuRGVsZXRlVXNlclJlcXVlc3QaIS5rZXltYW5hZ2VyLnYxLkRlbGV0ZVVzZXJSZXNwb25zZRJTCglMaXN0VXNlcnMSHy5rZXltYW5hZ2VyLnYxLkxpc3RVc2Vyc1JlcXVlc3QaIC5rZXltYW5hZ2VyLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_keymanager_v1_types]);
+  fileDesc("CiBrZXltYW5hZ2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSJIChFDcmVhdGVVc2VyUmVxdWVzdBIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyEhAKCHBhc3N3b3JkGAIgASgJIjcKEkNyZWF0ZVVzZXJSZXNwb25zZRIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIiIKDkdldFVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJIjQKD0dldFVzZXJSZXNwb25zZRIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIjwKFlNldFVzZXJQYXNzd29yZFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiPAoXU2V0VXNlclBhc3N3b3JkUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmtleW1hbmFnZXIudjEuVXNlciIlChFEZWxldGVVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiOQoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJQChFMaXN0VXNlcnNSZXNwb25zZRIiCgV1c2VycxgBIAMoCzITLmtleW1hbmFnZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyuQMKC1VzZXJTZXJ2aWNlElEKCkNyZWF0ZVVzZXISIC5rZXltYW5hZ2VyLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiEua2V5bWFuYWdlci52MS5DcmVhdGVVc2VyUmVzcG9uc2USTQoHR2V0VXNlchIdLmtleW1hbmFnZXIudjEuR2V0VXNlclJlcXVlc3QaHi5rZXltYW5hZ2VyLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBEmAKD1NldFVzZXJQYXNzd29yZBIlLmtleW1hbmFnZXIudjEuU2V0VXNlclBhc3N3b3JkUmVxdWVzdBomLmtleW1hbmFnZXIudjEuU2V0VXNlclBhc3N3b3JkUmVzcG9uc2USUQoKRGVsZXRlVXNlchIgLmtleW1hbmFnZXIudjEuRGVsZXRlVXNlclJlcXVlc3QaIS5rZXltYW5hZ2VyLnYxLkRlbGV0ZVVzZXJSZXNwb25zZRJTCglMaXN0VXNlcnMSHy5rZXltYW5hZ2VyLnYxLkxpc3RVc2Vyc1JlcXVlc3QaIC5rZXltYW5hZ2VyLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_keymanager_v1_types]);
 
 /**
  * @generated from message keymanager.v1.CreateUserRequest
  */
 export type CreateUserRequest = Message<"keymanager.v1.CreateUserRequest"> & {
   /**
-   * @generated from field: string username = 1;
+   * username is required; create_time and update_time are ignored.
+   *
+   * @generated from field: keymanager.v1.User user = 1;
    */
-  username: string;
+  user?: User | undefined;
 
   /**
+   * Create-only: stored as a scrypt hash, never returned.
+   *
    * @generated from field: string password = 2;
    */
   password: string;
@@ -160,6 +164,19 @@ export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PUR
  * @generated from message keymanager.v1.ListUsersRequest
  */
 export type ListUsersRequest = Message<"keymanager.v1.ListUsersRequest"> & {
+  /**
+   * At most this many users; 0: the configured default. Above the configured maximum: the maximum.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty: the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -174,9 +191,18 @@ export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*
  */
 export type ListUsersResponse = Message<"keymanager.v1.ListUsersResponse"> & {
   /**
+   * Ordered by username.
+   *
    * @generated from field: repeated keymanager.v1.User users = 1;
    */
   users: User[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**

@@ -23,3 +23,9 @@ export interface ResourceInput {
   resources: ApiResource[];
   properties: Record<string, string>;
 }
+
+/** What an update of an API's registered resources replaces: its resources, its properties, or both. */
+export interface ResourcePatch {
+  resources?: ApiResource[];
+  properties?: Record<string, string>;
+}

@@ -33,6 +33,7 @@ import { recordFromIntrospection, recordFromJwt, JwksVerifier, unverifiedExpiry 
 import { OAuth2HttpClient } from "./http-client.js";
 import { TokenEndpoints } from "./token-endpoints.js";
 import type { ExternalTokenCache } from "./token-cache.js";
+import type { Page } from "../../domain/paging.js";
 
 export interface OAuth2KeyManagerDeps {
   config: ExternalKeyManagerConfig;
@@ -299,7 +300,7 @@ export class OAuth2KeyManager implements KeyManager {
     };
   }
 
-  async getActiveTokensByConsumerKey(): Promise<AccessTokenInfo[]> {
+  async getActiveTokensByConsumerKey(): Promise<Page<AccessTokenInfo>> {
     throw new UnimplementedError(`key manager "${this.name}" does not list tokens (OAuth2 has no such endpoint)`);
   }
 
