@@ -178,7 +178,7 @@ describeOnEachDatabase("tokens", (database) => {
       const issued = await Promise.all(Array.from({ length: 200 }, () => server.grpc.getNewApplicationAccessToken(tokenRequest(app))));
       const tokens = issued.map((r) => r.token?.accessToken ?? "");
       assert.equal(new Set(tokens).size, 200);
-      const { tokens: active } = await server.grpc.getActiveTokensByConsumerKey({ consumerKey: app.consumerKey });
+      const { tokens: active } = await server.grpc.getActiveTokensByConsumerKey({ consumerKey: app.consumerKey, pageSize: 200 });
       assert.equal(active.length, 200);
       for (const t of tokens.slice(0, 20)) assert.equal((await server.grpc.getTokenMetadata({ accessToken: t })).token?.tokenValid, true);
     });
