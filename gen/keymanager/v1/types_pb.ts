@@ -754,7 +754,8 @@ export const ExternalKeyManagerConfigurationSchema: GenMessage<ExternalKeyManage
  */
 export type Api = Message<"keymanager.v1.Api"> & {
   /**
-   * The publisher's identifier; the same id RegisterNewResource takes.
+   * The publisher's identifier, the same id RegisterNewResource takes: given on create, it
+   * selects the API in Get, Update and Delete and does not change.
    *
    * @generated from field: string api_id = 1;
    */
