@@ -63,8 +63,10 @@ const basic = (id: string, secret: string) => ({ authorization: `Basic ${Buffer.
 /** 1000 resources, each wrong: 1000 violations in a request of a few KB. */
 function badResources(apiId: string) {
   return create(RegisterNewResourceRequestSchema, {
-    apiId,
-    resources: Array.from({ length: 1000 }, () => ({ uriTemplate: "x", httpVerb: "FETCH", scopes: ["bad scope"], throttlingTier: "" })),
+    resource: {
+      apiId,
+      resources: Array.from({ length: 1000 }, () => ({ uriTemplate: "x", httpVerb: "FETCH", scopes: ["bad scope"], throttlingTier: "" })),
+    },
   });
 }
 
@@ -113,7 +115,7 @@ describe("a 4 MB Connect request", () => {
   const huge = () => {
     const message = badResources("big-api");
     // ~4 MB of JSON: the 1000 bad resources, each with a 3 KB template that is too long as well.
-    for (const r of message.resources) r.uriTemplate = `/${"t".repeat(4000)}`;
+    for (const r of message.resource?.resources ?? []) r.uriTemplate = `/${"t".repeat(4000)}`;
     return Buffer.from(toJsonString(RegisterNewResourceRequestSchema, message));
   };
   const path = "/keymanager.v1.KeyManagerService/RegisterNewResource";
@@ -218,7 +220,9 @@ describe("the gRPC port, 1000 violations in a 10 KB request", () => {
   });
 
   test("a wrong token with a 4 MB body: UNAUTHENTICATED", async () => {
-    const big = Buffer.from(toBinary(RegisterNewResourceRequestSchema, { ...badResources("x"), apiId: "y".repeat(4_000_000) }));
+    const message = badResources("x");
+    if (message.resource) message.resource.apiId = "y".repeat(4_000_000);
+    const big = Buffer.from(toBinary(RegisterNewResourceRequestSchema, message));
     const refused = await call("RegisterNewResource", big, "not-a-token");
     note("gRPC, 4 MB unauthenticated", refused.trailerBytes);
     assert.equal(refused.status.code, grpc.status.UNAUTHENTICATED);
