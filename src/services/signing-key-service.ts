@@ -7,8 +7,12 @@ import { listName, type Paging } from "./page-tokens.js";
 
 type Impl = ServiceImpl<typeof SigningKeyService>;
 
-/** Newest first: creation time, then kid, both descending. */
-const NEWEST_FIRST = [true, true];
+/**
+ * SigningKeys' order: the active key first, then the most recently retired, then the newest;
+ * the kid last, so every key has its own cursor. All descending.
+ */
+const NEWEST_FIRST = [true, true, true];
+const keyOrder = (k: PublishedKey) => [k.retiredAt?.getTime() ?? Number.MAX_SAFE_INTEGER, k.createdAt.getTime(), k.kid];
 
 /** keymanager.v1.SigningKeyService: rotation and listing of the JWT signing keys. */
 export class SigningKeyServiceImpl implements Impl {
@@ -26,7 +30,7 @@ export class SigningKeyServiceImpl implements Impl {
   async listSigningKeys(req: Parameters<Impl["listSigningKeys"]>[0]) {
     const list = listName("ListSigningKeys");
     // The published keys are few and held in memory; a page is cut from them by the same cursor rule.
-    const page = pageInMemory(this.keys.list(), this.paging.query(list, req), (k) => [k.createdAt.getTime(), k.kid], NEWEST_FIRST);
+    const page = pageInMemory(this.keys.list(), this.paging.query(list, req), keyOrder, NEWEST_FIRST);
     return { signingKeys: page.items.map(keyToPb), nextPageToken: this.paging.nextPageToken(list, page) };
   }
 }
