@@ -1,0 +1,118 @@
+import type { Api, ApiResource, AuthLevel } from "../model/api.js";
+import type { KeyType } from "../model/application.js";
+import type { Subscription } from "../model/subscription.js";
+import { isApplicationToken } from "../model/token.js";
+import { normaliseContext, resourceStart } from "../templates/api-path.js";
+import { pathSegments } from "../templates/request-path.js";
+import type { ResourceTable } from "../templates/resource-table.js";
+import { describe } from "./describe.js";
+import { type AsyncFacts, type Decision, type DecisionRequest, type Facts, KeyManagerUnavailable } from "./facts.js";
+import { Status, type ValidationStatus } from "./status.js";
+
+/**
+ * ValidateToken's checks, in WSO2's order, as one pure function of the request and the facts:
+ *
+ * 1. the API, by context and version (900908);
+ * 2. the resource, by verb and the matched template, or the most specific template matching the
+ *    request path (900906);
+ * 3. auth level NONE: authorized without a token;
+ * 4. a token presented (900902); known, not revoked, not expired (900901; 900912 when its key
+ *    manager cannot say);
+ * 5. the token's type against the auth level: application or user token (900905);
+ * 6. the application holding the token's consumer key (900908);
+ * 7. its subscription to the API (900908), and the subscription's state: BLOCKED, or
+ *    PROD_ONLY_BLOCKED with PRODUCTION keys (900907); ON_HOLD or REJECTED (900909);
+ * 8. one of the resource's scopes, when it names any (900910).
+ *
+ * Facts are asked for one at a time, only when the checks get that far. `decide` answers from
+ * facts at hand (a gateway's copy); `decideAsync` from facts that may have to be read (the server).
+ */
+export function decide(facts: Facts, request: DecisionRequest): Decision {
+  const steps = checks(request);
+  let step = steps.next();
+  while (!step.done) step = steps.next(answer(facts, step.value));
+  return step.value;
+}
+
+export async function decideAsync(facts: AsyncFacts, request: DecisionRequest): Promise<Decision> {
+  const steps = checks(request);
+  let step = steps.next();
+  while (!step.done) step = steps.next(await answer(facts, step.value));
+  return step.value;
+}
+
+/** A fact the checks need next: which getter, with which arguments. */
+type Question = { [K in keyof Facts]: { fact: K; args: Parameters<Facts[K]> } }[keyof Facts];
+
+function answer(facts: Facts | AsyncFacts, question: Question): unknown {
+  return (facts[question.fact] as (...args: unknown[]) => unknown).apply(facts, question.args);
+}
+
+/** Asks for one fact; the drivers answer with exactly that getter's value. */
+function* ask<K extends keyof Facts>(fact: K, ...args: Parameters<Facts[K]>): Generator<Question, ReturnType<Facts[K]>, unknown> {
+  return (yield { fact, args } as Question) as ReturnType<Facts[K]>;
+}
+
+function* checks(req: DecisionRequest): Generator<Question, Decision, unknown> {
+  const context = normaliseContext(req.context);
+  const api = yield* ask("api", context, req.version);
+  if (!api) return refuse(Status.RESOURCE_FORBIDDEN, describe.noApi(context, req.version));
+
+  const verb = req.httpVerb.toUpperCase();
+  const table = yield* ask("resources", api);
+  const found = findResource(table, api, verb, req);
+  if (typeof found === "string") return refuse(Status.INCORRECT_API_RESOURCE, found, { api });
+  const resource = found;
+
+  const level = req.requiredAuthLevel ?? resource.authLevel;
+  if (level === "NONE") return { status: Status.OK, authorized: true, description: "", api, resource };
+  if (!req.hasToken) return refuse(Status.MISSING_CREDENTIALS, describe.missingToken(api, resource, level), { api, resource });
+
+  const token = yield* ask("token");
+  if (token instanceof KeyManagerUnavailable) return refuse(Status.KEY_MANAGER_NOT_AVAILABLE, describe.unavailable(token.keyManager), { api, resource });
+  if (!token) return refuse(Status.INVALID_CREDENTIALS, describe.unknownToken(), { api, resource });
+  if (token.revokedAt) return refuse(Status.INVALID_CREDENTIALS, describe.revokedToken(), { api, resource });
+  if (token.expiresAt.getTime() <= req.now) return refuse(Status.INVALID_CREDENTIALS, describe.expiredToken(token.expiresAt), { api, resource });
+  if (!tokenTypeFits(level, isApplicationToken(token))) {
+    return refuse(Status.INCORRECT_ACCESS_TOKEN_TYPE, describe.wrongTokenType(api, resource, level), { api, resource, token });
+  }
+
+  const keyMapping = yield* ask("keyMapping", token.consumerKey);
+  if (!keyMapping) return refuse(Status.RESOURCE_FORBIDDEN, describe.noKeyMapping(), { api, resource, token });
+  const subscription = yield* ask("subscription", keyMapping.applicationId, api.apiId);
+  if (!subscription) return refuse(Status.RESOURCE_FORBIDDEN, describe.noSubscription(keyMapping, api), { api, resource, token, keyMapping });
+  const state = subscriptionStatus(subscription, keyMapping.keyType);
+  if (state) return refuse(state, describe.subscriptionState(keyMapping, api, subscription), { api, resource, token, keyMapping, subscription });
+  if (resource.scopes.length > 0 && !resource.scopes.some((s) => token.scopes.includes(s))) {
+    return refuse(Status.INVALID_SCOPE, describe.scope(api, resource, token.scopes), { api, resource, token, keyMapping, subscription });
+  }
+  return { status: Status.OK, authorized: true, description: "", api, resource, token, keyMapping, subscription };
+}
+
+/** The resource the request addresses, or why there is none. */
+function findResource(table: ResourceTable | undefined, api: Api, verb: string, req: DecisionRequest): ApiResource | string {
+  if (!table || table.size === 0) return describe.noResources(api);
+  if (req.matchingResource !== "") return table.find(verb, req.matchingResource) ?? describe.noTemplate(api, verb, req.matchingResource);
+  const segments = pathSegments(req.requestPath);
+  if (!segments) return describe.unusablePath(req.requestPath);
+  const start = resourceStart(segments, api.context, api.version);
+  if (start === undefined) return describe.notUnderContext(api, req.requestPath);
+  return table.matchSegments(verb, segments, start) ?? describe.noMatch(api, verb, req.requestPath);
+}
+
+function tokenTypeFits(level: AuthLevel, applicationToken: boolean): boolean {
+  if (level === "APPLICATION") return applicationToken;
+  if (level === "APPLICATION_USER") return !applicationToken;
+  return true;
+}
+
+/** What the subscription's state refuses, if anything. */
+export function subscriptionStatus(s: Pick<Subscription, "state">, keyType: KeyType): ValidationStatus | undefined {
+  if (s.state === "BLOCKED" || (s.state === "PROD_ONLY_BLOCKED" && keyType === "PRODUCTION")) return Status.API_BLOCKED;
+  if (s.state === "ON_HOLD" || s.state === "REJECTED") return Status.SUBSCRIPTION_INACTIVE;
+  return undefined;
+}
+
+function refuse(status: ValidationStatus, description: string, facts: Omit<Decision, "status" | "authorized" | "description"> = {}): Decision {
+  return { status, authorized: false, description, ...facts };
+}
