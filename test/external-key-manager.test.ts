@@ -434,6 +434,7 @@ describeOnEachDatabase("external OAuth2 key managers beside the resident one", (
     const res = await validate("slow-token");
     assert.equal(res.statusCode, 900912);
     assert.equal(res.statusName, "KEY_MANAGER_NOT_AVAILABLE");
+    assert.equal(res.statusDescription, `key manager "${SLOW_KM}" cannot be reached to check the access token`);
     assert.ok(Date.now() - started < 2000, "timed out, not hung");
     // Introspection is idempotent: tried twice. Registration is not: tried once.
     assert.equal(silent.requests.filter((r) => r === "POST /introspect").length, 2);

@@ -24,6 +24,7 @@ export class TokenValidationServiceImpl implements Impl {
       accessToken: req.accessToken,
       requiredAuthLevel,
       matchingResource: req.matchingResource,
+      requestPath: req.requestPath,
       httpVerb: req.httpVerb,
     });
     return result instanceof Promise ? result.then((r) => this.toMessage(r)) : this.toMessage(result);
@@ -40,7 +41,7 @@ export class TokenValidationServiceImpl implements Impl {
 }
 
 function wellFormed(req: ValidateTokenRequest): boolean {
-  return req.context !== "" && req.version !== "" && req.matchingResource !== "" && req.httpVerb !== "";
+  return req.context !== "" && req.version !== "" && (req.matchingResource !== "" || req.requestPath !== "") && req.httpVerb !== "";
 }
 
 /** The slow path: names every missing field, checks the auth level. */
@@ -48,7 +49,7 @@ function checkRequest(req: ValidateTokenRequest) {
   const v = new Validator();
   v.required("context", req.context);
   v.required("version", req.version);
-  v.required("matching_resource", req.matchingResource);
+  if (req.matchingResource === "" && req.requestPath === "") v.add("matching_resource", "is required (or request_path)");
   v.required("http_verb", req.httpVerb);
   const level = optionalAuthLevelFromPb(v, "required_auth_level", req.requiredAuthLevel);
   v.throwIfInvalid();
@@ -62,12 +63,12 @@ function validationToPb(r: ValidationResult) {
     statusCode: r.status.code,
     statusName: r.status.name,
     consumerKey: t?.consumerKey ?? "",
-    applicationId: r.application?.applicationId ?? "",
-    applicationName: r.application?.applicationName ?? "",
-    applicationTier: r.application?.applicationTier ?? "",
-    subscriber: r.application?.subscriber ?? "",
+    applicationId: r.keyMapping?.applicationId ?? "",
+    applicationName: r.keyMapping?.applicationName ?? "",
+    applicationTier: r.keyMapping?.applicationTier ?? "",
+    subscriber: r.keyMapping?.subscriber ?? "",
     subscriptionTier: r.subscription?.tier ?? "",
-    keyType: r.application ? keyTypeToPb(r.application.keyType) : 0,
+    keyType: r.keyMapping ? keyTypeToPb(r.keyMapping.keyType) : 0,
     endUserName: t?.endUser ?? "",
     scopes: t?.scopes ?? [],
     issuedTimeMs: t ? BigInt(t.issuedAt.getTime()) : 0n,
@@ -75,9 +76,11 @@ function validationToPb(r: ValidationResult) {
     apiName: r.api?.name ?? "",
     apiPublisher: r.api?.publisher ?? "",
     apiTier: r.api?.apiTier ?? "",
-    keyManager: r.application?.keyManager ?? "",
+    keyManager: r.keyMapping?.keyManager ?? "",
     tokenType: t ? tokenTypeToPb(t.tokenType) : 0,
     isApplicationToken: t ? t.endUser === "" : false,
     resourceTier: r.resource?.throttlingTier ?? "",
+    statusDescription: r.description,
+    matchedResource: r.resource?.uriTemplate ?? "",
   };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { normaliseContext } from "@keymanager/core";
 import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { Validator } from "../domain/validator.js";
@@ -114,9 +115,4 @@ function checkApi(api: ApiInput): void {
   v.optionalText("api.publisher", api.publisher, LIMITS.name);
   v.optionalText("api.api_tier", api.apiTier, LIMITS.tier);
   v.throwIfInvalid();
-}
-
-/** Contexts compare without a trailing slash: "/pizzashack/" is "/pizzashack". */
-export function normaliseContext(context: string): string {
-  return context.length > 1 ? context.replace(/\/+$/, "") : context;
 }

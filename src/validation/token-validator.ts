@@ -1,15 +1,24 @@
+import {
+  type AsyncFacts,
+  type Decision,
+  decideAsync,
+  KeyManagerUnavailable,
+  ResourceTable,
+  Status,
+  type TokenFacts,
+  unexpectedFailure,
+  withoutQuery,
+} from "@keymanager/core";
 import type { Logger } from "pino";
 import type { Config } from "../config/config.js";
 import type { Clock } from "../domain/clock.js";
 import { UnavailableError } from "../domain/errors.js";
-import type { Api, ApiResource, AuthLevel, KeyMapping, KeyType, Subscription, TokenRecord } from "../domain/model/index.js";
+import type { AuthLevel, KeyMapping, TokenRecord } from "../domain/model/index.js";
 import type { SigningKeys } from "../oauth/signing-keys.js";
 import { hashToken } from "../oauth/token-hash.js";
 import type { Store } from "../storage/store.js";
-import { normaliseContext } from "../subscriptions/subscription-manager.js";
 import type { DecisionCache } from "./decision-cache.js";
-import { Status, type ValidationStatus } from "./status-codes.js";
-import { apiKey, resourceKey, subscriptionKey, type ValidationCache } from "./validation-cache.js";
+import { apiKey, subscriptionKey, type ValidationCache } from "./validation-cache.js";
 
 export interface ValidationRequest {
   context: string;
@@ -17,19 +26,15 @@ export interface ValidationRequest {
   accessToken: string;
   /** undefined: the registered resource's level. */
   requiredAuthLevel: AuthLevel | undefined;
+  /** The URI template the gateway matched; empty: match `requestPath`. */
   matchingResource: string;
+  /** The raw request path from the context on; used when matchingResource is empty. */
+  requestPath?: string;
   httpVerb: string;
 }
 
-export interface ValidationResult {
-  status: ValidationStatus;
-  authorized: boolean;
-  token?: TokenRecord;
-  application?: KeyMapping;
-  subscription?: Subscription;
-  api?: Api;
-  resource?: ApiResource;
-}
+/** The answer and the facts it was decided on (@keymanager/core's decision rules). */
+export type ValidationResult = Decision;
 
 /** Tokens issued by external key managers (keymanager/key-manager-registry.ts). */
 export interface ExternalTokenSource {
@@ -37,6 +42,8 @@ export interface ExternalTokenSource {
 }
 
 export interface ExternalTokenValidator {
+  /** The key manager's configured name, for 900912's description. */
+  readonly name: string;
   /** How long its answers may be kept. */
   readonly validationCacheMs: number;
   /** The token when active, undefined when not; UnavailableError when its key manager cannot say. */
@@ -45,7 +52,9 @@ export interface ExternalTokenValidator {
 
 /**
  * The gateway's question: may this token call this resource of this API with this verb?
- * Every answer is a status code; failures are answers. Reads go through the cache.
+ * Every answer is a status code; failures are answers. The server's part is gathering the facts
+ * (through the caches, each read only when the rules get that far); the rules themselves are
+ * @keymanager/core's, the same a gateway or ext_authz applies.
  */
 export class TokenValidator {
   constructor(
@@ -81,7 +90,16 @@ export class TokenValidator {
     try {
       const now = this.clock.now().getTime();
       const generation = this.decisions.generation;
-      const result = await this.check(req, tokenHash);
+      const result = await decideAsync(this.facts(req.accessToken, tokenHash), {
+        context: req.context,
+        version: req.version,
+        hasToken: req.accessToken !== "",
+        requiredAuthLevel: req.requiredAuthLevel,
+        matchingResource: req.matchingResource,
+        requestPath: req.requestPath ?? "",
+        httpVerb: req.httpVerb,
+        now,
+      });
       const validUntil = this.validUntil(req, result, now);
       if (validUntil !== undefined) this.decisions.set(key, result, validUntil, generation, tokenHash);
       return result;
@@ -106,65 +124,40 @@ export class TokenValidator {
 
   private failed(err: unknown, req: ValidationRequest): ValidationResult {
     this.logger.error({ err, context: req.context, version: req.version }, "token validation failed");
-    return { status: Status.GENERAL_ERROR, authorized: false };
+    return unexpectedFailure();
   }
 
-  private async check(req: ValidationRequest, tokenHash: string): Promise<ValidationResult> {
-    const api = await this.api(normaliseContext(req.context), req.version);
-    if (!api) return deny(Status.RESOURCE_FORBIDDEN);
-    const resource = await this.resource(api.apiId, req.httpVerb.toUpperCase(), req.matchingResource);
-    if (!resource) return deny(Status.INCORRECT_API_RESOURCE, { api });
-    const level = req.requiredAuthLevel ?? resource.authLevel;
-    if (level === "NONE") return { status: Status.OK, authorized: true, api, resource };
-    if (req.accessToken === "") return deny(Status.MISSING_CREDENTIALS, { api, resource });
+  /** The facts of one request, read through the caches. */
+  private facts(accessToken: string, tokenHash: string): AsyncFacts {
+    return {
+      api: (context, version) => this.cache.through(this.cache.apis, apiKey(context, version), () => this.store.apis.findByContext(context, version)),
+      resources: (api) =>
+        this.cache.through(this.cache.resources, api.apiId, async () => {
+          const registered = await this.store.resources.get(api.apiId).catch(() => undefined);
+          return registered && new ResourceTable(registered.resources);
+        }),
+      token: () => this.token(accessToken, tokenHash),
+      keyMapping: (consumerKey) => this.keyMapping(consumerKey),
+      subscription: (applicationId, apiId) =>
+        this.cache.through(this.cache.subscriptions, subscriptionKey(applicationId, apiId), () => this.store.subscriptions.find(applicationId, apiId)),
+    };
+  }
 
-    let token: TokenRecord | undefined;
+  private async token(accessToken: string, hash: string): Promise<TokenFacts | KeyManagerUnavailable | undefined> {
+    const external = this.external?.externalForToken(accessToken);
     try {
-      token = await this.token(req.accessToken, tokenHash);
+      if (external) return await external.validationRecord(accessToken, hash);
+      return await this.cache.through(this.cache.tokens, hash, async () => {
+        const genuine = await this.keys.vouchFor(accessToken, this.config().issuer);
+        return genuine ? this.store.tokens.findByHash(hash) : undefined;
+      });
     } catch (err) {
-      if (err instanceof UnavailableError) return deny(Status.KEY_MANAGER_NOT_AVAILABLE, { api, resource });
+      if (err instanceof UnavailableError) return new KeyManagerUnavailable(external?.name ?? this.config().name);
       throw err;
     }
-    const now = this.clock.now().getTime();
-    if (!token || token.revokedAt || token.expiresAt.getTime() <= now) return deny(Status.INVALID_CREDENTIALS, { api, resource });
-    const appToken = token.endUser === "";
-    if ((level === "APPLICATION" && !appToken) || (level === "APPLICATION_USER" && appToken)) {
-      return deny(Status.INCORRECT_ACCESS_TOKEN_TYPE, { api, resource, token });
-    }
-    const application = await this.application(token.consumerKey);
-    if (!application) return deny(Status.RESOURCE_FORBIDDEN, { api, resource, token });
-    const subscription = await this.subscription(application.applicationId, api.apiId);
-    if (!subscription) return deny(Status.RESOURCE_FORBIDDEN, { api, resource, token, application });
-    const blocked = subscriptionStatus(subscription, application.keyType);
-    if (blocked) return deny(blocked, { api, resource, token, application, subscription });
-    if (resource.scopes.length > 0 && !resource.scopes.some((s) => token.scopes.includes(s))) {
-      return deny(Status.INVALID_SCOPE, { api, resource, token, application, subscription });
-    }
-    return { status: Status.OK, authorized: true, api, resource, token, application, subscription };
   }
 
-  private token(accessToken: string, hash: string): Promise<TokenRecord | undefined> {
-    const external = this.external?.externalForToken(accessToken);
-    if (external) return external.validationRecord(accessToken, hash);
-    return this.cache.through(this.cache.tokens, hash, async () => {
-      const genuine = await this.keys.vouchFor(accessToken, this.config().issuer);
-      return genuine ? this.store.tokens.findByHash(hash) : undefined;
-    });
-  }
-
-  private api(context: string, version: string): Promise<Api | undefined> {
-    return this.cache.through(this.cache.apis, apiKey(context, version), () => this.store.apis.findByContext(context, version));
-  }
-
-  private async resource(apiId: string, verb: string, uriTemplate: string): Promise<ApiResource | undefined> {
-    const resources = await this.cache.through(this.cache.resources, apiId, async () => {
-      const registered = await this.store.resources.get(apiId).catch(() => undefined);
-      return registered && new Map(registered.resources.map((r) => [resourceKey(r.httpVerb, r.uriTemplate), r]));
-    });
-    return resources?.get(resourceKey(verb, uriTemplate));
-  }
-
-  private application(consumerKey: string): Promise<KeyMapping | undefined> {
+  private keyMapping(consumerKey: string): Promise<KeyMapping | undefined> {
     return this.cache.through(this.cache.applications, consumerKey, async () => {
       const mapping = await this.store.applicationKeys.findByConsumerKey(consumerKey);
       const client = mapping ? await this.store.clients.find(consumerKey) : undefined;
@@ -180,23 +173,10 @@ export class TokenValidator {
       };
     });
   }
-
-  private subscription(applicationId: string, apiId: string): Promise<Subscription | undefined> {
-    return this.cache.through(this.cache.subscriptions, subscriptionKey(applicationId, apiId), () => this.store.subscriptions.find(applicationId, apiId));
-  }
 }
 
-/** Everything an answer depends on besides stored state; the token only as its hash. */
+/** Everything an answer depends on besides stored state; the token only as its hash, the path without its query. */
 function decisionKey(req: ValidationRequest, tokenHash: string): string {
-  return `${tokenHash}\u0000${req.context}\u0000${req.version}\u0000${req.matchingResource}\u0000${req.httpVerb}\u0000${req.requiredAuthLevel ?? ""}`;
-}
-
-function deny(status: ValidationStatus, details: Omit<ValidationResult, "status" | "authorized"> = {}): ValidationResult {
-  return { status, authorized: false, ...details };
-}
-
-function subscriptionStatus(s: Subscription, keyType: KeyType): ValidationStatus | undefined {
-  if (s.state === "BLOCKED" || (s.state === "PROD_ONLY_BLOCKED" && keyType === "PRODUCTION")) return Status.API_BLOCKED;
-  if (s.state === "ON_HOLD" || s.state === "REJECTED") return Status.SUBSCRIPTION_INACTIVE;
-  return undefined;
+  const path = req.matchingResource === "" ? withoutQuery(req.requestPath ?? "") : "";
+  return `${tokenHash}\u0000${req.context}\u0000${req.version}\u0000${req.matchingResource}\u0000${path}\u0000${req.httpVerb}\u0000${req.requiredAuthLevel ?? ""}`;
 }

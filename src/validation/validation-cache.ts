@@ -1,6 +1,7 @@
 import { LRUCache } from "lru-cache";
 import type { Change, ChangeEvents } from "../domain/change-events.js";
-import type { Api, ApiResource, KeyMapping, Subscription, TokenRecord } from "../domain/model/index.js";
+import type { ResourceTable } from "@keymanager/core";
+import type { Api, KeyMapping, Subscription, TokenRecord } from "../domain/model/index.js";
 
 /** Cached "does not exist", so unknown tokens and APIs do not reach the database each time. */
 export const MISSING = Symbol("missing");
@@ -39,7 +40,8 @@ const objectSize = (o: unknown) => (o === MISSING ? 8 : 512);
 export class ValidationCache {
   readonly tokens: LRUCache<string, Maybe<TokenRecord>>;
   readonly apis: LRUCache<string, Maybe<Api>>;
-  readonly resources: LRUCache<string, Maybe<Map<string, ApiResource>>>;
+  /** Each API's resources, compiled for matching. */
+  readonly resources: LRUCache<string, Maybe<ResourceTable>>;
   readonly applications: LRUCache<string, Maybe<KeyMapping>>;
   readonly subscriptions: LRUCache<string, Maybe<Subscription>>;
   private readonly unsubscribe: () => void;
@@ -54,7 +56,7 @@ export class ValidationCache {
   ) {
     this.tokens = lru<Maybe<TokenRecord>>(limits, tokenSize);
     this.apis = lru<Maybe<Api>>(limits, objectSize);
-    this.resources = lru<Maybe<Map<string, ApiResource>>>(limits, (r) => (r === MISSING ? 8 : 200 * r.size));
+    this.resources = lru<Maybe<ResourceTable>>(limits, (r) => (r === MISSING ? 8 : 200 * r.size));
     this.applications = lru<Maybe<KeyMapping>>(limits, objectSize);
     this.subscriptions = lru<Maybe<Subscription>>(limits, objectSize);
     this.unsubscribe = events.subscribe((change) => this.invalidate(change));
@@ -166,8 +168,4 @@ export function apiKey(context: string, version: string): string {
 
 export function subscriptionKey(applicationId: string, apiId: string): string {
   return `${applicationId}\u0000${apiId}`;
-}
-
-export function resourceKey(verb: string, uriTemplate: string): string {
-  return `${verb} ${uriTemplate}`;
 }

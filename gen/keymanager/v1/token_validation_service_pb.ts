@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keymanager/v1/token_validation_service.proto.
  */
 export const file_keymanager_v1_token_validation_service: GenFile = /*@__PURE__*/
-  fileDesc("CixrZXltYW5hZ2VyL3YxL3Rva2VuX3ZhbGlkYXRpb25fc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSKzAQoUVmFsaWRhdGVUb2tlblJlcXVlc3QSDwoHY29udGV4dBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhQKDGFjY2Vzc190b2tlbhgDIAEoCRI1ChNyZXF1aXJlZF9hdXRoX2xldmVsGAQgASgOMhgua2V5bWFuYWdlci52MS5BdXRoTGV2ZWwSGQoRbWF0Y2hpbmdfcmVzb3VyY2UYBSABKAkSEQoJaHR0cF92ZXJiGAYgASgJIp4EChVWYWxpZGF0ZVRva2VuUmVzcG9uc2USEgoKYXV0aG9yaXplZBgBIAEoCBITCgtzdGF0dXNfY29kZRgCIAEoBRITCgtzdGF0dXNfbmFtZRgDIAEoCRIUCgxjb25zdW1lcl9rZXkYBCABKAkSFgoOYXBwbGljYXRpb25faWQYBSABKAkSGAoQYXBwbGljYXRpb25fbmFtZRgGIAEoCRIYChBhcHBsaWNhdGlvbl90aWVyGAcgASgJEhIKCnN1YnNjcmliZXIYCCABKAkSGQoRc3Vic2NyaXB0aW9uX3RpZXIYCSABKAkSKAoIa2V5X3R5cGUYCiABKA4yFi5rZXltYW5hZ2VyLnYxLktleVR5cGUSFQoNZW5kX3VzZXJfbmFtZRgLIAEoCRIOCgZzY29wZXMYDCADKAkSFgoOaXNzdWVkX3RpbWVfbXMYDSABKAMSGgoSdmFsaWRpdHlfcGVyaW9kX21zGA4gASgDEhAKCGFwaV9uYW1lGA8gASgJEhUKDWFwaV9wdWJsaXNoZXIYECABKAkSEAoIYXBpX3RpZXIYESABKAkSEwoLa2V5X21hbmFnZXIYEiABKAkSLAoKdG9rZW5fdHlwZRgTIAEoDjIYLmtleW1hbmFnZXIudjEuVG9rZW5UeXBlEhwKFGlzX2FwcGxpY2F0aW9uX3Rva2VuGBQgASgIEhUKDXJlc291cmNlX3RpZXIYFSABKAkyeQoWVG9rZW5WYWxpZGF0aW9uU2VydmljZRJfCg1WYWxpZGF0ZVRva2VuEiMua2V5bWFuYWdlci52MS5WYWxpZGF0ZVRva2VuUmVxdWVzdBokLmtleW1hbmFnZXIudjEuVmFsaWRhdGVUb2tlblJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_keymanager_v1_types]);
+  fileDesc("CixrZXltYW5hZ2VyL3YxL3Rva2VuX3ZhbGlkYXRpb25fc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSLJAQoUVmFsaWRhdGVUb2tlblJlcXVlc3QSDwoHY29udGV4dBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhQKDGFjY2Vzc190b2tlbhgDIAEoCRI1ChNyZXF1aXJlZF9hdXRoX2xldmVsGAQgASgOMhgua2V5bWFuYWdlci52MS5BdXRoTGV2ZWwSGQoRbWF0Y2hpbmdfcmVzb3VyY2UYBSABKAkSEQoJaHR0cF92ZXJiGAYgASgJEhQKDHJlcXVlc3RfcGF0aBgHIAEoCSLUBAoVVmFsaWRhdGVUb2tlblJlc3BvbnNlEhIKCmF1dGhvcml6ZWQYASABKAgSEwoLc3RhdHVzX2NvZGUYAiABKAUSEwoLc3RhdHVzX25hbWUYAyABKAkSFAoMY29uc3VtZXJfa2V5GAQgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAUgASgJEhgKEGFwcGxpY2F0aW9uX25hbWUYBiABKAkSGAoQYXBwbGljYXRpb25fdGllchgHIAEoCRISCgpzdWJzY3JpYmVyGAggASgJEhkKEXN1YnNjcmlwdGlvbl90aWVyGAkgASgJEigKCGtleV90eXBlGAogASgOMhYua2V5bWFuYWdlci52MS5LZXlUeXBlEhUKDWVuZF91c2VyX25hbWUYCyABKAkSDgoGc2NvcGVzGAwgAygJEhYKDmlzc3VlZF90aW1lX21zGA0gASgDEhoKEnZhbGlkaXR5X3BlcmlvZF9tcxgOIAEoAxIQCghhcGlfbmFtZRgPIAEoCRIVCg1hcGlfcHVibGlzaGVyGBAgASgJEhAKCGFwaV90aWVyGBEgASgJEhMKC2tleV9tYW5hZ2VyGBIgASgJEiwKCnRva2VuX3R5cGUYEyABKA4yGC5rZXltYW5hZ2VyLnYxLlRva2VuVHlwZRIcChRpc19hcHBsaWNhdGlvbl90b2tlbhgUIAEoCBIVCg1yZXNvdXJjZV90aWVyGBUgASgJEhoKEnN0YXR1c19kZXNjcmlwdGlvbhgWIAEoCRIYChBtYXRjaGVkX3Jlc291cmNlGBcgASgJMnkKFlRva2VuVmFsaWRhdGlvblNlcnZpY2USXwoNVmFsaWRhdGVUb2tlbhIjLmtleW1hbmFnZXIudjEuVmFsaWRhdGVUb2tlblJlcXVlc3QaJC5rZXltYW5hZ2VyLnYxLlZhbGlkYXRlVG9rZW5SZXNwb25zZSIDkAIBYgZwcm90bzM", [file_keymanager_v1_types]);
 
 /**
  * As WSO2's validateKey.
@@ -46,7 +46,8 @@ export type ValidateTokenRequest = Message<"keymanager.v1.ValidateTokenRequest">
   requiredAuthLevel: AuthLevel;
 
   /**
-   * The URI template the gateway matched, for example "/order/{id}".
+   * The URI template the gateway matched, for example "/order/{id}". Empty: the server matches
+   * request_path against the API's registered resources instead.
    *
    * @generated from field: string matching_resource = 5;
    */
@@ -56,6 +57,16 @@ export type ValidateTokenRequest = Message<"keymanager.v1.ValidateTokenRequest">
    * @generated from field: string http_verb = 6;
    */
   httpVerb: string;
+
+  /**
+   * The request's path as the gateway received it, from the API's context on, the query allowed
+   * and ignored, for example "/pizzashack/1.0.0/order/7?lang=en" (the version segment may be left
+   * out). Used when matching_resource is empty: the most specific resource template for the verb
+   * wins (literal segments over variables over wildcards), so a gateway need not know templates.
+   *
+   * @generated from field: string request_path = 7;
+   */
+  requestPath: string;
 };
 
 /**
@@ -179,6 +190,23 @@ export type ValidateTokenResponse = Message<"keymanager.v1.ValidateTokenResponse
    * @generated from field: string resource_tier = 21;
    */
   resourceTier: string;
+
+  /**
+   * Which check failed, for people, for example "no API with context \"/pizzashack\" and version
+   * \"1.0.0\"" or "application \"PizzaApp\" (id \"896658a0-...\") has no subscription to API ...".
+   * Empty when authorized. Bounded; never a token or secret.
+   *
+   * @generated from field: string status_description = 22;
+   */
+  statusDescription: string;
+
+  /**
+   * The URI template of the resource the call was decided on (matching_resource, or the template
+   * request_path matched).
+   *
+   * @generated from field: string matched_resource = 23;
+   */
+  matchedResource: string;
 };
 
 /**

@@ -100,6 +100,11 @@ function findResource(table: ResourceTable | undefined, api: Api, verb: string, 
   return table.matchSegments(verb, segments, start) ?? describe.noMatch(api, verb, req.requestPath);
 }
 
+/** The answer when facts could not be had (a database error): 900900, the cause left to the caller's log. */
+export function unexpectedFailure(): Decision {
+  return refuse(Status.GENERAL_ERROR, describe.generalError());
+}
+
 function tokenTypeFits(level: AuthLevel, applicationToken: boolean): boolean {
   if (level === "APPLICATION") return applicationToken;
   if (level === "APPLICATION_USER") return !applicationToken;

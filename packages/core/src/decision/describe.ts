@@ -6,6 +6,7 @@
 import type { Api, ApiResource, AuthLevel } from "../model/api.js";
 import type { KeyMapping } from "../model/application.js";
 import type { Subscription } from "../model/subscription.js";
+import { withoutQuery } from "../templates/request-path.js";
 
 /** Longest piece of supplied text quoted in a description. */
 const PIECE = 100;
@@ -19,11 +20,6 @@ export function quote(text: string, max = PIECE): string {
 
 function bounded(text: string): string {
   return text.length > MAX_DESCRIPTION ? `${text.slice(0, MAX_DESCRIPTION - 1)}…` : text;
-}
-
-function pathOnly(path: string): string {
-  const end = path.search(/[?#]/);
-  return end === -1 ? path : path.slice(0, end);
 }
 
 function api(a: Api): string {
@@ -51,10 +47,10 @@ export const describe = {
   noApi: (context: string, version: string) => bounded(`no API with context ${quote(context)} and version ${quote(version)}`),
   noResources: (a: Api) => bounded(`${api(a)} has no resources registered`),
   noTemplate: (a: Api, verb: string, template: string) => bounded(`${api(a)} has no resource ${quote(verb)} ${quote(template)}`),
-  noMatch: (a: Api, verb: string, path: string) => bounded(`no resource of ${api(a)} matches ${quote(verb)} ${quote(pathOnly(path))}`),
-  notUnderContext: (a: Api, path: string) => bounded(`request path ${quote(pathOnly(path))} is not under the context of ${api(a)}`),
+  noMatch: (a: Api, verb: string, path: string) => bounded(`no resource of ${api(a)} matches ${quote(verb)} ${quote(withoutQuery(path))}`),
+  notUnderContext: (a: Api, path: string) => bounded(`request path ${quote(withoutQuery(path))} is not under the context of ${api(a)}`),
   unusablePath: (path: string) =>
-    bounded(`request path ${quote(pathOnly(path))} cannot be matched: it does not start with "/", has a "." or ".." segment, or an undecodable escape`),
+    bounded(`request path ${quote(withoutQuery(path))} cannot be matched: it does not start with "/", has a "." or ".." segment, or an undecodable escape`),
   missingToken: (a: Api, r: ApiResource, level: AuthLevel) => bounded(`${resource(r)} of ${api(a)} needs an access token (auth level ${level})`),
   unknownToken: () => "the access token is not known here: not issued by this key manager, or not genuine",
   revokedToken: () => "the access token was revoked",

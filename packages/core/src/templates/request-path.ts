@@ -8,8 +8,7 @@
  * one checked.
  */
 export function pathSegments(path: string): string[] | undefined {
-  const end = path.search(/[?#]/);
-  const bare = end === -1 ? path : path.slice(0, end);
+  const bare = withoutQuery(path);
   if (!bare.startsWith("/")) return undefined;
   if (bare === "/") return [];
   const raw = bare.slice(1).split("/");
@@ -30,4 +29,10 @@ function decodeSegment(segment: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The path without its query and fragment: all that matching looks at. */
+export function withoutQuery(path: string): string {
+  const end = path.search(/[?#]/);
+  return end === -1 ? path : path.slice(0, end);
 }

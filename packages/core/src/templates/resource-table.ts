@@ -1,12 +1,12 @@
 import type { ApiResource } from "../model/api.js";
 import { pathSegments } from "./request-path.js";
-import { type GlobToken, globMatches, parseTemplate, type Segment } from "./uri-template.js";
+import { mixedMatches, parseTemplate, type Segment } from "./uri-template.js";
 
 /** A node of one verb's template tree: one level per path segment. */
 interface Node {
   literals?: Map<string, Node>;
   /** Most literal text first, then by template text, so the order never depends on registration. */
-  mixed?: { glob: GlobToken[]; literalLength: number; text: string; node: Node }[];
+  mixed?: { chunks: string[]; literalLength: number; text: string; node: Node }[];
   variable?: Node;
   /** A template that ends here. */
   exact?: ApiResource;
@@ -124,7 +124,7 @@ function matchNode(node: Node, segments: readonly string[], i: number): ApiResou
   }
   if (node.mixed) {
     for (const m of node.mixed) {
-      if (!globMatches(m.glob, segment)) continue;
+      if (!mixedMatches(m.chunks, segment)) continue;
       const found = matchNode(m.node, segments, i + 1);
       if (found) return found;
     }

@@ -14,7 +14,11 @@
  * braces, "{+path}" before the last segment) never matches a path.
  */
 
-export type Segment = { kind: "literal"; text: string } | { kind: "mixed"; glob: GlobToken[]; literalLength: number; text: string } | { kind: "variable" };
+export type Segment =
+  | { kind: "literal"; text: string }
+  /** `chunks`: the literal text around the variables (one more than there are variables, maybe empty). */
+  | { kind: "mixed"; chunks: string[]; literalLength: number; text: string }
+  | { kind: "variable" };
 
 export interface ParsedTemplate {
   /** The segments before the final wildcard, if any. */
@@ -55,49 +59,31 @@ function parseSegment(part: string): Segment | undefined {
   if (!part.includes("{") && !part.includes("}")) return { kind: "literal", text: part };
   // Literal text with variables inside: "{name}.json", each variable one or more characters.
   const pieces = part.split(new RegExp(`(\\{${NAME}\\})`));
-  const glob: GlobToken[] = [];
-  let literalLength = 0;
-  for (const piece of pieces) {
-    if (VARIABLE.test(piece)) glob.push(ONE, ANY);
-    else if (piece.includes("{") || piece.includes("}")) return undefined;
-    else {
-      for (const char of piece) glob.push(char);
-      literalLength += piece.length;
-    }
+  const chunks: string[] = [];
+  for (const [i, piece] of pieces.entries()) {
+    if (i % 2 === 1) continue;
+    if (piece.includes("{") || piece.includes("}")) return undefined;
+    chunks.push(piece);
   }
-  return { kind: "mixed", glob, literalLength, text: part };
+  return { kind: "mixed", chunks, literalLength: chunks.join("").length, text: part };
 }
 
-/** A character to match, or one character of any kind, or any run of characters (even none). */
-export type GlobToken = string | typeof ONE | typeof ANY;
-const ONE = 0;
-const ANY = 1;
-
 /**
- * Whether `text` matches a mixed segment's tokens: the classic wildcard match that, on a
- * mismatch, only ever resumes at the last run-of-characters token, so its cost stays within
- * text length times pattern length (a regular expression with several lazy groups could
- * backtrack far longer on a hostile path).
+ * Whether `text` matches a mixed segment: its literal chunks in order, with at least one
+ * character for each variable between them. The first chunk is anchored at the start and the
+ * last at the end; each chunk between is taken at its leftmost place (leftmost is never worse
+ * for what follows), so the cost stays linear in the text, where a regular expression with
+ * several lazy groups could backtrack for minutes on a hostile path.
  */
-export function globMatches(glob: readonly GlobToken[], text: string): boolean {
-  const chars = Array.from(text);
-  let p = 0;
-  let t = 0;
-  let star = -1;
-  let resume = 0;
-  while (t < chars.length) {
-    const token = glob[p];
-    if (token === ANY) {
-      star = p++;
-      resume = t;
-    } else if (p < glob.length && (token === ONE || token === chars[t])) {
-      p++;
-      t++;
-    } else if (star !== -1) {
-      p = star + 1;
-      t = ++resume;
-    } else return false;
+export function mixedMatches(chunks: readonly string[], text: string): boolean {
+  const first = chunks[0] as string;
+  const last = chunks[chunks.length - 1] as string;
+  if (!text.startsWith(first)) return false;
+  let at = first.length;
+  for (let i = 1; i < chunks.length - 1; i++) {
+    const found = text.indexOf(chunks[i] as string, at + 1);
+    if (found === -1) return false;
+    at = found + (chunks[i] as string).length;
   }
-  while (glob[p] === ANY) p++;
-  return p === glob.length;
+  return text.length - last.length >= at + 1 && text.endsWith(last);
 }
