@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config/config.js";
 import type { Clock } from "../domain/clock.js";
 import { UnavailableError } from "../domain/errors.js";
-import type { AuthLevel, KeyMapping, TokenRecord } from "../domain/model/index.js";
+import type { Api, AuthLevel, KeyMapping, Subscription, TokenRecord } from "../domain/model/index.js";
 import type { SigningKeys } from "../oauth/signing-keys.js";
 import { hashToken } from "../oauth/token-hash.js";
 import type { Store } from "../storage/store.js";
@@ -129,36 +129,42 @@ export class TokenValidator {
 
   /** The facts of one request, read through the caches. */
   private facts(accessToken: string, tokenHash: string): AsyncFacts {
-    return {
-      api: (context, version) => this.cache.through(this.cache.apis, apiKey(context, version), () => this.store.apis.findByContext(context, version)),
-      resources: (api) =>
-        this.cache.through(this.cache.resources, api.apiId, async () => {
-          const registered = await this.store.resources.get(api.apiId).catch(() => undefined);
-          return registered && new ResourceTable(registered.resources);
-        }),
-      token: () => this.token(accessToken, tokenHash),
-      keyMapping: (consumerKey) => this.keyMapping(consumerKey),
-      subscription: (applicationId, apiId) =>
-        this.cache.through(this.cache.subscriptions, subscriptionKey(applicationId, apiId), () => this.store.subscriptions.find(applicationId, apiId)),
-    };
+    return new CachedFacts(this, accessToken, tokenHash);
   }
 
-  private async token(accessToken: string, hash: string): Promise<TokenFacts | KeyManagerUnavailable | undefined> {
+  api(context: string, version: string): Api | undefined | Promise<Api | undefined> {
+    return this.cache.read(this.cache.apis, apiKey(context, version), () => this.store.apis.findByContext(context, version));
+  }
+
+  resources(apiId: string): ResourceTable | undefined | Promise<ResourceTable | undefined> {
+    return this.cache.read(this.cache.resources, apiId, async () => {
+      const registered = await this.store.resources.get(apiId).catch(() => undefined);
+      return registered && new ResourceTable(registered.resources);
+    });
+  }
+
+  subscription(applicationId: string, apiId: string): Subscription | undefined | Promise<Subscription | undefined> {
+    return this.cache.read(this.cache.subscriptions, subscriptionKey(applicationId, apiId), () => this.store.subscriptions.find(applicationId, apiId));
+  }
+
+  /** The token's facts, or KeyManagerUnavailable when its key manager cannot say (900912). */
+  token(accessToken: string, hash: string): TokenFacts | KeyManagerUnavailable | undefined | Promise<TokenFacts | KeyManagerUnavailable | undefined> {
     const external = this.external?.externalForToken(accessToken);
-    try {
-      if (external) return await external.validationRecord(accessToken, hash);
-      return await this.cache.through(this.cache.tokens, hash, async () => {
-        const genuine = await this.keys.vouchFor(accessToken, this.config().issuer);
-        return genuine ? this.store.tokens.findByHash(hash) : undefined;
-      });
-    } catch (err) {
+    const read = external
+      ? external.validationRecord(accessToken, hash)
+      : this.cache.read(this.cache.tokens, hash, async () => {
+          const genuine = await this.keys.vouchFor(accessToken, this.config().issuer);
+          return genuine ? this.store.tokens.findByHash(hash) : undefined;
+        });
+    if (!(read instanceof Promise)) return read;
+    return read.catch((err: unknown) => {
       if (err instanceof UnavailableError) return new KeyManagerUnavailable(external?.name ?? this.config().name);
       throw err;
-    }
+    });
   }
 
-  private keyMapping(consumerKey: string): Promise<KeyMapping | undefined> {
-    return this.cache.through(this.cache.applications, consumerKey, async () => {
+  keyMapping(consumerKey: string): KeyMapping | undefined | Promise<KeyMapping | undefined> {
+    return this.cache.read(this.cache.applications, consumerKey, async () => {
       const mapping = await this.store.applicationKeys.findByConsumerKey(consumerKey);
       const client = mapping ? await this.store.clients.find(consumerKey) : undefined;
       if (!mapping || !client) return undefined;
@@ -172,6 +178,35 @@ export class TokenValidator {
         keyManager: client.keyManager,
       };
     });
+  }
+}
+
+/** One request's facts for the decision rules (a class, not closures: made on every worked-out answer). */
+class CachedFacts implements AsyncFacts {
+  constructor(
+    private readonly validator: TokenValidator,
+    private readonly accessToken: string,
+    private readonly tokenHash: string,
+  ) {}
+
+  api(context: string, version: string) {
+    return this.validator.api(context, version);
+  }
+
+  resources(api: Pick<Api, "apiId">) {
+    return this.validator.resources(api.apiId);
+  }
+
+  token() {
+    return this.validator.token(this.accessToken, this.tokenHash);
+  }
+
+  keyMapping(consumerKey: string) {
+    return this.validator.keyMapping(consumerKey);
+  }
+
+  subscription(applicationId: string, apiId: string) {
+    return this.validator.subscription(applicationId, apiId);
   }
 }
 

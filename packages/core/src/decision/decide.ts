@@ -1,7 +1,7 @@
 import type { Api, ApiResource, AuthLevel } from "../model/api.js";
-import type { KeyType } from "../model/application.js";
+import type { KeyMapping, KeyType } from "../model/application.js";
 import type { Subscription } from "../model/subscription.js";
-import { isApplicationToken } from "../model/token.js";
+import { isApplicationToken, type TokenFacts } from "../model/token.js";
 import { normaliseContext, resourceStart } from "../templates/api-path.js";
 import { pathSegments } from "../templates/request-path.js";
 import type { ResourceTable } from "../templates/resource-table.js";
@@ -37,29 +37,45 @@ export function decide(facts: Facts, request: DecisionRequest): Decision {
 export async function decideAsync(facts: AsyncFacts, request: DecisionRequest): Promise<Decision> {
   const steps = checks(request);
   let step = steps.next();
-  while (!step.done) step = steps.next(await answer(facts, step.value));
+  while (!step.done) {
+    const value = answer(facts, step.value);
+    // A fact at hand (a cache hit) is taken without waiting a turn.
+    step = steps.next(value instanceof Promise ? await value : value);
+  }
   return step.value;
 }
 
 /** A fact the checks need next: which getter, with which arguments. */
-type Question = { [K in keyof Facts]: { fact: K; args: Parameters<Facts[K]> } }[keyof Facts];
+type Question =
+  | { fact: "api"; context: string; version: string }
+  | { fact: "resources"; api: Api }
+  | { fact: "token" }
+  | { fact: "keyMapping"; consumerKey: string }
+  | { fact: "subscription"; applicationId: string; apiId: string };
 
-function answer(facts: Facts | AsyncFacts, question: Question): unknown {
-  return (facts[question.fact] as (...args: unknown[]) => unknown).apply(facts, question.args);
-}
-
-/** Asks for one fact; the drivers answer with exactly that getter's value. */
-function* ask<K extends keyof Facts>(fact: K, ...args: Parameters<Facts[K]>): Generator<Question, ReturnType<Facts[K]>, unknown> {
-  return (yield { fact, args } as Question) as ReturnType<Facts[K]>;
+/** The getter's value for a question: exactly what `checks` casts each answer to. */
+function answer(facts: Facts | AsyncFacts, q: Question): unknown {
+  switch (q.fact) {
+    case "api":
+      return facts.api(q.context, q.version);
+    case "resources":
+      return facts.resources(q.api);
+    case "token":
+      return facts.token();
+    case "keyMapping":
+      return facts.keyMapping(q.consumerKey);
+    case "subscription":
+      return facts.subscription(q.applicationId, q.apiId);
+  }
 }
 
 function* checks(req: DecisionRequest): Generator<Question, Decision, unknown> {
   const context = normaliseContext(req.context);
-  const api = yield* ask("api", context, req.version);
+  const api = (yield { fact: "api", context, version: req.version }) as Api | undefined;
   if (!api) return refuse(Status.RESOURCE_FORBIDDEN, describe.noApi(context, req.version));
 
   const verb = req.httpVerb.toUpperCase();
-  const table = yield* ask("resources", api);
+  const table = (yield { fact: "resources", api }) as ResourceTable | undefined;
   const found = findResource(table, api, verb, req);
   if (typeof found === "string") return refuse(Status.INCORRECT_API_RESOURCE, found, { api });
   const resource = found;
@@ -68,7 +84,7 @@ function* checks(req: DecisionRequest): Generator<Question, Decision, unknown> {
   if (level === "NONE") return { status: Status.OK, authorized: true, description: "", api, resource };
   if (!req.hasToken) return refuse(Status.MISSING_CREDENTIALS, describe.missingToken(api, resource, level), { api, resource });
 
-  const token = yield* ask("token");
+  const token = (yield { fact: "token" }) as TokenFacts | KeyManagerUnavailable | undefined;
   if (token instanceof KeyManagerUnavailable) return refuse(Status.KEY_MANAGER_NOT_AVAILABLE, describe.unavailable(token.keyManager), { api, resource });
   if (!token) return refuse(Status.INVALID_CREDENTIALS, describe.unknownToken(), { api, resource });
   if (token.revokedAt) return refuse(Status.INVALID_CREDENTIALS, describe.revokedToken(), { api, resource });
@@ -77,9 +93,9 @@ function* checks(req: DecisionRequest): Generator<Question, Decision, unknown> {
     return refuse(Status.INCORRECT_ACCESS_TOKEN_TYPE, describe.wrongTokenType(api, resource, level), { api, resource, token });
   }
 
-  const keyMapping = yield* ask("keyMapping", token.consumerKey);
+  const keyMapping = (yield { fact: "keyMapping", consumerKey: token.consumerKey }) as KeyMapping | undefined;
   if (!keyMapping) return refuse(Status.RESOURCE_FORBIDDEN, describe.noKeyMapping(), { api, resource, token });
-  const subscription = yield* ask("subscription", keyMapping.applicationId, api.apiId);
+  const subscription = (yield { fact: "subscription", applicationId: keyMapping.applicationId, apiId: api.apiId }) as Subscription | undefined;
   if (!subscription) return refuse(Status.RESOURCE_FORBIDDEN, describe.noSubscription(keyMapping, api), { api, resource, token, keyMapping });
   const state = subscriptionStatus(subscription, keyMapping.keyType);
   if (state) return refuse(state, describe.subscriptionState(keyMapping, api, subscription), { api, resource, token, keyMapping, subscription });
