@@ -188,6 +188,16 @@ describeOnEachDatabase("ValidateToken by request path, saying which check failed
     );
   });
 
+  test("a template the matcher cannot use is refused at registration, naming it", async () => {
+    for (const uriTemplate of ["/order/{id", "/a/{+rest}/b", "/a//b", "/x/{}"]) {
+      await rejectsWith(
+        server.grpc.registerNewResource({ apiId: `bad-${randomUUID()}`, resources: [resource("GET", "/ok"), resource("GET", uriTemplate)] }),
+        Code.InvalidArgument,
+        /resources\[1\]\.uri_template: is not a URI template/,
+      );
+    }
+  });
+
   test("answers by path are kept per path without its query, and dropped when resources or the token change", async () => {
     const { token } = await subscribedApp();
     const decisions = (server.app as unknown as { decisions: { size: number } }).decisions;

@@ -1,3 +1,4 @@
+import { parseTemplate } from "@keymanager/core";
 import { isSystemScope } from "../auth/scopes.js";
 import { type Validator, hasControlCharacters } from "../domain/validator.js";
 import { isKnownGrantType, REDIRECTING_GRANT_TYPES } from "./grant-types.js";
@@ -123,6 +124,9 @@ export function checkProperties(v: Validator, field: string, properties: Record<
   }
 }
 
+const TEMPLATE_SYNTAX =
+  'is not a URI template: segments are literal text, variables ("{id}", "{name}.json") or, last, "*" or "{+path}"; braces must pair and segments must not be empty';
+
 export function checkResources(v: Validator, resources: readonly ApiResource[]): void {
   if (resources.length > LIMITS.resources) {
     v.add("resources", `at most ${LIMITS.resources} resources`);
@@ -134,6 +138,7 @@ export function checkResources(v: Validator, resources: readonly ApiResource[]):
     if (!r.uriTemplate.startsWith("/")) v.add(`${at}.uri_template`, "must start with /");
     else if (r.uriTemplate.length > LIMITS.uriTemplate) v.add(`${at}.uri_template`, `must be at most ${LIMITS.uriTemplate} characters`);
     else if (/\s/.test(r.uriTemplate) || hasControlCharacters(r.uriTemplate)) v.add(`${at}.uri_template`, "must not contain spaces");
+    else if (!parseTemplate(r.uriTemplate)) v.add(`${at}.uri_template`, TEMPLATE_SYNTAX);
     if (!(HTTP_VERBS as readonly string[]).includes(r.httpVerb)) v.add(`${at}.http_verb`, `must be one of ${HTTP_VERBS.join(", ")}`);
     if (!(AUTH_LEVELS as readonly string[]).includes(r.authLevel)) v.add(`${at}.auth_level`, "is required");
     checkScopes(v, `${at}.scopes`, r.scopes);
