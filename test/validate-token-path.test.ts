@@ -43,8 +43,8 @@ describeOnEachDatabase("ValidateToken by request path, saying which check failed
     gateways.connect = server.client(TokenValidationService, { protocol: "connect" });
     subs = server.client(SubscriptionService);
     await subs.createApi({ api: API });
-    await server.grpc.registerNewResource({ apiId: API.apiId, resources: RESOURCES });
-    await server.client(UserService).createUser({ username: "alice", password: "alice-password" });
+    await server.grpc.registerNewResource({ resource: { apiId: API.apiId, resources: RESOURCES } });
+    await server.client(UserService).createUser({ user: { username: "alice" }, password: "alice-password" });
   });
   after(() => server?.close());
 
@@ -56,7 +56,7 @@ describeOnEachDatabase("ValidateToken by request path, saying which check failed
       )
     ).application;
     assert.ok(app);
-    if (options.subscribe !== false) await subs.createSubscription({ applicationId, apiId: API.apiId, tier: "Gold", state: options.state });
+    if (options.subscribe !== false) await subs.createSubscription({ subscription: { applicationId, apiId: API.apiId, tier: "Gold", state: options.state } });
     const grant = options.user
       ? { grantType: "password", resourceOwnerUsername: "alice", resourceOwnerPassword: "alice-password" }
       : { grantType: "client_credentials" };
@@ -191,7 +191,7 @@ describeOnEachDatabase("ValidateToken by request path, saying which check failed
   test("a template the matcher cannot use is refused at registration, naming it", async () => {
     for (const uriTemplate of ["/order/{id", "/a/{+rest}/b", "/a//b", "/x/{}"]) {
       await rejectsWith(
-        server.grpc.registerNewResource({ apiId: `bad-${randomUUID()}`, resources: [resource("GET", "/ok"), resource("GET", uriTemplate)] }),
+        server.grpc.registerNewResource({ resource: { apiId: `bad-${randomUUID()}`, resources: [resource("GET", "/ok"), resource("GET", uriTemplate)] } }),
         Code.InvalidArgument,
         /resources\[1\]\.uri_template: is not a URI template/,
       );
@@ -208,9 +208,9 @@ describeOnEachDatabase("ValidateToken by request path, saying which check failed
     for (let n = 1; n < 20; n++) assert.equal((await byPath(`/pizzashack/1.0.0/menu?n=${n}`)).statusCode, 0);
     assert.equal(decisions.size, kept, "one answer for every query string");
 
-    await server.grpc.updateRegisteredResource({ apiId: API.apiId, resources: RESOURCES.filter((r) => r.uriTemplate !== "/menu") });
+    await server.grpc.updateRegisteredResource({ resource: { apiId: API.apiId, resources: RESOURCES.filter((r) => r.uriTemplate !== "/menu") } });
     assert.equal((await byPath("/pizzashack/1.0.0/menu")).matchedResource, "/*");
-    await server.grpc.updateRegisteredResource({ apiId: API.apiId, resources: RESOURCES });
+    await server.grpc.updateRegisteredResource({ resource: { apiId: API.apiId, resources: RESOURCES } });
     assert.equal((await byPath("/pizzashack/1.0.0/menu")).matchedResource, "/menu");
 
     await server.grpc.revokeToken({ token });
