@@ -11,7 +11,7 @@ test("WSO2's gateway error body, HTTP status and RFC 6750 challenge per code", (
 
   const missing = gatewayError(900902);
   assert.equal(missing.status, 401);
-  assert.equal(missing.headers["www-authenticate"], "Bearer");
+  assert.equal(missing.headers["www-authenticate"], 'Bearer error="invalid_token"');
   assert.equal(missing.body.message, "Missing Credentials");
 
   const scope = gatewayError(900910, "needs scope read");
@@ -25,7 +25,7 @@ test("WSO2's gateway error body, HTTP status and RFC 6750 challenge per code", (
 
   const expected: [number, number, string][] = [
     [900905, 403, "Incorrect Access Token Type is provided"],
-    [900906, 404, "No matching resource found in the API for the given request"],
+    [900906, 403, "No matching resource found in the API for the given request"],
     [900907, 403, "The requested API is temporarily blocked"],
     [900908, 403, "Resource forbidden"],
     [900909, 403, "The subscription to the API is inactive"],

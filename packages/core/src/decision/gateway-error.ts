@@ -45,12 +45,14 @@ export interface GatewayError {
  * The refusal for a status code, with `description` (a decision's) or WSO2's default one.
  *
  * HTTP status: 401 for the credential errors (900901 invalid or expired token, 900902 no token);
- * 404 for 900906, no such resource (what WSO2's gateways send, though its docs say 403); 503 for
- * 900912, the token's key manager is unreachable (the caller may retry); 500 for 900900, an
- * unexpected failure; 403 for the others (the token is fine, the call is not allowed).
+ * 403 for every other refusal (the call is not allowed: wrong token type, no such resource,
+ * blocked, forbidden, inactive subscription, scope). Two codes are failures rather than refusals
+ * and say so: 503 for 900912, the token's key manager is unreachable (the caller may retry), and
+ * 500 for 900900, an unexpected failure.
  *
- * WWW-Authenticate (RFC 6750 §3): `Bearer error="invalid_token"` for 900901, `Bearer` alone for
- * 900902 (no credentials: no error code, §3.1), `Bearer error="insufficient_scope"` for 900910.
+ * WWW-Authenticate (RFC 6750 §3): `Bearer error="invalid_token"` for both credential errors (the
+ * gateways' contract; a missing token is refused like an invalid one), `Bearer
+ * error="insufficient_scope"` for 900910.
  */
 export function gatewayError(code: number, description?: string): GatewayError {
   const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8" };
@@ -66,7 +68,7 @@ export function gatewayError(code: number, description?: string): GatewayError {
 
 const CHALLENGES: Record<number, string> = {
   900901: 'Bearer error="invalid_token"',
-  900902: "Bearer",
+  900902: 'Bearer error="invalid_token"',
   900910: 'Bearer error="insufficient_scope"',
 };
 
@@ -78,8 +80,6 @@ export function httpStatus(code: number): number {
     case 900901:
     case 900902:
       return 401;
-    case 900906:
-      return 404;
     case 900912:
       return 503;
     case 900900:
