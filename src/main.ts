@@ -2,7 +2,16 @@ import { parseArgs } from "node:util";
 import { App } from "./app.js";
 import { ConfigError } from "./config/load.js";
 
-const { values } = parseArgs({ options: { config: { type: "string" } } });
+const USAGE = `usage: node dist/src/main.js [--config FILE]   (npm start: the same, building dist/ first if anything changed)
+
+Runs the key manager: gRPC and HTTP ports, the database of the file (KM_CONFIG_FILE overrides
+--config; KM_* variables override the file). SIGTERM or SIGINT stops it gracefully.`;
+
+const { values } = parseArgs({ options: { config: { type: "string" }, help: { type: "boolean", short: "h" } } });
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const file = process.env.KM_CONFIG_FILE ?? values.config;
 
 let app: App;

@@ -21,6 +21,16 @@ export interface ReplicaProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM, and the exit. */
   stop(): Promise<void>;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
+}
+
+export interface ReplicaCommand {
+  /** The program and its arguments; the service's sources under tsx unless given. */
+  command?: string;
+  args?: string[];
+  /** How long it may take to listen (default 30 s). */
+  listenTimeoutMs?: number;
 }
 
 /**
@@ -28,10 +38,10 @@ export interface ReplicaProcess {
  * KM_* variables; both ports on 127.0.0.1 and port 0, a data directory of its own unless `env`
  * names one (KM_DATA_DIR).
  */
-export async function startReplica(env: Record<string, string>): Promise<ReplicaProcess> {
+export async function startReplica(env: Record<string, string>, run: ReplicaCommand = {}): Promise<ReplicaProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), "km-replica-"));
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
-  const child = spawn(process.execPath, [...RUN_TS, "src/main.ts"], {
+  const child = spawn(run.command ?? process.execPath, run.args ?? [...RUN_TS, "src/main.ts"], {
     cwd: ROOT,
     env: {
       ...inherited,
@@ -89,10 +99,19 @@ export async function startReplica(env: Record<string, string>): Promise<Replica
   };
   try {
     const listening = await Promise.race([
-      logged("key manager listening", 30_000),
+      logged("key manager listening", run.listenTimeoutMs ?? 30_000),
       exited.then(() => Promise.reject(new Error(`the replica exited before listening: ${stderr}`))),
     ]);
-    return { process: child, grpcPort: Number(listening.grpcPort), httpPort: Number(listening.httpPort), log, logged, exited, stop };
+    return {
+      process: child,
+      grpcPort: Number(listening.grpcPort),
+      httpPort: Number(listening.httpPort),
+      log,
+      logged,
+      exited,
+      stop,
+      stderr: () => stderr,
+    };
   } catch (err) {
     child.kill("SIGKILL");
     await exited;
