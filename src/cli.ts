@@ -18,7 +18,8 @@ const USAGE = `usage: npm run km -- bootstrap [--config FILE] [--name NAME] [--s
 
 bootstrap  creates the first admin system client (scopes ${SYSTEM_SCOPES.join(", ")} unless --scope
            is given) and prints its client_id and client_secret once. Refuses when an admin
-           client exists already, unless --another is given.`;
+           client exists already, unless --another is given. A client with ${SCOPES.store} but
+           not ${SCOPES.admin} acts for a subscriber: --subscriber is then required.`;
 
 async function bootstrap(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -27,7 +28,8 @@ async function bootstrap(args: string[]): Promise<number> {
       config: { type: "string" },
       name: { type: "string", default: "bootstrap admin" },
       scope: { type: "string", multiple: true },
-      subscriber: { type: "string", default: "" },
+      // No default: a store client without a subscriber is refused (it would act for nobody in particular).
+      subscriber: { type: "string" },
       another: { type: "boolean", default: false },
     },
   });
@@ -46,7 +48,7 @@ async function bootstrap(args: string[]): Promise<number> {
       return 1;
     }
     const scopes = values.scope ?? [...SYSTEM_SCOPES];
-    const { client, clientSecret } = await clients.create({ name: values.name, scopes, subscriber: values.subscriber, groupIds: [] });
+    const { client, clientSecret } = await clients.create({ name: values.name, scopes, subscriber: values.subscriber ?? "", groupIds: [] });
     // The only time the secret is shown: stdout, for the operator to keep.
     console.log(
       JSON.stringify({ client_id: client.clientId, client_secret: clientSecret, scopes: client.scopes, token_endpoint: config.endpoints.token }, null, 2),

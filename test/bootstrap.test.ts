@@ -72,3 +72,13 @@ test("bootstrap refuses a scope that is not a system scope", async () => {
     return true;
   });
 });
+
+test("bootstrap refuses a store client without a subscriber, naming --subscriber's field", async () => {
+  await assert.rejects(bootstrap("--another", "--name", "store", "--scope", "apim:subscribe"), (err: { code: number; stderr: string }) => {
+    assert.equal(err.code, 2);
+    assert.match(err.stderr, /subscriber: is required with scope apim:subscribe/);
+    return true;
+  });
+  const { stdout } = await bootstrap("--another", "--name", "store", "--scope", "apim:subscribe", "--subscriber", "alice");
+  assert.deepEqual(JSON.parse(stdout).scopes, ["apim:subscribe"]);
+});

@@ -678,7 +678,8 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
 
   test("callers with one scope each: random methods and bodies are never a server fault", async () => {
     const callers: Array<{ clientId: string; token: string }> = [];
-    for (const scopes of [["apim:subscribe"], ["km:gateway"], ["km:admin"], ["apim:subscribe", "km:gateway"]]) callers.push(await server.caller(scopes));
+    for (const scopes of [["apim:subscribe"], ["km:gateway"], ["km:admin"], ["apim:subscribe", "km:gateway"]])
+      callers.push(await server.caller(scopes, { subscriber: "hostile" }));
     await resetSnapshot(); // the callers were just created
     const body = fc.oneof(
       fc.constant(Buffer.alloc(0)),

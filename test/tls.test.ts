@@ -401,7 +401,7 @@ describe("mTLS: client certificates of the gateways' CA", () => {
   test("gRPC: a bearer token alongside the certificate is the caller", async () => {
     const admin = grpcClient(server.grpcPort, SubscriptionService, { identity: certs.gateway, token: server.token });
     await admin.listApis({});
-    const store = await server.caller([SCOPES.store]);
+    const store = await server.caller([SCOPES.store], { subscriber: "sam" });
     const asStore = grpcClient(server.grpcPort, TokenValidationService, { identity: certs.gateway, token: store.token });
     await rejectsWith(asStore.validateToken(unknownToken), Code.PermissionDenied, /km:gateway/);
   });

@@ -4,7 +4,8 @@ import type { Clock } from "../domain/clock.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../domain/errors.js";
 import { isActive, type OAuthClient, type TokenRecord } from "../domain/model/index.js";
 import { hashToken } from "../oauth/token-hash.js";
-import { type Principal, splitGroups } from "./principal.js";
+import { isRestricted, type Principal, splitGroups } from "./principal.js";
+import { SCOPES } from "./scopes.js";
 
 /** How long an authenticated caller is trusted without another look (a safety net: other replicas' changes arrive through the cluster change feed). */
 const CALLER_CACHE_TTL_MS = 30_000;
@@ -88,7 +89,14 @@ function bearerToken(authorization: string | undefined): string {
   return match[1];
 }
 
-/** PERMISSION_DENIED unless the caller's token carries the scope. */
+/**
+ * PERMISSION_DENIED unless the caller's token carries the scope. A store caller must act for a
+ * named subscriber (admins excepted): a system client made before subscribers were required, or
+ * a client certificate granted the store scope, has none and is refused store calls.
+ */
 export function requireScope(principal: Principal, scope: string, procedure: string): void {
   if (!principal.scopes.has(scope)) throw new PermissionDeniedError(`${procedure} needs a token with scope ${scope}`);
+  if (scope === SCOPES.store && isRestricted(principal) && principal.subscriber === "") {
+    throw new PermissionDeniedError(`${procedure}: this caller acts for no subscriber; a store caller's system client needs a subscriber`);
+  }
 }

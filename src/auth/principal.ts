@@ -24,9 +24,9 @@ export function isRestricted(principal: Principal | undefined): principal is Pri
   return principal !== undefined && !principal.scopes.has(SCOPES.admin);
 }
 
-/** Whether a restricted caller may see an application with this owner and group. */
+/** Whether a restricted caller may see an application with this owner and group; one without an owner is for admins only. */
 export function owns(principal: Principal, appOwner: string, groupId: string): boolean {
-  if (appOwner === principal.subscriber) return true;
+  if (appOwner !== "" && appOwner === principal.subscriber) return true;
   const groups = splitGroups(groupId);
   return groups.some((g) => principal.groups.includes(g));
 }

@@ -6,7 +6,7 @@ import { newConsumerKey, newConsumerSecret } from "../keymanager/credentials.js"
 import type { OAuthClient } from "../domain/model/index.js";
 import { LIMITS } from "../keymanager/validation.js";
 import type { Store } from "../storage/store.js";
-import { isSystemScope, SYSTEM_SCOPES } from "./scopes.js";
+import { isSystemScope, SCOPES, SYSTEM_SCOPES } from "./scopes.js";
 import type { Page, PageQuery } from "../domain/paging.js";
 
 export interface SystemClientInput {
@@ -110,7 +110,12 @@ function checkInput(input: SystemClientInput): void {
   input.scopes.forEach((s, i) => {
     if (!isSystemScope(s)) v.add(`scopes[${i}]`, `must be one of ${SYSTEM_SCOPES.join(", ")}`);
   });
-  v.optionalText("subscriber", input.subscriber, LIMITS.name);
+  // A store caller acts for a subscriber; without one it would share every unowned application.
+  if (input.scopes.includes(SCOPES.store) && !input.scopes.includes(SCOPES.admin) && input.subscriber.trim() === "") {
+    v.add("subscriber", `is required with scope ${SCOPES.store} (the subscriber the store caller acts for)`);
+  } else {
+    v.optionalText("subscriber", input.subscriber, LIMITS.name);
+  }
   if (input.groupIds.length > LIMITS.scopes) v.add("group_ids", `at most ${LIMITS.scopes} groups`);
   input.groupIds.forEach((g, i) => {
     if (!GROUP.test(g) || g.length > LIMITS.name) v.add(`group_ids[${i}]`, "must be 1 to 255 characters, no commas or control characters");

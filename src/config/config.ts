@@ -18,6 +18,8 @@ export interface Config {
     userTokenSeconds: number;
     refreshTokenSeconds: number;
     maxTokenSeconds: number;
+    /** The longest a system client's token lives. */
+    systemTokenSeconds: number;
   };
   grpc: { host: string; port: number; maxMessageBytes: number };
   http: { host: string; port: number; maxMessageBytes: number; maxBodyBytes: number };
@@ -70,6 +72,7 @@ export function fromSection(s: KeyManagerSection): Config {
       userTokenSeconds: s.validity.user_token,
       refreshTokenSeconds: s.validity.refresh_token,
       maxTokenSeconds: s.validity.max_token,
+      systemTokenSeconds: s.validity.system_token,
     },
     grpc: { host: s.grpc.host, port: s.grpc.port, maxMessageBytes: s.grpc.max_message_bytes },
     http: { host: s.http.host, port: s.http.port, maxMessageBytes: s.http.max_message_bytes, maxBodyBytes: s.http.max_body_bytes },

@@ -50,6 +50,8 @@ export const keyManagerSection = z
         refresh_token: seconds.default(86400),
         /** No token, whatever its request asks, lives longer than this. */
         max_token: seconds.default(365 * 24 * 3600),
+        /** No system client's token (the callers of this service) lives longer than this, whatever its request asks. */
+        system_token: seconds.default(3600),
       })
       .strict()
       .prefault({}),

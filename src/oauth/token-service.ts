@@ -14,6 +14,7 @@ import { Validator } from "../domain/validator.js";
 import { LOCK } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
 import type { TokenWriter } from "../storage/token-writer.js";
+import { SCOPES } from "../auth/scopes.js";
 import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
 import { grantScopes } from "./scopes.js";
 import type { SigningKeys } from "./signing-keys.js";
@@ -218,7 +219,9 @@ export class TokenService {
     const config = this.config();
     const issuedAt = this.clock.now();
     const base = outcome.endUser === "" ? client.validity.applicationTokenSeconds : client.validity.userTokenSeconds;
-    const seconds = Math.min(request.validityPeriodSeconds > 0 ? request.validityPeriodSeconds : base, config.validity.maxTokenSeconds);
+    // A system client's token opens this service's own calls: short-lived whatever was asked.
+    const longest = client.system ? Math.min(config.validity.systemTokenSeconds, config.validity.maxTokenSeconds) : config.validity.maxTokenSeconds;
+    const seconds = Math.min(request.validityPeriodSeconds > 0 ? request.validityPeriodSeconds : base, longest);
     const expiresAt = new Date(issuedAt.getTime() + seconds * 1000);
     const id = randomUUID();
     const accessToken =
@@ -258,6 +261,18 @@ export class TokenService {
     else if (outcome.passwordHash !== undefined) await this.storeUserToken(outcome.passwordHash, record);
     else await this.writer.insert(record);
     return { accessToken, refreshToken, record };
+  }
+
+  /**
+   * RFC 7662 introspection by an authenticated client: the active token's record when the caller
+   * may learn about it, else undefined (the caller answers `{"active":false}`). A client learns
+   * about its own tokens; about others' only a system client with the gateway scope (resource
+   * servers and gateways), so one application's credentials reveal nothing of another's tokens.
+   */
+  async introspect(caller: OAuthClient, token: string): Promise<TokenRecord | undefined> {
+    const record = await this.lookup(token);
+    if (!record || !this.isActive(record)) return undefined;
+    return record.consumerKey === caller.consumerKey || mayIntrospectAny(caller) ? record : undefined;
   }
 
   /** The stored record of an access token, whether or not it is still active. */
@@ -328,6 +343,11 @@ function invalidUserCredentials(): InvalidArgumentError {
 
 function invalidRefreshToken(): InvalidArgumentError {
   return new InvalidArgumentError([{ field: "refresh_token", description: "invalid refresh token" }], { oauth: "invalid_grant" });
+}
+
+/** Resource servers and gateways: system clients holding the gateway scope. */
+function mayIntrospectAny(client: OAuthClient): boolean {
+  return client.system === true && client.scopes.includes(SCOPES.gateway);
 }
 
 /** A system client asking for no scope gets all of its own; applications get "default". */

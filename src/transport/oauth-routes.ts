@@ -83,9 +83,9 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
 
 async function introspect(deps: Deps, req: http.IncomingMessage, res: http.ServerResponse, form: URLSearchParams): Promise<void> {
   const { clientId, clientSecret } = clientCredentials(req, form);
-  await deps.tokens.authenticateClient(clientId, clientSecret, requestAddress(req, deps.addresses));
-  const record = await deps.tokens.lookup(form.get("token") ?? "");
-  sendJson(res, 200, record && deps.tokens.isActive(record) ? activeToken(record, deps.config().issuer) : { active: false }, NO_STORE);
+  const caller = await deps.tokens.authenticateClient(clientId, clientSecret, requestAddress(req, deps.addresses));
+  const record = await deps.tokens.introspect(caller, form.get("token") ?? "");
+  sendJson(res, 200, record ? activeToken(record, deps.config().issuer) : { active: false }, NO_STORE);
 }
 
 async function revoke(deps: Deps, req: http.IncomingMessage, res: http.ServerResponse, form: URLSearchParams): Promise<void> {

@@ -62,6 +62,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
         log_level: "silent",
         ...(options.databaseUrl ? { database: { url: options.databaseUrl } } : {}),
         ...options.overrides,
+        // Test callers' tokens outlive the clock moves of their tests (the default caps them at an hour).
+        validity: { system_token: TEST_TOKEN_SECONDS, ...(options.overrides?.validity as Record<string, unknown> | undefined) },
       },
     },
     logger: options.logger ?? pino({ level: "silent" }),

@@ -1,0 +1,230 @@
+/**
+ * Issue #11, "who may see what": store callers act for a named subscriber, unowned applications
+ * are for admins, introspection tells a client only about its own tokens (gateways excepted),
+ * and system clients' tokens are short-lived whatever they ask. On every database.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Code } from "@connectrpc/connect";
+import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
+import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
+import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
+import { createKnex } from "../src/storage/database.js";
+import { rejectsWith } from "./support/assert-rpc.js";
+import { describeOnEachDatabase } from "./support/each-database.js";
+import { createRequest } from "./support/fixtures.js";
+import { startServer, type TestServer } from "./support/server.js";
+
+function basic(id: string, secret: string): string {
+  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString("base64")}`;
+}
+
+async function postForm(server: TestServer, path: string, form: Record<string, string>, authorization?: string) {
+  const res = await fetch(`http://127.0.0.1:${server.httpPort}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...(authorization ? { authorization } : {}) },
+    body: new URLSearchParams(form).toString(),
+  });
+  return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, unknown> };
+}
+
+describeOnEachDatabase("who may see what", (database) => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ databaseUrl: database.url() });
+  });
+  after(() => server?.close());
+
+  describe("store callers act for a named subscriber (#11 point 8)", () => {
+    test("CreateSystemClient refuses apim:subscribe without a subscriber, naming the field, and writes nothing", async () => {
+      const admin = server.client(SystemClientService);
+      const before = (await admin.listSystemClients({ pageSize: 1000 })).systemClients.length;
+      for (const subscriber of ["", "   "]) {
+        await rejectsWith(
+          admin.createSystemClient({ systemClient: { name: "anonymous store", scopes: ["apim:subscribe"], subscriber } }),
+          Code.InvalidArgument,
+          /^subscriber: is required with scope apim:subscribe/,
+        );
+        await rejectsWith(
+          admin.createSystemClient({ systemClient: { name: "anonymous store", scopes: ["apim:subscribe", "km:gateway"], subscriber } }),
+          Code.InvalidArgument,
+          /subscriber/,
+        );
+      }
+      assert.equal((await admin.listSystemClients({ pageSize: 1000 })).systemClients.length, before);
+      // With a subscriber, or as an admin (who acts for every subscriber), it is fine.
+      await admin.createSystemClient({ systemClient: { name: "alice's store", scopes: ["apim:subscribe"], subscriber: "alice" } });
+      await admin.createSystemClient({ systemClient: { name: "operator", scopes: ["apim:subscribe", "km:admin"] } });
+    });
+
+    test("a subscriber-less store client already stored is refused store calls, and cannot read another's secrets", async () => {
+      const victim = (await server.grpc.createApplication(createRequest({ appOwner: "" }))).application;
+      assert.ok(victim);
+      const legacy = await server.caller(["apim:subscribe"], { subscriber: "placeholder" });
+      // As a row written before subscribers were required.
+      const db = createKnex(server.app.configStore.current.database);
+      try {
+        await db("oauth_clients").where({ consumer_key: legacy.clientId }).update({ app_owner: "" });
+      } finally {
+        await db.destroy();
+      }
+      const token = (await postForm(server, "/oauth2/token", { grant_type: "client_credentials" }, basic(legacy.clientId, legacy.clientSecret))).body
+        .access_token as string;
+      const km = server.client(KeyManagerService, { token });
+      await rejectsWith(km.retrieveApplication({ selector: { case: "consumerKey", value: victim.consumerKey } }), Code.PermissionDenied, /subscriber/);
+      await rejectsWith(km.regenerateConsumerSecret({ consumerKey: victim.consumerKey }), Code.PermissionDenied, /subscriber/);
+      await rejectsWith(km.createApplication(createRequest({ appOwner: "" })), Code.PermissionDenied, /subscriber/);
+      const rest = await fetch(`http://127.0.0.1:${server.httpPort}/api/am/store/v0.13/applications/${victim.applicationId}/keys/PRODUCTION`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal(rest.status, 403);
+      // The victim's secret is unchanged.
+      const still = (await server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: victim.consumerKey } })).application;
+      assert.equal(still?.consumerSecret, victim.consumerSecret);
+    });
+
+    test("an application without an owner is visible to admins only", async () => {
+      const unowned = (await server.grpc.createApplication(createRequest({ appOwner: "" }))).application;
+      assert.ok(unowned);
+      assert.equal(unowned.appOwner, "");
+      const alice = server.client(KeyManagerService, { token: (await server.caller(["apim:subscribe"], { subscriber: "alice" })).token });
+      const missing = await rejectsWith(alice.retrieveApplication({ selector: { case: "consumerKey", value: "no-such-consumer-key" } }), Code.NotFound);
+      const hidden = await rejectsWith(alice.retrieveApplication({ selector: { case: "consumerKey", value: unowned.consumerKey } }), Code.NotFound);
+      assert.equal(hidden.rawMessage, missing.rawMessage);
+      await rejectsWith(alice.regenerateConsumerSecret({ consumerKey: unowned.consumerKey }), Code.NotFound);
+      await rejectsWith(alice.getActiveTokensByConsumerKey({ consumerKey: unowned.consumerKey }), Code.NotFound);
+      const admin = server.client(KeyManagerService, { token: (await server.caller(["km:admin", "apim:subscribe"])).token });
+      const seen = (await admin.retrieveApplication({ selector: { case: "consumerKey", value: unowned.consumerKey } })).application;
+      assert.equal(seen?.consumerSecret, unowned.consumerSecret);
+    });
+  });
+
+  describe("introspection tells a client about its own tokens only (#11 point 9)", () => {
+    let appA: { consumerKey: string; consumerSecret: string };
+    let appB: { consumerKey: string; consumerSecret: string };
+    let tokenA: string;
+    let tokenB: string;
+    let userTokenB: string;
+    before(async () => {
+      const create = async () => {
+        const app = (await server.grpc.createApplication(createRequest())).application;
+        assert.ok(app);
+        return app;
+      };
+      appA = await create();
+      appB = await create();
+      const issue = async (app: { consumerKey: string; consumerSecret: string }, form: Record<string, string>) =>
+        (await postForm(server, "/oauth2/token", form, basic(app.consumerKey, app.consumerSecret))).body.access_token as string;
+      tokenA = await issue(appA, { grant_type: "client_credentials" });
+      tokenB = await issue(appB, { grant_type: "client_credentials" });
+      await server.client(UserService).createUser({ user: { username: "introspected-user" }, password: "a long enough password" });
+      userTokenB = await issue(appB, { grant_type: "password", username: "introspected-user", password: "a long enough password" });
+    });
+
+    const introspect = async (caller: { consumerKey: string; consumerSecret: string }, token: string) =>
+      postForm(server, "/oauth2/introspect", { token }, basic(caller.consumerKey, caller.consumerSecret));
+
+    test("an application learns about its own token", async () => {
+      const own = await introspect(appA, tokenA);
+      assert.equal(own.status, 200);
+      assert.equal(own.body.active, true);
+      assert.equal(own.body.client_id, appA.consumerKey);
+    });
+
+    test("another application's, another's user token and the admin's token read {active:false}, nothing more", async () => {
+      const adminClient = await server.caller(["km:admin"]);
+      for (const token of [tokenB, userTokenB, server.token, adminClient.token]) {
+        const other = await introspect(appA, token);
+        assert.equal(other.status, 200);
+        assert.deepEqual(other.body, { active: false });
+      }
+      // Nor does a system client without the gateway scope learn about others' tokens.
+      const adminAsClient = { consumerKey: adminClient.clientId, consumerSecret: adminClient.clientSecret };
+      assert.deepEqual((await introspect(adminAsClient, tokenB)).body, { active: false });
+      assert.equal((await introspect(adminAsClient, adminClient.token)).body.active, true, "its own token");
+      // The tokens still work for their owners.
+      assert.equal((await introspect(appB, tokenB)).body.active, true);
+      assert.equal((await introspect(appB, userTokenB)).body.username, "introspected-user");
+    });
+
+    test("a gateway (system client with km:gateway) learns about every token", async () => {
+      const gateway = await server.caller(["km:gateway"]);
+      const asGateway = { consumerKey: gateway.clientId, consumerSecret: gateway.clientSecret };
+      const seen = await introspect(asGateway, tokenB);
+      assert.equal(seen.body.active, true);
+      assert.equal(seen.body.client_id, appB.consumerKey);
+      assert.equal((await introspect(asGateway, userTokenB)).body.username, "introspected-user");
+      assert.deepEqual((await introspect(asGateway, "not-a-token")).body, { active: false });
+    });
+
+    test("GetTokenMetadata: a store caller learns about its subscriber's tokens only", async () => {
+      const bob = server.client(KeyManagerService, { token: (await server.caller(["apim:subscribe"], { subscriber: "bob" })).token });
+      const seen = (await bob.getTokenMetadata({ accessToken: tokenB })).token;
+      assert.equal(seen?.tokenValid, false);
+      assert.equal(seen?.consumerKey, "");
+      assert.equal((await bob.getTokenMetadata({ accessToken: server.token })).token?.consumerKey, "");
+    });
+  });
+
+  describe("system clients' tokens are capped (#11 point 11)", () => {
+    let defaults: TestServer;
+    before(async () => {
+      // The default cap: nothing configured.
+      defaults = await startServer({ databaseUrl: database.url(), dataDir: server.dataDir, overrides: { validity: { system_token: undefined } } });
+    });
+    after(() => defaults?.close());
+
+    test("at one hour by default, whatever validity_period asks", async () => {
+      const admin = await defaults.caller(["km:admin", "apim:subscribe"]);
+      const res = await postForm(
+        defaults,
+        "/oauth2/token",
+        { grant_type: "client_credentials", validity_period: "999999999999" },
+        basic(admin.clientId, admin.clientSecret),
+      );
+      assert.equal(res.status, 200);
+      assert.equal(res.body.expires_in, 3600);
+      const km = defaults.client(KeyManagerService, { token: res.body.access_token as string });
+      const viaRpc = await km.getNewApplicationAccessToken({
+        request: { clientId: admin.clientId, clientSecret: admin.clientSecret, grantType: "client_credentials", validityPeriodSeconds: 10n ** 11n },
+      });
+      assert.equal(viaRpc.token?.validityPeriodMs, 3_600_000n);
+      const gateway = await defaults.caller(["km:gateway"]);
+      const seen = await postForm(defaults, "/oauth2/introspect", { token: res.body.access_token as string }, basic(gateway.clientId, gateway.clientSecret));
+      assert.equal((seen.body.exp as number) - (seen.body.iat as number), 3600);
+      // Applications keep their own limits.
+      const app = (await defaults.grpc.createApplication(createRequest())).application;
+      assert.ok(app);
+      const long = await postForm(
+        defaults,
+        "/oauth2/token",
+        { grant_type: "client_credentials", validity_period: "999999999999" },
+        basic(app.consumerKey, app.consumerSecret),
+      );
+      assert.equal(long.body.expires_in, 365 * 24 * 3600);
+    });
+
+    test("at validity.system_token when configured", async () => {
+      const short = await startServer({ databaseUrl: database.url(), dataDir: server.dataDir, overrides: { validity: { system_token: 120 } } });
+      try {
+        const admin = await short.caller(["km:admin"]);
+        const res = await postForm(
+          short,
+          "/oauth2/token",
+          { grant_type: "client_credentials", validity_period: "7200" },
+          basic(admin.clientId, admin.clientSecret),
+        );
+        assert.equal(res.body.expires_in, 120);
+        const asked = await postForm(
+          short,
+          "/oauth2/token",
+          { grant_type: "client_credentials", validity_period: "60" },
+          basic(admin.clientId, admin.clientSecret),
+        );
+        assert.equal(asked.body.expires_in, 60, "a shorter one asked for is given");
+      } finally {
+        await short.close();
+      }
+    });
+  });
+});
