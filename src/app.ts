@@ -7,6 +7,11 @@ import { SigningKeyService } from "../gen/keymanager/v1/signing_key_service_pb.j
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
+import { Authorization } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
+import { ApiDirectory } from "./gateway/api-directory.js";
+import { GatewayCheck } from "./gateway/gateway-check.js";
+import { ExtAuthzServiceImpl } from "./services/ext-authz-service.js";
+import { forwardAuthRoute } from "./transport/forward-auth-route.js";
 import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
 import { CallAuthorizer } from "./auth/call-authorizer.js";
 import { CallerAuthenticator } from "./auth/caller-authenticator.js";
@@ -79,6 +84,7 @@ export class App {
   private decisions: DecisionCache<ValidationResult> | undefined;
   private feed: ChangeFeed | undefined;
   private keyManagers: KeyManagers | undefined;
+  private apiDirectory: ApiDirectory | undefined;
   /** Available once started: the bootstrap command and tests create callers with it. */
   systemClients: SystemClients | undefined;
   tokens: TokenService | undefined;
@@ -127,6 +133,9 @@ export class App {
     this.decisions = new DecisionCache<ValidationResult>(events, DEFAULT_CACHE_LIMITS.maxEntries, DEFAULT_CACHE_LIMITS.maxBytes);
     const validator = new TokenValidator(store, signingKeys, this.cache, this.decisions, currentConfig, clock, this.logger, registry);
 
+    this.apiDirectory = new ApiDirectory(store.apis, clock, () => currentConfig().gateway.apiListTtlMs, this.logger, events);
+    const gateway = new GatewayCheck(this.apiDirectory, validator, config.gateway);
+
     this.systemClients = new SystemClients(store, clock, events, () => currentConfig().name);
     const authenticator = new CallerAuthenticator({ token: (t) => tokens.lookup(t), client: (k) => store.clients.find(k) }, clock, events);
     const authorizer = new CallAuthorizer(authenticator, () => currentConfig().tls?.clientCertificateScopes ?? []);
@@ -137,6 +146,7 @@ export class App {
     const services: ServiceRegistration[] = [
       { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore, paging, resident) as never },
       { service: TokenValidationService, impl: new TokenValidationServiceImpl(validator) as never },
+      { service: Authorization, impl: new ExtAuthzServiceImpl(gateway) as never },
       { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock, events), paging) as never },
       { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock, events), paging) as never },
       { service: SigningKeyService, impl: new SigningKeyServiceImpl(signingKeys, paging) as never },
@@ -175,6 +185,7 @@ export class App {
       routes: [
         oauthRoutes({ tokens, keys: signingKeys, config: currentConfig, addresses, maxFormBytes: config.http.maxBodyBytes }),
         storeRestRoutes({ keyManager, authenticator, logger: this.logger, audit, maxBodyBytes: config.http.maxBodyBytes }),
+        forwardAuthRoute({ gateway, authorizer, settings: config.gateway, clientCertificates: tls?.clientCa !== undefined, logger: this.logger }),
       ],
       tls,
       maxMessageBytes: config.http.maxMessageBytes,
@@ -227,6 +238,7 @@ export class App {
     this.feed = undefined;
     this.cache?.close();
     this.decisions?.close();
+    this.apiDirectory?.close();
     this.keyManagers?.close();
     await this.db?.destroy();
     this.db = undefined;

@@ -24,8 +24,11 @@ export class CallAuthorizer {
 
   /** The scope check of one method, made once per method. */
   forMethod(service: DescService, method: DescMethod): (credentials: CallCredentials) => Principal | Promise<Principal> {
-    const scope = requiredScope(service, method);
-    const procedure = `/${service.typeName}/${method.name}`;
+    return this.forScope(requiredScope(service, method), `/${service.typeName}/${method.name}`);
+  }
+
+  /** The check of an endpoint that is not an RPC (forward auth), named `procedure` in errors. */
+  forScope(scope: string, procedure: string): (credentials: CallCredentials) => Principal | Promise<Principal> {
     return (credentials) => {
       const principal = credentials.authorization
         ? this.authenticator.authenticate(credentials.authorization)

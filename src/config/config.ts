@@ -33,8 +33,28 @@ export interface Config {
   cluster: { pollIntervalMs: number };
   /** Page sizes of the List RPCs (and GetActiveTokensByConsumerKey). */
   paging: { defaultPageSize: number; maxPageSize: number };
+  /** Gateways asking by request: Envoy's ext_authz and forward auth (gateway/gateway-check.ts). */
+  gateway: GatewaySettings;
   /** External OAuth2 key managers, in the order their token patterns are tried. */
   externalKeyManagers: ExternalKeyManagerConfig[];
+}
+
+export interface GatewaySettings {
+  tokenHeader: string;
+  versionHeader: string;
+  removeTokenHeader: boolean;
+  codeHeader: string;
+  callerHeader: string;
+  /** Lower-case names; "" leaves the value out. */
+  upstreamHeaders: {
+    consumerKey: string;
+    applicationId: string;
+    applicationName: string;
+    subscriptionTier: string;
+    keyType: string;
+    endUser: string;
+  };
+  apiListTtlMs: number;
 }
 
 /** Settings read once at start; a reload that changes them reports "restart required". */
@@ -48,6 +68,7 @@ export const RESTART_ONLY_SETTINGS = [
   "cluster",
   "externalKeyManagers",
   "authentication",
+  "gateway",
 ] as const;
 
 export function fromSection(s: KeyManagerSection): Config {
@@ -99,6 +120,22 @@ export function fromSection(s: KeyManagerSection): Config {
     housekeeping: { intervalSeconds: s.housekeeping.purge_interval_seconds, retainSeconds: s.housekeeping.retain_seconds },
     cluster: { pollIntervalMs: s.cluster.poll_interval_ms },
     paging: { defaultPageSize: s.paging.default_page_size, maxPageSize: s.paging.max_page_size },
+    gateway: {
+      tokenHeader: s.gateway.token_header,
+      versionHeader: s.gateway.version_header,
+      removeTokenHeader: s.gateway.remove_token_header,
+      codeHeader: s.gateway.code_header,
+      callerHeader: s.gateway.caller_header,
+      upstreamHeaders: {
+        consumerKey: s.gateway.upstream_headers.consumer_key,
+        applicationId: s.gateway.upstream_headers.application_id,
+        applicationName: s.gateway.upstream_headers.application_name,
+        subscriptionTier: s.gateway.upstream_headers.subscription_tier,
+        keyType: s.gateway.upstream_headers.key_type,
+        endUser: s.gateway.upstream_headers.end_user,
+      },
+      apiListTtlMs: s.gateway.api_list_ttl_ms,
+    },
     externalKeyManagers: s.external.map(externalFromSection),
   };
 }

@@ -23,6 +23,12 @@ const list = <T extends z.ZodType>(item: T) =>
         : v,
     z.array(item),
   );
+/** An HTTP header name, compared lower-case. */
+const headerName = z
+  .string()
+  .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, { message: "must be an HTTP header name" })
+  .transform((h) => h.toLowerCase());
+const upstreamHeader = z.union([headerName, z.literal("")]);
 const addressOrRange = z.string().refine(
   (v) => {
     const [address = "", prefix, ...rest] = v.split("/");
@@ -183,6 +189,37 @@ export const keyManagerSection = z
         key: z.string().optional(),
       })
       .strict()
+      .prefault({}),
+    /** Gateways that ask by request (Envoy ext_authz, nginx / Caddy / Traefik forward auth). */
+    gateway: z
+      .object({
+        /** The header carrying the API caller's token (`Bearer <token>`; a bare token in another header). */
+        token_header: headerName.default("authorization"),
+        /** A header naming the API version when the path does not; "" reads none. */
+        version_header: z.union([headerName, z.literal("")]).default(""),
+        /** Whether the caller's token header is removed before the upstream (Envoy; nginx/Caddy by their own config). */
+        remove_token_header: z.boolean().default(false),
+        /** The header a gateway's status code travels in, allowed or refused. */
+        code_header: headerName.default("x-km-status-code"),
+        /** Forward auth: the header carrying the calling gateway's own `Bearer <km:gateway token>`. */
+        caller_header: headerName.default("x-km-authorization"),
+        /** Headers an allowed request goes on with; "" leaves one out. */
+        upstream_headers: z
+          .object({
+            consumer_key: upstreamHeader.default("x-consumer-key"),
+            application_id: upstreamHeader.default("x-application-id"),
+            application_name: upstreamHeader.default("x-application-name"),
+            subscription_tier: upstreamHeader.default("x-subscription-tier"),
+            key_type: upstreamHeader.default("x-key-type"),
+            end_user: upstreamHeader.default("x-end-user"),
+          })
+          .strict()
+          .prefault({}),
+        /** How long the list of APIs (context and version) a request path is located in is trusted without a change heard. */
+        api_list_ttl_ms: ms(3_600_000).default(300_000),
+      })
+      .strict()
+      .refine((g) => g.caller_header !== g.token_header, { message: "caller_header (the gateway's own token) cannot be token_header (the API caller's)" })
       .prefault({}),
     /** External OAuth2 servers acting as key managers beside the resident one (`[[key_manager.external]]`). */
     external: externalKeyManagersSection,

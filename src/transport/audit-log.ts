@@ -1,4 +1,5 @@
 import type { DescMethod } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import type { Principal } from "../auth/principal.js";
 import { hashToken } from "../oauth/token-hash.js";
@@ -21,6 +22,14 @@ const TARGET_FIELDS = new Set([
 /** Token-valued fields: logged only as a short reference (the first 12 hex digits of the stored hash). */
 const TOKEN_FIELDS = new Set(["token", "tokenToRevoke"]);
 const MAX_DEPTH = 3;
+
+/** Services that change nothing though their protos cannot say so (not ours: no idempotency option). */
+const READ_ONLY_SERVICES = new Set(["envoy.service.auth.v3.Authorization"]);
+
+/** Whether a successful call of the method changed something, and so is audited. */
+export function isChange(method: DescMethod): boolean {
+  return method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS && !READ_ONLY_SERVICES.has(method.parent.typeName);
+}
 
 /**
  * One line for every change (who, what, when, to what), on the logger's "audit" child.

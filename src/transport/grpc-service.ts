@@ -1,5 +1,4 @@
 import { create, type DescMessage, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { ContextValues, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -7,7 +6,7 @@ import type { Logger } from "pino";
 import type { CallAuthorizer } from "../auth/call-authorizer.js";
 import { CALL_ORIGIN, type CallOrigin } from "../auth/call-origin.js";
 import { PRINCIPAL, type Principal } from "../auth/principal.js";
-import type { AuditLog } from "./audit-log.js";
+import { type AuditLog, isChange } from "./audit-log.js";
 import type { ClientAddresses } from "./client-address.js";
 import { toConnectError } from "./error-mapping.js";
 
@@ -90,7 +89,7 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
     const procedure = `/${service.typeName}/${method.name}`;
     const fail = (err: unknown, callback: grpc.sendUnaryData<unknown>) => callback(grpcError(err, options.logger, procedure));
     const authorize = options.authorizer.forMethod(service, method);
-    const changes = method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+    const changes = isChange(method);
     // Runs once the caller is authenticated: only then is the request decoded and looked at, so
     // an unauthenticated caller costs no decoding, validation or error description.
     const run = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, principal: Principal) => {

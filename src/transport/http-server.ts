@@ -2,13 +2,12 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { TLSSocket } from "node:tls";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { CallAuthorizer, CallCredentials } from "../auth/call-authorizer.js";
 import { CALL_ORIGIN } from "../auth/call-origin.js";
 import { PRINCIPAL, type Principal } from "../auth/principal.js";
-import type { AuditLog } from "./audit-log.js";
+import { type AuditLog, isChange } from "./audit-log.js";
 import type { ClientAddresses } from "./client-address.js";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
@@ -57,7 +56,7 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     const principal = req.contextValues.get(PRINCIPAL);
     if (!principal) throw new Error(`${req.url} reached the service unauthenticated`);
     const res = await next(req);
-    if (req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) options.audit.record(principal, req.method, req.message);
+    if (isChange(req.method)) options.audit.record(principal, req.method, req.message);
     return res;
   };
   const router = createConnectRouter({

@@ -116,6 +116,14 @@ function findResource(table: ResourceTable | undefined, api: Api, verb: string, 
   return table.matchSegments(verb, segments, start) ?? describe.noMatch(api, verb, req.requestPath);
 }
 
+/**
+ * The answer when no API's context and version start the request path (ApiIndex.find found
+ * none): 900908, as for an unknown context and version.
+ */
+export function noApiForPath(path: string): Decision {
+  return refuse(Status.RESOURCE_FORBIDDEN, describe.noApiAt(path));
+}
+
 /** The answer when facts could not be had (a database error): 900900, the cause left to the caller's log. */
 export function unexpectedFailure(): Decision {
   return refuse(Status.GENERAL_ERROR, describe.generalError());

@@ -44,6 +44,7 @@ function list(items: readonly string[]): string {
 }
 
 export const describe = {
+  noApiAt: (path: string) => bounded(`no API is deployed at request path ${quote(withoutQuery(path))}`),
   noApi: (context: string, version: string) => bounded(`no API with context ${quote(context)} and version ${quote(version)}`),
   noResources: (a: Api) => bounded(`${api(a)} has no resources registered`),
   noTemplate: (a: Api, verb: string, template: string) => bounded(`${api(a)} has no resource ${quote(verb)} ${quote(template)}`),
