@@ -263,7 +263,7 @@ describe("envoy.service.auth.v3.Authorization/Check", () => {
   test("callers need km:gateway (or a gateway certificate): none, a store token, an API caller's token are refused", async () => {
     const request = envoyRequest("GET", "/pizzashack/1.0.0/menu", bearer(fixture.appToken));
     await assert.rejects(check(request, ""), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED);
-    const store = (await server.caller(["apim:subscribe"])).token;
+    const store = (await server.caller(["apim:subscribe"], { subscriber: "store" })).token;
     await assert.rejects(check(request, store), (err: grpc.ServiceError) => err.code === grpc.status.PERMISSION_DENIED && /km:gateway/.test(err.details));
     await assert.rejects(check(request, fixture.appToken), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED);
   });

@@ -80,7 +80,7 @@ describe("forward auth", () => {
 
   test("the gateway must authenticate (km:gateway): else 500 with a 900900 body saying how, never a decision", async () => {
     const headers = nginx("GET", "/pizzashack/1.0.0/menu", fixture.appToken);
-    const store = (await server.caller(["apim:subscribe"])).token;
+    const store = (await server.caller(["apim:subscribe"], { subscriber: "store" })).token;
     for (const caller of ["", "not-a-token", store, fixture.appToken]) {
       const res = await ask(headers, { caller });
       assert.equal(res.status, 500, caller);
