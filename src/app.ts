@@ -50,6 +50,8 @@ import { GrpcServer, type ServiceRegistration } from "./transport/grpc-server.js
 import type { GrpcHandlerOptions } from "./transport/grpc-service.js";
 import { ClientAddresses } from "./transport/client-address.js";
 import { closeHttp, createHttpServer, listen } from "./transport/http-server.js";
+import { Metrics } from "./observability/metrics.js";
+import { createMetricsServer } from "./observability/metrics-server.js";
 import type * as http from "node:http";
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -68,6 +70,8 @@ export interface BuildOptions {
 export interface Listening {
   grpcPort: number;
   httpPort: number;
+  /** The metrics listener's port, when metrics have one of their own. */
+  metricsPort?: number;
 }
 
 /**
@@ -79,7 +83,10 @@ export class App {
   private db: Knex | undefined;
   private grpcServer: GrpcServer | undefined;
   private httpServer: http.Server | undefined;
+  private metricsServer: http.Server | undefined;
   private ready = false;
+  /** Prometheus metrics (a registry of this app's own); off when [metrics] enabled = false. */
+  readonly metrics: Metrics;
   private cache: ValidationCache | undefined;
   private decisions: DecisionCache<ValidationResult> | undefined;
   private feed: ChangeFeed | undefined;
@@ -99,6 +106,7 @@ export class App {
         level: config.logLevel,
         redact: { paths: ["*.consumerSecret", "*.consumer_secret", "*.password", "*.token", "*.accessToken"], censor: "***" },
       });
+    this.metrics = new Metrics(config.metrics.enabled);
     this.configStore.onChange((c) => {
       this.logger.level = c.logLevel;
     });
@@ -108,13 +116,22 @@ export class App {
     const config = this.configStore.current;
     const clock = this.options.clock ?? systemClock;
     this.db = createKnex(config.database);
+    const metrics = this.metrics;
+    metrics.database(this.db);
     await migrate(this.db);
     const { key } = loadOrCreateEncryptionKey(config.encryptionKey, config.dataDir);
     const store = new Store(this.db, new SecretBox(key));
     const currentConfig = () => this.configStore.current;
     const events = new ChangeEvents();
     // Other replicas on this database hear of this one's changes, and this one of theirs.
-    this.feed = await startChangeFeed({ db: this.db, url: config.database.url, events, pollIntervalMs: config.cluster.pollIntervalMs, logger: this.logger });
+    this.feed = await startChangeFeed({
+      db: this.db,
+      url: config.database.url,
+      events,
+      pollIntervalMs: config.cluster.pollIntervalMs,
+      logger: this.logger,
+      metrics,
+    });
     const signingKeys = new SigningKeys(
       store,
       clock,
@@ -124,13 +141,14 @@ export class App {
     );
     await signingKeys.load();
     this.housekeeping = new TokenHousekeeping(store.tokens, clock, () => currentConfig().housekeeping, this.logger);
-    const tokens = new TokenService(store, signingKeys, currentConfig, clock, events, new TokenWriter(this.db), config.authentication.throttle);
+    const tokens = new TokenService(store, signingKeys, currentConfig, clock, events, new TokenWriter(this.db), config.authentication.throttle, metrics);
     const addresses = new ClientAddresses(config.authentication.trustedProxies, config.authentication.forwardedForHeader);
     const resident = new ResidentKeyManager(store, currentConfig, clock, tokens, events);
     this.keyManagers = buildKeyManagers({ resident, config: currentConfig, store, clock, events, logger: this.logger });
     const { keyManager, registry } = this.keyManagers;
     this.cache = new ValidationCache(events);
     this.decisions = new DecisionCache<ValidationResult>(events, DEFAULT_CACHE_LIMITS.maxEntries, DEFAULT_CACHE_LIMITS.maxBytes);
+    for (const stats of [...this.cache.stats, this.decisions.stats, tokens.clientStats]) metrics.cache(stats);
     const validator = new TokenValidator(store, signingKeys, this.cache, this.decisions, currentConfig, clock, this.logger, registry);
 
     this.apiDirectory = new ApiDirectory(store.apis, clock, () => currentConfig().gateway.apiListTtlMs, this.logger, events);
@@ -138,6 +156,7 @@ export class App {
 
     this.systemClients = new SystemClients(store, clock, events, () => currentConfig().name);
     const authenticator = new CallerAuthenticator({ token: (t) => tokens.lookup(t), client: (k) => store.clients.find(k) }, clock, events);
+    metrics.cache(authenticator.stats);
     const authorizer = new CallAuthorizer(authenticator, () => currentConfig().tls?.clientCertificateScopes ?? []);
     const audit = new AuditLog(this.logger);
     this.tokens = tokens;
@@ -145,7 +164,7 @@ export class App {
     const paging = new Paging(PageTokens.fromEncryptionKey(key), () => currentConfig().paging);
     const services: ServiceRegistration[] = [
       { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore, paging, resident) as never },
-      { service: TokenValidationService, impl: new TokenValidationServiceImpl(validator) as never },
+      { service: TokenValidationService, impl: new TokenValidationServiceImpl(validator, metrics) as never },
       { service: Authorization, impl: new ExtAuthzServiceImpl(gateway) as never },
       { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock, events), paging) as never },
       { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock, events), paging) as never },
@@ -171,6 +190,7 @@ export class App {
       clientCertificates: tls?.clientCa !== undefined,
       audit,
       addresses,
+      metrics,
     });
     this.options.configureGrpc?.(this.grpcServer.server, {
       logger: this.logger,
@@ -178,6 +198,7 @@ export class App {
       clientCertificates: tls?.clientCa !== undefined,
       audit,
       addresses,
+      metrics,
     });
     this.httpServer = createHttpServer({
       logger: this.logger,
@@ -193,14 +214,21 @@ export class App {
       authorizer,
       audit,
       addresses,
+      metrics,
+      serveMetrics: metrics.enabled && config.metrics.port === undefined,
     });
     const grpcPort = await this.grpcServer.listen(config.grpc.host, config.grpc.port);
     const httpPort = await listen(this.httpServer, config.http.host, config.http.port);
     if (config.http.port === 0) this.configStore.pinHttpPort(httpPort);
+    let metricsPort: number | undefined;
+    if (metrics.enabled && config.metrics.port !== undefined) {
+      this.metricsServer = createMetricsServer(metrics);
+      metricsPort = await listen(this.metricsServer, config.metrics.host, config.metrics.port);
+    }
     this.ready = true;
     this.housekeeping.start();
-    this.logger.info({ grpcPort, httpPort, database: config.database.url.split(":")[0] }, "key manager listening");
-    return { grpcPort, httpPort };
+    this.logger.info({ grpcPort, httpPort, metricsPort, database: config.database.url.split(":")[0] }, "key manager listening");
+    return { grpcPort, httpPort, ...(metricsPort === undefined ? {} : { metricsPort }) };
   }
 
   /**
@@ -232,7 +260,11 @@ export class App {
   /** Graceful stop: refuse new calls, finish those in flight, close the database. */
   async close(): Promise<void> {
     this.ready = false;
-    await Promise.all([this.grpcServer?.close(SHUTDOWN_GRACE_MS), this.httpServer ? closeHttp(this.httpServer, SHUTDOWN_GRACE_MS) : undefined]);
+    await Promise.all([
+      this.grpcServer?.close(SHUTDOWN_GRACE_MS),
+      this.httpServer ? closeHttp(this.httpServer, SHUTDOWN_GRACE_MS) : undefined,
+      this.metricsServer ? closeHttp(this.metricsServer, SHUTDOWN_GRACE_MS) : undefined,
+    ]);
     await this.housekeeping?.stop();
     await this.feed?.close();
     this.feed = undefined;

@@ -3,6 +3,7 @@ import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../domain/errors.js";
 import { isActive, type OAuthClient, type TokenRecord } from "../domain/model/index.js";
+import { CacheStats } from "../observability/cache-stats.js";
 import { hashToken } from "../oauth/token-hash.js";
 import { isRestricted, type Principal, splitGroups } from "./principal.js";
 import { SCOPES } from "./scopes.js";
@@ -29,7 +30,9 @@ interface Entry {
  * map lookup; revocations and client changes (this node's or another replica's) drop entries.
  */
 export class CallerAuthenticator {
-  private readonly callers = new LRUCache<string, Entry>({ max: 10_000, ttl: CALLER_CACHE_TTL_MS });
+  /** Hits, misses and evictions of the callers' cache (the metrics read them). */
+  readonly stats: CacheStats = new CacheStats("callers", (): number => this.callers.size);
+  private readonly callers = new LRUCache<string, Entry>({ max: 10_000, ttl: CALLER_CACHE_TTL_MS, dispose: this.stats.disposed });
   /** Look-ups in flight: a gateway's many streams with one token, when its entry ends, share one. */
   private readonly resolving = new Map<string, Promise<Principal>>();
   /** Counts changes, so a look-up that overlapped one is not kept. */
@@ -55,7 +58,11 @@ export class CallerAuthenticator {
     const token = bearerToken(authorization);
     const hash = hashToken(token);
     const known = this.callers.get(hash);
-    if (known && known.expiresAt > this.clock.now().getTime()) return known.principal;
+    if (known && known.expiresAt > this.clock.now().getTime()) {
+      this.stats.hits++;
+      return known.principal;
+    }
+    this.stats.misses++;
     const pending = this.resolving.get(hash);
     if (pending) return pending;
     const resolved = this.resolve(token, hash).finally(() => {

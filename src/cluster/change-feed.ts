@@ -2,6 +2,7 @@ import type { Knex } from "knex";
 import type { Logger } from "pino";
 import type { ChangeEvents } from "../domain/change-events.js";
 import { dialectOf } from "../storage/database.js";
+import type { Metrics } from "../observability/metrics.js";
 import { PollingChangeFeed } from "./polling-change-feed.js";
 import { PostgresChangeFeed } from "./postgres-change-feed.js";
 
@@ -22,6 +23,8 @@ export interface ChangeFeedOptions {
   events: ChangeEvents;
   pollIntervalMs: number;
   logger: Logger;
+  /** Lag of other replicas' changes and cache flushes. */
+  metrics?: Metrics;
 }
 
 /**

@@ -8,6 +8,8 @@ export const MAX_PAYLOAD_BYTES = 7500;
 export interface ChangeMessage {
   replica: string;
   changes: Change[];
+  /** When the sender sent it (epoch ms, its clock): the receiver's lag metric. Older senders leave it out. */
+  sentAt?: number;
 }
 
 const id = z.string().max(2000);
@@ -21,7 +23,7 @@ const changeSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("signing-keys") }),
   z.object({ kind: z.literal("all") }),
 ]);
-const messageSchema = z.object({ replica: id, changes: z.array(changeSchema) });
+const messageSchema = z.object({ replica: id, changes: z.array(changeSchema), sentAt: z.number().optional() });
 
 const ALL = JSON.stringify({ kind: "all" } satisfies Change);
 
@@ -29,8 +31,8 @@ const ALL = JSON.stringify({ kind: "all" } satisfies Change);
  * The changes as JSON messages of at most MAX_PAYLOAD_BYTES each, duplicates sent once. A change
  * too large for a message of its own (none is, in practice) goes as "all": peers drop everything.
  */
-export function encodeChanges(replica: string, changes: readonly Change[]): string[] {
-  const head = `{"replica":${JSON.stringify(replica)},"changes":[`;
+export function encodeChanges(replica: string, changes: readonly Change[], sentAt = Date.now()): string[] {
+  const head = `{"replica":${JSON.stringify(replica)},"sentAt":${sentAt},"changes":[`;
   const tail = "]}";
   const room = MAX_PAYLOAD_BYTES - Buffer.byteLength(head) - tail.length;
   const parts = [...new Set(changes.map((c) => JSON.stringify(c)))].map((p) => (Buffer.byteLength(p) > room ? ALL : p));

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { ChangeEvents } from "../domain/change-events.js";
 import { Broadcaster, type Send } from "./broadcaster.js";
 import { decodeChanges } from "./change-messages.js";
+import type { Metrics } from "../observability/metrics.js";
 
 const CLOSE_TIMEOUT_MS = 2000;
 
@@ -20,6 +21,7 @@ export class ChangeRelay {
     private readonly events: ChangeEvents,
     send: Send,
     private readonly logger: Logger,
+    private readonly metrics?: Metrics,
   ) {
     this.broadcaster = new Broadcaster(this.replica, send, logger);
     this.unsubscribe = events.subscribe((change, origin) => {
@@ -36,6 +38,7 @@ export class ChangeRelay {
       return;
     }
     if (message.replica === this.replica) return;
+    if (message.sentAt !== undefined) this.metrics?.changeApplied(message.sentAt);
     try {
       for (const change of message.changes) this.events.publish(change, "peer");
     } catch (err) {
@@ -46,6 +49,7 @@ export class ChangeRelay {
 
   /** Changes may have been missed: every cache drops everything. */
   flush(): void {
+    this.metrics?.changeFeedFlushed();
     this.events.publish({ kind: "all" }, "peer");
   }
 

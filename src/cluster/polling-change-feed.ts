@@ -49,7 +49,7 @@ export class PollingChangeFeed implements ChangeFeed {
 
   static async start(options: ChangeFeedOptions): Promise<PollingChangeFeed> {
     const { db } = options;
-    const relay = new ChangeRelay(options.events, (payloads) => insert(db, payloads), options.logger);
+    const relay = new ChangeRelay(options.events, (payloads) => insert(db, payloads), options.logger, options.metrics);
     try {
       const [rows] = (await db.raw("select @@auto_increment_increment as step")) as [Array<{ step: number | string }>];
       const feed = new PollingChangeFeed(relay, db, options.pollIntervalMs, options.logger, await newestId(db), Number(rows[0]?.step ?? 1) || 1);

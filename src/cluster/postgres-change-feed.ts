@@ -52,7 +52,7 @@ export class PostgresChangeFeed implements ChangeFeed {
   ) {}
 
   static async start(options: ChangeFeedOptions): Promise<PostgresChangeFeed> {
-    const relay = new ChangeRelay(options.events, (payloads) => notify(options.db, payloads), options.logger);
+    const relay = new ChangeRelay(options.events, (payloads) => notify(options.db, payloads), options.logger, options.metrics);
     const feed = new PostgresChangeFeed(relay, options.url, options.logger);
     try {
       await feed.connect();

@@ -37,6 +37,8 @@ export interface Config {
   gateway: GatewaySettings;
   /** External OAuth2 key managers, in the order their token patterns are tried. */
   externalKeyManagers: ExternalKeyManagerConfig[];
+  /** Prometheus metrics: whether kept, and where served (the HTTP port when port is undefined). */
+  metrics: { enabled: boolean; host: string; port: number | undefined };
 }
 
 export interface GatewaySettings {
@@ -69,6 +71,7 @@ export const RESTART_ONLY_SETTINGS = [
   "externalKeyManagers",
   "authentication",
   "gateway",
+  "metrics",
 ] as const;
 
 export function fromSection(s: KeyManagerSection): Config {
@@ -137,5 +140,6 @@ export function fromSection(s: KeyManagerSection): Config {
       apiListTtlMs: s.gateway.api_list_ttl_ms,
     },
     externalKeyManagers: s.external.map(externalFromSection),
+    metrics: { enabled: s.metrics.enabled, host: s.metrics.host, port: s.metrics.port },
   };
 }

@@ -26,6 +26,9 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_TRUSTED_PROXIES: ["authentication", "trusted_proxies"],
   KM_PAGING_DEFAULT_PAGE_SIZE: ["paging", "default_page_size"],
   KM_PAGING_MAX_PAGE_SIZE: ["paging", "max_page_size"],
+  KM_METRICS_ENABLED: ["metrics", "enabled"],
+  KM_METRICS_HOST: ["metrics", "host"],
+  KM_METRICS_PORT: ["metrics", "port"],
 };
 
 export class ConfigError extends Error {

@@ -183,6 +183,17 @@ export const keyManagerSection = z
       .strict()
       .refine((p) => p.default_page_size <= p.max_page_size, { message: "default_page_size cannot exceed max_page_size" })
       .prefault({}),
+    metrics: z
+      .object({
+        /** Prometheus metrics: counted, and served at GET /metrics. */
+        enabled: z.union([z.boolean(), z.stringbool()]).default(true),
+        /** A listener of their own for /metrics (then not on the HTTP port); absent: the HTTP port serves them. */
+        port: port.optional(),
+        /** The metrics listener's address, when it has a port of its own. */
+        host: host.default("127.0.0.1"),
+      })
+      .strict()
+      .prefault({}),
     encryption: z
       .object({
         /** Base64 of 32 bytes. Generated into data_dir on first start when empty. */

@@ -79,6 +79,8 @@ export class AuthenticationThrottle {
   constructor(
     private readonly clock: Clock,
     private readonly limits: ThrottleLimits = DEFAULT_THROTTLE_LIMITS,
+    /** Told of each pause: of a source for one subject ("pair") or for all ("address"). */
+    private readonly onLockout: (scope: "pair" | "address") => void = () => undefined,
   ) {
     const options = { max: limits.maxTracked, ttl: FORGET_MS, updateAgeOnGet: false };
     this.pairs = new LRUCache(options);
@@ -102,11 +104,16 @@ export class AuthenticationThrottle {
    */
   failed(attempt: Attempt): number {
     const now = this.clock.now().getTime();
-    this.count(this.pairs, pairKey(attempt), now, 0, this.limits.freeFailures);
-    this.count(this.sources, attempt.source, now, this.limits.sourceForgiveMs, this.limits.sourceFreeFailures);
+    if (this.count(this.pairs, pairKey(attempt), now, 0, this.limits.freeFailures).pausedUntil > now) this.onLockout("pair");
+    if (this.count(this.sources, attempt.source, now, this.limits.sourceForgiveMs, this.limits.sourceFreeFailures).pausedUntil > now) this.onLockout("address");
     const subject = this.count(this.subjects, subjectKey(attempt.subject), now, 0, Number.POSITIVE_INFINITY);
     const beyond = subject.count - this.limits.subjectSlowdownAfter;
     return beyond > 0 ? Math.min(beyond * SLOWDOWN_STEP_MS, this.limits.longestSlowdownMs) : 0;
+  }
+
+  /** Entries remembered per kind (pairs, sources, subjects), for the metrics. */
+  get tracked(): { pairs: number; sources: number; subjects: number } {
+    return { pairs: this.pairs.size, sources: this.sources.size, subjects: this.subjects.size };
   }
 
   /** The right secret: the pair starts afresh (the source's and the subject's counts stay). */

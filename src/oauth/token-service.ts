@@ -5,7 +5,7 @@ import { AuthenticationThrottle, type ThrottleLimits } from "./authentication-th
 import type { Config } from "../config/config.js";
 import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
-import { InvalidArgumentError, NotFoundError, PermissionDeniedError, UnauthenticatedError, UnimplementedError } from "../domain/errors.js";
+import { DomainError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnauthenticatedError, UnimplementedError } from "../domain/errors.js";
 import { secretsEqual } from "../keymanager/credentials.js";
 import { isKnownGrantType } from "../keymanager/grant-types.js";
 import { type AccessTokenRequest, isActive, type OAuthClient, type TokenRecord } from "../domain/model/index.js";
@@ -20,6 +20,8 @@ import { grantScopes } from "./scopes.js";
 import type { SigningKeys } from "./signing-keys.js";
 import { hashToken, newOpaqueToken } from "./token-hash.js";
 import type { Page, PageQuery } from "../domain/paging.js";
+import { CacheStats } from "../observability/cache-stats.js";
+import type { Metrics } from "../observability/metrics.js";
 
 export interface IssuedToken {
   accessToken: string;
@@ -53,8 +55,10 @@ export class TokenService {
    * same row each time. Changes on this node drop an entry at once, another replica's change (a
    * regenerated secret) when the cluster change feed brings it, at the latest after CLIENT_CACHE_TTL_MS.
    */
-  private readonly clients = new LRUCache<string, OAuthClient>({ max: 10_000, ttl: CLIENT_CACHE_TTL_MS });
-  private readonly throttle: AuthenticationThrottle;
+  private readonly clients = new LRUCache<string, OAuthClient>({ max: 10_000, ttl: CLIENT_CACHE_TTL_MS, dispose: (...a) => this.clientStats.disposed(...a) });
+  /** Hits, misses and evictions of the clients' cache (the metrics read them). */
+  readonly clientStats: CacheStats = new CacheStats("oauth_clients", () => this.clients.size);
+  readonly throttle: AuthenticationThrottle;
 
   constructor(
     private readonly store: Store,
@@ -64,8 +68,9 @@ export class TokenService {
     private readonly events: ChangeEvents,
     private readonly writer: TokenWriter,
     throttleLimits?: ThrottleLimits,
+    private readonly metrics?: Metrics,
   ) {
-    this.throttle = new AuthenticationThrottle(clock, throttleLimits);
+    this.throttle = new AuthenticationThrottle(clock, throttleLimits, metrics && ((scope) => metrics.lockout(scope)));
     events.subscribe((change) => {
       if (change.kind === "application") this.clients.delete(change.consumerKey);
       else if (change.kind === "all") this.clients.clear();
@@ -80,7 +85,9 @@ export class TokenService {
   async authenticateClient(clientId: string, clientSecret: string, source: string): Promise<OAuthClient> {
     const attempt = { source, subject: clientId };
     this.throttle.check(attempt);
-    const client = clientId ? (this.clients.get(clientId) ?? (await this.store.clients.find(clientId))) : undefined;
+    const cached = clientId ? this.clients.get(clientId) : undefined;
+    if (clientId) cached ? this.clientStats.hits++ : this.clientStats.misses++;
+    const client = clientId ? (cached ?? (await this.store.clients.find(clientId))) : undefined;
     const ok = secretsEqual(client?.consumerSecret ?? "\u0000no-client", clientSecret);
     if (!client || !ok || clientSecret === "" || this.heldElsewhere(client)) {
       const delayMs = this.throttle.failed(attempt);
@@ -103,6 +110,18 @@ export class TokenService {
    * validate (and describe) a large request.
    */
   async issue(request: AccessTokenRequest, source: string): Promise<IssuedToken> {
+    if (!this.metrics) return this.issueToken(request, source);
+    try {
+      const issued = await this.issueToken(request, source);
+      this.metrics.grant(request.grantType, "issued");
+      return issued;
+    } catch (err) {
+      this.metrics.grant(request.grantType, grantOutcome(err));
+      throw err;
+    }
+  }
+
+  private async issueToken(request: AccessTokenRequest, source: string): Promise<IssuedToken> {
     checkCredentialsGiven(request);
     const client = await this.authenticateClient(request.clientId, request.clientSecret, source);
     checkRequest(request);
@@ -375,4 +394,11 @@ function checkRequest(r: AccessTokenRequest): void {
   }
   checkScopes(v, "scopes", r.scopes);
   v.throwIfInvalid({ oauth: "invalid_request" });
+}
+
+/** A refused token request as the grants metric names it: its OAuth2 error, "throttled", or "error". */
+function grantOutcome(err: unknown): string {
+  if (!(err instanceof DomainError)) return "error";
+  if (err.kind === "resource_exhausted") return "throttled";
+  return err.oauth ?? (err.kind === "unauthenticated" ? "invalid_client" : "invalid_request");
 }

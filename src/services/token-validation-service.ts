@@ -3,6 +3,7 @@ import type { TokenValidationService, ValidateTokenRequest } from "../../gen/key
 import { AuthLevel } from "../../gen/keymanager/v1/types_pb.js";
 import { Validator } from "../domain/validator.js";
 import type { TokenValidator, ValidationResult } from "../validation/token-validator.js";
+import type { Metrics } from "../observability/metrics.js";
 import { keyTypeToPb, optionalAuthLevelFromPb, tokenTypeToPb } from "./enums.js";
 
 type Impl = ServiceImpl<typeof TokenValidationService>;
@@ -13,7 +14,10 @@ export class TokenValidationServiceImpl implements Impl {
   // gRPC port, their encoded bytes) are built once.
   private readonly messages = new WeakMap<ValidationResult, ReturnType<typeof validationToPb>>();
 
-  constructor(private readonly validator: TokenValidator) {}
+  constructor(
+    private readonly validator: TokenValidator,
+    private readonly metrics?: Metrics,
+  ) {}
 
   // Not async: an answer from the cache goes back without a trip through the microtask queue.
   validateToken(req: Parameters<Impl["validateToken"]>[0]) {
@@ -31,6 +35,7 @@ export class TokenValidationServiceImpl implements Impl {
   }
 
   private toMessage(result: ValidationResult) {
+    this.metrics?.decision(result.status);
     let message = this.messages.get(result);
     if (!message) {
       message = validationToPb(result);

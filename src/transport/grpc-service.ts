@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { CallAuthorizer } from "../auth/call-authorizer.js";
 import { CALL_ORIGIN, type CallOrigin } from "../auth/call-origin.js";
 import { PRINCIPAL, type Principal } from "../auth/principal.js";
+import type { Metrics } from "../observability/metrics.js";
 import { type AuditLog, isChange } from "./audit-log.js";
 import type { ClientAddresses } from "./client-address.js";
 import { toConnectError } from "./error-mapping.js";
@@ -79,7 +80,14 @@ export interface GrpcHandlerOptions {
   audit: AuditLog;
   /** Who a call comes from, network-wise (asked only by calls that check a secret). */
   addresses: ClientAddresses;
+  /** Requests by method and code, with their durations. */
+  metrics?: Metrics;
 }
+
+/** gRPC status names by code, the `code` label. */
+export const GRPC_CODE_NAMES: readonly string[] = Array.from({ length: 17 }, (_, code) => grpc.status[code] ?? String(code));
+
+const NO_METER = { start: () => 0, done: () => undefined };
 
 /** grpc-js handlers calling `impl`, errors mapped by the shared error mapping. */
 export function grpcHandlers<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>, options: GrpcHandlerOptions): grpc.UntypedServiceImplementation {
@@ -87,13 +95,19 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
   for (const method of service.methods) {
     const fn = (impl as Record<string, unknown>)[method.localName] as ((req: unknown, ctx: HandlerContext) => Promise<unknown> | unknown) | undefined;
     const procedure = `/${service.typeName}/${method.name}`;
-    const fail = (err: unknown, callback: grpc.sendUnaryData<unknown>) => callback(grpcError(err, options.logger, procedure));
+    const meter = options.metrics?.requests("grpc", service.typeName, method.name) ?? NO_METER;
+    const fail = (err: unknown, callback: grpc.sendUnaryData<unknown>, started: number) => {
+      const status = grpcError(err, options.logger, procedure);
+      meter.done(started, GRPC_CODE_NAMES[status.code ?? grpc.status.UNKNOWN] ?? "UNKNOWN");
+      callback(status);
+    };
     const authorize = options.authorizer.forMethod(service, method);
     const changes = isChange(method);
     // Runs once the caller is authenticated: only then is the request decoded and looked at, so
     // an unauthenticated caller costs no decoding, validation or error description.
-    const run = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, principal: Principal) => {
+    const run = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, principal: Principal, started: number) => {
       if (!fn) {
+        meter.done(started, "UNIMPLEMENTED");
         callback({ code: grpc.status.UNIMPLEMENTED, details: `${procedure} is not implemented` });
         return;
       }
@@ -105,19 +119,21 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
         request = decodeRequest(method.input, call.request as Buffer);
         response = fn.call(impl, request, ctx);
       } catch (err) {
-        fail(err, callback);
+        fail(err, callback, started);
         return;
       }
       const done = (r: unknown) => {
         if (changes) options.audit.record(principal, method, request);
+        meter.done(started, "OK");
         callback(null, r);
       };
       // A handler that answers at once (the gateway check from its cache) is answered at once,
       // without closures or microtask hops.
       if (!isThenable(response)) done(response);
-      else response.then(done, (err: unknown) => fail(err, callback));
+      else response.then(done, (err: unknown) => fail(err, callback, started));
     };
     handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const started = meter.start();
       let principal: Principal | Promise<Principal>;
       try {
         principal = authorize({
@@ -125,15 +141,15 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
           certificate: options.clientCertificates ? () => call.getAuthContext().sslPeerCertificate : undefined,
         });
       } catch (err) {
-        fail(err, callback);
+        fail(err, callback, started);
         return;
       }
       if (principal instanceof Promise)
         principal.then(
-          (p) => run(call, callback, p),
-          (err: unknown) => fail(err, callback),
+          (p) => run(call, callback, p, started),
+          (err: unknown) => fail(err, callback, started),
         );
-      else run(call, callback, principal);
+      else run(call, callback, principal, started);
     };
   }
   return handlers;

@@ -14,7 +14,11 @@ import type { Logger } from "pino";
 import { toConnectError } from "./error-mapping.js";
 import type { ServiceRegistration } from "./grpc-server.js";
 import { rejectUndecodableBodies } from "./undecodable-bodies.js";
-import { errorResponse, wrapHandler } from "./universal-handler.js";
+import { errorResponse, RPC_OUTCOME, type RpcOutcome, wrapHandler } from "./universal-handler.js";
+import type { Metrics, RequestMeter } from "../observability/metrics.js";
+import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
+import { GRPC_CODE_NAMES } from "./grpc-service.js";
+import { routeLabel } from "./route-labels.js";
 
 export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
 
@@ -29,6 +33,10 @@ export interface HttpServerOptions {
   authorizer: CallAuthorizer;
   audit: AuditLog;
   addresses: ClientAddresses;
+  /** Requests by method or route and code, with their durations; `GET /metrics` when `serveMetrics`. */
+  metrics?: Metrics;
+  /** Whether this port answers `GET /metrics` (false when metrics have a port of their own, or are off). */
+  serveMetrics?: boolean;
 }
 
 /** The verified client certificate of the connection, read only when a call has no token. */
@@ -43,7 +51,10 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     try {
       return await next(req);
     } catch (err) {
-      throw toConnectError(err, options.logger, req.url);
+      const ce = toConnectError(err, options.logger, req.url);
+      const outcome = req.contextValues.get(RPC_OUTCOME);
+      if (outcome) outcome.code = ce.code;
+      throw ce;
     }
   };
   const authorizers = new Map<DescMethod, (c: CallCredentials) => Principal | Promise<Principal>>();
@@ -66,29 +77,62 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     acceptCompression: [compressionGzip, compressionBrotli],
   });
   for (const { service, impl } of options.services) router.service(service, impl as never);
-  const rpcs = new Map<string, UniversalHandler>();
+  const rpcs = new Map<string, { handle: UniversalHandler; meter: RequestMeter | undefined }>();
   for (const h of router.handlers) {
     const authorize = authorizers.get(h.method);
     if (!authorize) throw new Error(`no authorizer for ${h.requestPath}`);
-    rpcs.set(h.requestPath, authenticateFirst(rejectUndecodableBodies(h, options.maxMessageBytes), authorize, options.logger));
+    rpcs.set(h.requestPath, {
+      handle: authenticateFirst(rejectUndecodableBodies(h, options.maxMessageBytes), authorize, options.logger),
+      meter: options.metrics?.requests("http", h.service.typeName, h.method.name),
+    });
   }
+  const routeMeters = new Map<string, RequestMeter>();
+  const routeMeter = (label: string): RequestMeter | undefined => {
+    if (!options.metrics) return undefined;
+    let meter = routeMeters.get(label);
+    if (!meter) {
+      meter = options.metrics.requests("http", "http", label);
+      routeMeters.set(label, meter);
+    }
+    return meter;
+  };
   // connect-node's adapter, with the RPC handlers wrapped (undecodable-bodies.ts).
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const rpc = rpcs.get(req.url?.split("?", 2)[0] ?? "");
+    const path = req.url?.split("?", 2)[0] ?? "";
+    const rpc = rpcs.get(path);
     if (!rpc) {
+      const meter = routeMeter(routeLabel(path));
+      if (meter) {
+        const started = meter.start();
+        res.once("close", () => meter.done(started, res.writableFinished ? String(res.statusCode) : "aborted"));
+      }
       // This server is HTTP/1.1 only, so requests are never HTTP/2 ones.
       void routeFallback(req, res, options);
       return;
     }
+    const outcome: RpcOutcome = { code: 0 };
+    const meter = rpc.meter;
+    if (meter) {
+      const started = meter.start();
+      // connect-node's adapter never settles its promise on HTTP/1.1 (it waits for an "end" event
+      // a ServerResponse does not emit): the response's close is the end of the call.
+      res.once("close", () => meter.done(started, res.writableFinished ? (GRPC_CODE_NAMES[outcome.code] ?? "UNKNOWN") : "CANCELLED"));
+    }
     const socket = req.socket as TLSSocket;
     const contextValues = createContextValues()
       .set(CERTIFICATE, options.tls?.clientCa && socket.authorized ? () => socket.getPeerCertificate() : undefined)
-      .set(CALL_ORIGIN, { address: () => requestAddress(req, options.addresses) });
-    rpc(universalRequestFromNodeRequest(req, res, undefined, contextValues))
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .set(CALL_ORIGIN, { address: () => requestAddress(req, options.addresses) })
+      .set(RPC_OUTCOME, outcome);
+    rpc
+      .handle(universalRequestFromNodeRequest(req, res, undefined, contextValues))
+      .then((uRes) => {
+        // An error connect-es answered itself (a malformed body, an oversized message): its HTTP status says which.
+        if (outcome.code === 0 && uRes.status !== 200) outcome.code = codeFromHttpStatus(uRes.status);
+        return universalResponseToNodeResponse(uRes, res);
+      })
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
-        options.logger.error({ err: reason, rpc: rpc.requestPath }, "rpc handler failed");
+        options.logger.error({ err: reason, rpc: rpc.handle.requestPath }, "rpc handler failed");
         res.destroy();
       });
   };
@@ -122,6 +166,7 @@ async function routeFallback(req: http.IncomingMessage, res: http.ServerResponse
       sendJson(res, ready ? 200 : 503, { status: ready ? "SERVING" : "NOT_SERVING" });
       return;
     }
+    if (options.serveMetrics && options.metrics && (await serveMetrics(req, res, options.metrics))) return;
     for (const route of options.routes) {
       if (await route(req, res)) return;
     }
@@ -131,6 +176,20 @@ async function routeFallback(req: http.IncomingMessage, res: http.ServerResponse
     if (!res.headersSent) sendJson(res, 500, { code: 500, message: "Internal Server Error", description: ce.rawMessage });
     else res.destroy();
   }
+}
+
+/** `GET /metrics`: the Prometheus text format. False for any other request. */
+export async function serveMetrics(req: http.IncomingMessage, res: http.ServerResponse, metrics: Metrics): Promise<boolean> {
+  if ((req.url ?? "").split("?", 1)[0] !== "/metrics") return false;
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    sendJson(res, 405, { code: 405, message: "Method Not Allowed", description: "use GET" }, { allow: "GET, HEAD" });
+    return true;
+  }
+  const scraped = await metrics.scrape();
+  if (!scraped) return false;
+  res.writeHead(200, { "content-type": scraped.contentType, "content-length": Buffer.byteLength(scraped.body), "cache-control": "no-store" });
+  res.end(req.method === "HEAD" ? undefined : scraped.body);
+  return true;
 }
 
 /** The address an HTTP request comes from (transport/client-address.ts). */

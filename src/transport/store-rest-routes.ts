@@ -60,8 +60,8 @@ import type { ApplicationPatch } from "../keymanager/key-manager.js";
 import { httpStatusOf, toConnectError } from "./error-mapping.js";
 import { sendJson, type RouteHandler } from "./http-server.js";
 
-const PATH = /^\/api\/am\/store\/v0\.13\/applications\/([^/]+)\/keys\/([^/]+)$/;
-const TEMPLATE = "/api/am/store/v0.13/applications/{applicationId}/keys/{keyType}";
+export const STORE_KEYS_PATH = /^\/api\/am\/store\/v0\.13\/applications\/([^/]+)\/keys\/([^/]+)$/;
+export const STORE_KEYS_TEMPLATE = "/api/am/store/v0.13/applications/{applicationId}/keys/{keyType}";
 const ALLOW = "GET, PUT";
 const CHALLENGE = 'Bearer realm="keymanager"';
 
@@ -127,19 +127,23 @@ export function storeRestRoutes(deps: Deps): RouteHandler {
       checkPreconditions(req, { client: current.client, mapping: current.mapping });
     });
     const after: KeyedApplication = { client: updated.client, mapping: updated.mapping ?? app.mapping };
-    deps.audit.change(call.principal, `PUT ${TEMPLATE}`, { applicationId: call.applicationId, keyType: call.keyType, consumerKey: app.client.consumerKey });
+    deps.audit.change(call.principal, `PUT ${STORE_KEYS_TEMPLATE}`, {
+      applicationId: call.applicationId,
+      keyType: call.keyType,
+      consumerKey: app.client.consumerKey,
+    });
     sendKey(res, after);
   }
 
   return async (req, res) => {
     const raw = req.url ?? "";
     const q = raw.indexOf("?");
-    const match = PATH.exec(q < 0 ? raw : raw.slice(0, q));
+    const match = STORE_KEYS_PATH.exec(q < 0 ? raw : raw.slice(0, q));
     if (!match) return false;
     try {
       if (req.method !== "GET" && req.method !== "PUT") throw new HttpError(405, `use ${ALLOW}`, { allow: ALLOW });
       const principal = await deps.authenticator.authenticate(req.headers.authorization);
-      requireScope(principal, SCOPES.store, TEMPLATE);
+      requireScope(principal, SCOPES.store, STORE_KEYS_TEMPLATE);
       const call = callOf(principal, match[1] ?? "", match[2] ?? "", new URLSearchParams(q < 0 ? "" : raw.slice(q + 1)));
       if (!acceptsJson(req.headers.accept)) throw new HttpError(406, "only application/json can be returned");
       if (req.method === "GET") await get(call, res);
@@ -348,7 +352,7 @@ function sendFailure(req: http.IncomingMessage, res: http.ServerResponse, err: u
     sendJson(res, err.status, errorBody(err.status, err.message, []), err.headers);
     return;
   }
-  const ce = toConnectError(err, logger, `${req.method ?? ""} ${TEMPLATE}`);
+  const ce = toConnectError(err, logger, `${req.method ?? ""} ${STORE_KEYS_TEMPLATE}`);
   const status = httpStatusOf(ce.code);
   const items = err instanceof InvalidArgumentError ? err.violations.map((v) => ({ code: restField(v.field), message: v.description })) : [];
   const description = items.length > 0 ? items.map((i) => `${i.code}: ${i.message}`).join("; ") : ce.rawMessage;

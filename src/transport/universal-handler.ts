@@ -1,8 +1,16 @@
-import type { ConnectError } from "@connectrpc/connect";
+import { type ConnectError, createContextKey } from "@connectrpc/connect";
 import { encodeEnvelope, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+
+/** How an RPC on the HTTP port ended, for the metrics and the access log: set by whoever answers an error. */
+export interface RpcOutcome {
+  /** The Connect/gRPC code; 0 until an error is answered. */
+  code: number;
+}
+
+export const RPC_OUTCOME = createContextKey<RpcOutcome | undefined>(undefined, { description: "rpc outcome" });
 
 /**
  * An error answered on the HTTP port before connect-es sees the request (the caller not
@@ -10,6 +18,8 @@ import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc
  * body, HTTP status by code), gRPC-Web (a trailer frame) or gRPC (trailers-only).
  */
 export function errorResponse(req: UniversalServerRequest, error: ConnectError): UniversalServerResponse {
+  const outcome = req.contextValues?.get(RPC_OUTCOME);
+  if (outcome) outcome.code = error.code;
   const type = (req.header.get("content-type") ?? "").toLowerCase().split(";")[0]?.trim() ?? "";
   if (type.startsWith("application/grpc-web")) {
     const trailer = new Headers();

@@ -1,5 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { ChangeEvents } from "../domain/change-events.js";
+import { CacheStats } from "../observability/cache-stats.js";
 
 interface Decision<V> {
   generation: number;
@@ -24,13 +25,20 @@ export class DecisionCache<V extends {}> {
   /** The keys of each token's answers. */
   private readonly byToken = new Map<string, Set<string>>();
   private readonly unsubscribe: () => void;
+  /** Hits, misses and evictions (the metrics read them). */
+  readonly stats: CacheStats;
 
   constructor(events: ChangeEvents, maxEntries: number, maxBytes: number) {
+    const stats = new CacheStats("decisions", () => this.entries.size);
+    this.stats = stats;
     this.entries = new LRUCache<string, Decision<V>>({
       max: maxEntries,
       maxSize: maxBytes,
       sizeCalculation: (_, key) => 600 + key.length * 2,
-      dispose: (decision, key) => this.unindex(decision.tokenHash, key),
+      dispose: (decision, key, reason) => {
+        this.unindex(decision.tokenHash, key);
+        if (reason === "evict") stats.evictions++;
+      },
     });
     this.unsubscribe = events.subscribe((change) => {
       this.changes++;
@@ -46,11 +54,16 @@ export class DecisionCache<V extends {}> {
 
   get(key: string, nowMs: number): V | undefined {
     const hit = this.entries.get(key);
-    if (!hit) return undefined;
-    if (hit.generation !== this.current || hit.validUntil <= nowMs) {
-      this.entries.delete(key);
+    if (!hit) {
+      this.stats.misses++;
       return undefined;
     }
+    if (hit.generation !== this.current || hit.validUntil <= nowMs) {
+      this.entries.delete(key);
+      this.stats.misses++;
+      return undefined;
+    }
+    this.stats.hits++;
     return hit.value;
   }
 

@@ -2,6 +2,7 @@ import { LRUCache } from "lru-cache";
 import type { Change, ChangeEvents } from "../domain/change-events.js";
 import type { ResourceTable } from "@keymanager/core";
 import type { Api, KeyMapping, Subscription, TokenRecord } from "../domain/model/index.js";
+import { CacheStats } from "../observability/cache-stats.js";
 
 /** Cached "does not exist", so unknown tokens and APIs do not reach the database each time. */
 export const MISSING = Symbol("missing");
@@ -19,15 +20,19 @@ export interface CacheLimits {
 
 export const DEFAULT_CACHE_LIMITS: CacheLimits = { maxEntries: 200_000, maxBytes: 128 * 1024 * 1024, ttlMs: 5 * 60_000, negativeTtlMs: 30_000 };
 
-function lru<V extends {}>(limits: CacheLimits, size: (value: V) => number): LRUCache<string, V> {
-  return new LRUCache<string, V>({
+function lru<V extends {}>(limits: CacheLimits, size: (value: V) => number, stats: Map<object, CacheStats>, kind: string): LRUCache<string, V> {
+  const counts = new CacheStats(kind, () => cache.size);
+  const cache: LRUCache<string, V> = new LRUCache<string, V>({
     max: limits.maxEntries,
     maxSize: limits.maxBytes,
     sizeCalculation: (value, key) => 64 + key.length * 2 + size(value),
     ttl: limits.ttlMs,
     ttlAutopurge: false,
     updateAgeOnGet: false,
+    dispose: counts.disposed,
   });
+  stats.set(cache, counts);
+  return cache;
 }
 
 const tokenSize = (t: Maybe<TokenRecord>) => (t === MISSING ? 8 : 400 + t.scopes.join("").length * 2);
@@ -44,6 +49,8 @@ export class ValidationCache {
   readonly resources: LRUCache<string, Maybe<ResourceTable>>;
   readonly applications: LRUCache<string, Maybe<KeyMapping>>;
   readonly subscriptions: LRUCache<string, Maybe<Subscription>>;
+  /** Hits, misses and evictions of each cache (the metrics read them). */
+  private readonly counts = new Map<object, CacheStats>();
   private readonly unsubscribe: () => void;
   /** Counts each cache's invalidations, so a load that overlapped one of its own is not cached. */
   private readonly epochs = new WeakMap<object, number>();
@@ -54,11 +61,11 @@ export class ValidationCache {
     events: ChangeEvents,
     readonly limits: CacheLimits = DEFAULT_CACHE_LIMITS,
   ) {
-    this.tokens = lru<Maybe<TokenRecord>>(limits, tokenSize);
-    this.apis = lru<Maybe<Api>>(limits, objectSize);
-    this.resources = lru<Maybe<ResourceTable>>(limits, (r) => (r === MISSING ? 8 : 200 * r.size));
-    this.applications = lru<Maybe<KeyMapping>>(limits, objectSize);
-    this.subscriptions = lru<Maybe<Subscription>>(limits, objectSize);
+    this.tokens = lru<Maybe<TokenRecord>>(limits, tokenSize, this.counts, "validation_tokens");
+    this.apis = lru<Maybe<Api>>(limits, objectSize, this.counts, "validation_apis");
+    this.resources = lru<Maybe<ResourceTable>>(limits, (r) => (r === MISSING ? 8 : 200 * r.size), this.counts, "validation_resources");
+    this.applications = lru<Maybe<KeyMapping>>(limits, objectSize, this.counts, "validation_applications");
+    this.subscriptions = lru<Maybe<Subscription>>(limits, objectSize, this.counts, "validation_subscriptions");
     this.unsubscribe = events.subscribe((change) => this.invalidate(change));
   }
 
@@ -70,7 +77,12 @@ export class ValidationCache {
    */
   through<V extends {}>(cache: LRUCache<string, Maybe<V>>, key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
     const hit = cache.get(key);
-    if (hit !== undefined) return Promise.resolve(hit === MISSING ? undefined : hit);
+    const counts = this.counts.get(cache);
+    if (hit !== undefined) {
+      if (counts) counts.hits++;
+      return Promise.resolve(hit === MISSING ? undefined : hit);
+    }
+    if (counts) counts.misses++;
     // Concurrent misses of one key (a gateway's burst with a new token) share one read.
     let loads = this.loading.get(cache);
     if (!loads) {
@@ -92,8 +104,10 @@ export class ValidationCache {
    */
   read<V extends {}>(cache: LRUCache<string, Maybe<V>>, key: string, load: () => Promise<V | undefined>): V | undefined | Promise<V | undefined> {
     const hit = cache.get(key);
-    if (hit !== undefined) return hit === MISSING ? undefined : hit;
-    return this.through(cache, key, load);
+    if (hit === undefined) return this.through(cache, key, load);
+    const counts = this.counts.get(cache);
+    if (counts) counts.hits++;
+    return hit === MISSING ? undefined : hit;
   }
 
   private async load<V extends {}>(cache: LRUCache<string, Maybe<V>>, key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
@@ -157,6 +171,11 @@ export class ValidationCache {
         return;
       }
     }
+  }
+
+  /** Each cache's counts, for the metrics. */
+  get stats(): CacheStats[] {
+    return [...this.counts.values()];
   }
 
   close(): void {

@@ -14,6 +14,8 @@ export interface TestServer {
   app: App;
   grpcPort: number;
   httpPort: number;
+  /** The metrics listener's port, when [metrics] port is set. */
+  metricsPort: number | undefined;
   dataDir: string;
   /** A token of a system client holding every scope (admin, store and gateway). */
   token: string;
@@ -69,7 +71,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     logger: options.logger ?? pino({ level: "silent" }),
     clock: options.clock,
   });
-  const { grpcPort, httpPort } = await app.start();
+  const { grpcPort, httpPort, metricsPort } = await app.start();
   const caller: TestServer["caller"] = (scopes, callerOptions = {}) =>
     app.createCaller(
       { name: `test caller ${scopes.join(" ")}`, scopes: [...scopes], subscriber: callerOptions.subscriber ?? "", groupIds: callerOptions.groupIds ?? [] },
@@ -86,6 +88,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     app,
     grpcPort,
     httpPort,
+    metricsPort,
     dataDir,
     token,
     grpc: client(KeyManagerService),
