@@ -51,6 +51,7 @@ import type { GrpcHandlerOptions } from "./transport/grpc-service.js";
 import { ClientAddresses } from "./transport/client-address.js";
 import { closeHttp, createHttpServer, listen } from "./transport/http-server.js";
 import { Metrics } from "./observability/metrics.js";
+import { AccessLog } from "./observability/access-log.js";
 import { createMetricsServer } from "./observability/metrics-server.js";
 import type * as http from "node:http";
 
@@ -159,6 +160,7 @@ export class App {
     metrics.cache(authenticator.stats);
     const authorizer = new CallAuthorizer(authenticator, () => currentConfig().tls?.clientCertificateScopes ?? []);
     const audit = new AuditLog(this.logger);
+    const access = new AccessLog(this.logger, () => currentConfig().accessLogLevel);
     this.tokens = tokens;
     // Page tokens are signed with a key derived from the encryption key, which replicas share.
     const paging = new Paging(PageTokens.fromEncryptionKey(key), () => currentConfig().paging);
@@ -191,6 +193,7 @@ export class App {
       audit,
       addresses,
       metrics,
+      access,
     });
     this.options.configureGrpc?.(this.grpcServer.server, {
       logger: this.logger,
@@ -199,12 +202,13 @@ export class App {
       audit,
       addresses,
       metrics,
+      access,
     });
     this.httpServer = createHttpServer({
       logger: this.logger,
       services,
       routes: [
-        oauthRoutes({ tokens, keys: signingKeys, config: currentConfig, addresses, maxFormBytes: config.http.maxBodyBytes }),
+        oauthRoutes({ tokens, keys: signingKeys, config: currentConfig, addresses, maxFormBytes: config.http.maxBodyBytes, audit }),
         storeRestRoutes({ keyManager, authenticator, logger: this.logger, audit, maxBodyBytes: config.http.maxBodyBytes }),
         forwardAuthRoute({ gateway, authorizer, settings: config.gateway, clientCertificates: tls?.clientCa !== undefined, logger: this.logger }),
       ],
@@ -216,6 +220,7 @@ export class App {
       addresses,
       metrics,
       serveMetrics: metrics.enabled && config.metrics.port === undefined,
+      access,
     });
     const grpcPort = await this.grpcServer.listen(config.grpc.host, config.grpc.port);
     const httpPort = await listen(this.httpServer, config.http.host, config.http.port);

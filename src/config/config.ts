@@ -13,6 +13,8 @@ export interface Config {
   endpoints: { token: string; revoke: string; introspect: string; jwks: string };
   dataDir: string;
   logLevel: string;
+  /** The level access lines are written at ("silent": none). */
+  accessLogLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   validity: {
     applicationTokenSeconds: number;
     userTokenSeconds: number;
@@ -91,6 +93,7 @@ export function fromSection(s: KeyManagerSection): Config {
     },
     dataDir: s.data_dir,
     logLevel: s.log_level,
+    accessLogLevel: s.access_log_level,
     validity: {
       applicationTokenSeconds: s.validity.application_token,
       userTokenSeconds: s.validity.user_token,

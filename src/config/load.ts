@@ -12,6 +12,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_ISSUER: ["issuer"],
   KM_DATA_DIR: ["data_dir"],
   KM_LOG_LEVEL: ["log_level"],
+  KM_ACCESS_LOG_LEVEL: ["access_log_level"],
   KM_GRPC_HOST: ["grpc", "host"],
   KM_GRPC_PORT: ["grpc", "port"],
   KM_HTTP_HOST: ["http", "host"],

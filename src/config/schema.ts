@@ -49,6 +49,8 @@ export const keyManagerSection = z
     issuer: z.url().optional(),
     data_dir: z.string().min(1).default("./data"),
     log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    /** The level of the access lines (one per call): below log_level, they are not written. */
+    access_log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     validity: z
       .object({
         application_token: seconds.default(3600),

@@ -6,7 +6,8 @@ import type { Logger } from "pino";
 import type { CallAuthorizer } from "../auth/call-authorizer.js";
 import { CALL_ORIGIN, type CallOrigin } from "../auth/call-origin.js";
 import { PRINCIPAL, type Principal } from "../auth/principal.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { Metrics, RequestMeter } from "../observability/metrics.js";
+import { type AccessLog, REQUEST_ID_HEADER, requestIdFrom } from "../observability/access-log.js";
 import { type AuditLog, isChange } from "./audit-log.js";
 import type { ClientAddresses } from "./client-address.js";
 import { toConnectError } from "./error-mapping.js";
@@ -82,12 +83,66 @@ export interface GrpcHandlerOptions {
   addresses: ClientAddresses;
   /** Requests by method and code, with their durations. */
   metrics?: Metrics;
+  /** One line per call. */
+  access?: AccessLog;
 }
 
 /** gRPC status names by code, the `code` label. */
 export const GRPC_CODE_NAMES: readonly string[] = Array.from({ length: 17 }, (_, code) => grpc.status[code] ?? String(code));
 
-const NO_METER = { start: () => 0, done: () => undefined };
+const NO_METER: RequestMeter = { start: () => 0, done: () => undefined };
+
+/** What a call's end needs besides its start time, made only when access lines are written. */
+interface CallRecord {
+  requestId: string;
+  caller: string | undefined;
+}
+
+/**
+ * The start and end of each call of one method: its metrics, and its access line with a request
+ * id (the caller's x-request-id, or a new one, sent back in the response metadata).
+ */
+class CallObserver {
+  private readonly meter: RequestMeter;
+
+  constructor(
+    private readonly procedure: string,
+    private readonly options: GrpcHandlerOptions,
+    service: DescService,
+    method: DescMethod,
+  ) {
+    this.meter = options.metrics?.requests("grpc", service.typeName, method.name) ?? NO_METER;
+  }
+
+  start(): number {
+    return performance.now();
+  }
+
+  /** The call's record, or undefined when no access line is written. */
+  begin(call: grpc.ServerUnaryCall<unknown, unknown>): CallRecord | undefined {
+    if (!this.options.access?.enabled) return undefined;
+    const requestId = requestIdFrom(call.metadata.get(REQUEST_ID_HEADER)[0]);
+    const metadata = new grpc.Metadata();
+    metadata.set(REQUEST_ID_HEADER, requestId);
+    call.sendMetadata(metadata);
+    return { requestId, caller: undefined };
+  }
+
+  end(started: number, record: CallRecord | undefined, code: number): void {
+    const name = GRPC_CODE_NAMES[code] ?? "UNKNOWN";
+    this.meter.done(started, name);
+    if (record) {
+      this.options.access?.write({
+        port: "grpc",
+        call: this.procedure,
+        code: name,
+        ms: performance.now() - started,
+        caller: record.caller,
+        requestId: record.requestId,
+      });
+    }
+  }
+}
 
 /** grpc-js handlers calling `impl`, errors mapped by the shared error mapping. */
 export function grpcHandlers<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>, options: GrpcHandlerOptions): grpc.UntypedServiceImplementation {
@@ -95,19 +150,26 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
   for (const method of service.methods) {
     const fn = (impl as Record<string, unknown>)[method.localName] as ((req: unknown, ctx: HandlerContext) => Promise<unknown> | unknown) | undefined;
     const procedure = `/${service.typeName}/${method.name}`;
-    const meter = options.metrics?.requests("grpc", service.typeName, method.name) ?? NO_METER;
-    const fail = (err: unknown, callback: grpc.sendUnaryData<unknown>, started: number) => {
+    const observer = new CallObserver(procedure.slice(1), options, service, method);
+    const fail = (err: unknown, callback: grpc.sendUnaryData<unknown>, started: number, record: CallRecord | undefined) => {
       const status = grpcError(err, options.logger, procedure);
-      meter.done(started, GRPC_CODE_NAMES[status.code ?? grpc.status.UNKNOWN] ?? "UNKNOWN");
+      observer.end(started, record, status.code ?? grpc.status.UNKNOWN);
       callback(status);
     };
     const authorize = options.authorizer.forMethod(service, method);
     const changes = isChange(method);
     // Runs once the caller is authenticated: only then is the request decoded and looked at, so
     // an unauthenticated caller costs no decoding, validation or error description.
-    const run = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, principal: Principal, started: number) => {
+    const run = (
+      call: grpc.ServerUnaryCall<unknown, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+      principal: Principal,
+      started: number,
+      record: CallRecord | undefined,
+    ) => {
+      if (record) record.caller = principal.clientId;
       if (!fn) {
-        meter.done(started, "UNIMPLEMENTED");
+        observer.end(started, record, grpc.status.UNIMPLEMENTED);
         callback({ code: grpc.status.UNIMPLEMENTED, details: `${procedure} is not implemented` });
         return;
       }
@@ -119,21 +181,22 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
         request = decodeRequest(method.input, call.request as Buffer);
         response = fn.call(impl, request, ctx);
       } catch (err) {
-        fail(err, callback, started);
+        fail(err, callback, started, record);
         return;
       }
       const done = (r: unknown) => {
         if (changes) options.audit.record(principal, method, request);
-        meter.done(started, "OK");
+        observer.end(started, record, grpc.status.OK);
         callback(null, r);
       };
       // A handler that answers at once (the gateway check from its cache) is answered at once,
       // without closures or microtask hops.
       if (!isThenable(response)) done(response);
-      else response.then(done, (err: unknown) => fail(err, callback, started));
+      else response.then(done, (err: unknown) => fail(err, callback, started, record));
     };
     handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      const started = meter.start();
+      const started = observer.start();
+      const record = observer.begin(call);
       let principal: Principal | Promise<Principal>;
       try {
         principal = authorize({
@@ -141,15 +204,15 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
           certificate: options.clientCertificates ? () => call.getAuthContext().sslPeerCertificate : undefined,
         });
       } catch (err) {
-        fail(err, callback, started);
+        fail(err, callback, started, record);
         return;
       }
       if (principal instanceof Promise)
         principal.then(
-          (p) => run(call, callback, p, started),
-          (err: unknown) => fail(err, callback, started),
+          (p) => run(call, callback, p, started, record),
+          (err: unknown) => fail(err, callback, started, record),
         );
-      else run(call, callback, principal, started);
+      else run(call, callback, principal, started, record);
     };
   }
   return handlers;

@@ -19,6 +19,7 @@ import type { Metrics, RequestMeter } from "../observability/metrics.js";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { GRPC_CODE_NAMES } from "./grpc-service.js";
 import { routeLabel } from "./route-labels.js";
+import { type AccessLog, callerOf, REQUEST_ID_HEADER, requestIdFrom } from "../observability/access-log.js";
 
 export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
 
@@ -37,6 +38,8 @@ export interface HttpServerOptions {
   metrics?: Metrics;
   /** Whether this port answers `GET /metrics` (false when metrics have a port of their own, or are off). */
   serveMetrics?: boolean;
+  /** One line per request. */
+  access?: AccessLog;
 }
 
 /** The verified client certificate of the connection, read only when a call has no token. */
@@ -77,13 +80,14 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     acceptCompression: [compressionGzip, compressionBrotli],
   });
   for (const { service, impl } of options.services) router.service(service, impl as never);
-  const rpcs = new Map<string, { handle: UniversalHandler; meter: RequestMeter | undefined }>();
+  const rpcs = new Map<string, { handle: UniversalHandler; meter: RequestMeter | undefined; procedure: string }>();
   for (const h of router.handlers) {
     const authorize = authorizers.get(h.method);
     if (!authorize) throw new Error(`no authorizer for ${h.requestPath}`);
     rpcs.set(h.requestPath, {
       handle: authenticateFirst(rejectUndecodableBodies(h, options.maxMessageBytes), authorize, options.logger),
       meter: options.metrics?.requests("http", h.service.typeName, h.method.name),
+      procedure: `${h.service.typeName}/${h.method.name}`,
     });
   }
   const routeMeters = new Map<string, RequestMeter>();
@@ -100,11 +104,19 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const path = req.url?.split("?", 2)[0] ?? "";
     const rpc = rpcs.get(path);
+    const access = options.access?.enabled ? options.access : undefined;
+    const requestId = access ? requestIdFrom(req.headers[REQUEST_ID_HEADER]) : "";
+    if (access) res.setHeader(REQUEST_ID_HEADER, requestId);
     if (!rpc) {
-      const meter = routeMeter(routeLabel(path));
-      if (meter) {
-        const started = meter.start();
-        res.once("close", () => meter.done(started, res.writableFinished ? String(res.statusCode) : "aborted"));
+      const route = routeLabel(path);
+      const meter = routeMeter(route);
+      if (meter || access) {
+        const started = performance.now();
+        res.once("close", () => {
+          const status = res.writableFinished ? String(res.statusCode) : "aborted";
+          meter?.done(started, status);
+          access?.write({ port: "http", call: `${req.method} ${route}`, code: status, ms: performance.now() - started, caller: callerOf(req), requestId });
+        });
       }
       // This server is HTTP/1.1 only, so requests are never HTTP/2 ones.
       void routeFallback(req, res, options);
@@ -112,11 +124,15 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     }
     const outcome: RpcOutcome = { code: 0 };
     const meter = rpc.meter;
-    if (meter) {
-      const started = meter.start();
+    if (meter || access) {
+      const started = performance.now();
       // connect-node's adapter never settles its promise on HTTP/1.1 (it waits for an "end" event
       // a ServerResponse does not emit): the response's close is the end of the call.
-      res.once("close", () => meter.done(started, res.writableFinished ? (GRPC_CODE_NAMES[outcome.code] ?? "UNKNOWN") : "CANCELLED"));
+      res.once("close", () => {
+        const code = res.writableFinished ? (GRPC_CODE_NAMES[outcome.code] ?? "UNKNOWN") : "CANCELLED";
+        meter?.done(started, code);
+        access?.write({ port: "http", call: rpc.procedure, code, ms: performance.now() - started, caller: contextValues.get(PRINCIPAL)?.clientId, requestId });
+      });
     }
     const socket = req.socket as TLSSocket;
     const contextValues = createContextValues()

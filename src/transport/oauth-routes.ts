@@ -7,6 +7,9 @@ import { emptyTokenRequest } from "../oauth/token-request.js";
 import type { TokenService } from "../oauth/token-service.js";
 import type { TokenRecord } from "../domain/model/index.js";
 import type { ClientAddresses } from "./client-address.js";
+import type { AuditLog } from "./audit-log.js";
+import { noteCaller } from "../observability/access-log.js";
+import { hashToken } from "../oauth/token-hash.js";
 import { requestAddress, sendJson, type RouteHandler } from "./http-server.js";
 
 const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
@@ -18,6 +21,8 @@ interface Deps {
   addresses: ClientAddresses;
   /** Largest form body. */
   maxFormBytes: number;
+  /** Tokens issued and revoked here are changes: audited as the RPCs' are. */
+  audit: AuditLog;
 }
 
 /**
@@ -67,6 +72,13 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
   };
   const issued = await deps.tokens.issue(request, requestAddress(req, deps.addresses));
   const { record } = issued;
+  noteCaller(req, request.clientId);
+  deps.audit.changeBy(request.clientId, "POST /oauth2/token", {
+    grantType: request.grantType,
+    consumerKey: record.consumerKey,
+    username: record.endUser || undefined,
+    tokenRef: record.tokenHash.slice(0, 12),
+  });
   sendJson(
     res,
     200,
@@ -84,6 +96,7 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
 async function introspect(deps: Deps, req: http.IncomingMessage, res: http.ServerResponse, form: URLSearchParams): Promise<void> {
   const { clientId, clientSecret } = clientCredentials(req, form);
   const caller = await deps.tokens.authenticateClient(clientId, clientSecret, requestAddress(req, deps.addresses));
+  noteCaller(req, clientId);
   const record = await deps.tokens.introspect(caller, form.get("token") ?? "");
   sendJson(res, 200, record ? activeToken(record, deps.config().issuer) : { active: false }, NO_STORE);
 }
@@ -91,9 +104,12 @@ async function introspect(deps: Deps, req: http.IncomingMessage, res: http.Serve
 async function revoke(deps: Deps, req: http.IncomingMessage, res: http.ServerResponse, form: URLSearchParams): Promise<void> {
   const { clientId, clientSecret } = clientCredentials(req, form);
   const client = await deps.tokens.authenticateClient(clientId, clientSecret, requestAddress(req, deps.addresses));
+  noteCaller(req, clientId);
   const value = form.get("token");
   if (!value) throw new OAuthRequestError("token is required");
   await deps.tokens.revoke(value, { tokenTypeHint: form.get("token_type_hint") ?? undefined, consumerKey: client.consumerKey });
+  // RFC 7009: an unknown token or another client's is answered 200 too; the audit line says what was asked.
+  deps.audit.changeBy(clientId, "POST /oauth2/revoke", { consumerKey: client.consumerKey, tokenRef: hashToken(value).slice(0, 12) });
   res.writeHead(200, NO_STORE).end();
 }
 

@@ -45,6 +45,7 @@
  * error-mapping.ts, unknown ones 500 without internals.
  */
 import type { AuditLog } from "./audit-log.js";
+import { noteCaller } from "../observability/access-log.js";
 import { createHash } from "node:crypto";
 import * as http from "node:http";
 import type { Logger } from "pino";
@@ -143,6 +144,7 @@ export function storeRestRoutes(deps: Deps): RouteHandler {
     try {
       if (req.method !== "GET" && req.method !== "PUT") throw new HttpError(405, `use ${ALLOW}`, { allow: ALLOW });
       const principal = await deps.authenticator.authenticate(req.headers.authorization);
+      noteCaller(req, principal.clientId);
       requireScope(principal, SCOPES.store, STORE_KEYS_TEMPLATE);
       const call = callOf(principal, match[1] ?? "", match[2] ?? "", new URLSearchParams(q < 0 ? "" : raw.slice(q + 1)));
       if (!acceptsJson(req.headers.accept)) throw new HttpError(406, "only application/json can be returned");
