@@ -132,8 +132,8 @@ describe("logs: access lines and audit lines from a real server", () => {
     assert.equal((issue?.target as Line | undefined)?.grantType, "client_credentials");
     const revoke = audit().find((l) => l.what === "POST /oauth2/revoke" && l.who === app.consumerKey);
     assert.ok(revoke, "the revocation is audited");
-    assert.match(String((revoke?.target as Line).tokenRef), /^[0-9a-f]{12}$/);
-    assert.equal((revoke?.target as Line).tokenRef, (issue?.target as Line).tokenRef, "the same token, by reference");
+    assert.match(String((revoke.target as Line).tokenRef), /^[0-9a-f]{12}$/);
+    assert.equal((revoke.target as Line).tokenRef, (issue?.target as Line | undefined)?.tokenRef, "the same token, by reference");
     const oauthAccess = access().filter((l) => l.requestId === "req-oauth-1");
     assert.deepEqual(
       oauthAccess.map((l) => [l.call, l.code, l.caller]),
