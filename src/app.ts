@@ -41,7 +41,7 @@ import { buildKeyManagers, type KeyManagers } from "./keymanager/key-managers.js
 import { ResidentKeyManager } from "./keymanager/resident-key-manager.js";
 import { KeyManagerServiceImpl } from "./services/key-manager-service.js";
 import { PageTokens, Paging } from "./services/page-tokens.js";
-import { createKnex, migrate } from "./storage/database.js";
+import { createKnex, dialectOf, migrate } from "./storage/database.js";
 import { loadOrCreateEncryptionKey, SecretBox } from "./storage/secret-box.js";
 import { Store } from "./storage/store.js";
 import { TokenHousekeeping } from "./storage/token-housekeeping.js";
@@ -52,6 +52,7 @@ import { ClientAddresses } from "./transport/client-address.js";
 import { closeHttp, createHttpServer, listen } from "./transport/http-server.js";
 import { Metrics } from "./observability/metrics.js";
 import { AccessLog } from "./observability/access-log.js";
+import { Tracing } from "./observability/tracing.js";
 import { createMetricsServer } from "./observability/metrics-server.js";
 import type * as http from "node:http";
 
@@ -85,6 +86,7 @@ export class App {
   private grpcServer: GrpcServer | undefined;
   private httpServer: http.Server | undefined;
   private metricsServer: http.Server | undefined;
+  private tracing: Tracing | undefined;
   private ready = false;
   /** Prometheus metrics (a registry of this app's own); off when [metrics] enabled = false. */
   readonly metrics: Metrics;
@@ -119,6 +121,9 @@ export class App {
     this.db = createKnex(config.database);
     const metrics = this.metrics;
     metrics.database(this.db);
+    const tracing = new Tracing(config.tracing);
+    this.tracing = tracing;
+    tracing.database(this.db, dialectOf(config.database.url));
     await migrate(this.db);
     const { key } = loadOrCreateEncryptionKey(config.encryptionKey, config.dataDir);
     const store = new Store(this.db, new SecretBox(key));
@@ -194,6 +199,7 @@ export class App {
       addresses,
       metrics,
       access,
+      tracing,
     });
     this.options.configureGrpc?.(this.grpcServer.server, {
       logger: this.logger,
@@ -203,6 +209,7 @@ export class App {
       addresses,
       metrics,
       access,
+      tracing,
     });
     this.httpServer = createHttpServer({
       logger: this.logger,
@@ -221,6 +228,7 @@ export class App {
       metrics,
       serveMetrics: metrics.enabled && config.metrics.port === undefined,
       access,
+      tracing,
     });
     const grpcPort = await this.grpcServer.listen(config.grpc.host, config.grpc.port);
     const httpPort = await listen(this.httpServer, config.http.host, config.http.port);
@@ -279,5 +287,6 @@ export class App {
     this.keyManagers?.close();
     await this.db?.destroy();
     this.db = undefined;
+    await this.tracing?.close();
   }
 }

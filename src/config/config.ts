@@ -2,6 +2,7 @@ import type { TokenType } from "../domain/model/index.js";
 import type { ThrottleLimits } from "../oauth/authentication-throttle.js";
 import { type ExternalKeyManagerConfig, externalFromSection } from "./external-key-managers.js";
 import type { KeyManagerSection } from "./schema.js";
+import type { TracingConfig } from "../observability/tracing.js";
 
 /** The effective configuration the rest of the service reads. */
 export interface Config {
@@ -41,6 +42,8 @@ export interface Config {
   externalKeyManagers: ExternalKeyManagerConfig[];
   /** Prometheus metrics: whether kept, and where served (the HTTP port when port is undefined). */
   metrics: { enabled: boolean; host: string; port: number | undefined };
+  /** OpenTelemetry spans: where they go ("none": none are made). */
+  tracing: TracingConfig;
 }
 
 export interface GatewaySettings {
@@ -74,6 +77,7 @@ export const RESTART_ONLY_SETTINGS = [
   "authentication",
   "gateway",
   "metrics",
+  "tracing",
 ] as const;
 
 export function fromSection(s: KeyManagerSection): Config {
@@ -144,5 +148,6 @@ export function fromSection(s: KeyManagerSection): Config {
     },
     externalKeyManagers: s.external.map(externalFromSection),
     metrics: { enabled: s.metrics.enabled, host: s.metrics.host, port: s.metrics.port },
+    tracing: { exporter: s.tracing.exporter, otlpEndpoint: s.tracing.otlp_endpoint, serviceName: s.tracing.service_name },
   };
 }

@@ -30,6 +30,8 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_METRICS_ENABLED: ["metrics", "enabled"],
   KM_METRICS_HOST: ["metrics", "host"],
   KM_METRICS_PORT: ["metrics", "port"],
+  KM_TRACING_EXPORTER: ["tracing", "exporter"],
+  KM_TRACING_OTLP_ENDPOINT: ["tracing", "otlp_endpoint"],
 };
 
 export class ConfigError extends Error {

@@ -196,6 +196,15 @@ export const keyManagerSection = z
       })
       .strict()
       .prefault({}),
+    tracing: z
+      .object({
+        /** none: no spans; otlp: spans sent to otlp_endpoint (OTLP/HTTP); global: to the provider the process registered. */
+        exporter: z.enum(["none", "otlp", "global"]).default("none"),
+        otlp_endpoint: z.url().default("http://localhost:4318/v1/traces"),
+        service_name: z.string().min(1).max(100).default("keymanager"),
+      })
+      .strict()
+      .prefault({}),
     encryption: z
       .object({
         /** Base64 of 32 bytes. Generated into data_dir on first start when empty. */

@@ -8,6 +8,8 @@ import { CALL_ORIGIN, type CallOrigin } from "../auth/call-origin.js";
 import { PRINCIPAL, type Principal } from "../auth/principal.js";
 import type { Metrics, RequestMeter } from "../observability/metrics.js";
 import { type AccessLog, REQUEST_ID_HEADER, requestIdFrom } from "../observability/access-log.js";
+import { context, type Context, type Span } from "@opentelemetry/api";
+import type { Tracing } from "../observability/tracing.js";
 import { type AuditLog, isChange } from "./audit-log.js";
 import type { ClientAddresses } from "./client-address.js";
 import { toConnectError } from "./error-mapping.js";
@@ -85,6 +87,8 @@ export interface GrpcHandlerOptions {
   metrics?: Metrics;
   /** One line per call. */
   access?: AccessLog;
+  /** A span per call, child of the caller's traceparent. */
+  tracing?: Tracing;
 }
 
 /** gRPC status names by code, the `code` label. */
@@ -92,10 +96,12 @@ export const GRPC_CODE_NAMES: readonly string[] = Array.from({ length: 17 }, (_,
 
 const NO_METER: RequestMeter = { start: () => 0, done: () => undefined };
 
-/** What a call's end needs besides its start time, made only when access lines are written. */
+/** What a call's end needs besides its start time, made only when access lines are written or spans made. */
 interface CallRecord {
-  requestId: string;
+  /** Set when an access line is written. */
+  requestId: string | undefined;
   caller: string | undefined;
+  trace: { span: Span; context: Context } | undefined;
 }
 
 /**
@@ -112,26 +118,44 @@ class CallObserver {
     method: DescMethod,
   ) {
     this.meter = options.metrics?.requests("grpc", service.typeName, method.name) ?? NO_METER;
+    this.service = service.typeName;
+    this.method = method.name;
   }
+
+  private readonly service: string;
+  private readonly method: string;
 
   start(): number {
     return performance.now();
   }
 
-  /** The call's record, or undefined when no access line is written. */
+  /** The call's record, or undefined when neither an access line is written nor a span made. */
   begin(call: grpc.ServerUnaryCall<unknown, unknown>): CallRecord | undefined {
-    if (!this.options.access?.enabled) return undefined;
-    const requestId = requestIdFrom(call.metadata.get(REQUEST_ID_HEADER)[0]);
-    const metadata = new grpc.Metadata();
-    metadata.set(REQUEST_ID_HEADER, requestId);
-    call.sendMetadata(metadata);
-    return { requestId, caller: undefined };
+    const logged = this.options.access?.enabled === true;
+    const traced = this.options.tracing?.enabled === true;
+    if (!logged && !traced) return undefined;
+    let requestId: string | undefined;
+    if (logged) {
+      requestId = requestIdFrom(call.metadata.get(REQUEST_ID_HEADER)[0]);
+      const metadata = new grpc.Metadata();
+      metadata.set(REQUEST_ID_HEADER, requestId);
+      call.sendMetadata(metadata);
+    }
+    const trace = traced
+      ? this.options.tracing?.serverSpan(
+          this.procedure,
+          { traceparent: metadataText(call.metadata, "traceparent"), tracestate: metadataText(call.metadata, "tracestate") },
+          { "rpc.system": "grpc", "rpc.service": this.service, "rpc.method": this.method },
+        )
+      : undefined;
+    return { requestId, caller: undefined, trace };
   }
 
   end(started: number, record: CallRecord | undefined, code: number): void {
     const name = GRPC_CODE_NAMES[code] ?? "UNKNOWN";
     this.meter.done(started, name);
-    if (record) {
+    if (!record) return;
+    if (record.requestId !== undefined) {
       this.options.access?.write({
         port: "grpc",
         call: this.procedure,
@@ -141,6 +165,7 @@ class CallObserver {
         requestId: record.requestId,
       });
     }
+    if (record.trace) this.options.tracing?.end(record.trace.span, code === grpc.status.OK, { "rpc.grpc.status_code": code });
   }
 }
 
@@ -194,9 +219,7 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
       if (!isThenable(response)) done(response);
       else response.then(done, (err: unknown) => fail(err, callback, started, record));
     };
-    handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      const started = observer.start();
-      const record = observer.begin(call);
+    const serve = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, started: number, record: CallRecord | undefined) => {
       let principal: Principal | Promise<Principal>;
       try {
         principal = authorize({
@@ -213,6 +236,13 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
           (err: unknown) => fail(err, callback, started, record),
         );
       else run(call, callback, principal, started, record);
+    };
+    handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const started = observer.start();
+      const record = observer.begin(call);
+      // Traced: the call runs in its span's context, so its database queries are its children.
+      if (record?.trace) context.with(record.trace.context, serve, undefined, call, callback, started, record);
+      else serve(call, callback, started, record);
     };
   }
   return handlers;
@@ -305,6 +335,11 @@ function grpcError(err: unknown, logger: Logger, procedure: string): Partial<grp
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then === "function";
+}
+
+function metadataText(metadata: grpc.Metadata, key: string): string | undefined {
+  const value = metadata.get(key)[0];
+  return typeof value === "string" ? value : undefined;
 }
 
 function metadataToHeaders(metadata: grpc.Metadata): Headers {

@@ -20,6 +20,8 @@ import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { GRPC_CODE_NAMES } from "./grpc-service.js";
 import { routeLabel } from "./route-labels.js";
 import { type AccessLog, callerOf, REQUEST_ID_HEADER, requestIdFrom } from "../observability/access-log.js";
+import { context } from "@opentelemetry/api";
+import type { Tracing } from "../observability/tracing.js";
 
 export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
 
@@ -40,6 +42,8 @@ export interface HttpServerOptions {
   serveMetrics?: boolean;
   /** One line per request. */
   access?: AccessLog;
+  /** A span per request, child of the caller's traceparent. */
+  tracing?: Tracing;
 }
 
 /** The verified client certificate of the connection, read only when a call has no token. */
@@ -100,8 +104,24 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     }
     return meter;
   };
-  // connect-node's adapter, with the RPC handlers wrapped (undecodable-bodies.ts).
+  // Traced: each request runs in its span's context, so its database queries are its children.
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const path = req.url?.split("?", 2)[0] ?? "";
+    const rpc = rpcs.get(path);
+    const route = rpc ? undefined : routeLabel(path);
+    const traced = options.tracing?.serverSpan(
+      rpc ? rpc.procedure : `${req.method} ${route}`,
+      req.headers,
+      rpc
+        ? { "rpc.system": "connect_rpc", "rpc.service": rpc.handle.service.typeName, "rpc.method": rpc.handle.method.name }
+        : { "http.request.method": req.method ?? "", "http.route": route },
+    );
+    if (!traced) return serve(req, res);
+    res.once("close", () => options.tracing?.end(traced.span, res.writableFinished && res.statusCode < 500, { "http.response.status_code": res.statusCode }));
+    context.with(traced.context, serve, undefined, req, res);
+  };
+  // connect-node's adapter, with the RPC handlers wrapped (undecodable-bodies.ts).
+  const serve = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const path = req.url?.split("?", 2)[0] ?? "";
     const rpc = rpcs.get(path);
     const access = options.access?.enabled ? options.access : undefined;

@@ -1,3 +1,4 @@
+import { context, propagation } from "@opentelemetry/api";
 import { UnavailableError } from "../../domain/errors.js";
 
 export interface HttpResponse {
@@ -99,6 +100,8 @@ class CircuitBreaker {
 
 function requestInit(call: HttpCall): RequestInit {
   const headers: Record<string, string> = { accept: "application/json", ...call.headers };
+  // The current trace's traceparent, when tracing registered a propagator (a no-op otherwise).
+  propagation.inject(context.active(), headers);
   if (call.json !== undefined) {
     headers["content-type"] = "application/json";
     return { method: call.method, headers, body: JSON.stringify(call.json) };
