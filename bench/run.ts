@@ -27,6 +27,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     rounds: { type: "string", default: "5" },
     "no-write": { type: "boolean", default: false },
+    /** "metrics": only the metrics on/off phase (printed, not written). */
+    only: { type: "string" },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -189,11 +191,8 @@ async function main() {
   // KM_BENCH_CPU_PROF=DIR writes a CPU profile of the key manager there.
   const profile = process.env.KM_BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.KM_BENCH_CPU_PROF}`] : [];
   // The compiled service (npm run build), as `npm start` runs it.
-  const km = await startChild(process.execPath, [...profile, "dist/bench/km-server.js"], {
-    KM_DATA_DIR: work,
-    KM_DATABASE_URL: databaseUrl,
-    KM_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-  });
+  const kmEnv = { KM_DATA_DIR: work, KM_DATABASE_URL: databaseUrl, KM_ENCRYPTION_KEY: randomBytes(32).toString("base64") };
+  const km = await startChild(process.execPath, [...profile, "dist/bench/km-server.js"], kmEnv);
   const { grpcPort, httpPort, adminToken, gatewayToken } = km.info as unknown as {
     grpcPort: number;
     httpPort: number;
@@ -268,6 +267,13 @@ async function main() {
     bodies[name] = file;
   }
   const validateUrl = `http://127.0.0.1:${grpcPort}/keymanager.v1.TokenValidationService/ValidateToken`;
+  const rows: Array<[string, Outcome, string]> = [];
+  const record = (name: string, o: Outcome) => {
+    rows.push([name, o, `${rssMiB(pid)} MiB`]);
+    console.log(
+      `${name}: ${o.rps} req/s, ${o.cpuUs} µs server CPU/request, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms, ok ${o.ok}, failed ${o.failed}`,
+    );
+  };
   // h2load counts HTTP 200 as success whatever the gRPC status: check once that the gateway's
   // token is accepted and the valid token is authorized, so the figures are real answers.
   const gatewayClient = createClient(
@@ -294,11 +300,59 @@ async function main() {
   // The baseline gets the same three h2load processes and bodies, so both share the CPU alike.
   // Gateways call with their own system client's token, as in production.
   const grpcHeaders = [...GRPC_HEADERS, `authorization: Bearer ${gatewayToken}`];
-  const mix = (url = validateUrl): Load[] => [
-    { url, body: bodies.valid as string, connections: 6, streams: STREAMS, headers: grpcHeaders },
-    { url, body: bodies.invalid as string, connections: 1, streams: STREAMS, headers: grpcHeaders },
-    { url, body: bodies.expired as string, connections: 1, streams: STREAMS, headers: grpcHeaders },
+  const mix = (url = validateUrl, headers = grpcHeaders): Load[] => [
+    { url, body: bodies.valid as string, connections: 6, streams: STREAMS, headers },
+    { url, body: bodies.invalid as string, connections: 1, streams: STREAMS, headers },
+    { url, body: bodies.expired as string, connections: 1, streams: STREAMS, headers },
   ];
+
+  // Metrics on (the server above, as deployed) against metrics off: a second server on the same
+  // database with [metrics] enabled = false, driven alternately with the same mix; each one's
+  // CPU per request measured on its own process.
+  const metricsOff = await startChild(process.execPath, ["dist/bench/km-server.js"], { ...kmEnv, KM_METRICS_ENABLED: "false" });
+  const offInfo = metricsOff.info as unknown as { grpcPort: number; gatewayToken: string };
+  const offPid = metricsOff.child.pid as number;
+  const offMix = () =>
+    mix(`http://127.0.0.1:${offInfo.grpcPort}/keymanager.v1.TokenValidationService/ValidateToken`, [
+      ...GRPC_HEADERS,
+      `authorization: Bearer ${offInfo.gatewayToken}`,
+    ]);
+  const metricsPhase = async () => {
+    const on: Outcome[] = [];
+    const off: Outcome[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      // Alternating which goes first, so neither always gets the fresher window.
+      if (round % 2 === 0) {
+        on.push(await drive(mix(), pid));
+        off.push(await drive(offMix(), offPid));
+      } else {
+        off.push(await drive(offMix(), offPid));
+        on.push(await drive(mix(), pid));
+      }
+      console.log(
+        `round ${round + 1}: ValidateToken metrics on ${on[round]?.rps} req/s ${on[round]?.cpuUs} µs, off ${off[round]?.rps} req/s ${off[round]?.cpuUs} µs`,
+      );
+    }
+    return {
+      on,
+      off,
+      ratios: {
+        "ValidateToken metrics on / off, throughput (median of per-round ratios)": pairedRatio(on, off),
+        "ValidateToken metrics on / off, server CPU per request off / on (median of per-round ratios)": medianOf(
+          on.map((o, i) => (off[i]?.cpuUs ?? 0) / (o.cpuUs || 1)),
+        ),
+      },
+    };
+  };
+  if (values.only === "metrics") {
+    const { on, off, ratios } = await metricsPhase();
+    record("ValidateToken, metrics on", median(on));
+    rows.push(["ValidateToken, metrics off", median(off), `${rssMiB(offPid)} MiB`]);
+    const o = median(off);
+    console.log(`ValidateToken, metrics off: ${o.rps} req/s, ${o.cpuUs} µs server CPU/request, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms`);
+    for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
+    return;
+  }
   const noop = (): Load[] => mix(`http://127.0.0.1:${grpcPort}/bench.NoopService/Noop`);
   const rawNoop = (): Load[] => mix(`http://127.0.0.1:${grpcPort}/bench.RawNoopService/Noop`);
 
@@ -322,14 +376,6 @@ async function main() {
   const ccBody = join(work, "cc.form");
   writeFileSync(ccBody, "grant_type=client_credentials");
   const basicKm = `authorization: Basic ${Buffer.from(`${app.consumerKey}:${app.consumerSecret}`).toString("base64")}`;
-
-  const rows: Array<[string, Outcome, string]> = [];
-  const record = (name: string, o: Outcome) => {
-    rows.push([name, o, `${rssMiB(pid)} MiB`]);
-    console.log(
-      `${name}: ${o.rps} req/s, ${o.cpuUs} µs server CPU/request, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms, ok ${o.ok}, failed ${o.failed}`,
-    );
-  };
 
   const seed = createKnex({ url: databaseUrl, poolMax: 2 });
   await insertTokens(seed, app.consumerKey, 10_000);
@@ -362,6 +408,9 @@ async function main() {
   record("no-op unary RPC (this service's pipeline: token check, context), 10,000 stored tokens", median(noopRounds));
   record("ValidateToken, 10,000 stored tokens", median(validateRounds));
   record("oidc-provider introspection (HTTP/1.1, 32 connections)", median(introspectRounds));
+  const metrics = await metricsPhase();
+  record("ValidateToken, metrics on (the server above)", median(metrics.on));
+  rows.push(["ValidateToken, metrics off (a second server, [metrics] enabled = false)", median(metrics.off), `${rssMiB(offPid)} MiB`]);
   console.log("storing 1,000,000 tokens ...");
   await insertTokens(seed, app.consumerKey, 990_000);
   await seed.destroy();
@@ -401,6 +450,7 @@ async function main() {
       medianOf(introspectRounds.map((o) => o.cpuUs)) / medianOf(validateRounds.map((o) => o.cpuUs)),
     "ValidateToken / bare grpc-js no-op (median of per-round ratios)": pairedRatio(validateRounds, rawNoopRounds),
     "server CPU per request: ValidateToken 10,000 / 1,000,000 tokens": medianOf(validateRounds.map((o) => o.cpuUs)) / medianOf(largeRounds.map((o) => o.cpuUs)),
+    ...metrics.ratios,
   };
   for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
   report(rows, ratios, databaseUrl.split(":")[0] as string);
