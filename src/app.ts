@@ -170,7 +170,7 @@ export class App {
     // Page tokens are signed with a key derived from the encryption key, which replicas share.
     const paging = new Paging(PageTokens.fromEncryptionKey(key), () => currentConfig().paging);
     const services: ServiceRegistration[] = [
-      { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore, paging, resident) as never },
+      { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore, paging, tokens, resident) as never },
       { service: TokenValidationService, impl: new TokenValidationServiceImpl(validator, metrics) as never },
       { service: Authorization, impl: new ExtAuthzServiceImpl(gateway) as never },
       { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock, events), paging) as never },

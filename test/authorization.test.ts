@@ -166,7 +166,8 @@ describe("scopes gate groups of calls", () => {
           consumerSecret: caller.clientSecret,
         },
       }),
-      Code.AlreadyExists,
+      Code.InvalidArgument,
+      /^consumer_secret: does not match/,
     );
     // Still a working caller.
     await server

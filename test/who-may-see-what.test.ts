@@ -9,6 +9,8 @@ import { Code } from "@connectrpc/connect";
 import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
 import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
+import { KeyType } from "../gen/keymanager/v1/types_pb.js";
+import { DEFAULT_THROTTLE_LIMITS } from "../src/oauth/authentication-throttle.js";
 import { createKnex } from "../src/storage/database.js";
 import { rejectsWith } from "./support/assert-rpc.js";
 import { describeOnEachDatabase } from "./support/each-database.js";
@@ -163,6 +165,110 @@ describeOnEachDatabase("who may see what", (database) => {
       assert.equal(seen?.tokenValid, false);
       assert.equal(seen?.consumerKey, "");
       assert.equal((await bob.getTokenMetadata({ accessToken: server.token })).token?.consumerKey, "");
+    });
+  });
+
+  describe("MapOAuthApplication is no secret oracle (#11 point 10)", () => {
+    type Km = ReturnType<typeof server.client<typeof KeyManagerService>>;
+    let alice: Km;
+    let bob: Km;
+    before(async () => {
+      alice = server.client(KeyManagerService, { token: (await server.caller(["apim:subscribe"], { subscriber: "alice" })).token });
+      bob = server.client(KeyManagerService, { token: (await server.caller(["apim:subscribe"], { subscriber: "bob" })).token });
+    });
+    const map = (km: Km, consumerKey: string, consumerSecret: string, applicationId: string = crypto.randomUUID(), keyType = KeyType.PRODUCTION) =>
+      km.mapOAuthApplication({ application: { applicationId, keyType, consumerKey, consumerSecret } });
+
+    test("another's consumer key (wrong or right secret), a system client id and a wrong secret of one's own all answer alike", async () => {
+      const alices = (await alice.createApplication(createRequest({ appOwner: "" }))).application;
+      const bobs = (await bob.createApplication(createRequest({ appOwner: "" }))).application;
+      assert.ok(alices && bobs);
+      await bob.deleteMappedApplication({ consumerKey: bobs.consumerKey });
+      const gateway = await server.caller(["km:gateway"]);
+      const answers = [
+        await rejectsWith(map(bob, alices.consumerKey, "wrong-secret-0123456789"), Code.InvalidArgument),
+        await rejectsWith(map(bob, alices.consumerKey, alices.consumerSecret), Code.InvalidArgument),
+        await rejectsWith(map(bob, gateway.clientId, gateway.clientSecret), Code.InvalidArgument),
+        await rejectsWith(map(bob, bobs.consumerKey, "wrong-secret-0123456789"), Code.InvalidArgument),
+      ];
+      for (const answer of answers) {
+        assert.equal(answer.rawMessage, "consumer_secret: does not match the consumer key's secret");
+        assert.ok(!answer.rawMessage.includes(alices.consumerSecret));
+      }
+      // Nothing was mapped or changed; bob's own key with its secret maps again.
+      const still = (await alice.retrieveApplication({ selector: { case: "consumerKey", value: alices.consumerKey } })).application;
+      assert.equal(still?.applicationId, alices.applicationId);
+      const remapped = (await map(bob, bobs.consumerKey, bobs.consumerSecret)).application;
+      assert.equal(remapped?.appOwner, "bob");
+    });
+
+    test(`wrong secrets are throttled as at the token endpoint: after ${DEFAULT_THROTTLE_LIMITS.freeFailures} the address is paused for that key, the token endpoint too`, async () => {
+      const target = (await alice.createApplication(createRequest({ appOwner: "" }))).application;
+      assert.ok(target);
+      for (let i = 0; i < DEFAULT_THROTTLE_LIMITS.freeFailures; i++) {
+        await rejectsWith(map(bob, target.consumerKey, `guess-${i}-0123456789`), Code.InvalidArgument);
+      }
+      // Paused, even with the right secret: guessing stops here.
+      await rejectsWith(map(bob, target.consumerKey, target.consumerSecret), Code.ResourceExhausted, /retry in \d+ s/);
+      const token = await postForm(server, "/oauth2/token", { grant_type: "client_credentials" }, basic(target.consumerKey, target.consumerSecret));
+      assert.equal(token.status, 429, "the same throttle as the token endpoint");
+      // Other keys from this address are not affected.
+      const other = (await alice.createApplication(createRequest({ appOwner: "" }))).application;
+      assert.ok(other);
+      const fine = await postForm(server, "/oauth2/token", { grant_type: "client_credentials" }, basic(other.consumerKey, other.consumerSecret));
+      assert.equal(fine.status, 200);
+    });
+
+    test("another subscriber's application id answers as one with keys, and takes no keys of another type", async () => {
+      const alices = (await alice.createApplication(createRequest({ appOwner: "" }))).application;
+      const bobs = (await bob.createApplication(createRequest({ appOwner: "" }))).application;
+      assert.ok(alices && bobs);
+      const own = await rejectsWith(bob.createApplication(createRequest({ appOwner: "", applicationId: bobs.applicationId })), Code.AlreadyExists);
+      const others = await rejectsWith(bob.createApplication(createRequest({ appOwner: "", applicationId: alices.applicationId })), Code.AlreadyExists);
+      assert.equal(others.rawMessage, own.rawMessage);
+      const sandbox = await rejectsWith(
+        bob.createApplication(createRequest({ appOwner: "", applicationId: alices.applicationId, keyType: KeyType.SANDBOX })),
+        Code.AlreadyExists,
+        /SANDBOX/,
+      );
+      assert.ok(!sandbox.rawMessage.includes("alice"));
+      const fresh = `fresh-key-${crypto.randomUUID()}`;
+      await rejectsWith(map(bob, fresh, "a-secret-0123456789", alices.applicationId, KeyType.SANDBOX), Code.AlreadyExists);
+      await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: fresh } }), Code.NotFound);
+      await rejectsWith(
+        server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: { applicationId: alices.applicationId, keyType: KeyType.SANDBOX } } }),
+        Code.NotFound,
+      );
+      // Alice adds her own sandbox keys as before.
+      assert.ok((await alice.createApplication(createRequest({ appOwner: "", applicationId: alices.applicationId, keyType: KeyType.SANDBOX }))).application);
+    });
+  });
+
+  describe("an unknown key manager name is refused (#11 point 14)", () => {
+    test("CreateApplication and MapOAuthApplication name key_manager; nothing is created", async () => {
+      const create = createRequest({ keyManager: "corp-idp" });
+      await rejectsWith(server.grpc.createApplication(create), Code.InvalidArgument, /^key_manager: no key manager of this name is configured$/);
+      await rejectsWith(server.connect.createApplication(create), Code.InvalidArgument, /key_manager/);
+      const ref = { applicationId: create.application.applicationId as string, keyType: KeyType.PRODUCTION };
+      await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "applicationKey", value: ref } }), Code.NotFound);
+      const consumerKey = `mapped-${crypto.randomUUID()}`;
+      await rejectsWith(
+        server.grpc.mapOAuthApplication({
+          application: {
+            applicationId: ref.applicationId,
+            keyType: KeyType.PRODUCTION,
+            consumerKey,
+            consumerSecret: "a-secret-0123456789",
+            keyManager: "corp-idp",
+          },
+        }),
+        Code.InvalidArgument,
+        /^key_manager: /,
+      );
+      await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: consumerKey } }), Code.NotFound);
+      // The resident key manager's own name is fine.
+      const named = (await server.grpc.createApplication(createRequest({ keyManager: server.app.configStore.current.name }))).application;
+      assert.equal(named?.keyManager, server.app.configStore.current.name);
     });
   });
 

@@ -1,7 +1,7 @@
-import { NotFoundError, PermissionDeniedError } from "../domain/errors.js";
+import { AlreadyExistsError, NotFoundError, PermissionDeniedError } from "../domain/errors.js";
 import type { KeyManager } from "../keymanager/key-manager.js";
 import { NO_CLIENT } from "../keymanager/key-manager.js";
-import type { OAuthApplication } from "../domain/model/index.js";
+import { type ApplicationKeyRef, KEY_TYPES, type OAuthApplication } from "../domain/model/index.js";
 import { isRestricted, owns, type Principal, splitGroups } from "./principal.js";
 
 /**
@@ -34,6 +34,29 @@ export class Ownership {
   checkApplication(principal: Principal | undefined, app: OAuthApplication, notFound: string): OAuthApplication {
     if (isRestricted(principal) && !owns(principal, app.client.appOwner, app.client.groupId)) throw new NotFoundError(notFound);
     return app;
+  }
+
+  /** Whether the caller may use (map, see) a client with this owner and group. */
+  mayUse(principal: Principal | undefined, client: { appOwner: string; groupId: string }): boolean {
+    return !isRestricted(principal) || owns(principal, client.appOwner, client.groupId);
+  }
+
+  /**
+   * A store caller may add keys to an application id only if no other subscriber's keys use it
+   * (else it could attach keys to another's application). Another's application id answers as
+   * one with keys of the type asked, whatever keys it has: ALREADY_EXISTS, nothing more.
+   */
+  async requireApplicationId(principal: Principal | undefined, ref: ApplicationKeyRef): Promise<void> {
+    if (!isRestricted(principal)) return;
+    for (const keyType of KEY_TYPES) {
+      const app = await this.keyManager.retrieveApplicationByKey({ applicationId: ref.applicationId, keyType }).catch((err: unknown) => {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      });
+      if (app && !owns(principal, app.client.appOwner, app.client.groupId)) {
+        throw new AlreadyExistsError(`the application already has ${ref.keyType} keys`);
+      }
+    }
   }
 
   /**

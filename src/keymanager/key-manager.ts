@@ -13,6 +13,7 @@ import type {
   ValidityPeriods,
 } from "../domain/model/index.js";
 import type { Page, PageQuery } from "../domain/paging.js";
+import { InvalidArgumentError } from "../domain/errors.js";
 
 export interface CreateApplicationInput {
   applicationId: string;
@@ -50,6 +51,23 @@ export interface MapApplicationInput {
   keyManager?: string;
 }
 
+/** Who maps: whether an existing client is the caller's to map (its own subscriber's or group's; every client for admins). */
+export interface MapOptions {
+  mayUse(client: { appOwner: string; groupId: string }): boolean;
+}
+
+/**
+ * MapOAuthApplication's one refusal for a consumer key that exists and may not be mapped by this
+ * caller: a wrong secret, another subscriber's client (whatever the secret), a system client.
+ * One answer for all, so the call tells nothing of others' clients; counted as a failed client
+ * authentication by the throttle (oauth/authentication-throttle.ts).
+ */
+export class ConsumerSecretRefused extends InvalidArgumentError {
+  constructor() {
+    super([{ field: "consumer_secret", description: "does not match the consumer key's secret" }]);
+  }
+}
+
 /** Throws (a domain error) when the application is not in the state a change expects. */
 export type Precondition = (current: OAuthApplication) => void;
 
@@ -80,7 +98,8 @@ export interface KeyManager {
   retrieveApplication(consumerKey: string): Promise<OAuthApplication>;
   retrieveApplicationByKey(ref: ApplicationKeyRef): Promise<OAuthApplication>;
   deleteApplication(consumerKey: string): Promise<void>;
-  mapOAuthApplication(input: MapApplicationInput): Promise<OAuthApplication>;
+  /** `options.mayUse` decides whether an existing client is the caller's; others' answer ConsumerSecretRefused. */
+  mapOAuthApplication(input: MapApplicationInput, options: MapOptions): Promise<OAuthApplication>;
   deleteMappedApplication(consumerKey: string): Promise<void>;
   regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials>;
 

@@ -7,7 +7,7 @@ import { LOCK, type ReadOptions } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
 import { newConsumerKey, newConsumerSecret, secretsEqual } from "./credentials.js";
 import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
-import { type KeyManager, NO_CLIENT, NO_KEYS, type Precondition } from "./key-manager.js";
+import { ConsumerSecretRefused, type KeyManager, type MapOptions, NO_CLIENT, NO_KEYS, type Precondition } from "./key-manager.js";
 import type { TokenService } from "../oauth/token-service.js";
 import { tokenInfo, unknownTokenInfo } from "./token-info.js";
 import type {
@@ -45,6 +45,7 @@ export class ResidentKeyManager implements KeyManager {
   }
 
   async createApplication(input: CreateApplicationInput): Promise<OAuthApplication> {
+    this.requireOwnName(input.keyManager);
     const settings = this.withDefaults({
       clientName: input.clientName,
       callbackUrls: input.callbackUrls,
@@ -130,7 +131,8 @@ export class ResidentKeyManager implements KeyManager {
     this.events.publish({ kind: "tokens", consumerKey });
   }
 
-  async mapOAuthApplication(input: MapApplicationInput): Promise<OAuthApplication> {
+  async mapOAuthApplication(input: MapApplicationInput, options: MapOptions): Promise<OAuthApplication> {
+    this.requireOwnName(input.keyManager);
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
     checkConsumerKey(v, "consumer_key", input.consumerKey);
@@ -144,12 +146,12 @@ export class ResidentKeyManager implements KeyManager {
     return this.store
       .transaction(async (s) => {
         await this.ensureNoKeys(s, input);
-        const client = (await s.clients.find(input.consumerKey)) ?? (await this.importClient(s, input, now));
-        // A system client's key is not an application's: it is taken, like any other client's.
-        if (client.system) throw new AlreadyExistsError("an OAuth client with this consumer key already exists");
-        if (!secretsEqual(client.consumerSecret, input.consumerSecret)) {
-          throw InvalidArgumentError.field("consumer_secret", "does not match the consumer key's secret");
-        }
+        const existing = await s.clients.find(input.consumerKey);
+        // A system client's key is not an application's, and another subscriber's client is not
+        // the caller's: both answer exactly as a wrong secret does.
+        const secretOk = secretsEqual(existing?.consumerSecret ?? "\u0000no-client", input.consumerSecret);
+        if (existing && (existing.system || !options.mayUse(existing) || !secretOk)) throw new ConsumerSecretRefused();
+        const client = existing ?? (await this.importClient(s, input, now));
         if (await s.applicationKeys.findByConsumerKey(input.consumerKey)) {
           throw new AlreadyExistsError("the consumer key is already mapped to an application");
         }
@@ -230,6 +232,15 @@ export class ResidentKeyManager implements KeyManager {
   async deleteRegisteredResourceByApiId(apiId: string): Promise<void> {
     await this.store.resources.delete(apiId);
     this.events.publish({ kind: "resources", apiId });
+  }
+
+  /**
+   * A key manager named in a request must be this one when it is the only one: an unknown name
+   * is a mistake to report, not a request to quietly serve here (the router does the same when
+   * external key managers are configured).
+   */
+  private requireOwnName(name: string | undefined): void {
+    if (name && name !== this.name) throw InvalidArgumentError.field("key_manager", "no key manager of this name is configured");
   }
 
   /** Zero validity periods take the configured defaults. */

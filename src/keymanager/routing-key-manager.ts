@@ -1,4 +1,4 @@
-import type { KeyManager, Precondition } from "./key-manager.js";
+import type { KeyManager, MapOptions, Precondition } from "./key-manager.js";
 import type { KeyManagerRegistry } from "./key-manager-registry.js";
 import type {
   AccessTokenInfo,
@@ -50,8 +50,8 @@ export class RoutingKeyManager implements KeyManager {
     return (await this.registry.forConsumerKey(consumerKey)).deleteApplication(consumerKey);
   }
 
-  mapOAuthApplication(input: MapApplicationInput): Promise<OAuthApplication> {
-    return this.registry.named(input.keyManager ?? "").mapOAuthApplication(input);
+  mapOAuthApplication(input: MapApplicationInput, options: MapOptions): Promise<OAuthApplication> {
+    return this.registry.named(input.keyManager ?? "").mapOAuthApplication(input, options);
   }
 
   async deleteMappedApplication(consumerKey: string): Promise<void> {

@@ -99,6 +99,28 @@ export class TokenService {
     return client;
   }
 
+  /**
+   * Another check of a presented secret (MapOAuthApplication) under the same throttle as client
+   * authentication, sharing its counts: refused at once while `source` is paused for `subject`
+   * (or for all); a refusal `isFailure` recognises counts as a failed authentication and comes as
+   * late as a wrong secret at the token endpoint would; success starts the pair afresh.
+   */
+  async throttled<T>(source: string, subject: string, run: () => Promise<T>, isFailure: (err: unknown) => boolean): Promise<T> {
+    const attempt = { source, subject };
+    this.throttle.check(attempt);
+    try {
+      const result = await run();
+      this.throttle.succeeded(attempt);
+      return result;
+    } catch (err) {
+      if (isFailure(err)) {
+        const delayMs = this.throttle.failed(attempt);
+        if (delayMs > 0) await sleep(delayMs);
+      }
+      throw err;
+    }
+  }
+
   /** A client of an external key manager: its tokens come from that server, never from this one. */
   private heldElsewhere(client: OAuthClient): boolean {
     return this.config().externalKeyManagers.some((km) => km.name === client.keyManager);

@@ -8,7 +8,8 @@ import type { ConfigStore } from "../config/config-store.js";
 import { ConfigError } from "../config/load.js";
 import { FailedPreconditionError, UnauthenticatedError } from "../domain/errors.js";
 import { requireField, Validator } from "../domain/validator.js";
-import { type KeyManager, NO_CLIENT, NO_KEYS } from "../keymanager/key-manager.js";
+import { ConsumerSecretRefused, type KeyManager, NO_CLIENT, NO_KEYS } from "../keymanager/key-manager.js";
+import type { TokenService } from "../oauth/token-service.js";
 import { applicationToPb, createInputFromPb, mapInputFromPb, patchFromPb } from "./application-mapping.js";
 import { configurationToPb } from "./configuration-mapping.js";
 import { keyTypeFromPb } from "./enums.js";
@@ -31,14 +32,18 @@ export class KeyManagerServiceImpl implements Impl {
     private readonly keyManager: KeyManager,
     private readonly configStore: ConfigStore,
     private readonly paging: Paging,
+    /** The client authentication throttle (TokenService.throttled): MapOAuthApplication checks secrets too. */
+    private readonly authentication: Pick<TokenService, "throttled">,
     owners: KeyManager = keyManager,
   ) {
     this.ownership = new Ownership(owners);
   }
 
   async createApplication(req: Parameters<Impl["createApplication"]>[0], ctx: HandlerContext) {
-    const app = await this.keyManager.createApplication(this.ownership.ownerFor(principalOf(ctx), createInputFromPb(req)));
-    return { application: applicationToPb(app) };
+    const principal = principalOf(ctx);
+    const input = this.ownership.ownerFor(principal, createInputFromPb(req));
+    await this.ownership.requireApplicationId(principal, input);
+    return { application: applicationToPb(await this.keyManager.createApplication(input)) };
   }
 
   async updateApplication(req: Parameters<Impl["updateApplication"]>[0], ctx: HandlerContext) {
@@ -75,8 +80,18 @@ export class KeyManagerServiceImpl implements Impl {
   }
 
   async mapOAuthApplication(req: Parameters<Impl["mapOAuthApplication"]>[0], ctx: HandlerContext) {
-    const input = this.ownership.ownerFor(principalOf(ctx), mapInputFromPb(req));
-    return { application: applicationToPb(await this.keyManager.mapOAuthApplication(input)) };
+    const principal = principalOf(ctx);
+    const input = this.ownership.ownerFor(principal, mapInputFromPb(req));
+    await this.ownership.requireApplicationId(principal, input);
+    const options = { mayUse: (client: { appOwner: string; groupId: string }) => this.ownership.mayUse(principal, client) };
+    // A consumer secret is checked here as at the token endpoint: wrong ones pause their source.
+    const app = await this.authentication.throttled(
+      callerAddress(ctx),
+      input.consumerKey,
+      () => this.keyManager.mapOAuthApplication(input, options),
+      (err) => err instanceof ConsumerSecretRefused,
+    );
+    return { application: applicationToPb(app) };
   }
 
   async deleteMappedApplication(req: Parameters<Impl["deleteMappedApplication"]>[0], ctx: HandlerContext) {

@@ -24,7 +24,7 @@ import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } fr
 import type { ClientRegistrationRecord } from "../../storage/registration-repository.js";
 import type { Store } from "../../storage/store.js";
 import { DEFAULT_GRANT_TYPES } from "../grant-types.js";
-import { type KeyManager, NO_CLIENT, NO_KEYS, type Precondition } from "../key-manager.js";
+import { ConsumerSecretRefused, type KeyManager, type MapOptions, NO_CLIENT, NO_KEYS, type Precondition } from "../key-manager.js";
 import { unknownTokenInfo } from "../token-info.js";
 import { checkClientSettings, checkConsumerKey, checkIdentifier, LIMITS } from "../validation.js";
 import { ClientRegistration, type RegisteredClient } from "./client-registration.js";
@@ -165,7 +165,7 @@ export class OAuth2KeyManager implements KeyManager {
    * Semi-manual mode: a client registered at the server by other means is recorded as given.
    * Without its registration access token, this service cannot update or delete it there.
    */
-  async mapOAuthApplication(input: MapApplicationInput): Promise<OAuthApplication> {
+  async mapOAuthApplication(input: MapApplicationInput, options: MapOptions): Promise<OAuthApplication> {
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
     checkConsumerKey(v, "consumer_key", input.consumerKey);
@@ -188,7 +188,11 @@ export class OAuth2KeyManager implements KeyManager {
     const { client, mapping } = this.newKeys(input, settings, credentials, now, { mode: "MAPPED", applicationName: "", applicationTier: "Unlimited" });
     await this.deps.store.transaction(async (s) => {
       await this.ensureNoKeys(s, input);
-      if (await s.clients.find(input.consumerKey)) throw new AlreadyExistsError("an OAuth client with this consumer key already exists");
+      const existing = await s.clients.find(input.consumerKey);
+      // Another's client, a system client's id or another key manager's client: the one refusal
+      // that tells nothing about it (ConsumerSecretRefused). The caller's own is just taken.
+      if (existing && (existing.system || existing.keyManager !== this.name || !options.mayUse(existing))) throw new ConsumerSecretRefused();
+      if (existing) throw new AlreadyExistsError("an OAuth client with this consumer key already exists");
       await s.clients.insert(client);
       await s.applicationKeys.insert(mapping);
     });
