@@ -79,7 +79,7 @@ async function subscribedApp(via: Node, count: number) {
     });
     tokens.push(issued.token?.accessToken ?? "");
   }
-  return { subscriptionId: subscription.subscriptionId, tokens };
+  return { subscriptionId: subscription.subscriptionId, consumerKey: app.consumerKey, tokens };
 }
 
 async function status(on: Node, accessToken: string): Promise<number> {
@@ -182,6 +182,24 @@ for (const database of testDatabases().filter((d) => d.name !== "sqlite")) {
 
       assert.equal(await status(b, untouched), 0, "another token of the same application stays valid on B");
       assert.equal(await status(b, changedBehindItsBack), 0, "B still answers from its cache: the changes dropped only what they named, no flush");
+    });
+
+    test("a consumer secret regenerated through A: B refuses every token of the client in time", async (t) => {
+      const regenerated = await subscribedApp(a, 2);
+      const other = await subscribedApp(a, 1);
+      await settle();
+      for (const token of [...regenerated.tokens, ...other.tokens]) assert.equal(await status(b, token), 0, "B accepts (and caches) every token");
+      await delayUntil(
+        t,
+        "regenerated consumer secret",
+        b,
+        regenerated.tokens[0] as string,
+        INVALID_CREDENTIALS,
+        () => a.keys.regenerateConsumerSecret({ consumerKey: regenerated.consumerKey }),
+        limitMs,
+      );
+      assert.equal(await status(b, regenerated.tokens[1] as string), INVALID_CREDENTIALS, "the client's other token too");
+      assert.equal(await status(b, other.tokens[0] as string), 0, "another client's token stays valid on B");
     });
 
     test("a signing key rotated through A: B verifies A's new JWTs at once and publishes the key", async (t) => {

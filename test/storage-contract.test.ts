@@ -93,6 +93,25 @@ for (const database of testDatabases()) {
       await assert.rejects(store.clients.get("missing"), NotFoundError);
     });
 
+    test("identifiers compare exactly: case and trailing spaces count, duplicates by case are distinct", async () => {
+      await store.clients.insert(client("ck-Exact"));
+      assert.equal(await store.clients.find("ck-exact"), undefined);
+      assert.equal(await store.clients.find("CK-EXACT"), undefined);
+      assert.equal(await store.clients.find("ck-Exact "), undefined);
+      await store.clients.insert(client("ck-exact"));
+      await store.clients.insert(client("ck-Exact "));
+      assert.equal((await store.clients.get("ck-exact")).consumerKey, "ck-exact");
+      assert.equal((await store.clients.get("ck-Exact ")).consumerKey, "ck-Exact ");
+      await store.applicationKeys.insert(mapping("App-Exact", "ck-Exact"));
+      assert.equal(await store.applicationKeys.findByRef({ applicationId: "app-exact", keyType: "PRODUCTION" }), undefined);
+      assert.equal(await store.applicationKeys.findByRef({ applicationId: "App-Exact ", keyType: "PRODUCTION" }), undefined);
+      const user = { username: "Exact.User", passwordHash: "h", createdAt: at(1), updatedAt: at(1) };
+      await store.users.insert(user);
+      assert.equal(await store.users.find("exact.user"), undefined);
+      assert.equal(await store.users.find("Exact.User "), undefined);
+      assert.equal((await store.users.find("Exact.User"))?.username, "Exact.User");
+    });
+
     test("one mapping per application key and per consumer key", async () => {
       await store.clients.insert(client("ck-map-1"));
       await store.clients.insert(client("ck-map-2"));

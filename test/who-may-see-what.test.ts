@@ -7,9 +7,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
+import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
+import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
-import { KeyType } from "../gen/keymanager/v1/types_pb.js";
+import { AuthLevel, KeyType } from "../gen/keymanager/v1/types_pb.js";
 import { DEFAULT_THROTTLE_LIMITS } from "../src/oauth/authentication-throttle.js";
 import { createKnex } from "../src/storage/database.js";
 import { rejectsWith } from "./support/assert-rpc.js";
@@ -269,6 +271,103 @@ describeOnEachDatabase("who may see what", (database) => {
       // The resident key manager's own name is fine.
       const named = (await server.grpc.createApplication(createRequest({ keyManager: server.app.configStore.current.name }))).application;
       assert.equal(named?.keyManager, server.app.configStore.current.name);
+    });
+  });
+
+  describe("identifiers compare exactly (#11 point 12)", () => {
+    const swapCase = (s: string) => [...s].map((c) => (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase())).join("");
+
+    test("a case-swapped client id or one with a trailing space is another (unknown) client", async () => {
+      const app = (await server.grpc.createApplication(createRequest({ applicationId: `Exact-App-${crypto.randomUUID()}` }))).application;
+      assert.ok(app);
+      const swapped = swapCase(app.consumerKey);
+      assert.notEqual(swapped, app.consumerKey);
+      for (const clientId of [swapped, `${app.consumerKey} `]) {
+        const res = await postForm(server, "/oauth2/token", { grant_type: "client_credentials", client_id: clientId, client_secret: app.consumerSecret });
+        assert.equal(res.status, 401, JSON.stringify(clientId));
+        assert.equal(res.body.error, "invalid_client");
+        await rejectsWith(server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: clientId } }), Code.NotFound);
+      }
+      await rejectsWith(
+        server.grpc.retrieveApplication({
+          selector: { case: "applicationKey", value: { applicationId: app.applicationId.toLowerCase(), keyType: KeyType.PRODUCTION } },
+        }),
+        Code.NotFound,
+      );
+      const ok = await postForm(server, "/oauth2/token", { grant_type: "client_credentials", client_id: app.consumerKey, client_secret: app.consumerSecret });
+      assert.equal(ok.status, 200);
+    });
+
+    test("usernames: another case or a trailing space is another user", async () => {
+      const users = server.client(UserService);
+      await users.createUser({ user: { username: "Exact.User" }, password: "the right password" });
+      const app = (await server.grpc.createApplication(createRequest())).application;
+      assert.ok(app);
+      for (const username of ["exact.user", "EXACT.USER", "Exact.User "]) {
+        const res = await postForm(
+          server,
+          "/oauth2/token",
+          { grant_type: "password", username, password: "the right password" },
+          basic(app.consumerKey, app.consumerSecret),
+        );
+        assert.equal(res.status, 400, JSON.stringify(username));
+        assert.equal(res.body.error, "invalid_grant");
+      }
+      await rejectsWith(users.getUser({ username: "exact.user" }), Code.NotFound);
+      // A distinct user may take the other case.
+      await users.createUser({ user: { username: "exact.user" }, password: "another password" });
+      const own = await postForm(
+        server,
+        "/oauth2/token",
+        { grant_type: "password", username: "Exact.User", password: "the right password" },
+        basic(app.consumerKey, app.consumerSecret),
+      );
+      assert.equal(own.status, 200);
+    });
+  });
+
+  describe("a regenerated consumer secret revokes the client's tokens (#11 point 13)", () => {
+    const api = { apiId: `regen-${crypto.randomUUID()}`, name: "RegenAPI", context: `/regen-${crypto.randomUUID().slice(0, 8)}`, version: "1.0.0" };
+    before(async () => {
+      await server.client(SubscriptionService).createApi({ api });
+      await server.grpc.registerNewResource({
+        resource: {
+          apiId: api.apiId,
+          resources: [{ uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" }],
+        },
+      });
+      await server.client(UserService).createUser({ user: { username: "regen-user" }, password: "regen user password" });
+    });
+
+    test("ValidateToken refuses them at once, introspection calls them inactive, their refresh tokens are spent; new tokens work", async () => {
+      const app = (await server.grpc.createApplication(createRequest())).application;
+      assert.ok(app);
+      await server.client(SubscriptionService).createSubscription({ subscription: { applicationId: app.applicationId, apiId: api.apiId, tier: "Gold" } });
+      const issue = async (secret: string, form: Record<string, string>) =>
+        (await postForm(server, "/oauth2/token", form, basic(app.consumerKey, secret))).body;
+      const appToken = (await issue(app.consumerSecret, { grant_type: "client_credentials" })).access_token as string;
+      const user = await issue(app.consumerSecret, { grant_type: "password", username: "regen-user", password: "regen user password" });
+      const gateway = server.client(TokenValidationService);
+      const check = async (accessToken: string) =>
+        (await gateway.validateToken({ context: api.context, version: api.version, accessToken, matchingResource: "/menu", httpVerb: "GET" })).statusCode;
+      assert.equal(await check(appToken), 0);
+      assert.equal(await check(user.access_token as string), 0, "both answers are now in the caches");
+
+      const { consumerSecret } = await server.grpc.regenerateConsumerSecret({ consumerKey: app.consumerKey });
+      assert.equal(await check(appToken), 900901);
+      assert.equal(await check(user.access_token as string), 900901);
+      assert.equal((await server.grpc.getTokenMetadata({ accessToken: appToken })).token?.tokenValid, false);
+      assert.deepEqual((await server.grpc.getActiveTokensByConsumerKey({ consumerKey: app.consumerKey })).tokens, []);
+      const refreshed = await postForm(
+        server,
+        "/oauth2/token",
+        { grant_type: "refresh_token", refresh_token: user.refresh_token as string },
+        basic(app.consumerKey, consumerSecret),
+      );
+      assert.equal(refreshed.status, 400);
+      assert.equal(refreshed.body.error, "invalid_grant");
+      const fresh = (await issue(consumerSecret, { grant_type: "client_credentials" })).access_token as string;
+      assert.equal(await check(fresh), 0);
     });
   });
 

@@ -168,11 +168,24 @@ export class ResidentKeyManager implements KeyManager {
     this.events.publish({ kind: "application", consumerKey });
   }
 
+  /**
+   * A new secret ends what the old one gave: every token of the client is revoked with it (as
+   * WSO2's identity server does), on this replica at once and on the others through the change
+   * feed. Refresh tokens go with their access tokens.
+   */
   async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
-    await applicationClient(this.store, consumerKey);
     const consumerSecret = newConsumerSecret();
-    await this.store.clients.updateSecret(consumerKey, consumerSecret, this.clock.now());
-    this.events.publish({ kind: "application", consumerKey });
+    await this.store
+      .transaction(async (s) => {
+        await applicationClient(s, consumerKey, LOCK);
+        const now = this.clock.now();
+        await s.clients.updateSecret(consumerKey, consumerSecret, now);
+        await s.tokens.revokeClient(consumerKey, now);
+      })
+      .finally(() => {
+        this.events.publish({ kind: "application", consumerKey });
+        this.events.publish({ kind: "tokens", consumerKey });
+      });
     return { consumerKey, consumerSecret };
   }
 

@@ -119,6 +119,14 @@ export class TokenRepository {
       .update({ revoked_at: toMillis(at) });
   }
 
+  /** Every token of a client (its consumer secret was regenerated). */
+  async revokeClient(consumerKey: string, at: Date): Promise<void> {
+    await this.db<TokenRow>(TABLE)
+      .where({ consumer_key: consumerKey })
+      .whereNull("revoked_at")
+      .update({ revoked_at: toMillis(at) });
+  }
+
   async revokeUser(endUser: string, at: Date): Promise<void> {
     await this.db<TokenRow>(TABLE)
       .where({ end_user: endUser })
