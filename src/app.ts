@@ -118,7 +118,7 @@ export class App {
   async start(): Promise<Listening> {
     const config = this.configStore.current;
     const clock = this.options.clock ?? systemClock;
-    this.db = createKnex(config.database);
+    this.db = createKnex(config.database, this.logger);
     const metrics = this.metrics;
     metrics.database(this.db);
     const tracing = new Tracing(config.tracing);

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import { parse as parseToml } from "smol-toml";
 import type { z } from "zod";
 import { type Config, fromSection } from "./config.js";
@@ -53,7 +53,7 @@ export interface ConfigSource {
 
 /** Reads, merges and validates the configuration; throws ConfigError saying every problem. */
 export function loadConfig(source: ConfigSource): Config {
-  const raw = source.file ? readToml(source.file) : {};
+  const raw = source.file ? readToml(source.file, maxFileBytes(source.env)) : {};
   const section = asObject(raw.key_manager ?? {}, source.file ?? "defaults");
   applyEnv(section, source.env);
   deepMerge(section, source.overrides ?? {});
@@ -62,17 +62,52 @@ export function loadConfig(source: ConfigSource): Config {
   return fromSection(result.data.key_manager);
 }
 
-function readToml(file: string): Record<string, unknown> {
+/** The largest deployment file read (at start and on LoadConfiguration): `KM_CONFIG_MAX_BYTES`, default 1 MiB. */
+export const DEFAULT_CONFIG_MAX_BYTES = 1024 * 1024;
+
+function maxFileBytes(env: Record<string, string | undefined>): number {
+  const value = env.KM_CONFIG_MAX_BYTES;
+  if (value === undefined || value === "") return DEFAULT_CONFIG_MAX_BYTES;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new ConfigError("environment", ["KM_CONFIG_MAX_BYTES: must be a positive integer of bytes"]);
+  return n;
+}
+
+function readToml(file: string, maxBytes: number): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readCapped(file, maxBytes);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(file, [`cannot read file: ${(err as NodeJS.ErrnoException).code ?? "error"}`]);
   }
   try {
     return parseToml(text) as Record<string, unknown>;
   } catch (err) {
     throw new ConfigError(file, [`not valid TOML: ${(err as Error).message.split("\n")[0]}`]);
+  }
+}
+
+/**
+ * The file's text, read a chunk at a time and given up past maxBytes: a path to an endless or
+ * huge file (/dev/zero, a log) is refused at once instead of read until memory runs out.
+ */
+function readCapped(file: string, maxBytes: number): string {
+  const fd = openSync(file, "r");
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(64 * 1024, maxBytes + 1 - size));
+      const read = readSync(fd, chunk, 0, chunk.length, null);
+      if (read === 0) break;
+      chunks.push(chunk.subarray(0, read));
+      size += read;
+      if (size > maxBytes) throw new ConfigError(file, [`the file is larger than ${maxBytes} bytes (KM_CONFIG_MAX_BYTES)`]);
+    }
+    return Buffer.concat(chunks, size).toString("utf8");
+  } finally {
+    closeSync(fd);
   }
 }
 

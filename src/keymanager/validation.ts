@@ -94,8 +94,17 @@ function callbackUrlProblem(url: string): string | undefined {
     return "must be an absolute URL";
   }
   if (parsed.hash !== "") return "must not contain a fragment";
+  const scheme = parsed.protocol.slice(0, -1).toLowerCase();
+  if (REFUSED_SCHEMES.has(scheme)) return `the ${scheme}: scheme is not allowed (http, https, or a native app's own scheme)`;
   return undefined;
 }
+
+/**
+ * Callback URLs are http, https, or a private-use scheme of a native app (RFC 8252 section 7.1,
+ * `com.example.app:/cb`). Schemes a browser runs or reads locally, and the URL standard's other
+ * special schemes, are never a place to send a code or token.
+ */
+const REFUSED_SCHEMES = new Set(["javascript", "data", "vbscript", "file", "blob", "about", "filesystem", "view-source", "ftp", "ws", "wss"]);
 
 export function checkScopes(v: Validator, field: string, scopes: readonly string[]): void {
   if (scopes.length > LIMITS.scopes) {

@@ -85,8 +85,16 @@ function validity(value: unknown): number {
   return n;
 }
 
+/** How deeply BuildAccessTokenRequestFromJson's JSON may nest (a request's parameters are flat; 32 is room to spare). */
+export const MAX_JSON_DEPTH = 32;
+/** A member name that would set an object's prototype rather than a member of it. */
+const PROTOTYPE_KEYS = new Set(["__proto__"]);
+
 /** BuildAccessTokenRequestFromJson: the members of a JSON object merged into a request. */
 export function buildFromJson(json: string, base: AccessTokenRequest = emptyTokenRequest()): AccessTokenRequest {
+  // Measured before parsing: JSON.parse and JSON.stringify recurse, and a 200k-deep document
+  // would exhaust the stack (an INTERNAL error) where the caller's mistake is the answer.
+  if (nestsDeeperThan(json, MAX_JSON_DEPTH)) throw InvalidArgumentError.field("json", `must not nest deeper than ${MAX_JSON_DEPTH} levels`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
@@ -96,12 +104,31 @@ export function buildFromJson(json: string, base: AccessTokenRequest = emptyToke
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw InvalidArgumentError.field("json", "must be a JSON object");
   const request: AccessTokenRequest = { ...base, scopes: [...base.scopes], requestParameters: { ...base.requestParameters } };
   for (const [key, value] of Object.entries(parsed)) {
+    if (PROTOTYPE_KEYS.has(key)) throw InvalidArgumentError.field(`json.${key}`, "is not an allowed member name");
     if (value === null) continue;
-    const set = FIELDS[key];
+    const set = Object.hasOwn(FIELDS, key) ? FIELDS[key] : undefined;
     if (set) set(request, value);
     else request.requestParameters[key] = text(value);
   }
   return request;
+}
+
+/** Whether brackets outside strings nest deeper than `max` (a scan, no recursion). */
+function nestsDeeperThan(json: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
 }
 
 /** BuildAccessTokenRequestFromOAuthApp: a client-credentials request for the application's client. */

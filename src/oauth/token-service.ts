@@ -147,10 +147,12 @@ export class TokenService {
     checkCredentialsGiven(request);
     const client = await this.authenticateClient(request.clientId, request.clientSecret, source);
     checkRequest(request);
-    // Only a token of the same client: nobody revokes another client's tokens this way.
-    if (request.tokenToRevoke) await this.revoke(request.tokenToRevoke, { consumerKey: client.consumerKey });
     const outcome = await this.runGrant(client, request);
-    return this.mint(client, request, outcome);
+    const issued = await this.mint(client, request, outcome);
+    // Only once the new token is issued (a refused request revokes nothing), and only a token of
+    // the same client: nobody revokes another client's tokens this way.
+    if (request.tokenToRevoke) await this.revoke(request.tokenToRevoke, { consumerKey: client.consumerKey });
+    return issued;
   }
 
   private async runGrant(client: OAuthClient, request: AccessTokenRequest): Promise<GrantOutcome> {

@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import knexFactory, { type Knex } from "knex";
 import { migrationSource } from "./migrations/index.js";
@@ -23,21 +23,49 @@ export function sqlitePath(url: string): string {
   return url.replace(/^sqlite:(\/\/)?/i, "");
 }
 
+/** Where knex's own messages go (its drivers' connection errors, deprecations): a pino logger. */
+export interface DatabaseLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+/** Without a logger: JSON lines on stderr, never stdout (which carries the CLI's answers). */
+const STDERR_LOGGER: DatabaseLogger = {
+  warn: (obj, msg) => process.stderr.write(`${JSON.stringify({ level: "warn", ...obj, msg })}\n`),
+  error: (obj, msg) => process.stderr.write(`${JSON.stringify({ level: "error", ...obj, msg })}\n`),
+  debug: () => {},
+};
+
+/** knex prints its messages on stdout (console.log, coloured) unless given these. */
+function knexLog(logger: DatabaseLogger): Knex.Config["log"] {
+  const text = (message: unknown) => (typeof message === "string" ? message : message instanceof Error ? message.message : JSON.stringify(message));
+  return {
+    warn: (m: unknown) => logger.warn({ component: "database" }, text(m)),
+    error: (m: unknown) => logger.error({ component: "database" }, text(m)),
+    deprecate: (method: string, alternative: string) => logger.warn({ component: "database" }, `${method} is deprecated, use ${alternative}`),
+    debug: (m: unknown) => logger.debug({ component: "database" }, text(m)),
+  };
+}
+
 /** A knex instance for the URL, with the per-dialect session settings the repositories rely on. */
-export function createKnex(options: DatabaseOptions): Knex {
+export function createKnex(options: DatabaseOptions, logger: DatabaseLogger = STDERR_LOGGER): Knex {
   const dialect = dialectOf(options.url);
-  if (dialect === "sqlite") return sqliteKnex(sqlitePath(options.url));
+  const log = knexLog(logger);
+  if (dialect === "sqlite") return sqliteKnex(sqlitePath(options.url), log);
   if (dialect === "postgres") {
     return knexFactory({
       client: "pg",
       connection: options.url,
       pool: { min: 0, max: options.poolMax },
+      log,
     });
   }
   return knexFactory({
     client: "mysql2",
     connection: mysqlConnection(options.url),
     pool: { min: 0, max: options.poolMax },
+    log,
   });
 }
 
@@ -56,10 +84,11 @@ function mysqlConnection(url: string): Knex.MySql2ConnectionConfig {
   };
 }
 
-function sqliteKnex(file: string): Knex {
-  if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+function sqliteKnex(file: string, log: Knex.Config["log"]): Knex {
+  if (file !== ":memory:") ownerOnly(file);
   return knexFactory({
     client: "sqlite3",
+    log,
     connection: { filename: file },
     useNullAsDefault: true,
     // SQLite allows one writer; one connection keeps knex from queueing writers against itself.
@@ -77,6 +106,23 @@ function sqliteKnex(file: string): Knex {
       },
     },
   });
+}
+
+/**
+ * The SQLite file holds every client's (encrypted) secret and token hashes: its directory is
+ * made 0700 when this creates it, and the file 0600 (SQLite gives its -wal and -shm files the
+ * database file's mode). A file already there is brought down to 0600.
+ */
+function ownerOnly(file: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  if (!existsSync(file)) closeSync(openSync(file, "a", 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
 }
 
 interface SqliteConnection {

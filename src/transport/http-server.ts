@@ -89,7 +89,7 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     const authorize = authorizers.get(h.method);
     if (!authorize) throw new Error(`no authorizer for ${h.requestPath}`);
     rpcs.set(h.requestPath, {
-      handle: authenticateFirst(rejectUndecodableBodies(h, options.maxMessageBytes), authorize, options.logger),
+      handle: authenticateFirst(rejectUndecodableBodies(h, options.maxMessageBytes, options.logger), authorize, options.logger),
       meter: options.metrics?.requests("http", h.service.typeName, h.method.name),
       procedure: `${h.service.typeName}/${h.method.name}`,
     });

@@ -4,6 +4,7 @@ import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Compression, UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import type { Logger } from "pino";
 import { errorResponse, wrapHandler } from "./universal-handler.js";
 
 /**
@@ -15,11 +16,17 @@ import { errorResponse, wrapHandler } from "./universal-handler.js";
  * broken framing, oversized bodies, unknown compression) goes to connect-es unchanged, which
  * answers those correctly; the body it reads is the one read here.
  */
-export function rejectUndecodableBodies(handler: UniversalHandler, readMaxBytes: number): UniversalHandler {
+export function rejectUndecodableBodies(handler: UniversalHandler, readMaxBytes: number, logger?: Pick<Logger, "info">): UniversalHandler {
   const input = handler.method.input;
+  const invalid = (req: UniversalServerRequest, problem: string): UniversalServerResponse => {
+    logger?.info({ rpc: handler.requestPath, method: req.method, problem }, "undecodable request refused");
+    return errorResponse(req, new ConnectError(problem, Code.InvalidArgument));
+  };
   const wrapped = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
     if (req.method === "GET") {
       const query = new URL(req.url).searchParams;
+      // connect-es lets a bad base64 message through to a 500 (any encoding): the caller's mistake.
+      if (query.get("base64") === "1" && !isBase64(query.get("message") ?? "")) return invalid(req, "message: is not valid base64");
       if (query.get("encoding") !== "proto") return handler(req);
       const problem = await undecodableQueryMessage(input, query, readMaxBytes);
       return problem === undefined ? handler(req) : invalid(req, problem);
@@ -120,6 +127,11 @@ async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
   yield bytes;
 }
 
-function invalid(req: UniversalServerRequest, message: string): UniversalServerResponse {
-  return errorResponse(req, new ConnectError(message, Code.InvalidArgument));
+function isBase64(text: string): boolean {
+  try {
+    base64Decode(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
