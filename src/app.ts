@@ -9,6 +9,7 @@ import { TokenValidationService } from "../gen/keymanager/v1/token_validation_se
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
 import { Authorization } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { ApiDirectory } from "./gateway/api-directory.js";
+import { GatewaySecrets } from "./auth/gateway-secrets.js";
 import { GatewayCheck } from "./gateway/gateway-check.js";
 import { ExtAuthzServiceImpl } from "./services/ext-authz-service.js";
 import { forwardAuthRoute } from "./transport/forward-auth-route.js";
@@ -217,7 +218,14 @@ export class App {
       routes: [
         oauthRoutes({ tokens, keys: signingKeys, config: currentConfig, addresses, maxFormBytes: config.http.maxBodyBytes, audit }),
         storeRestRoutes({ keyManager, authenticator, logger: this.logger, audit, maxBodyBytes: config.http.maxBodyBytes }),
-        forwardAuthRoute({ gateway, authorizer, settings: config.gateway, clientCertificates: tls?.clientCa !== undefined, logger: this.logger }),
+        forwardAuthRoute({
+          gateway,
+          authorizer,
+          secrets: new GatewaySecrets(config.gateway.callerSecretsSha256),
+          settings: config.gateway,
+          clientCertificates: tls?.clientCa !== undefined,
+          logger: this.logger,
+        }),
       ],
       tls,
       maxMessageBytes: config.http.maxMessageBytes,

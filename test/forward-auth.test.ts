@@ -2,6 +2,7 @@
 // forward_auth and Traefik ForwardAuth ask it, with plain HTTP requests. The same endpoint behind
 // real nginx and Caddy: test/gateways.test.ts.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type GatewayFixture, gatewayFixture } from "./support/gateway-fixture.js";
 import { startServer, type TestServer } from "./support/server.js";
@@ -9,9 +10,10 @@ import { startServer, type TestServer } from "./support/server.js";
 let server: TestServer;
 let fixture: GatewayFixture;
 let gatewayToken: string;
+const SECRETS = ["first-secret-4d1f0c7e9a2b", "rotated-secret-8b3e6a5d2c1f"];
 
 before(async () => {
-  server = await startServer();
+  server = await startServer({ overrides: { gateway: { caller_secrets_sha256: SECRETS.map((s) => createHash("sha256").update(s).digest("hex")) } } });
   fixture = await gatewayFixture(server);
   gatewayToken = (await server.caller(["km:gateway"])).token;
 });
@@ -48,7 +50,7 @@ describe("forward auth", () => {
       assert.equal(res.headers.get("x-application-name"), "PizzaApp");
       assert.equal(res.headers.get("x-subscription-tier"), "Gold");
       assert.equal(res.headers.get("x-key-type"), "PRODUCTION");
-      assert.equal(res.headers.get("x-end-user"), null);
+      assert.equal(res.headers.get("x-end-user"), "", "an application token has no end user: sent empty");
       assert.equal(res.headers.get("cache-control"), "no-store");
     }
     const user = await ask(caddy("GET", "/pizzashack/1.0.0/order/7", fixture.userToken));
@@ -78,7 +80,7 @@ describe("forward auth", () => {
     }
   });
 
-  test("the gateway must authenticate (km:gateway): else 500 with a 900900 body saying how, never a decision", async () => {
+  test("the gateway must authenticate (a configured secret, or km:gateway): else 500 with a 900900 body saying how, never a decision", async () => {
     const headers = nginx("GET", "/pizzashack/1.0.0/menu", fixture.appToken);
     const store = (await server.caller(["apim:subscribe"], { subscriber: "store" })).token;
     for (const caller of ["", "not-a-token", store, fixture.appToken]) {
@@ -86,9 +88,12 @@ describe("forward auth", () => {
       assert.equal(res.status, 500, caller);
       const body = await res.json();
       assert.equal(body.code, 900900);
-      assert.match(body.description, /the gateway is not authenticated to the key manager: .*x-km-authorization: Bearer <token>/);
+      assert.match(body.description, /the gateway is not authenticated to the key manager: .*x-km-authorization: Bearer <secret>/);
       assert.equal(res.headers.get("x-consumer-key"), null);
     }
+    // A configured secret (any of them: rotation) authenticates the gateway; another does not.
+    for (const secret of SECRETS) assert.equal((await ask(headers, { caller: secret })).status, 200);
+    assert.equal((await ask(headers, { caller: `${SECRETS[0]}x` })).status, 500);
     // The API caller's Authorization never authenticates the gateway.
     const res = await fetch(`http://127.0.0.1:${server.httpPort}/gateway/forward-auth`, { headers: { ...headers, authorization: `Bearer ${gatewayToken}` } });
     assert.equal(res.status, 500);

@@ -52,6 +52,8 @@ export interface GatewaySettings {
   removeTokenHeader: boolean;
   codeHeader: string;
   callerHeader: string;
+  /** SHA-256 (hex) of the forward-auth gateways' shared secrets. */
+  callerSecretsSha256: string[];
   /** Lower-case names; "" leaves the value out. */
   upstreamHeaders: {
     consumerKey: string;
@@ -136,6 +138,7 @@ export function fromSection(s: KeyManagerSection): Config {
       removeTokenHeader: s.gateway.remove_token_header,
       codeHeader: s.gateway.code_header,
       callerHeader: s.gateway.caller_header,
+      callerSecretsSha256: s.gateway.caller_secrets_sha256,
       upstreamHeaders: {
         consumerKey: s.gateway.upstream_headers.consumer_key,
         applicationId: s.gateway.upstream_headers.application_id,

@@ -32,6 +32,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_METRICS_PORT: ["metrics", "port"],
   KM_TRACING_EXPORTER: ["tracing", "exporter"],
   KM_TRACING_OTLP_ENDPOINT: ["tracing", "otlp_endpoint"],
+  KM_GATEWAY_CALLER_SECRETS_SHA256: ["gateway", "caller_secrets_sha256"],
 };
 
 export class ConfigError extends Error {

@@ -223,8 +223,10 @@ export const keyManagerSection = z
         remove_token_header: z.boolean().default(false),
         /** The header a gateway's status code travels in, allowed or refused. */
         code_header: headerName.default("x-km-status-code"),
-        /** Forward auth: the header carrying the calling gateway's own `Bearer <km:gateway token>`. */
+        /** Forward auth: the header carrying the calling gateway's own `Bearer <km:gateway token or secret>`. */
         caller_header: headerName.default("x-km-authorization"),
+        /** Forward auth: SHA-256 (hex) of shared secrets a gateway may send in caller_header instead of a token. */
+        caller_secrets_sha256: list(z.string().regex(/^[0-9a-fA-F]{64}$/, { message: "must be a SHA-256 in hex (64 digits)" })).default([]),
         /** Headers an allowed request goes on with; "" leaves one out. */
         upstream_headers: z
           .object({

@@ -10,13 +10,15 @@
  * Bearer), which these gateways pass on. X-Forwarded-Host is not used: APIs are told apart by
  * context and version, not by host.
  *
- * The calling gateway authenticates as for ValidateToken, never with the API caller's
- * credentials: its own token of a system client with scope km:gateway in the configured caller
- * header (`X-Km-Authorization: Bearer <token>`), or a client certificate verified against the
- * configured client CA (HTTPS with `tls.client_ca_file`).
+ * The calling gateway authenticates with its own credentials, never the API caller's, in the
+ * configured caller header (`X-Km-Authorization: Bearer <value>`): a shared secret whose SHA-256 is
+ * configured (`gateway.caller_secrets_sha256`; static, as a gateway's configuration file is), or
+ * a token of a system client with scope km:gateway (as for ValidateToken; it expires within
+ * `validity.system_token`); or with a client certificate verified against the configured client
+ * CA (HTTPS with `tls.client_ca_file`).
  *
  * Answers: 200 with the upstream headers (consumer key, application, subscription tier, key type,
- * end user) when allowed; when refused, the status, headers and body of WSO2's gateway error
+ * end user; one without a value is sent empty) when allowed; when refused, the status, headers and body of WSO2's gateway error
  * (401 with `WWW-Authenticate: Bearer error="invalid_token"` for 900901/900902, 403 for the other
  * refusals, 503 for 900912), the code also in the code header. A gateway that is not
  * authenticated, or that leaves out the original URI, gets 500 with a 900900 body saying what is
@@ -28,6 +30,7 @@ import type { TLSSocket } from "node:tls";
 import { gatewayError } from "@keymanager/core";
 import type { Logger } from "pino";
 import type { CallAuthorizer } from "../auth/call-authorizer.js";
+import type { GatewaySecrets } from "../auth/gateway-secrets.js";
 import { SCOPES } from "../auth/scopes.js";
 import type { GatewaySettings } from "../config/config.js";
 import { DomainError } from "../domain/errors.js";
@@ -39,6 +42,8 @@ export const FORWARD_AUTH_PATH = "/gateway/forward-auth";
 interface Deps {
   gateway: GatewayCheck;
   authorizer: CallAuthorizer;
+  /** Shared secrets a gateway may send instead of a token. */
+  secrets: GatewaySecrets;
   settings: GatewaySettings;
   /** Whether callers may authenticate with a client certificate (mTLS configured). */
   clientCertificates: boolean;
@@ -51,16 +56,18 @@ export function forwardAuthRoute(deps: Deps): RouteHandler {
     if ((req.url ?? "").split("?", 1)[0] !== FORWARD_AUTH_PATH) return false;
     const socket = req.socket as TLSSocket;
     try {
-      await authorize({
-        authorization: single(req.headers[deps.settings.callerHeader]),
-        certificate: deps.clientCertificates && socket.authorized ? () => socket.getPeerCertificate() : undefined,
-      });
+      const credential = single(req.headers[deps.settings.callerHeader]);
+      if (!deps.secrets.authenticate(credential))
+        await authorize({
+          authorization: credential,
+          certificate: deps.clientCertificates && socket.authorized ? () => socket.getPeerCertificate() : undefined,
+        });
     } catch (err) {
       if (!(err instanceof DomainError)) throw err;
       deps.logger.warn({ reason: err.message, path: FORWARD_AUTH_PATH }, "forward auth: gateway not authenticated");
       misconfigured(
         res,
-        `the gateway is not authenticated to the key manager: ${err.message} (send its own token of a system client with scope ${SCOPES.gateway} as \`${deps.settings.callerHeader}: Bearer <token>\`, or a client certificate)`,
+        `the gateway is not authenticated to the key manager: ${err.message} (send \`${deps.settings.callerHeader}: Bearer <secret>\` with a secret configured in gateway.caller_secrets_sha256, or a token of a system client with scope ${SCOPES.gateway}, or a client certificate)`,
       );
       return true;
     }
@@ -70,7 +77,7 @@ export function forwardAuthRoute(deps: Deps): RouteHandler {
       return true;
     }
     const answer = deps.gateway.check(request);
-    send(res, answer instanceof Promise ? await answer : answer);
+    send(res, answer instanceof Promise ? await answer : answer, deps.settings.tokenHeader);
     return true;
   };
 }
@@ -100,10 +107,14 @@ function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function send(res: http.ServerResponse, answer: GatewayAnswer): void {
+function send(res: http.ServerResponse, answer: GatewayAnswer, tokenHeader: string): void {
   const refusal = answer.refusal;
   if (!refusal) {
     const headers: Record<string, string> = { "cache-control": "no-store", "content-length": "0" };
+    // Every configured upstream header, empty when there is no value (an application token's end
+    // user): a gateway copying it then sends none (nginx), or copies nothing (Caddy 2.6 would
+    // copy its unresolved placeholder for a header missing from the answer).
+    for (const name of answer.remove) if (name !== tokenHeader) headers[name] = "";
     for (const [name, value] of answer.upstream) headers[name] = value;
     res.writeHead(200, headers);
     res.end();
