@@ -16,6 +16,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService, ValidateTokenRequestSchema } from "../gen/keymanager/v1/token_validation_service_pb.js";
+import { Authorization, CheckRequestSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { AuthLevel, KeyType } from "../gen/keymanager/v1/types_pb.js";
 import { createKnex } from "../src/storage/database.js";
 import { hashToken } from "../src/oauth/token-hash.js";
@@ -27,7 +28,7 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     rounds: { type: "string", default: "5" },
     "no-write": { type: "boolean", default: false },
-    /** "metrics": only the metrics on/off phase (printed, not written). */
+    /** "metrics": only the metrics on/off phase; "gateways": only ext_authz Check against ValidateToken (printed, not written). */
     only: { type: "string" },
   },
 });
@@ -306,6 +307,93 @@ async function main() {
     { url, body: bodies.expired as string, connections: 1, streams: STREAMS, headers },
   ];
 
+  // Envoy's ext_authz Check against ValidateToken, alternating rounds, the same tokens and mix:
+  // CheckRequests as Envoy builds them (headers with pseudo-headers, the path with a query), so
+  // Check also locates the API by the path and matches its URI template.
+  const checkBodies: Record<string, string> = {};
+  const checkRequest = (token: string) =>
+    create(CheckRequestSchema, {
+      attributes: {
+        request: {
+          http: {
+            id: "1",
+            method: "GET",
+            path: "/bench/1.0.0/items/7?lang=en",
+            host: "api.example.com",
+            scheme: "https",
+            protocol: "HTTP/2",
+            headers: {
+              ":authority": "api.example.com",
+              ":method": "GET",
+              ":path": "/bench/1.0.0/items/7?lang=en",
+              ":scheme": "https",
+              authorization: `Bearer ${token}`,
+              "user-agent": "bench",
+              "x-request-id": "00000000-0000-0000-0000-000000000000",
+            },
+          },
+        },
+      },
+    });
+  for (const [name, token] of Object.entries({ valid, invalid, expired })) {
+    const file = join(work, `check-${name}.bin`);
+    writeFileSync(file, frame(toBinary(CheckRequestSchema, checkRequest(token))));
+    checkBodies[name] = file;
+  }
+  const checkUrl = `http://127.0.0.1:${grpcPort}/envoy.service.auth.v3.Authorization/Check`;
+  const envoyClient = createClient(
+    Authorization,
+    createGrpcTransport({
+      baseUrl: `http://127.0.0.1:${grpcPort}`,
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("authorization", `Bearer ${gatewayToken}`);
+          return next(req);
+        },
+      ],
+    }),
+  );
+  const allowed = await envoyClient.check(checkRequest(valid));
+  if (allowed.status?.code !== 0) throw new Error(`Check refuses the valid token: ${JSON.stringify(allowed.status)}`);
+  const checkMix = (): Load[] => [
+    { url: checkUrl, body: checkBodies.valid as string, connections: 6, streams: STREAMS, headers: grpcHeaders },
+    { url: checkUrl, body: checkBodies.invalid as string, connections: 1, streams: STREAMS, headers: grpcHeaders },
+    { url: checkUrl, body: checkBodies.expired as string, connections: 1, streams: STREAMS, headers: grpcHeaders },
+  ];
+  const gatewaysPhase = async () => {
+    const checks: Outcome[] = [];
+    const validates: Outcome[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      if (round % 2 === 0) {
+        checks.push(await drive(checkMix()));
+        validates.push(await drive(mix()));
+      } else {
+        validates.push(await drive(mix()));
+        checks.push(await drive(checkMix()));
+      }
+      console.log(
+        `round ${round + 1}: ext_authz Check ${checks[round]?.rps} req/s ${checks[round]?.cpuUs} µs, ValidateToken ${validates[round]?.rps} req/s ${validates[round]?.cpuUs} µs`,
+      );
+    }
+    return {
+      checks,
+      validates,
+      ratios: {
+        "ext_authz Check / ValidateToken, throughput (median of per-round ratios)": pairedRatio(checks, validates),
+        "ext_authz Check / ValidateToken, server CPU per request ValidateToken / Check (median of per-round ratios)": medianOf(
+          checks.map((o, i) => (validates[i]?.cpuUs ?? 0) / (o.cpuUs || 1)),
+        ),
+      },
+    };
+  };
+  if (values.only === "gateways") {
+    const { checks, validates, ratios } = await gatewaysPhase();
+    record("ext_authz Check (path located and matched)", median(checks));
+    record("ValidateToken (matching_resource given)", median(validates));
+    for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
+    return;
+  }
+
   // Metrics on (the server above, as deployed) against metrics off: a second server on the same
   // database with [metrics] enabled = false, driven alternately with the same mix; each one's
   // CPU per request measured on its own process.
@@ -408,6 +496,8 @@ async function main() {
   record("no-op unary RPC (this service's pipeline: token check, context), 10,000 stored tokens", median(noopRounds));
   record("ValidateToken, 10,000 stored tokens", median(validateRounds));
   record("oidc-provider introspection (HTTP/1.1, 32 connections)", median(introspectRounds));
+  const gateways = await gatewaysPhase();
+  record("ext_authz Check (path located and matched)", median(gateways.checks));
   const metrics = await metricsPhase();
   record("ValidateToken, metrics on (the server above)", median(metrics.on));
   rows.push(["ValidateToken, metrics off (a second server, [metrics] enabled = false)", median(metrics.off), `${rssMiB(offPid)} MiB`]);
@@ -450,6 +540,7 @@ async function main() {
       medianOf(introspectRounds.map((o) => o.cpuUs)) / medianOf(validateRounds.map((o) => o.cpuUs)),
     "ValidateToken / bare grpc-js no-op (median of per-round ratios)": pairedRatio(validateRounds, rawNoopRounds),
     "server CPU per request: ValidateToken 10,000 / 1,000,000 tokens": medianOf(validateRounds.map((o) => o.cpuUs)) / medianOf(largeRounds.map((o) => o.cpuUs)),
+    ...gateways.ratios,
     ...metrics.ratios,
   };
   for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
