@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { PassThrough } from "node:stream";
 import Provider from "oidc-provider";
 
 export interface ExternalServer {
@@ -23,7 +24,10 @@ export const EXTERNAL_TOKEN_PATTERN = "[A-Za-z0-9_-]{64}";
  * A real OAuth2 server (oidc-provider, in memory) on a loopback port: dynamic registration with
  * an initial access token and RFC 7592 management (a new secret on every update, as RFC 7592
  * section 2.2 allows), client_credentials, introspection and revocation; access tokens are
- * opaque, or JWTs signed with its JWKS with `jwtAccessTokens`.
+ * opaque, or JWTs signed with its JWKS with `jwtAccessTokens`. Like most servers issuing JWT access
+ * tokens (and oidc-provider 9 itself), it refuses to revoke a JWT with RFC 7009's
+ * unsupported_token_type; oidc-provider 8, the release that runs on Node 20, would answer 200 and
+ * revoke nothing, so that answer is given here before the provider sees the request.
  */
 export async function startOidcServer(options: { jwtAccessTokens?: boolean } = {}): Promise<ExternalServer> {
   const server = http.createServer();
@@ -75,8 +79,10 @@ export async function startOidcServer(options: { jwtAccessTokens?: boolean } = {
   const seen: string[] = [];
   const handle = provider.callback();
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-    seen.push(new URL(req.url ?? "/", issuer).pathname);
-    handle(req, res);
+    const path = new URL(req.url ?? "/", issuer).pathname;
+    seen.push(path);
+    if (path === "/token/revocation" && req.method === "POST") void refuseStructuredTokens(req, res, handle);
+    else handle(req, res);
   });
   const initialAccessToken = await new provider.InitialAccessToken({ policies: ["new-secret-on-update"] }).save();
   return {
@@ -91,4 +97,37 @@ export async function startOidcServer(options: { jwtAccessTokens?: boolean } = {
       await closed;
     },
   };
+}
+
+/**
+ * RFC 7009 section 2.2.1: a JWT (three dot-separated parts) in a revocation request is answered
+ * 400 unsupported_token_type; any other request goes on to the provider with its body replayed.
+ */
+async function refuseStructuredTokens(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  handle: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const body = Buffer.concat(chunks);
+  const token = new URLSearchParams(body.toString("utf8")).get("token") ?? "";
+  if (/^[\w-]+\.[\w-]+\.[\w-]+$/.test(token)) {
+    res.writeHead(400, { "content-type": "application/json", "cache-control": "no-store" });
+    res.end(JSON.stringify({ error: "unsupported_token_type", error_description: "structured tokens cannot be revoked" }));
+    return;
+  }
+  const replay = Object.assign(new PassThrough(), {
+    headers: req.headers,
+    rawHeaders: req.rawHeaders,
+    method: req.method,
+    url: req.url,
+    httpVersion: req.httpVersion,
+    httpVersionMajor: req.httpVersionMajor,
+    httpVersionMinor: req.httpVersionMinor,
+    socket: req.socket,
+    connection: req.socket,
+  });
+  replay.end(body);
+  handle(replay as unknown as http.IncomingMessage, res);
 }
