@@ -30,6 +30,7 @@ import { TokenValidationServiceImpl } from "./services/token-validation-service.
 import { UserServiceImpl } from "./services/user-service.js";
 import { SubscriptionManager } from "./subscriptions/subscription-manager.js";
 import { oauthRoutes } from "./transport/oauth-routes.js";
+import { openApiRoutes } from "./transport/openapi-routes.js";
 import { storeRestRoutes } from "./transport/store-rest-routes.js";
 import { TokenValidator } from "./validation/token-validator.js";
 import { DecisionCache } from "./validation/decision-cache.js";
@@ -226,6 +227,7 @@ export class App {
           clientCertificates: tls?.clientCa !== undefined,
           logger: this.logger,
         }),
+        openApiRoutes(),
       ],
       tls,
       maxMessageBytes: config.http.maxMessageBytes,

@@ -1,0 +1,196 @@
+// OpenAPI 3.1 description of the OAuth2 endpoints (oauth-routes.ts) and /healthz, served at
+// GET /openapi/oauth2.json. test/openapi.test.ts checks real answers against it.
+
+const form = (schema: object) => ({ required: true, content: { "application/x-www-form-urlencoded": { schema } } });
+const json = (description: string, ref: string, headers: object = {}) => ({
+  description,
+  headers,
+  content: { "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } },
+});
+const oauthError = (description: string) => json(description, "OAuthError");
+const noStore = { "Cache-Control": { description: "no-store", schema: { type: "string" } } };
+
+const clientAuthFields = {
+  client_id: { type: "string", description: "client_secret_post (or HTTP Basic: client_secret_basic, not both)" },
+  client_secret: { type: "string" },
+};
+
+const clientErrors = {
+  "400": oauthError("invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope (RFC 6749 5.2)."),
+  "401": oauthError("invalid_client: unknown client or wrong secret (WWW-Authenticate: Basic with HTTP Basic)."),
+  "429": oauthError("Too many failed authentications for this client id from this address: retry in N s."),
+};
+
+export const oauth2OpenApi = {
+  openapi: "3.1.0",
+  info: {
+    title: "keymanager OAuth2 endpoints",
+    version: "1",
+    description:
+      "RFC 6749 token endpoint, RFC 7662 introspection, RFC 7009 revocation, the JWKS of JWT access tokens, RFC 8414 metadata, and the health check. " +
+      "Clients authenticate with client_secret_basic or client_secret_post. Token, introspection and revocation take POST only (405 with Allow: POST).",
+  },
+  servers: [{ url: "/", description: "the key manager's HTTP port" }],
+  paths: {
+    "/oauth2/token": {
+      post: {
+        operationId: "token",
+        summary: "Issue an access token (client_credentials, password, refresh_token)",
+        requestBody: form({
+          type: "object",
+          required: ["grant_type"],
+          properties: {
+            grant_type: { type: "string", enum: ["client_credentials", "password", "refresh_token"] },
+            scope: { type: "string", description: "space-separated; none: all of the client's" },
+            username: { type: "string", description: "password grant" },
+            password: { type: "string", description: "password grant" },
+            refresh_token: { type: "string", description: "refresh_token grant" },
+            validity_period: { type: "string", description: "seconds, capped by the configuration" },
+            redirect_uri: { type: "string" },
+            ...clientAuthFields,
+          },
+        }),
+        responses: { "200": json("The token (RFC 6749 5.1).", "TokenResponse", noStore), ...clientErrors },
+      },
+    },
+    "/oauth2/introspect": {
+      post: {
+        operationId: "introspect",
+        summary: "What a token is (RFC 7662); only the client it was issued to learns more than active: false",
+        requestBody: form({
+          type: "object",
+          required: ["token"],
+          properties: { token: { type: "string" }, token_type_hint: { type: "string" }, ...clientAuthFields },
+        }),
+        responses: { "200": json("active, and when active its details.", "Introspection", noStore), ...clientErrors },
+      },
+    },
+    "/oauth2/revoke": {
+      post: {
+        operationId: "revoke",
+        summary: "Revoke an access or refresh token of the calling client (RFC 7009); unknown tokens are fine",
+        requestBody: form({
+          type: "object",
+          required: ["token"],
+          properties: { token: { type: "string" }, token_type_hint: { type: "string", enum: ["access_token", "refresh_token"] }, ...clientAuthFields },
+        }),
+        responses: { "200": { description: "Revoked (or nothing to revoke); no body.", headers: noStore }, ...clientErrors },
+      },
+    },
+    "/oauth2/jwks": {
+      get: {
+        operationId: "jwks",
+        summary: "The public keys JWT access tokens are signed with (RFC 7517)",
+        responses: { "200": json("The key set.", "Jwks") },
+      },
+    },
+    "/.well-known/oauth-authorization-server": {
+      get: {
+        operationId: "metadata",
+        summary: "Authorization server metadata (RFC 8414)",
+        responses: { "200": json("The metadata.", "Metadata") },
+      },
+    },
+    "/healthz": {
+      get: {
+        operationId: "health",
+        summary: "Whether the server takes calls (no token)",
+        responses: { "200": json("Serving.", "Health"), "503": json("Stopping or not started: NOT_SERVING.", "Health") },
+      },
+    },
+  },
+  components: {
+    schemas: {
+      TokenResponse: {
+        type: "object",
+        additionalProperties: false,
+        required: ["access_token", "token_type", "expires_in", "scope"],
+        properties: {
+          access_token: { type: "string" },
+          token_type: { const: "Bearer" },
+          expires_in: { type: "integer", minimum: 0, description: "seconds" },
+          scope: { type: "string", description: "space-separated" },
+          refresh_token: { type: "string", description: "password and refresh_token grants, when the client may refresh" },
+        },
+      },
+      Introspection: {
+        oneOf: [
+          { type: "object", additionalProperties: false, required: ["active"], properties: { active: { const: false } } },
+          {
+            type: "object",
+            additionalProperties: false,
+            required: ["active", "scope", "client_id", "token_type", "exp", "iat", "sub", "aud", "iss", "jti"],
+            properties: {
+              active: { const: true },
+              scope: { type: "string" },
+              client_id: { type: "string" },
+              username: { type: "string", description: "the end user (password grant)" },
+              token_type: { const: "Bearer" },
+              exp: { type: "integer" },
+              iat: { type: "integer" },
+              sub: { type: "string" },
+              aud: { type: "string" },
+              iss: { type: "string" },
+              jti: { type: "string" },
+            },
+          },
+        ],
+      },
+      Jwks: {
+        type: "object",
+        additionalProperties: false,
+        required: ["keys"],
+        properties: {
+          keys: {
+            type: "array",
+            items: {
+              type: "object",
+              required: ["kty", "kid"],
+              properties: {
+                kty: { enum: ["EC", "RSA"] },
+                kid: { type: "string" },
+                alg: { enum: ["ES256", "RS256"] },
+                use: { const: "sig" },
+                crv: { type: "string" },
+                x: { type: "string" },
+                y: { type: "string" },
+                n: { type: "string" },
+                e: { type: "string" },
+              },
+              not: { anyOf: [{ required: ["d"] }, { required: ["p"] }, { required: ["q"] }] },
+            },
+          },
+        },
+      },
+      Metadata: {
+        type: "object",
+        additionalProperties: false,
+        required: ["issuer", "token_endpoint", "introspection_endpoint", "revocation_endpoint", "jwks_uri", "grant_types_supported"],
+        properties: {
+          issuer: { type: "string" },
+          token_endpoint: { type: "string" },
+          introspection_endpoint: { type: "string" },
+          revocation_endpoint: { type: "string" },
+          jwks_uri: { type: "string" },
+          grant_types_supported: { type: "array", items: { type: "string" } },
+          response_types_supported: { type: "array", items: { type: "string" } },
+          token_endpoint_auth_methods_supported: { type: "array", items: { type: "string" } },
+          introspection_endpoint_auth_methods_supported: { type: "array", items: { type: "string" } },
+          revocation_endpoint_auth_methods_supported: { type: "array", items: { type: "string" } },
+        },
+      },
+      OAuthError: {
+        type: "object",
+        additionalProperties: false,
+        required: ["error", "error_description"],
+        properties: { error: { type: "string" }, error_description: { type: "string" } },
+      },
+      Health: {
+        type: "object",
+        additionalProperties: false,
+        required: ["status"],
+        properties: { status: { enum: ["SERVING", "NOT_SERVING"] } },
+      },
+    },
+  },
+} as const;
