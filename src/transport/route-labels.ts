@@ -9,6 +9,9 @@ const FIXED_PATHS = new Set([
   "/oauth2/introspect",
   "/oauth2/revoke",
   "/oauth2/jwks",
+  "/openapi/store.json",
+  "/openapi/oauth2.json",
+  "/gateway/forward-auth",
 ]);
 
 /** Every path of a request not to an RPC not listed here. */
