@@ -21,6 +21,7 @@ import { AuthLevel, KeyType } from "../gen/keymanager/v1/types_pb.js";
 import { createKnex } from "../src/storage/database.js";
 import { hashToken } from "../src/oauth/token-hash.js";
 import { serverDatabase } from "../test/support/databases.js";
+import { startBackend, startNginx, startPlainNginx } from "../test/support/real-gateways.js";
 
 const { values } = parseArgs({
   options: {
@@ -28,7 +29,10 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     rounds: { type: "string", default: "5" },
     "no-write": { type: "boolean", default: false },
-    /** "metrics": only the metrics on/off phase; "gateways": only ext_authz Check against ValidateToken (printed, not written). */
+    /**
+     * "metrics": only the metrics on/off phase; "gateways": only ext_authz Check against ValidateToken;
+     * "nginx": only nginx with auth_request against nginx without it (each printed, not written).
+     */
     only: { type: "string" },
   },
 });
@@ -87,6 +91,7 @@ function frame(bytes: Uint8Array): Buffer {
 
 interface Load {
   url: string;
+  /** A file sent as each request's body (a POST); empty: a GET. */
   body: string;
   connections: number;
   streams: number;
@@ -128,8 +133,7 @@ async function drive(loads: Load[], pid = measuredPid): Promise<Outcome> {
       "-D",
       String(SECONDS),
       "--warm-up-time=2",
-      "-d",
-      load.body,
+      ...(load.body ? ["-d", load.body] : []),
       "--log-file",
       log,
       ...load.headers.flatMap((h) => ["-H", h]),
@@ -386,6 +390,56 @@ async function main() {
       },
     };
   };
+  // nginx in front of an API (Debian's nginx, the README's examples/nginx/nginx.conf) against the
+  // same nginx proxying without auth_request: real HTTP/1.1 GETs of a valid token through both,
+  // alternating rounds. The difference is what forward auth costs each request end to end.
+  const nginxPhase = async () => {
+    const backend = await startBackend();
+    cleanups.push(() => backend.close());
+    const gatewayValues = { kmHttpAddress: `127.0.0.1:${httpPort}`, backendAddress: backend.address, gatewaySecret: gatewayToken };
+    const withAuth = await startNginx(gatewayValues);
+    cleanups.push(() => withAuth.stop());
+    const plain = await startPlainNginx(gatewayValues);
+    cleanups.push(() => plain.stop());
+    const path = "/bench/1.0.0/items/7";
+    const probe = await fetch(`http://127.0.0.1:${withAuth.port}${path}`, { headers: { authorization: `Bearer ${valid}` } });
+    if (probe.status !== 200) throw new Error(`nginx with auth_request refuses the valid token: ${probe.status} ${await probe.text()}`);
+    const refused = await fetch(`http://127.0.0.1:${withAuth.port}${path}`, { headers: { authorization: `Bearer ${invalid}` } });
+    if (refused.status !== 401) throw new Error(`nginx with auth_request lets an unknown token through: ${refused.status}`);
+    const load = (port: number): Load[] => [
+      { url: `http://127.0.0.1:${port}${path}`, body: "", connections: 32, streams: 1, headers: [`authorization: Bearer ${valid}`], h1: true },
+    ];
+    const authed: Outcome[] = [];
+    const bare: Outcome[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      if (round % 2 === 0) {
+        authed.push(await drive(load(withAuth.port)));
+        bare.push(await drive(load(plain.port)));
+      } else {
+        bare.push(await drive(load(plain.port)));
+        authed.push(await drive(load(withAuth.port)));
+      }
+      console.log(`round ${round + 1}: nginx with auth_request ${authed[round]?.rps} req/s, without ${bare[round]?.rps} req/s`);
+    }
+    const a = median(authed);
+    const b = median(bare);
+    return {
+      authed,
+      bare,
+      ratios: {
+        "nginx with auth_request / without, throughput (median of per-round ratios)": pairedRatio(authed, bare),
+        "nginx auth_request overhead per request, p50 latency added (ms)": a.p50 - b.p50,
+        "nginx auth_request overhead per request, key manager CPU µs (forward auth)": a.cpuUs,
+      },
+    };
+  };
+  if (values.only === "nginx") {
+    const { authed, bare, ratios } = await nginxPhase();
+    record("nginx with auth_request (forward auth), HTTP/1.1, 32 connections", median(authed));
+    record("nginx without auth_request, same backend (key manager not asked)", median(bare));
+    for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
+    return;
+  }
   if (values.only === "gateways") {
     const { checks, validates, ratios } = await gatewaysPhase();
     record("ext_authz Check (path located and matched)", median(checks));
@@ -505,6 +559,9 @@ async function main() {
   record("oidc-provider introspection (HTTP/1.1, 32 connections)", median(introspectRounds));
   const gateways = await gatewaysPhase();
   record("ext_authz Check (path located and matched)", median(gateways.checks));
+  const nginx = await nginxPhase();
+  record("nginx with auth_request (forward auth), HTTP/1.1, 32 connections", median(nginx.authed));
+  record("nginx without auth_request, same backend (key manager not asked)", median(nginx.bare));
   const metrics = await metricsPhase();
   rows.push(["ValidateToken, metrics on (a second server)", median(metrics.on), `${rssMiB(metricsOn.pid)} MiB`]);
   rows.push(["ValidateToken, metrics off (a third server, [metrics] enabled = false)", median(metrics.off), `${rssMiB(offPid)} MiB`]);
@@ -548,6 +605,7 @@ async function main() {
     "ValidateToken / bare grpc-js no-op (median of per-round ratios)": pairedRatio(validateRounds, rawNoopRounds),
     "server CPU per request: ValidateToken 10,000 / 1,000,000 tokens": medianOf(validateRounds.map((o) => o.cpuUs)) / medianOf(largeRounds.map((o) => o.cpuUs)),
     ...gateways.ratios,
+    ...nginx.ratios,
     ...metrics.ratios,
   };
   for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);

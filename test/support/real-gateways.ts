@@ -144,6 +144,33 @@ export async function startNginx(values: GatewayValues): Promise<RunningGateway>
   );
 }
 
+/**
+ * nginx as a plain reverse proxy to the same backend, without auth_request: the baseline the
+ * benchmark compares examples/nginx/nginx.conf with.
+ */
+export async function startPlainNginx(values: GatewayValues): Promise<RunningGateway> {
+  const nginx = ensureInstalled("nginx", "nginx-light");
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "km-nginx-plain-"));
+  const conf = [
+    "worker_processes 1;",
+    "events { worker_connections 1024; }",
+    "http {",
+    "  access_log off;",
+    `  upstream api_backend { server ${values.backendAddress}; keepalive 32; }`,
+    `  server { listen 127.0.0.1:${port}; location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://api_backend; } }`,
+    "}",
+  ].join("\n");
+  writeFileSync(join(dir, "nginx.conf"), conf);
+  return run(
+    nginx,
+    ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr", "-g", `daemon off; pid ${join(dir, "nginx.pid")}; error_log stderr warn;`],
+    port,
+    process.env,
+    dir,
+  );
+}
+
 /** Caddy with examples/caddy/Caddyfile, its values from the environment as the file expects. */
 export async function startCaddy(values: GatewayValues): Promise<RunningGateway> {
   const caddy = ensureInstalled("caddy", "caddy");
