@@ -167,7 +167,11 @@ export class App {
     metrics.cache(authenticator.stats);
     const authorizer = new CallAuthorizer(authenticator, () => currentConfig().tls?.clientCertificateScopes ?? []);
     const audit = new AuditLog(this.logger);
-    const access = new AccessLog(this.logger, () => currentConfig().accessLogLevel);
+    const access = new AccessLog(
+      this.logger,
+      () => currentConfig().accessLogLevel,
+      () => currentConfig().requestIdMaxChars,
+    );
     this.tokens = tokens;
     // Page tokens are signed with a key derived from the encryption key, which replicas share.
     const paging = new Paging(PageTokens.fromEncryptionKey(key), () => currentConfig().paging);

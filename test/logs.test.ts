@@ -146,6 +146,24 @@ describe("logs: access lines and audit lines from a real server", () => {
     for (const secret of [token, app.consumerSecret, server.token]) assert.ok(!all.includes(secret), "no token or secret in the log");
   });
 
+  test("request_id_max_chars: a caller's longer request id is replaced", async () => {
+    const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
+    const short = await startServer({ logger: pino({ level: "info" }, discard), overrides: { log_level: "info", request_id_max_chars: 8 } });
+    const sizes: Array<[string, boolean]> = [
+      ["12345678", true],
+      ["123456789", false],
+    ];
+    try {
+      for (const [id, kept] of sizes) {
+        const res = await fetch(`http://127.0.0.1:${short.httpPort}/healthz`, { headers: { "x-request-id": id } });
+        await res.text();
+        assert.equal(res.headers.get("x-request-id") === id, kept, `${id} kept: ${kept}`);
+      }
+    } finally {
+      await short.close();
+    }
+  });
+
   test("access_log_level below log_level: no access lines, the rest of the log stays", async () => {
     const captured: Line[] = [];
     const sink = new Writable({

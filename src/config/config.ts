@@ -16,6 +16,8 @@ export interface Config {
   logLevel: string;
   /** The level access lines are written at ("silent": none). */
   accessLogLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** The longest x-request-id of a caller kept. */
+  requestIdMaxChars: number;
   validity: {
     applicationTokenSeconds: number;
     userTokenSeconds: number;
@@ -100,6 +102,7 @@ export function fromSection(s: KeyManagerSection): Config {
     dataDir: s.data_dir,
     logLevel: s.log_level,
     accessLogLevel: s.access_log_level,
+    requestIdMaxChars: s.request_id_max_chars,
     validity: {
       applicationTokenSeconds: s.validity.application_token,
       userTokenSeconds: s.validity.user_token,
@@ -151,6 +154,11 @@ export function fromSection(s: KeyManagerSection): Config {
     },
     externalKeyManagers: s.external.map(externalFromSection),
     metrics: { enabled: s.metrics.enabled, host: s.metrics.host, port: s.metrics.port },
-    tracing: { exporter: s.tracing.exporter, otlpEndpoint: s.tracing.otlp_endpoint, serviceName: s.tracing.service_name },
+    tracing: {
+      exporter: s.tracing.exporter,
+      otlpEndpoint: s.tracing.otlp_endpoint,
+      serviceName: s.tracing.service_name,
+      maxStatementChars: s.tracing.max_statement_chars,
+    },
   };
 }

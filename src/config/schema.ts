@@ -51,6 +51,8 @@ export const keyManagerSection = z
     log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     /** The level of the access lines (one per call): below log_level, they are not written. */
     access_log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    /** A caller's x-request-id longer than this is replaced by a new one. */
+    request_id_max_chars: count(1024).default(128),
     validity: z
       .object({
         application_token: seconds.default(3600),
@@ -202,6 +204,8 @@ export const keyManagerSection = z
         exporter: z.enum(["none", "otlp", "global"]).default("none"),
         otlp_endpoint: z.url().default("http://localhost:4318/v1/traces"),
         service_name: z.string().min(1).max(100).default("keymanager"),
+        /** A longer SQL statement is cut in a database span's db.statement. */
+        max_statement_chars: count(100_000).default(1000),
       })
       .strict()
       .prefault({}),

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Level, Logger } from "pino";
 
-/** A caller's x-request-id is kept when it is this long at most and of these characters; otherwise one is made. */
-const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+/** A caller's x-request-id is kept when it is of these characters (and not too long); otherwise one is made. */
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]+$/;
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
@@ -29,7 +29,14 @@ export class AccessLog {
   constructor(
     private readonly logger: Logger,
     private readonly level: () => Level | "silent",
+    /** The longest x-request-id of a caller kept (request_id_max_chars). */
+    private readonly maxRequestId: () => number = () => 128,
   ) {}
+
+  /** The caller's request id when it is a sensible one, else a new one. */
+  requestId(value: unknown): string {
+    return typeof value === "string" && value.length <= this.maxRequestId() && REQUEST_ID.test(value) ? value : randomUUID();
+  }
 
   get enabled(): boolean {
     const level = this.level();
@@ -52,9 +59,4 @@ export function noteCaller(req: object, clientId: string): void {
 
 export function callerOf(req: object): string | undefined {
   return CALLERS.get(req);
-}
-
-/** The caller's request id when it is a sensible one, else a new one. */
-export function requestIdFrom(value: unknown): string {
-  return typeof value === "string" && REQUEST_ID.test(value) ? value : randomUUID();
 }

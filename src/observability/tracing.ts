@@ -14,11 +14,11 @@ export interface TracingConfig {
   /** The collector's traces endpoint (exporter "otlp"). */
   otlpEndpoint: string;
   serviceName: string;
+  /** A longer statement is cut in db.statement (an IN list of many ids). */
+  maxStatementChars: number;
 }
 
 const W3C = new W3CTraceContextPropagator();
-/** A statement longer than this is cut in db.statement (an IN list of many ids). */
-const MAX_STATEMENT = 1000;
 
 type Headers = Record<string, string | string[] | undefined>;
 const headerGetter = {
@@ -36,8 +36,10 @@ export class Tracing {
   readonly enabled: boolean;
   private readonly tracer: Tracer | undefined;
   private readonly provider: BasicTracerProvider | undefined;
+  private readonly maxStatement: number;
 
   constructor(config: TracingConfig) {
+    this.maxStatement = config.maxStatementChars;
     this.enabled = config.exporter !== "none";
     if (config.exporter === "otlp") {
       this.provider = new BasicTracerProvider({
@@ -83,7 +85,7 @@ export class Tracing {
       const operation = query.method ?? "query";
       const span = tracer.startSpan(`${system} ${operation}`, {
         kind: SpanKind.CLIENT,
-        attributes: { "db.system": system, "db.operation": operation, "db.statement": (query.sql ?? "").slice(0, MAX_STATEMENT) },
+        attributes: { "db.system": system, "db.operation": operation, "db.statement": (query.sql ?? "").slice(0, this.maxStatement) },
       });
       spans.set(query.__knexQueryUid, span);
     });

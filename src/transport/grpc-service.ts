@@ -7,7 +7,7 @@ import type { CallAuthorizer } from "../auth/call-authorizer.js";
 import { CALL_ORIGIN, type CallOrigin } from "../auth/call-origin.js";
 import { PRINCIPAL, type Principal } from "../auth/principal.js";
 import type { Metrics, RequestMeter } from "../observability/metrics.js";
-import { type AccessLog, REQUEST_ID_HEADER, requestIdFrom } from "../observability/access-log.js";
+import { type AccessLog, REQUEST_ID_HEADER } from "../observability/access-log.js";
 import { context, type Context, type Span } from "@opentelemetry/api";
 import type { Tracing } from "../observability/tracing.js";
 import { type AuditLog, isChange } from "./audit-log.js";
@@ -136,7 +136,7 @@ class CallObserver {
     if (!logged && !traced) return undefined;
     let requestId: string | undefined;
     if (logged) {
-      requestId = requestIdFrom(call.metadata.get(REQUEST_ID_HEADER)[0]);
+      requestId = this.options.access?.requestId(call.metadata.get(REQUEST_ID_HEADER)[0]) ?? "";
       const metadata = new grpc.Metadata();
       metadata.set(REQUEST_ID_HEADER, requestId);
       call.sendMetadata(metadata);

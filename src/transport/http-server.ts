@@ -19,7 +19,7 @@ import type { Metrics, RequestMeter } from "../observability/metrics.js";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { GRPC_CODE_NAMES } from "./grpc-service.js";
 import { routeLabel } from "./route-labels.js";
-import { type AccessLog, callerOf, REQUEST_ID_HEADER, requestIdFrom } from "../observability/access-log.js";
+import { type AccessLog, callerOf, REQUEST_ID_HEADER } from "../observability/access-log.js";
 import { context } from "@opentelemetry/api";
 import type { Tracing } from "../observability/tracing.js";
 
@@ -125,7 +125,7 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     const path = req.url?.split("?", 2)[0] ?? "";
     const rpc = rpcs.get(path);
     const access = options.access?.enabled ? options.access : undefined;
-    const requestId = access ? requestIdFrom(req.headers[REQUEST_ID_HEADER]) : "";
+    const requestId = access ? access.requestId(req.headers[REQUEST_ID_HEADER]) : "";
     if (access) res.setHeader(REQUEST_ID_HEADER, requestId);
     if (!rpc) {
       const route = routeLabel(path);
