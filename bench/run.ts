@@ -1,6 +1,7 @@
-// npm run bench [-- --postgres URL] [-- --seconds N]
+// npm run bench [-- --postgres URL] [-- --seconds N] [-- --quick]
 // Drives ValidateToken over gRPC with h2load and compares it, in the same run, with a no-op RPC
-// on the same grpc-js server and with oidc-provider's introspection; then the same with 1,000,000
+// on the same grpc-js server, with the ValidateTokens stream (many checks per call) and with
+// oidc-provider's introspection; then (unless --quick) the same with 1,000,000
 // stored tokens, and client_credentials issuing against oidc-provider's /token. Writes
 // bench/RESULTS.md (or prints with --no-write).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -15,7 +16,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
-import { TokenValidationService, ValidateTokenRequestSchema } from "../gen/keymanager/v1/token_validation_service_pb.js";
+import { TokenValidationService, ValidateTokenRequestSchema, ValidateTokensRequestSchema } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { Authorization, CheckRequestSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { AuthLevel, KeyType } from "../gen/keymanager/v1/types_pb.js";
 import { createKnex } from "../src/storage/database.js";
@@ -34,11 +35,14 @@ const { values } = parseArgs({
      * "nginx": only nginx with auth_request against nginx without it (each printed, not written).
      */
     only: { type: "string" },
+    /** Only the unary and stream rounds at 10,000 tokens: no 1,000,000-token rounds, no issuing. */
+    quick: { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(values.seconds);
 const CONNECTIONS = 8;
 const STREAMS = 32;
+const STREAM_CHECKS = 1000;
 const work = mkdtempSync(join(tmpdir(), "km-bench-"));
 const children: ChildProcess[] = [];
 const cleanups: Array<() => Promise<void>> = [];
@@ -97,6 +101,8 @@ interface Load {
   streams: number;
   headers: string[];
   h1?: boolean;
+  /** Checks per call: a ValidateTokens call's body holds this many requests (1 for unary calls). */
+  messages?: number;
 }
 
 interface Outcome {
@@ -152,10 +158,11 @@ async function drive(loads: Load[], pid = measuredPid): Promise<Outcome> {
   let ok = 0;
   let failed = 0;
   const latencies: number[] = [];
-  for (const r of results) {
+  for (const [i, r] of results.entries()) {
     const m = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(r.stdout);
-    ok += Number(m?.[1] ?? 0);
-    failed += Number(m?.[2] ?? 0);
+    const messages = loads[i]?.messages ?? 1;
+    ok += Number(m?.[1] ?? 0) * messages;
+    failed += Number(m?.[2] ?? 0) * messages;
     for (const line of readFileSync(r.log, "utf8").split("\n")) {
       const us = Number(line.split("\t")[2]);
       if (us > 0) latencies.push(us);
@@ -164,7 +171,7 @@ async function drive(loads: Load[], pid = measuredPid): Promise<Outcome> {
   latencies.sort((a, b) => a - b);
   const pick = (q: number) => (latencies[Math.floor(q * (latencies.length - 1))] ?? 0) / 1000;
   // The CPU window includes the 2 s warm-up, so count its requests too (all "done" requests).
-  const done = results.reduce((n, r) => n + Number(/requests: (\d+) total/.exec(r.stdout)?.[1] ?? 0), 0);
+  const done = results.reduce((n, r, i) => n + Number(/requests: (\d+) total/.exec(r.stdout)?.[1] ?? 0) * (loads[i]?.messages ?? 1), 0);
   return { cpuUs: done > 0 ? Math.round(cpuUsed / done) : 0, rps: Math.round(ok / SECONDS), ok, failed, p50: pick(0.5), p99: pick(0.99) };
 }
 
@@ -270,6 +277,18 @@ async function main() {
       ),
     );
     bodies[name] = file;
+  }
+  // ValidateTokens: each call sends STREAM_CHECKS requests (ids 1, 2, ...) and half-closes; the
+  // server answers each. h2load counts calls, drive() multiplies them by the checks of each.
+  const streamBodies: Record<string, string> = {};
+  for (const [name, token] of Object.entries({ valid, invalid, expired })) {
+    const file = join(work, `${name}-stream.bin`);
+    const request = { context: "/bench", version: "1.0.0", accessToken: token, matchingResource: "/items/{id}", httpVerb: "GET" };
+    const frames = Array.from({ length: STREAM_CHECKS }, (_, i) =>
+      frame(toBinary(ValidateTokensRequestSchema, create(ValidateTokensRequestSchema, { requestId: BigInt(i + 1), request }))),
+    );
+    writeFileSync(file, Buffer.concat(frames));
+    streamBodies[name] = file;
   }
   const validateUrl = `http://127.0.0.1:${grpcPort}/keymanager.v1.TokenValidationService/ValidateToken`;
   const rows: Array<[string, Outcome, string]> = [];
@@ -503,6 +522,13 @@ async function main() {
     return;
   }
   const noop = (): Load[] => mix(`http://127.0.0.1:${grpcPort}/bench.NoopService/Noop`);
+  const streamUrl = `http://127.0.0.1:${grpcPort}/keymanager.v1.TokenValidationService/ValidateTokens`;
+  // One call per connection at a time: each carries STREAM_CHECKS checks in flight already.
+  const streamMix = (): Load[] => [
+    { url: streamUrl, body: streamBodies.valid as string, connections: 6, streams: 1, headers: grpcHeaders, messages: STREAM_CHECKS },
+    { url: streamUrl, body: streamBodies.invalid as string, connections: 1, streams: 1, headers: grpcHeaders, messages: STREAM_CHECKS },
+    { url: streamUrl, body: streamBodies.expired as string, connections: 1, streams: 1, headers: grpcHeaders, messages: STREAM_CHECKS },
+  ];
   const rawNoop = (): Load[] => mix(`http://127.0.0.1:${grpcPort}/bench.RawNoopService/Noop`);
 
   // oidc-provider in its own process: introspection of its own token, and its /token.
@@ -532,6 +558,7 @@ async function main() {
   const noopRounds: Outcome[] = [];
   const rawNoopRounds: Outcome[] = [];
   const validateRounds: Outcome[] = [];
+  const streamRounds: Outcome[] = [];
   const introspectRounds: Outcome[] = [];
   const oidcPid = oidc.child.pid as number;
   const introspect = (): Load[] => [
@@ -548,15 +575,27 @@ async function main() {
     rawNoopRounds.push(await profiled(rawNoop()));
     noopRounds.push(await profiled(noop()));
     validateRounds.push(await profiled(mix()));
+    streamRounds.push(await profiled(streamMix()));
     introspectRounds.push(await drive(introspect(), oidcPid));
     console.log(
-      `round ${round + 1}: bare no-op ${rawNoopRounds[round]?.rps}, no-op ${noopRounds[round]?.rps}, ValidateToken ${validateRounds[round]?.rps}, oidc-provider introspection ${introspectRounds[round]?.rps} req/s`,
+      `round ${round + 1}: bare no-op ${rawNoopRounds[round]?.rps}, no-op ${noopRounds[round]?.rps}, ValidateToken ${validateRounds[round]?.rps}, ValidateTokens stream ${streamRounds[round]?.rps} checks/s (${streamRounds[round]?.cpuUs} µs CPU each), oidc-provider introspection ${introspectRounds[round]?.rps} req/s`,
     );
   }
   record("bare grpc-js no-op (no authentication, pre-encoded answer)", median(rawNoopRounds));
   record("no-op unary RPC (this service's pipeline: token check, context), 10,000 stored tokens", median(noopRounds));
   record("ValidateToken, 10,000 stored tokens", median(validateRounds));
+  record(`ValidateTokens stream (${STREAM_CHECKS} checks per call, one call per connection), 10,000 stored tokens, per check`, median(streamRounds));
   record("oidc-provider introspection (HTTP/1.1, 32 connections)", median(introspectRounds));
+  const streamRatios = {
+    "ValidateTokens stream / unary ValidateToken, checks per second (median of per-round ratios)": pairedRatio(streamRounds, validateRounds),
+    "server CPU per check: unary ValidateToken / ValidateTokens stream":
+      medianOf(validateRounds.map((o) => o.cpuUs)) / medianOf(streamRounds.map((o) => o.cpuUs)),
+  };
+  if (values.quick) {
+    await seed.destroy();
+    for (const [k, v] of Object.entries(streamRatios)) console.log(`${k}: ${v.toFixed(2)}`);
+    return;
+  }
   const gateways = await gatewaysPhase();
   record("ext_authz Check (path located and matched)", median(gateways.checks));
   const nginx = await nginxPhase();
@@ -607,6 +646,7 @@ async function main() {
     ...gateways.ratios,
     ...nginx.ratios,
     ...metrics.ratios,
+    ...streamRatios,
   };
   for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
   report(rows, ratios, databaseUrl.split(":")[0] as string);

@@ -57,6 +57,8 @@ import { AccessLog } from "./observability/access-log.js";
 import { Tracing } from "./observability/tracing.js";
 import { createMetricsServer } from "./observability/metrics-server.js";
 import type * as http from "node:http";
+import type { HttpPort } from "./transport/http-port.js";
+import { toConnectError } from "./transport/error-mapping.js";
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -86,7 +88,7 @@ export class App {
   readonly logger: Logger;
   private db: Knex | undefined;
   private grpcServer: GrpcServer | undefined;
-  private httpServer: http.Server | undefined;
+  private httpServer: HttpPort | undefined;
   private metricsServer: http.Server | undefined;
   private tracing: Tracing | undefined;
   private ready = false;
@@ -177,7 +179,17 @@ export class App {
     const paging = new Paging(PageTokens.fromEncryptionKey(key), () => currentConfig().paging);
     const services: ServiceRegistration[] = [
       { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore, paging, tokens, resident) as never },
-      { service: TokenValidationService, impl: new TokenValidationServiceImpl(validator, metrics) as never },
+      {
+        service: TokenValidationService,
+        impl: new TokenValidationServiceImpl(
+          validator,
+          {
+            maxInFlight: () => currentConfig().validation.streamMaxInFlight,
+            describeError: (err) => toConnectError(err, this.logger, "/keymanager.v1.TokenValidationService/ValidateTokens"),
+          },
+          metrics,
+        ) as never,
+      },
       { service: Authorization, impl: new ExtAuthzServiceImpl(gateway) as never },
       { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock, events), paging) as never },
       { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock, events), paging) as never },
@@ -245,7 +257,7 @@ export class App {
       tracing,
     });
     const grpcPort = await this.grpcServer.listen(config.grpc.host, config.grpc.port);
-    const httpPort = await listen(this.httpServer, config.http.host, config.http.port);
+    const httpPort = await this.httpServer.listen(config.http.host, config.http.port);
     if (config.http.port === 0) this.configStore.pinHttpPort(httpPort);
     let metricsPort: number | undefined;
     if (metrics.enabled && config.metrics.port !== undefined) {
@@ -289,7 +301,7 @@ export class App {
     this.ready = false;
     await Promise.all([
       this.grpcServer?.close(SHUTDOWN_GRACE_MS),
-      this.httpServer ? closeHttp(this.httpServer, SHUTDOWN_GRACE_MS) : undefined,
+      this.httpServer?.close(SHUTDOWN_GRACE_MS),
       this.metricsServer ? closeHttp(this.metricsServer, SHUTDOWN_GRACE_MS) : undefined,
     ]);
     await this.housekeeping?.stop();

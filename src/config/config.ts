@@ -36,6 +36,8 @@ export interface Config {
   housekeeping: { intervalSeconds: number; retainSeconds: number };
   /** Other replicas' changes: how often MySQL/MariaDB replicas read them. */
   cluster: { pollIntervalMs: number };
+  /** The gateways' checks: how many requests of one ValidateTokens stream are worked on at once. */
+  validation: { streamMaxInFlight: number };
   /** Page sizes of the List RPCs (and GetActiveTokensByConsumerKey). */
   paging: { defaultPageSize: number; maxPageSize: number };
   /** Gateways asking by request: Envoy's ext_authz and forward auth (gateway/gateway-check.ts). */
@@ -134,6 +136,7 @@ export function fromSection(s: KeyManagerSection): Config {
     },
     housekeeping: { intervalSeconds: s.housekeeping.purge_interval_seconds, retainSeconds: s.housekeeping.retain_seconds },
     cluster: { pollIntervalMs: s.cluster.poll_interval_ms },
+    validation: { streamMaxInFlight: s.validation.stream_max_in_flight },
     paging: { defaultPageSize: s.paging.default_page_size, maxPageSize: s.paging.max_page_size },
     gateway: {
       tokenHeader: s.gateway.token_header,

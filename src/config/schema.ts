@@ -177,6 +177,13 @@ export const keyManagerSection = z
       })
       .strict()
       .prefault({}),
+    validation: z
+      .object({
+        /** Requests of one ValidateTokens stream worked on at once; past it the stream is not read. */
+        stream_max_in_flight: count(100_000).default(256),
+      })
+      .strict()
+      .prefault({}),
     paging: z
       .object({
         /** Items a List call returns when it asks for no page_size. */

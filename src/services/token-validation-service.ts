@@ -1,12 +1,35 @@
-import type { ServiceImpl } from "@connectrpc/connect";
-import type { TokenValidationService, ValidateTokenRequest } from "../../gen/keymanager/v1/token_validation_service_pb.js";
+import { create } from "@bufbuild/protobuf";
+import type { ConnectError, ServiceImpl } from "@connectrpc/connect";
+import {
+  type TokenValidationService,
+  type ValidateTokenRequest,
+  ValidateTokenRequestSchema,
+  type ValidateTokensRequest,
+  type ValidateTokensResponse,
+} from "../../gen/keymanager/v1/token_validation_service_pb.js";
 import { AuthLevel } from "../../gen/keymanager/v1/types_pb.js";
 import { Validator } from "../domain/validator.js";
 import type { TokenValidator, ValidationResult } from "../validation/token-validator.js";
 import type { Metrics } from "../observability/metrics.js";
 import { keyTypeToPb, optionalAuthLevelFromPb, tokenTypeToPb } from "./enums.js";
+import { pipelined } from "./pipelined.js";
 
 type Impl = ServiceImpl<typeof TokenValidationService>;
+type Answer = ReturnType<typeof validationToPb>;
+/** A ValidateTokens answer (the shape protobuf-es creates the message from). */
+export type StreamAnswer = Pick<ValidateTokensResponse, "requestId"> & {
+  result: { case: "response"; value: Answer } | { case: "error"; value: { code: number; message: string } };
+};
+
+export interface StreamOptions {
+  /** Requests of one ValidateTokens stream worked on at once (validation.stream_max_in_flight). */
+  maxInFlight: () => number;
+  /** The status an error of one request maps to, as the transports map a failed call (error-mapping.ts). */
+  describeError: (err: unknown) => ConnectError;
+}
+
+/** A stream request without its ValidateTokenRequest: refused as an empty one is. */
+const EMPTY_REQUEST = create(ValidateTokenRequestSchema);
 
 /** keymanager.v1.TokenValidationService: the gateway's per-call check. */
 export class TokenValidationServiceImpl implements Impl {
@@ -16,8 +39,37 @@ export class TokenValidationServiceImpl implements Impl {
 
   constructor(
     private readonly validator: TokenValidator,
+    private readonly stream: StreamOptions,
     private readonly metrics?: Metrics,
   ) {}
+
+  /**
+   * ValidateToken for each request of the stream, answered as each is decided (cached answers at
+   * once, others when their facts arrive), at most stream.maxInFlight at a time.
+   */
+  validateTokens(requests: AsyncIterable<ValidateTokensRequest>): AsyncIterable<StreamAnswer> {
+    return pipelined(requests, (r) => this.answer(r), this.stream.maxInFlight());
+  }
+
+  private answer(r: ValidateTokensRequest): StreamAnswer | Promise<StreamAnswer> {
+    const requestId = r.requestId;
+    try {
+      const res = this.validateToken(r.request ?? EMPTY_REQUEST);
+      if (res instanceof Promise)
+        return res.then(
+          (value): StreamAnswer => ({ requestId, result: { case: "response", value } }),
+          (err: unknown) => this.failed(requestId, err),
+        );
+      return { requestId, result: { case: "response", value: res } };
+    } catch (err) {
+      return this.failed(requestId, err);
+    }
+  }
+
+  private failed(requestId: bigint, err: unknown): StreamAnswer {
+    const { code, rawMessage } = this.stream.describeError(err);
+    return { requestId, result: { case: "error", value: { code, message: rawMessage } } };
+  }
 
   // Not async: an answer from the cache goes back without a trip through the microtask queue.
   validateToken(req: Parameters<Impl["validateToken"]>[0]) {

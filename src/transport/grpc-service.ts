@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 import { create, type DescMessage, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { ContextValues, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
@@ -13,6 +14,7 @@ import type { Tracing } from "../observability/tracing.js";
 import { type AuditLog, isChange } from "./audit-log.js";
 import type { ClientAddresses } from "./client-address.js";
 import { toConnectError } from "./error-mapping.js";
+import { bidiStreamHandler } from "./grpc-streams.js";
 
 /**
  * Serves a protobuf-es service implementation on a grpc-js server: the same ServiceImpl that
@@ -21,11 +23,12 @@ import { toConnectError } from "./error-mapping.js";
 export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const method of service.methods) {
-    if (method.methodKind !== "unary") throw new Error(`${method.name}: only unary methods are served`);
+    if (method.methodKind !== "unary" && method.methodKind !== "bidi_streaming") throw new Error(`${method.name}: ${method.methodKind} methods are not served`);
+    const streams = method.methodKind === "bidi_streaming";
     definition[method.localName] = {
       path: `/${service.typeName}/${method.name}`,
-      requestStream: false,
-      responseStream: false,
+      requestStream: streams,
+      responseStream: streams,
       requestSerialize: serializer(method.input),
       // The handler decodes the request once the caller is authenticated (grpcHandlers).
       requestDeserialize: rawBytes,
@@ -71,6 +74,12 @@ function decodeRequest(schema: DescMessage, bytes: Buffer): unknown {
   } catch (err) {
     throw new ConnectError(`cannot decode message ${schema.typeName} from binary: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
   }
+}
+
+/** The messages of a request stream, each decoded as it is read; a message that does not decode ends the call (INVALID_ARGUMENT). */
+async function* decodedMessages(schema: DescMessage, call: Readable): AsyncGenerator<unknown> {
+  // Not destroyed when its reading ends: the call is still to be answered.
+  for await (const bytes of call.iterator({ destroyOnReturn: false })) yield decodeRequest(schema, bytes as Buffer);
 }
 
 export interface GrpcHandlerOptions {
@@ -183,6 +192,21 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
     };
     const authorize = options.authorizer.forMethod(service, method);
     const changes = isChange(method);
+    if (method.methodKind === "bidi_streaming") {
+      handlers[method.localName] = bidiStreamHandler({
+        method,
+        authorize,
+        clientCertificates: options.clientCertificates,
+        fail: (call, err) => call.emit("error", grpcError(err, options.logger, procedure)),
+        open: (call, principal) => {
+          if (!fn) throw new ConnectError(`${procedure} is not implemented`, Code.Unimplemented);
+          const ctx = new GrpcHandlerContext(service, method, call, options.addresses);
+          ctx.values.set(PRINCIPAL, principal).set(CALL_ORIGIN, ctx);
+          return fn.call(impl, decodedMessages(method.input, call), ctx) as AsyncIterable<unknown>;
+        },
+      });
+      continue;
+    }
     // Runs once the caller is authenticated: only then is the request decoded and looked at, so
     // an unauthenticated caller costs no decoding, validation or error description.
     const run = (
@@ -264,7 +288,7 @@ class GrpcHandlerContext implements HandlerContext, CallOrigin {
   constructor(
     readonly service: DescService,
     readonly method: DescMethod,
-    private readonly call: grpc.ServerUnaryCall<unknown, unknown>,
+    private readonly call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
     private readonly addresses: ClientAddresses,
   ) {}
 

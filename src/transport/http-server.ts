@@ -1,5 +1,4 @@
 import * as http from "node:http";
-import * as https from "node:https";
 import type { TLSSocket } from "node:tls";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
@@ -14,6 +13,7 @@ import type { Logger } from "pino";
 import { toConnectError } from "./error-mapping.js";
 import type { ServiceRegistration } from "./grpc-server.js";
 import { rejectUndecodableBodies } from "./undecodable-bodies.js";
+import { HttpPort, type RequestHandler } from "./http-port.js";
 import { errorResponse, RPC_OUTCOME, type RpcOutcome, wrapHandler } from "./universal-handler.js";
 import type { Metrics, RequestMeter } from "../observability/metrics.js";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
@@ -53,7 +53,7 @@ const CERTIFICATE = createContextKey<CallCredentials["certificate"]>(undefined, 
  * The HTTP port: Connect (JSON and binary) and gRPC-Web for the same services as the gRPC port,
  * `GET /healthz`, and the REST and OAuth2 endpoints.
  */
-export function createHttpServer(options: HttpServerOptions): http.Server {
+export function createHttpServer(options: HttpServerOptions): HttpPort {
   const errors: Interceptor = (next) => async (req) => {
     try {
       return await next(req);
@@ -89,7 +89,12 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     const authorize = authorizers.get(h.method);
     if (!authorize) throw new Error(`no authorizer for ${h.requestPath}`);
     rpcs.set(h.requestPath, {
-      handle: authenticateFirst(rejectUndecodableBodies(h, options.maxMessageBytes, options.logger), authorize, options.logger),
+      // A stream's messages are decoded by connect-es as they come; a unary body is checked first.
+      handle: authenticateFirst(
+        h.method.methodKind === "unary" ? rejectUndecodableBodies(h, options.maxMessageBytes, options.logger) : h,
+        authorize,
+        options.logger,
+      ),
       meter: options.metrics?.requests("http", h.service.typeName, h.method.name),
       procedure: `${h.service.typeName}/${h.method.name}`,
     });
@@ -138,7 +143,7 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
           access?.write({ port: "http", call: `${req.method} ${route}`, code: status, ms: performance.now() - started, caller: callerOf(req), requestId });
         });
       }
-      // This server is HTTP/1.1 only, so requests are never HTTP/2 ones.
+      // On HTTP/2, its compatibility objects stand in for HTTP/1.1's (http-port.ts).
       void routeFallback(req, res, options);
       return;
     }
@@ -172,10 +177,9 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
         res.destroy();
       });
   };
-  if (!options.tls) return http.createServer(handler);
-  const { cert, key, clientCa } = options.tls;
-  // With a client CA, certificates are asked for but not required: store callers use tokens.
-  return https.createServer({ cert, key, ...(clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: false } : {}) }, handler);
+  // HTTP/1.1 and HTTP/2 alike: Http2ServerRequest/Response offer what the handler uses of
+  // IncomingMessage/ServerResponse (headers, url, socket, status, setHeader, close events).
+  return new HttpPort(handler as RequestHandler, options.tls);
 }
 
 /**

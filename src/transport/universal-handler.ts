@@ -1,6 +1,6 @@
 import { type ConnectError, createContextKey } from "@connectrpc/connect";
 import { encodeEnvelope, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { codeToHttpStatus, endStreamFlag, endStreamToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 
@@ -14,8 +14,9 @@ export const RPC_OUTCOME = createContextKey<RpcOutcome | undefined>(undefined, {
 
 /**
  * An error answered on the HTTP port before connect-es sees the request (the caller not
- * authenticated, a body that does not decode), in the request's own protocol: Connect (JSON
- * body, HTTP status by code), gRPC-Web (a trailer frame) or gRPC (trailers-only).
+ * authenticated, a body that does not decode), in the request's own protocol: Connect unary (JSON
+ * body, HTTP status by code), Connect streaming (an end-of-stream message), gRPC-Web (a trailer
+ * frame) or gRPC (trailers-only).
  */
 export function errorResponse(req: UniversalServerRequest, error: ConnectError): UniversalServerResponse {
   const outcome = req.contextValues?.get(RPC_OUTCOME);
@@ -25,6 +26,11 @@ export function errorResponse(req: UniversalServerRequest, error: ConnectError):
     const trailer = new Headers();
     setTrailerStatus(trailer, error);
     return { status: 200, header: new Headers({ "content-type": type }), body: once(encodeEnvelope(trailerFlag, trailerSerialize(trailer))) };
+  }
+  if (type.startsWith("application/connect+")) {
+    // A Connect streaming call: its error comes as the end-of-stream message of a 200 answer.
+    const end = new TextEncoder().encode(JSON.stringify(endStreamToJson(error.metadata, error, {})));
+    return { status: 200, header: new Headers({ "content-type": type }), body: once(encodeEnvelope(endStreamFlag, end)) };
   }
   if (type.startsWith("application/grpc")) {
     const header = new Headers({ "content-type": type });

@@ -12,7 +12,98 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keymanager/v1/token_validation_service.proto.
  */
 export const file_keymanager_v1_token_validation_service: GenFile = /*@__PURE__*/
-  fileDesc("CixrZXltYW5hZ2VyL3YxL3Rva2VuX3ZhbGlkYXRpb25fc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSLJAQoUVmFsaWRhdGVUb2tlblJlcXVlc3QSDwoHY29udGV4dBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhQKDGFjY2Vzc190b2tlbhgDIAEoCRI1ChNyZXF1aXJlZF9hdXRoX2xldmVsGAQgASgOMhgua2V5bWFuYWdlci52MS5BdXRoTGV2ZWwSGQoRbWF0Y2hpbmdfcmVzb3VyY2UYBSABKAkSEQoJaHR0cF92ZXJiGAYgASgJEhQKDHJlcXVlc3RfcGF0aBgHIAEoCSLUBAoVVmFsaWRhdGVUb2tlblJlc3BvbnNlEhIKCmF1dGhvcml6ZWQYASABKAgSEwoLc3RhdHVzX2NvZGUYAiABKAUSEwoLc3RhdHVzX25hbWUYAyABKAkSFAoMY29uc3VtZXJfa2V5GAQgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAUgASgJEhgKEGFwcGxpY2F0aW9uX25hbWUYBiABKAkSGAoQYXBwbGljYXRpb25fdGllchgHIAEoCRISCgpzdWJzY3JpYmVyGAggASgJEhkKEXN1YnNjcmlwdGlvbl90aWVyGAkgASgJEigKCGtleV90eXBlGAogASgOMhYua2V5bWFuYWdlci52MS5LZXlUeXBlEhUKDWVuZF91c2VyX25hbWUYCyABKAkSDgoGc2NvcGVzGAwgAygJEhYKDmlzc3VlZF90aW1lX21zGA0gASgDEhoKEnZhbGlkaXR5X3BlcmlvZF9tcxgOIAEoAxIQCghhcGlfbmFtZRgPIAEoCRIVCg1hcGlfcHVibGlzaGVyGBAgASgJEhAKCGFwaV90aWVyGBEgASgJEhMKC2tleV9tYW5hZ2VyGBIgASgJEiwKCnRva2VuX3R5cGUYEyABKA4yGC5rZXltYW5hZ2VyLnYxLlRva2VuVHlwZRIcChRpc19hcHBsaWNhdGlvbl90b2tlbhgUIAEoCBIVCg1yZXNvdXJjZV90aWVyGBUgASgJEhoKEnN0YXR1c19kZXNjcmlwdGlvbhgWIAEoCRIYChBtYXRjaGVkX3Jlc291cmNlGBcgASgJMnkKFlRva2VuVmFsaWRhdGlvblNlcnZpY2USXwoNVmFsaWRhdGVUb2tlbhIjLmtleW1hbmFnZXIudjEuVmFsaWRhdGVUb2tlblJlcXVlc3QaJC5rZXltYW5hZ2VyLnYxLlZhbGlkYXRlVG9rZW5SZXNwb25zZSIDkAIBYgZwcm90bzM", [file_keymanager_v1_types]);
+  fileDesc("CixrZXltYW5hZ2VyL3YxL3Rva2VuX3ZhbGlkYXRpb25fc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSJhChVWYWxpZGF0ZVRva2Vuc1JlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoBBI0CgdyZXF1ZXN0GAIgASgLMiMua2V5bWFuYWdlci52MS5WYWxpZGF0ZVRva2VuUmVxdWVzdCKlAQoWVmFsaWRhdGVUb2tlbnNSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgEEjgKCHJlc3BvbnNlGAIgASgLMiQua2V5bWFuYWdlci52MS5WYWxpZGF0ZVRva2VuUmVzcG9uc2VIABIzCgVlcnJvchgDIAEoCzIiLmtleW1hbmFnZXIudjEuVmFsaWRhdGVUb2tlbnNFcnJvckgAQggKBnJlc3VsdCI0ChNWYWxpZGF0ZVRva2Vuc0Vycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCSLJAQoUVmFsaWRhdGVUb2tlblJlcXVlc3QSDwoHY29udGV4dBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhQKDGFjY2Vzc190b2tlbhgDIAEoCRI1ChNyZXF1aXJlZF9hdXRoX2xldmVsGAQgASgOMhgua2V5bWFuYWdlci52MS5BdXRoTGV2ZWwSGQoRbWF0Y2hpbmdfcmVzb3VyY2UYBSABKAkSEQoJaHR0cF92ZXJiGAYgASgJEhQKDHJlcXVlc3RfcGF0aBgHIAEoCSLUBAoVVmFsaWRhdGVUb2tlblJlc3BvbnNlEhIKCmF1dGhvcml6ZWQYASABKAgSEwoLc3RhdHVzX2NvZGUYAiABKAUSEwoLc3RhdHVzX25hbWUYAyABKAkSFAoMY29uc3VtZXJfa2V5GAQgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAUgASgJEhgKEGFwcGxpY2F0aW9uX25hbWUYBiABKAkSGAoQYXBwbGljYXRpb25fdGllchgHIAEoCRISCgpzdWJzY3JpYmVyGAggASgJEhkKEXN1YnNjcmlwdGlvbl90aWVyGAkgASgJEigKCGtleV90eXBlGAogASgOMhYua2V5bWFuYWdlci52MS5LZXlUeXBlEhUKDWVuZF91c2VyX25hbWUYCyABKAkSDgoGc2NvcGVzGAwgAygJEhYKDmlzc3VlZF90aW1lX21zGA0gASgDEhoKEnZhbGlkaXR5X3BlcmlvZF9tcxgOIAEoAxIQCghhcGlfbmFtZRgPIAEoCRIVCg1hcGlfcHVibGlzaGVyGBAgASgJEhAKCGFwaV90aWVyGBEgASgJEhMKC2tleV9tYW5hZ2VyGBIgASgJEiwKCnRva2VuX3R5cGUYEyABKA4yGC5rZXltYW5hZ2VyLnYxLlRva2VuVHlwZRIcChRpc19hcHBsaWNhdGlvbl90b2tlbhgUIAEoCBIVCg1yZXNvdXJjZV90aWVyGBUgASgJEhoKEnN0YXR1c19kZXNjcmlwdGlvbhgWIAEoCRIYChBtYXRjaGVkX3Jlc291cmNlGBcgASgJMuEBChZUb2tlblZhbGlkYXRpb25TZXJ2aWNlEl8KDVZhbGlkYXRlVG9rZW4SIy5rZXltYW5hZ2VyLnYxLlZhbGlkYXRlVG9rZW5SZXF1ZXN0GiQua2V5bWFuYWdlci52MS5WYWxpZGF0ZVRva2VuUmVzcG9uc2UiA5ACARJmCg5WYWxpZGF0ZVRva2VucxIkLmtleW1hbmFnZXIudjEuVmFsaWRhdGVUb2tlbnNSZXF1ZXN0GiUua2V5bWFuYWdlci52MS5WYWxpZGF0ZVRva2Vuc1Jlc3BvbnNlIgOQAgEoATABYgZwcm90bzM", [file_keymanager_v1_types]);
+
+/**
+ * @generated from message keymanager.v1.ValidateTokensRequest
+ */
+export type ValidateTokensRequest = Message<"keymanager.v1.ValidateTokensRequest"> & {
+  /**
+   * Chosen by the caller (for example a counter), repeated in the answer. Not checked for
+   * uniqueness: a caller reusing ids cannot tell their answers apart.
+   *
+   * @generated from field: uint64 request_id = 1;
+   */
+  requestId: bigint;
+
+  /**
+   * @generated from field: keymanager.v1.ValidateTokenRequest request = 2;
+   */
+  request?: ValidateTokenRequest | undefined;
+};
+
+/**
+ * Describes the message keymanager.v1.ValidateTokensRequest.
+ * Use `create(ValidateTokensRequestSchema)` to create a new message.
+ */
+export const ValidateTokensRequestSchema: GenMessage<ValidateTokensRequest> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_token_validation_service, 0);
+
+/**
+ * @generated from message keymanager.v1.ValidateTokensResponse
+ */
+export type ValidateTokensResponse = Message<"keymanager.v1.ValidateTokensResponse"> & {
+  /**
+   * @generated from field: uint64 request_id = 1;
+   */
+  requestId: bigint;
+
+  /**
+   * @generated from oneof keymanager.v1.ValidateTokensResponse.result
+   */
+  result: {
+    /**
+     * What ValidateToken answers for the request.
+     *
+     * @generated from field: keymanager.v1.ValidateTokenResponse response = 2;
+     */
+    value: ValidateTokenResponse;
+    case: "response";
+  } | {
+    /**
+     * Why the request could not be checked (what ValidateToken would fail with).
+     *
+     * @generated from field: keymanager.v1.ValidateTokensError error = 3;
+     */
+    value: ValidateTokensError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message keymanager.v1.ValidateTokensResponse.
+ * Use `create(ValidateTokensResponseSchema)` to create a new message.
+ */
+export const ValidateTokensResponseSchema: GenMessage<ValidateTokensResponse> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_token_validation_service, 1);
+
+/**
+ * A failed check of one request of a ValidateTokens stream.
+ *
+ * @generated from message keymanager.v1.ValidateTokensError
+ */
+export type ValidateTokensError = Message<"keymanager.v1.ValidateTokensError"> & {
+  /**
+   * The gRPC status code ValidateToken would fail with, for example 3 (INVALID_ARGUMENT).
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * As ValidateToken's error message, for example "context: is required". Bounded.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message keymanager.v1.ValidateTokensError.
+ * Use `create(ValidateTokensErrorSchema)` to create a new message.
+ */
+export const ValidateTokensErrorSchema: GenMessage<ValidateTokensError> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_token_validation_service, 2);
 
 /**
  * As WSO2's validateKey.
@@ -74,7 +165,7 @@ export type ValidateTokenRequest = Message<"keymanager.v1.ValidateTokenRequest">
  * Use `create(ValidateTokenRequestSchema)` to create a new message.
  */
 export const ValidateTokenRequestSchema: GenMessage<ValidateTokenRequest> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_token_validation_service, 0);
+  messageDesc(file_keymanager_v1_token_validation_service, 3);
 
 /**
  * @generated from message keymanager.v1.ValidateTokenResponse
@@ -214,7 +305,7 @@ export type ValidateTokenResponse = Message<"keymanager.v1.ValidateTokenResponse
  * Use `create(ValidateTokenResponseSchema)` to create a new message.
  */
 export const ValidateTokenResponseSchema: GenMessage<ValidateTokenResponse> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_token_validation_service, 1);
+  messageDesc(file_keymanager_v1_token_validation_service, 4);
 
 /**
  * The gateway's hot path: may this token call this API resource with this verb?
@@ -231,6 +322,21 @@ export const TokenValidationService: GenService<{
     methodKind: "unary";
     input: typeof ValidateTokenRequestSchema;
     output: typeof ValidateTokenResponseSchema;
+  },
+  /**
+   * Many ValidateToken checks pipelined over one stream (HTTP/2: the gRPC port, or the HTTP port
+   * over HTTP/2 with the Connect or gRPC protocol). Each answer repeats its request's request_id;
+   * answers may come in another order than their requests. Same callers, same decisions as
+   * ValidateToken. A request that is not well formed is answered with an error for that request
+   * only; the stream goes on. At most validation.stream_max_in_flight requests of a stream are
+   * worked on at once: past that, the server reads no more of the stream until answers go out.
+   *
+   * @generated from rpc keymanager.v1.TokenValidationService.ValidateTokens
+   */
+  validateTokens: {
+    methodKind: "bidi_streaming";
+    input: typeof ValidateTokensRequestSchema;
+    output: typeof ValidateTokensResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keymanager_v1_token_validation_service, 0);
