@@ -200,7 +200,7 @@ describe("ValidateTokens: only gateways", () => {
     test(`${protocol}: no token is UNAUTHENTICATED, a store token PERMISSION_DENIED, before any answer`, async () => {
       await rejectsWith(collect(client("").validateTokens(each(requests(3)))), Code.Unauthenticated);
       await rejectsWith(collect(client("not-a-token").validateTokens(each(requests(3)))), Code.Unauthenticated);
-      const store = await server.caller([SCOPES.store]);
+      const store = await server.caller([SCOPES.store], { subscriber: "admin" });
       await rejectsWith(collect(client(store.token).validateTokens(each(requests(3)))), Code.PermissionDenied, /km:gateway/);
       const gateway = await server.caller([SCOPES.gateway]);
       assert.equal((await collect(client(gateway.token).validateTokens(each(requests(3))))).length, 3);
