@@ -451,6 +451,40 @@ describe("mTLS: client certificates of the gateways' CA", () => {
     await rejectsWith(connectClient(server.httpPort, SubscriptionService, { identity: certs.gateway }).listApis({}), Code.PermissionDenied);
   });
 
+  test("ValidateTokens with a gateway's certificate: gRPC port, and the HTTP port over HTTP/2 (ALPN h2)", async () => {
+    async function* requests() {
+      yield { requestId: 1n, request: unknownToken };
+      yield { requestId: 2n, request: { ...unknownToken, accessToken: token } };
+    }
+    const h2 = createClient(
+      TokenValidationService,
+      createConnectTransport({
+        baseUrl: `https://127.0.0.1:${server.httpPort}`,
+        httpVersion: "2",
+        nodeOptions: { ca: certs.serverCa, ...certs.gateway },
+        defaultTimeoutMs: 5000,
+      }),
+    );
+    for (const gateway of [grpcClient(server.grpcPort, TokenValidationService, { identity: certs.gateway }), h2]) {
+      const answers = new Map<bigint, boolean>();
+      for await (const a of gateway.validateTokens(requests())) answers.set(a.requestId, a.result.case === "response" && a.result.value.authorized);
+      assert.deepEqual([...answers].sort(), [
+        [1n, false],
+        [2n, true],
+      ]);
+    }
+    const anonymous = createClient(
+      TokenValidationService,
+      createConnectTransport({ baseUrl: `https://127.0.0.1:${server.httpPort}`, httpVersion: "2", nodeOptions: { ca: certs.serverCa } }),
+    );
+    await rejectsWith(
+      (async () => {
+        for await (const _ of anonymous.validateTokens(requests()));
+      })(),
+      Code.Unauthenticated,
+    );
+  });
+
   test("client_certificate_scopes decides what a certificate may call", async () => {
     const admins = await startServer({
       overrides: {
