@@ -91,7 +91,7 @@ export function createHttpServer(options: HttpServerOptions): HttpPort {
     rpcs.set(h.requestPath, {
       // A stream's messages are decoded by connect-es as they come; a unary body is checked first.
       handle: authenticateFirst(
-        h.method.methodKind === "unary" ? rejectUndecodableBodies(h, options.maxMessageBytes, options.logger) : h,
+        h.method.methodKind === "unary" ? rejectUndecodableBodies(h, options.maxMessageBytes, options.logger) : streamingOnly(h),
         authorize,
         options.logger,
       ),
@@ -196,6 +196,26 @@ function authenticateFirst(handler: UniversalHandler, authorize: (c: CallCredent
       return errorResponse(req, toConnectError(err, logger, handler.requestPath));
     }
     return handler(req);
+  });
+}
+
+/**
+ * A streaming method asked with a unary protocol (Connect's application/json or application/proto,
+ * gRPC-Web): the caller's mistake, INVALID_ARGUMENT saying what to use (connect-es would answer
+ * 505 or 415 without a word).
+ */
+function streamingOnly(handler: UniversalHandler): UniversalHandler {
+  const name = `${handler.service.typeName}/${handler.method.name}`;
+  return wrapHandler(handler, async (req) => {
+    const type = (req.header.get("content-type") ?? "").toLowerCase();
+    if (type.startsWith("application/connect+") || (type.startsWith("application/grpc") && !type.startsWith("application/grpc-web"))) return handler(req);
+    return errorResponse(
+      req,
+      new ConnectError(
+        `${name} is a streaming method: call it over HTTP/2 with the Connect streaming protocol (application/connect+proto or +json) or gRPC`,
+        Code.InvalidArgument,
+      ),
+    );
   });
 }
 
