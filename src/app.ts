@@ -46,6 +46,7 @@ import { PageTokens, Paging } from "./services/page-tokens.js";
 import { createKnex, dialectOf, migrate } from "./storage/database.js";
 import { loadOrCreateEncryptionKey, SecretBox } from "./storage/secret-box.js";
 import { Store } from "./storage/store.js";
+import { ChangeLogHousekeeping } from "./storage/change-log-housekeeping.js";
 import { TokenHousekeeping } from "./storage/token-housekeeping.js";
 import { TokenWriter } from "./storage/token-writer.js";
 import { GrpcServer, type ServiceRegistration } from "./transport/grpc-server.js";
@@ -103,6 +104,7 @@ export class App {
   systemClients: SystemClients | undefined;
   tokens: TokenService | undefined;
   housekeeping: TokenHousekeeping | undefined;
+  changeLogHousekeeping: ChangeLogHousekeeping | undefined;
 
   constructor(private readonly options: BuildOptions) {
     this.configStore = new ConfigStore(options.config);
@@ -130,9 +132,10 @@ export class App {
     tracing.database(this.db, dialectOf(config.database.url));
     await migrate(this.db);
     const { key } = loadOrCreateEncryptionKey(config.encryptionKey, config.dataDir);
-    const store = new Store(this.db, new SecretBox(key));
     const currentConfig = () => this.configStore.current;
     const events = new ChangeEvents();
+    // Every change goes into the change log with its commit, and from there to the caches.
+    const store = new Store(this.db, new SecretBox(key), events);
     // Other replicas on this database hear of this one's changes, and this one of theirs.
     this.feed = await startChangeFeed({
       db: this.db,
@@ -151,9 +154,14 @@ export class App {
     );
     await signingKeys.load();
     this.housekeeping = new TokenHousekeeping(store.tokens, clock, () => currentConfig().housekeeping, this.logger);
+    this.changeLogHousekeeping = new ChangeLogHousekeeping(
+      store.changeLog,
+      () => ({ intervalSeconds: currentConfig().housekeeping.intervalSeconds, retainSeconds: config.cluster.changeLogRetainSeconds }),
+      this.logger,
+    );
     const tokens = new TokenService(store, signingKeys, currentConfig, clock, events, new TokenWriter(this.db), config.authentication.throttle, metrics);
     const addresses = new ClientAddresses(config.authentication.trustedProxies, config.authentication.forwardedForHeader);
-    const resident = new ResidentKeyManager(store, currentConfig, clock, tokens, events);
+    const resident = new ResidentKeyManager(store, currentConfig, clock, tokens);
     this.keyManagers = buildKeyManagers({ resident, config: currentConfig, store, clock, events, logger: this.logger });
     const { keyManager, registry } = this.keyManagers;
     this.cache = new ValidationCache(events);
@@ -164,7 +172,7 @@ export class App {
     this.apiDirectory = new ApiDirectory(store.apis, clock, () => currentConfig().gateway.apiListTtlMs, this.logger, events);
     const gateway = new GatewayCheck(this.apiDirectory, validator, config.gateway);
 
-    this.systemClients = new SystemClients(store, clock, events, () => currentConfig().name);
+    this.systemClients = new SystemClients(store, clock, () => currentConfig().name);
     const authenticator = new CallerAuthenticator({ token: (t) => tokens.lookup(t), client: (k) => store.clients.find(k) }, clock, events);
     metrics.cache(authenticator.stats);
     const authorizer = new CallAuthorizer(authenticator, () => currentConfig().tls?.clientCertificateScopes ?? []);
@@ -191,8 +199,8 @@ export class App {
         ) as never,
       },
       { service: Authorization, impl: new ExtAuthzServiceImpl(gateway) as never },
-      { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock, events), paging) as never },
-      { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock, events), paging) as never },
+      { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock), paging) as never },
+      { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock), paging) as never },
       { service: SigningKeyService, impl: new SigningKeyServiceImpl(signingKeys, paging) as never },
       { service: SystemClientService, impl: new SystemClientServiceImpl(this.systemClients, paging) as never },
     ];
@@ -266,6 +274,7 @@ export class App {
     }
     this.ready = true;
     this.housekeeping.start();
+    this.changeLogHousekeeping.start();
     this.logger.info({ grpcPort, httpPort, metricsPort, database: config.database.url.split(":")[0] }, "key manager listening");
     return { grpcPort, httpPort, ...(metricsPort === undefined ? {} : { metricsPort }) };
   }
@@ -305,6 +314,7 @@ export class App {
       this.metricsServer ? closeHttp(this.metricsServer, SHUTDOWN_GRACE_MS) : undefined,
     ]);
     await this.housekeeping?.stop();
+    await this.changeLogHousekeeping?.stop();
     await this.feed?.close();
     this.feed = undefined;
     this.cache?.close();

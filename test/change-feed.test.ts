@@ -1,33 +1,43 @@
 import assert from "node:assert/strict";
-import { after, before, describe, test, type TestContext } from "node:test";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Knex } from "knex";
 import { pino } from "pino";
 import { type ChangeFeed, startChangeFeed } from "../src/cluster/change-feed.js";
-import { decodeChanges, encodeChanges, MAX_PAYLOAD_BYTES } from "../src/cluster/change-messages.js";
-import { LISTENER_APPLICATION_NAME } from "../src/cluster/postgres-change-feed.js";
-import { type Change, ChangeEvents, type Origin } from "../src/domain/change-events.js";
+import { LISTENER_APPLICATION_NAME } from "../src/cluster/postgres-waker.js";
+import { type Change, ChangeEvents, type LoggedChange, type Origin } from "../src/domain/change-events.js";
+import { ChangeLogHousekeeping } from "../src/storage/change-log-housekeeping.js";
 import { createKnex, migrate } from "../src/storage/database.js";
+import { SecretBox } from "../src/storage/secret-box.js";
+import { Store } from "../src/storage/store.js";
 import { type TestDatabase, testDatabases } from "./support/databases.js";
+
+// The change log read by replicas: each a pool, a bus, a store and a feed on one shared database.
 
 const POLL_MS = 100;
 const logger = pino({ level: "silent" });
+const box = new SecretBox(randomBytes(32));
 
-/** A replica as far as the feed is concerned: its own pool, bus and feed on the shared database. */
 interface Replica {
   db: Knex;
   events: ChangeEvents;
+  store: Store;
   feed: ChangeFeed;
-  seen: Array<{ change: Change; origin: Origin; at: number }>;
+  seen: Array<{ change: Change; origin: Origin }>;
+  /** What the reader handed its listeners, in order. */
+  read: LoggedChange[];
+  missed: number;
 }
 
 async function replica(url: string): Promise<Replica> {
   const db = createKnex({ url, poolMax: 4 });
   const events = new ChangeEvents();
-  const seen: Replica["seen"] = [];
-  events.subscribe((change, origin) => seen.push({ change, origin, at: performance.now() }));
-  const feed = await startChangeFeed({ db, url, events, pollIntervalMs: POLL_MS, logger });
-  return { db, events, feed, seen };
+  const r: Replica = { db, events, store: new Store(db, box, events), feed: undefined as unknown as ChangeFeed, seen: [], read: [], missed: 0 };
+  events.subscribe((change, origin) => r.seen.push({ change, origin }));
+  r.feed = await startChangeFeed({ db, url, events, pollIntervalMs: POLL_MS, logger });
+  r.feed.reader.subscribe({ entries: (e) => r.read.push(...e), missed: () => r.missed++ });
+  return r;
 }
 
 async function until(what: string, condition: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -38,121 +48,170 @@ async function until(what: string, condition: () => boolean, timeoutMs = 5000): 
   }
 }
 
-const fromPeers = (r: Replica) => r.seen.filter((s) => s.origin === "peer");
-const flushes = (r: Replica) => fromPeers(r).filter((s) => s.change.kind === "all").length;
+/** A change through `r`'s store, in a transaction of its own (an API created). */
+async function createApi(r: Replica, apiId: string): Promise<void> {
+  await r.store.transaction(async (s) => {
+    await s.apis.insert({ apiId, name: apiId, context: `/${apiId}`, version: "1", publisher: "", apiTier: "", createdAt: new Date(), updatedAt: new Date() });
+    s.changed({ kind: "api", apiId });
+  });
+}
 
-test("messages: below the NOTIFY limit, duplicates once, an oversized change becomes a flush", () => {
-  const many: Change[] = Array.from({ length: 400 }, (_, i) => ({ kind: "token", tokenHash: `${i}`.padStart(64, "0") }));
-  const payloads = encodeChanges("r1", [...many, ...many]);
-  assert.ok(payloads.length > 1);
-  for (const p of payloads) assert.ok(Buffer.byteLength(p) <= MAX_PAYLOAD_BYTES, `${Buffer.byteLength(p)} bytes`);
-  assert.deepEqual(
-    payloads.flatMap((p) => decodeChanges(p)?.changes ?? []),
-    many,
-  );
-  const huge = encodeChanges("r1", [{ kind: "api", apiId: "x".repeat(MAX_PAYLOAD_BYTES) }, many[0] as Change]);
-  assert.deepEqual(
-    huge.map((p) => decodeChanges(p)?.changes),
-    [[{ kind: "all" }]],
-  );
-  assert.equal(decodeChanges('{"replica":"r1","changes":[{"kind":"surprise"}]}'), undefined, "an unknown kind is unreadable");
-});
+const peers = (r: Replica) => r.seen.filter((s) => s.origin === "peer");
+const flushes = (r: Replica) => peers(r).filter((s) => s.change.kind === "all").length;
 
 for (const database of testDatabases()) {
-  const skip = database.skip ?? (database.name === "sqlite" ? "SQLite serves one process per file: no change feed" : undefined);
-  describe(`change feed on ${database.name}`, { skip }, () => {
+  describe(`change log read by replicas on ${database.name}`, { skip: database.skip }, () => {
     let handle: TestDatabase;
     let a: Replica;
     let b: Replica;
+    const replicas = database.name !== "sqlite";
 
     before(async () => {
       handle = await (database.create as () => Promise<TestDatabase>)();
       const setup = createKnex({ url: handle.url, poolMax: 1 });
       await migrate(setup);
       await setup.destroy();
-      [a, b] = await Promise.all([replica(handle.url), replica(handle.url)]);
+      a = await replica(handle.url);
+      // SQLite serves one process per file: one replica.
+      b = replicas ? await replica(handle.url) : a;
     });
     after(async () => {
-      for (const r of [a, b]) {
+      for (const r of new Set([a, b])) {
         await r?.feed.close();
         await r?.db.destroy();
       }
       await handle?.drop();
     });
 
-    /** Publishes on A and waits for B to receive all of it; the delay in ms. */
-    async function send(t: TestContext, changes: Change[]): Promise<number> {
-      const before = fromPeers(b).length;
-      const start = performance.now();
-      for (const c of changes) a.events.publish(c);
-      await until("the changes on B", () => fromPeers(b).length >= before + changes.length);
-      const received = fromPeers(b).slice(before);
-      const delay = (received.at(-1)?.at ?? start) - start;
-      t.diagnostic(`${changes.length} change(s) reached the other replica in ${delay.toFixed(1)} ms`);
-      return delay;
+    test("a change committed through A: published on A at once (local), read by every reader in order, a peer change on B only", async () => {
+      const before = { aRead: a.read.length, bRead: b.read.length, aSeen: a.seen.length };
+      await createApi(a, "first");
+      assert.deepEqual(a.seen.slice(before.aSeen), [{ change: { kind: "api", apiId: "first" }, origin: "local" }], "local on A before the call returns");
+      await until("both readers", () => a.read.length > before.aRead && b.read.length > before.bRead);
+      const entry = b.read.at(-1) as LoggedChange;
+      assert.deepEqual(entry.change, { kind: "api", apiId: "first" });
+      assert.equal(entry.detail.kind, "api");
+      assert.equal(entry.detail.kind === "api" && entry.detail.api?.context, "/first", "the entry holds the state the change left");
+      if (replicas) assert.deepEqual(peers(b).at(-1)?.change, { kind: "api", apiId: "first" });
+      await sleep(replicas ? 3 * POLL_MS : 50);
+      assert.equal(a.seen.filter((s) => s.change.kind === "api").length, 1, "A is not told its own change again");
+    });
+
+    test("concurrent writers through both replicas: versions gap-free, each read once, the same order on every reader", async () => {
+      const start = a.feed.reader.version;
+      const writes = Array.from({ length: 40 }, (_, i) => createApi(i % 2 === 0 ? a : b, `c${i}`));
+      await Promise.all(writes);
+      const head = await a.store.changeLog.head();
+      assert.equal(head, start + 40);
+      await until("both readers at the head", () => a.feed.reader.version === head && b.feed.reader.version === head);
+      const versions = (r: Replica) => r.read.filter((e) => e.version > start).map((e) => e.version);
+      assert.deepEqual(
+        versions(a),
+        Array.from({ length: 40 }, (_, i) => start + 1 + i),
+      );
+      assert.deepEqual(versions(b), versions(a));
+      assert.deepEqual(
+        b.read.filter((e) => e.version > start).map((e) => e.change),
+        a.read.filter((e) => e.version > start).map((e) => e.change),
+      );
+    });
+
+    test("a transaction rolled back writes no entry and leaves no gap; a deleted entity logs its absence", async () => {
+      const head = await a.store.changeLog.head();
+      await assert.rejects(
+        a.store.transaction(async (s) => {
+          await s.apis.insert({
+            apiId: "rolled-back",
+            name: "x",
+            context: "/rb",
+            version: "1",
+            publisher: "",
+            apiTier: "",
+            createdAt: new Date(),
+            updatedAt: new Date(),
+          });
+          s.changed({ kind: "api", apiId: "rolled-back" });
+          throw new Error("no");
+        }),
+        /no/,
+      );
+      assert.equal(await a.store.changeLog.head(), head);
+      await a.store.transaction(async (s) => {
+        await s.apis.delete("first");
+        s.changed({ kind: "api", apiId: "first" });
+      });
+      const [entry] = await a.store.changeLog.readAfter(head, 10);
+      assert.equal(entry?.version, head + 1);
+      assert.deepEqual(entry?.detail, { kind: "api", apiId: "first" }, "no api: deleted");
+    });
+
+    test("a change recorded outside a transaction is refused", () => {
+      assert.throws(() => a.store.changed({ kind: "signing-keys" }), /inside store.transaction/);
+    });
+
+    if (replicas) {
+      test("entries deleted (retention) before a reader read them: its caches flush and its listeners hear it", async () => {
+        // B stops reading, A writes, the entries go, B reads again.
+        await b.feed.close();
+        const head = await a.store.changeLog.head();
+        await createApi(a, "while-b-away-1");
+        await createApi(a, "while-b-away-2");
+        await new ChangeLogHousekeeping(
+          a.store.changeLog,
+          () => ({ intervalSeconds: 0, retainSeconds: 0 }),
+          logger,
+          () => Date.now() + 1000,
+        ).purge();
+        await createApi(a, "after-purge");
+        const seenBefore = b.seen.length;
+        const flushed = flushes(b);
+        b.feed = await startChangeFeed({ db: b.db, url: handle.url, events: b.events, pollIntervalMs: POLL_MS, logger });
+        // Restarted readers start at the head; rewind to before the deleted entries.
+        (b.feed.reader as unknown as { last: number }).last = head;
+        b.feed.reader.subscribe({ entries: (e) => b.read.push(...e), missed: () => b.missed++ });
+        const missed = b.missed;
+        b.feed.reader.wake();
+        await until("B reads on", () => b.feed.reader.version === head + 3);
+        assert.equal(b.missed, missed + 1);
+        assert.equal(flushes(b), flushed + 1, "B's caches flushed once");
+        assert.deepEqual(peers({ ...b, seen: b.seen.slice(seenBefore) }).at(-1)?.change, { kind: "api", apiId: "after-purge" });
+      });
     }
 
-    test("a change published on one replica reaches the other as a peer change, and goes no further", async (t) => {
-      const change: Change = { kind: "subscription", applicationId: "app-1", apiId: "api-1" };
-      const aBefore = a.seen.length;
-      const delay = await send(t, [change]);
-      assert.deepEqual(fromPeers(b).at(-1)?.change, change);
-      assert.ok(delay < (database.name === "postgres" ? 500 : POLL_MS + 500), `${delay} ms`);
-      await sleep(database.name === "postgres" ? 100 : 3 * POLL_MS);
-      assert.deepEqual(
-        a.seen.slice(aBefore).map((s) => s.origin),
-        ["local"],
-        "A hears nothing back: not its own change, nor B's re-publication",
-      );
-      assert.equal(flushes(b), 0, "no flush on B");
-    });
-
-    test("many changes at once arrive complete, in messages under the payload limit", async (t) => {
-      const changes: Change[] = Array.from({ length: 300 }, (_, i) => ({ kind: "token", tokenHash: `${i}`.padStart(64, "f") }));
-      const before = fromPeers(b).length;
-      await send(t, changes);
-      assert.deepEqual(
-        fromPeers(b)
-          .slice(before)
-          .map((s) => s.change),
-        changes,
-      );
-      assert.equal(flushes(b), 0);
-    });
-
     if (database.name === "postgres") {
-      test("a lost listener connection flushes, reconnects, flushes again and hears changes again", async (t) => {
+      test("a lost listener connection loses nothing: changes committed meanwhile are read, in order, without a flush", async () => {
         const flushed = flushes(b);
         const killed = (await a.db.raw(
           "select pg_terminate_backend(pid) as ok from pg_stat_activity where application_name = ? and datname = current_database()",
           [LISTENER_APPLICATION_NAME],
         )) as { rows: unknown[] };
         assert.equal(killed.rows.length, 2, "both replicas' listeners");
-        await until("a flush at the loss and one after reconnecting", () => flushes(b) >= flushed + 2);
-        await send(t, [{ kind: "token", tokenHash: "after-reconnect" }]);
+        const start = b.feed.reader.version;
+        for (let i = 0; i < 5; i++) await createApi(a, `deaf-${i}`);
+        await until("B read them", () => b.feed.reader.version === start + 5);
+        assert.deepEqual(
+          peers(b)
+            .slice(-5)
+            .map((s) => s.change),
+          Array.from({ length: 5 }, (_, i) => ({ kind: "api", apiId: `deaf-${i}` })),
+        );
+        assert.equal(flushes(b), flushed, "no flush: nothing was missed");
       });
-    } else {
-      test("ids missing from the sequence flush the caches", async (t) => {
-        const flushed = flushes(b);
-        const [status] = (await a.db.raw("show table status like 'cache_invalidations'")) as [Array<{ Auto_increment: number }>];
-        await a.db.raw(`alter table cache_invalidations auto_increment = ${Number(status[0]?.Auto_increment) + 5}`);
-        await send(t, [{ kind: "token", tokenHash: "after-a-gap" }]);
-        assert.equal(flushes(b), flushed + 1);
-        await send(t, [{ kind: "token", tokenHash: "no-gap" }]);
-        assert.equal(flushes(b), flushed + 1, "consecutive ids again: no flush");
-      });
+    }
 
-      test("a failing read flushes, and so does the first read that works again", async (t) => {
+    if (database.name === "mysql") {
+      test("a failing read flushes the caches once; reading works again from the last version, nothing lost", async () => {
         const flushed = flushes(b);
-        await a.db.raw("rename table cache_invalidations to cache_invalidations_away");
+        const start = b.feed.reader.version;
+        await a.db.raw("rename table change_events to change_events_away");
         try {
           await until("a flush for the failed read", () => flushes(b) > flushed);
         } finally {
-          await a.db.raw("rename table cache_invalidations_away to cache_invalidations");
+          await a.db.raw("rename table change_events_away to change_events");
         }
-        const failing = flushes(b);
-        await until("a flush when reading works again", () => fromPeers(b).length > 0 && flushes(b) > failing);
-        await send(t, [{ kind: "token", tokenHash: "after-recovery" }]);
+        await createApi(a, "after-recovery");
+        await until("B reads on", () => b.feed.reader.version === start + 1);
+        assert.equal(flushes(b), flushed + 1, "one flush for the whole failure");
       });
     }
   });

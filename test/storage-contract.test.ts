@@ -251,6 +251,96 @@ for (const database of testDatabases()) {
       assert.deepEqual(await store.tokens.findByHash(refreshable.tokenHash), refreshable, "its refresh token still works");
     });
 
+    test("change log: an entry per change, written with it, holding the state it left; none for a rolled-back transaction", async () => {
+      const head = await store.changeLog.head();
+      await store.transaction(async (s) => {
+        await s.clients.insert(client("ck-log"));
+        await s.applicationKeys.insert(mapping("app-log", "ck-log"));
+        s.changed({ kind: "application", consumerKey: "ck-log" });
+        s.changed({ kind: "application", consumerKey: "ck-log" });
+        s.changed({ kind: "tokens", consumerKey: "ck-log" });
+      });
+      await assert.rejects(
+        store.transaction(async (s) => {
+          await s.applicationKeys.deleteByConsumerKey("ck-log");
+          s.changed({ kind: "application", consumerKey: "ck-log" });
+          throw new Error("rolled back");
+        }),
+      );
+      const entries = await store.changeLog.readAfter(head, 10);
+      assert.deepEqual(
+        entries.map((e) => e.version),
+        [head + 1, head + 2],
+        "one entry per distinct change, gap-free; the rolled-back one left none",
+      );
+      assert.deepEqual(entries[0]?.detail, {
+        kind: "application",
+        consumerKey: "ck-log",
+        mapping: {
+          consumerKey: "ck-log",
+          applicationId: "app-log",
+          applicationName: "Pizza",
+          applicationTier: "Gold",
+          keyType: "PRODUCTION",
+          subscriber: "admin",
+          keyManager: "Resident Key Manager",
+          tokenType: "OPAQUE",
+        },
+      });
+      assert.equal(entries[1]?.detail.kind === "tokens" && entries[1].detail.consumerKey, "ck-log");
+      assert.equal(await store.changeLog.head(), head + 2);
+    });
+
+    test("change log: versions in commit order, a second writer waits for the first's commit", async () => {
+      const head = await store.changeLog.head();
+      let release: (value?: unknown) => void = () => undefined;
+      const gate = new Promise((resolve) => {
+        release = resolve;
+      });
+      let firstVersion = 0;
+      const first = db.transaction(async (trx) => {
+        const [entry] = await new Store(trx, box).changeLog.append(
+          [{ change: { kind: "signing-keys" }, detail: { kind: "signing-keys", keys: [] } }],
+          Date.now(),
+        );
+        firstVersion = entry?.version ?? 0;
+        await gate;
+      });
+      while (firstVersion === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      let secondDone = false;
+      const second = store
+        .transaction(async (s) => s.changed({ kind: "api", apiId: "after-the-first" }))
+        .then(() => {
+          secondDone = true;
+        });
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      assert.equal(secondDone, false, "the second writer waits while the first holds the head");
+      release();
+      await Promise.all([first, second]);
+      const entries = await store.changeLog.readAfter(head, 10);
+      assert.deepEqual(
+        entries.map((e) => [e.version, e.change.kind]),
+        [
+          [head + 1, "signing-keys"],
+          [head + 2, "api"],
+        ],
+      );
+      assert.equal(firstVersion, head + 1);
+    });
+
+    test("change log: old entries purged, the head kept", async () => {
+      const head = await store.changeLog.head();
+      await store.transaction(async (s) => s.changed({ kind: "api", apiId: "purged" }));
+      assert.ok((await store.changeLog.purgeBefore(Date.now() + 1000, 1000)) >= 1);
+      assert.equal(await store.changeLog.oldest(), undefined);
+      assert.equal(await store.changeLog.head(), head + 1, "versions never restart");
+      await store.transaction(async (s) => s.changed({ kind: "api", apiId: "next" }));
+      assert.deepEqual(
+        (await store.changeLog.readAfter(0, 10)).map((e) => e.version),
+        [head + 2],
+      );
+    });
+
     test("migrations go down and up again", async () => {
       const other = await (database.create as () => Promise<TestDatabase>)();
       const conn = createKnex({ url: other.url, poolMax: 2 });

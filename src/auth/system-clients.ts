@@ -1,4 +1,3 @@
-import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { NotFoundError } from "../domain/errors.js";
 import { Validator } from "../domain/validator.js";
@@ -40,7 +39,6 @@ export class SystemClients {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-    private readonly events: ChangeEvents,
     private readonly keyManagerName: () => string,
   ) {}
 
@@ -80,17 +78,21 @@ export class SystemClients {
   async regenerateSecret(clientId: string): Promise<string> {
     await this.find(clientId);
     const secret = newConsumerSecret();
-    await this.store.clients.updateSecret(clientId, secret, this.clock.now());
-    this.events.publish({ kind: "application", consumerKey: clientId });
+    await this.store.transaction(async (s) => {
+      await s.clients.updateSecret(clientId, secret, this.clock.now());
+      s.changed({ kind: "application", consumerKey: clientId });
+    });
     return secret;
   }
 
   /** Deletes the client; its tokens go with it (the token table cascades). */
   async delete(clientId: string): Promise<void> {
     await this.find(clientId);
-    await this.store.clients.delete(clientId);
-    this.events.publish({ kind: "application", consumerKey: clientId });
-    this.events.publish({ kind: "tokens", consumerKey: clientId });
+    await this.store.transaction(async (s) => {
+      await s.clients.delete(clientId);
+      s.changed({ kind: "application", consumerKey: clientId });
+      s.changed({ kind: "tokens", consumerKey: clientId });
+    });
   }
 
   private async find(clientId: string): Promise<OAuthClient> {

@@ -35,7 +35,7 @@ export interface Config {
   authentication: { trustedProxies: string[]; forwardedForHeader: string; throttle: ThrottleLimits };
   housekeeping: { intervalSeconds: number; retainSeconds: number };
   /** Other replicas' changes: how often MySQL/MariaDB replicas read them. */
-  cluster: { pollIntervalMs: number };
+  cluster: { pollIntervalMs: number; changeLogRetainSeconds: number };
   /** The gateways' checks: how many requests of one ValidateTokens stream are worked on at once. */
   validation: { streamMaxInFlight: number };
   /** Page sizes of the List RPCs (and GetActiveTokensByConsumerKey). */
@@ -135,7 +135,7 @@ export function fromSection(s: KeyManagerSection): Config {
       },
     },
     housekeeping: { intervalSeconds: s.housekeeping.purge_interval_seconds, retainSeconds: s.housekeeping.retain_seconds },
-    cluster: { pollIntervalMs: s.cluster.poll_interval_ms },
+    cluster: { pollIntervalMs: s.cluster.poll_interval_ms, changeLogRetainSeconds: s.cluster.change_log_retain_seconds },
     validation: { streamMaxInFlight: s.validation.stream_max_in_flight },
     paging: { defaultPageSize: s.paging.default_page_size, maxPageSize: s.paging.max_page_size },
     gateway: {

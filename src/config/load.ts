@@ -24,6 +24,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_TLS_CLIENT_CA_FILE: ["tls", "client_ca_file"],
   KM_ENCRYPTION_KEY: ["encryption", "key"],
   KM_CLUSTER_POLL_INTERVAL_MS: ["cluster", "poll_interval_ms"],
+  KM_CHANGE_LOG_RETAIN_SECONDS: ["cluster", "change_log_retain_seconds"],
   KM_TRUSTED_PROXIES: ["authentication", "trusted_proxies"],
   KM_PAGING_DEFAULT_PAGE_SIZE: ["paging", "default_page_size"],
   KM_PAGING_MAX_PAGE_SIZE: ["paging", "max_page_size"],

@@ -149,6 +149,16 @@ export const keyManagerSection = z
          * (PostgreSQL is told at once by LISTEN/NOTIFY; SQLite serves one process).
          */
         poll_interval_ms: z.coerce.number().int().min(50).max(60_000).default(500),
+        /**
+         * Seconds the change log keeps its entries: replicas and gateway streams behind by more
+         * lose them (caches flush; a stream resumes with a new snapshot).
+         */
+        change_log_retain_seconds: z.coerce
+          .number()
+          .int()
+          .min(60)
+          .max(30 * 24 * 3600)
+          .default(86400),
       })
       .strict()
       .prefault({}),

@@ -1,8 +1,10 @@
 import { EventEmitter } from "node:events";
+import type { Api, ApiResource, KeyMapping, Subscription, TokenType } from "@keymanager/core";
 
 /** What changed, so caches can drop exactly what went stale. */
 export type Change =
-  | { kind: "token"; tokenHash: string }
+  /** A token revoked; `external`: one of an external key manager's, not stored here. */
+  | { kind: "token"; tokenHash: string; external?: RevokedToken }
   | { kind: "tokens"; familyId?: string; endUser?: string; consumerKey?: string }
   | { kind: "application"; consumerKey: string }
   | { kind: "api"; apiId: string }
@@ -13,16 +15,81 @@ export type Change =
   /** Anything may have changed (changes of other replicas were missed): caches drop everything. */
   | { kind: "all" };
 
+/** A change the change log records: every kind but "all" (which only says changes were missed). */
+export type LoggableChange = Exclude<Change, { kind: "all" }>;
+
+/** An API with its resources (none registered: empty), as a gateway needs it. */
+export interface GatewayApi extends Api {
+  resources: ApiResource[];
+}
+
+/** A subscription as a gateway needs it, with its API's context (for gateways that keep some APIs only). */
+export interface GatewaySubscription extends Subscription {
+  /** Undefined when the API is gone. */
+  apiContext?: string;
+}
+
+/** A consumer key as a gateway needs it: the application holding it, and its client's token type. */
+export interface GatewayKeyMapping extends KeyMapping {
+  tokenType: TokenType;
+}
+
+/** A revoked access token a gateway may still be shown: its id (a JWT's jti) until it expires. */
+export interface RevokedToken {
+  jti: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  consumerKey: string;
+  tokenType: TokenType;
+}
+
 /**
- * Where a change comes from. "local": committed by this replica, so the cluster change feed
- * broadcasts it to the others. "peer": received from another replica, or the feed's own flush
- * after it may have missed changes; never broadcast again.
+ * The state a change left, read in the change's own transaction, so a log entry needs nothing
+ * else to be applied (a gateway's copy never reads state newer than the entry's version). An
+ * absent entity was deleted.
+ */
+export type ChangeDetail =
+  /** An API or its resources changed: the API as it is now, with its resources. */
+  | { kind: "api" | "resources"; apiId: string; api?: GatewayApi }
+  | { kind: "application"; consumerKey: string; mapping?: GatewayKeyMapping }
+  | { kind: "subscription"; applicationId: string; apiId: string; subscription?: GatewaySubscription }
+  /** One token revoked (absent: no such token, nothing a gateway must refuse). */
+  | { kind: "token"; revoked?: RevokedToken }
+  /**
+   * Tokens revoked together at `at` (epoch ms): by consumer key (every token of the client issued
+   * until then), by end user (likewise), or a refresh token's family (each token listed).
+   */
+  | { kind: "tokens"; at: number; consumerKey?: string; endUser?: string; revoked: RevokedToken[] }
+  /** The public keys tokens may be signed with (JWKS `keys`), the active one first. */
+  | { kind: "signing-keys"; keys: Array<Record<string, unknown>> };
+
+/** One entry of the change log. */
+export interface LoggedChange {
+  /** Gap-free and in commit order, the same on every replica. */
+  version: number;
+  /** Epoch ms of the commit (by the writing replica's clock). */
+  at: number;
+  change: LoggableChange;
+  detail: ChangeDetail;
+}
+
+/**
+ * Where a change comes from. "local": committed by this replica. "peer": read from the change log
+ * (another replica's commit), or the log reader's own flush after it may have missed changes.
  */
 export type Origin = "local" | "peer";
 
-/** Publishes every change the domain commits; the caches and the cluster change feed listen. */
+/**
+ * Publishes every change: the caches listen. The store publishes its commits here ("local") as
+ * soon as they are committed; the change log reader (src/cluster) the other replicas' ("peer").
+ */
 export class ChangeEvents {
   private readonly emitter = new EventEmitter();
+
+  constructor() {
+    // Every Watch stream of a replica listens for the log entries (GatewaySyncService).
+    this.emitter.setMaxListeners(0);
+  }
 
   publish(change: Change, origin: Origin = "local"): void {
     this.emitter.emit("change", change, origin);
@@ -31,5 +98,16 @@ export class ChangeEvents {
   subscribe(listener: (change: Change, origin: Origin) => void): () => void {
     this.emitter.on("change", listener);
     return () => this.emitter.off("change", listener);
+  }
+
+  /** Entries this replica has just committed: published locally, and the log reader woken. */
+  committed(entries: readonly LoggedChange[]): void {
+    for (const entry of entries) this.publish(entry.change, "local");
+    if (entries.length > 0) this.emitter.emit("committed", entries);
+  }
+
+  onCommitted(listener: (entries: readonly LoggedChange[]) => void): () => void {
+    this.emitter.on("committed", listener);
+    return () => this.emitter.off("committed", listener);
   }
 }

@@ -1,5 +1,4 @@
 import type { Config } from "../config/config.js";
-import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../domain/errors.js";
 import { Validator } from "../domain/validator.js";
@@ -37,7 +36,6 @@ export class ResidentKeyManager implements KeyManager {
     private readonly config: () => Config,
     private readonly clock: Clock,
     private readonly tokens: TokenService,
-    private readonly events: ChangeEvents,
   ) {}
 
   get name(): string {
@@ -84,30 +82,30 @@ export class ResidentKeyManager implements KeyManager {
       await this.ensureNoKeys(s, input);
       await s.clients.insert(client);
       await s.applicationKeys.insert(mapping);
+      s.changed({ kind: "application", consumerKey: client.consumerKey });
     });
     return { client, mapping };
   }
 
   async updateApplication(consumerKey: string, patch: ApplicationPatch, precondition?: Precondition): Promise<OAuthApplication> {
-    return this.store
-      .transaction(async (s) => {
-        // Locked: concurrent updates of other fields take turns instead of overwriting this one.
-        const current = await applicationClient(s, consumerKey, LOCK);
-        precondition?.({ client: current, mapping: await s.applicationKeys.findByConsumerKey(consumerKey) });
-        const settings = this.withDefaults({
-          ...settingsOf(current),
-          ...patch,
-          validity: { ...current.validity, ...patch.validity },
-        });
-        const v = new Validator();
-        checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
-        v.throwIfInvalid();
-        const now = this.clock.now();
-        await s.clients.updateSettings(consumerKey, settings, now);
-        await s.applicationKeys.touch(consumerKey, now);
-        return { client: { ...current, ...settings, updatedAt: now }, mapping: await s.applicationKeys.findByConsumerKey(consumerKey) };
-      })
-      .finally(() => this.events.publish({ kind: "application", consumerKey }));
+    return this.store.transaction(async (s) => {
+      // Locked: concurrent updates of other fields take turns instead of overwriting this one.
+      const current = await applicationClient(s, consumerKey, LOCK);
+      precondition?.({ client: current, mapping: await s.applicationKeys.findByConsumerKey(consumerKey) });
+      const settings = this.withDefaults({
+        ...settingsOf(current),
+        ...patch,
+        validity: { ...current.validity, ...patch.validity },
+      });
+      const v = new Validator();
+      checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
+      v.throwIfInvalid();
+      const now = this.clock.now();
+      await s.clients.updateSettings(consumerKey, settings, now);
+      await s.applicationKeys.touch(consumerKey, now);
+      s.changed({ kind: "application", consumerKey });
+      return { client: { ...current, ...settings, updatedAt: now }, mapping: await s.applicationKeys.findByConsumerKey(consumerKey) };
+    });
   }
 
   async retrieveApplication(consumerKey: string): Promise<OAuthApplication> {
@@ -126,9 +124,9 @@ export class ResidentKeyManager implements KeyManager {
       await applicationClient(s, consumerKey);
       await s.applicationKeys.deleteByConsumerKey(consumerKey);
       if (!(await s.clients.delete(consumerKey))) throw new NotFoundError(NO_CLIENT);
+      s.changed({ kind: "application", consumerKey });
+      s.changed({ kind: "tokens", consumerKey });
     });
-    this.events.publish({ kind: "application", consumerKey });
-    this.events.publish({ kind: "tokens", consumerKey });
   }
 
   async mapOAuthApplication(input: MapApplicationInput, options: MapOptions): Promise<OAuthApplication> {
@@ -143,29 +141,30 @@ export class ResidentKeyManager implements KeyManager {
 
     const now = this.clock.now();
     const mapping = newMapping(input, input.consumerKey, "MAPPED", now);
-    return this.store
-      .transaction(async (s) => {
-        await this.ensureNoKeys(s, input);
-        const existing = await s.clients.find(input.consumerKey);
-        // A system client's key is not an application's, and another subscriber's client is not
-        // the caller's: both answer exactly as a wrong secret does.
-        const secretOk = secretsEqual(existing?.consumerSecret ?? "\u0000no-client", input.consumerSecret);
-        if (existing && (existing.system || !options.mayUse(existing) || !secretOk)) throw new ConsumerSecretRefused();
-        const client = existing ?? (await this.importClient(s, input, now));
-        if (await s.applicationKeys.findByConsumerKey(input.consumerKey)) {
-          throw new AlreadyExistsError("the consumer key is already mapped to an application");
-        }
-        await s.applicationKeys.insert(mapping);
-        return { client, mapping };
-      })
-      .finally(() => this.events.publish({ kind: "application", consumerKey: input.consumerKey }));
+    return this.store.transaction(async (s) => {
+      await this.ensureNoKeys(s, input);
+      const existing = await s.clients.find(input.consumerKey);
+      // A system client's key is not an application's, and another subscriber's client is not
+      // the caller's: both answer exactly as a wrong secret does.
+      const secretOk = secretsEqual(existing?.consumerSecret ?? "\u0000no-client", input.consumerSecret);
+      if (existing && (existing.system || !options.mayUse(existing) || !secretOk)) throw new ConsumerSecretRefused();
+      const client = existing ?? (await this.importClient(s, input, now));
+      if (await s.applicationKeys.findByConsumerKey(input.consumerKey)) {
+        throw new AlreadyExistsError("the consumer key is already mapped to an application");
+      }
+      await s.applicationKeys.insert(mapping);
+      s.changed({ kind: "application", consumerKey: input.consumerKey });
+      return { client, mapping };
+    });
   }
 
   async deleteMappedApplication(consumerKey: string): Promise<void> {
-    if (!(await this.store.applicationKeys.deleteByConsumerKey(consumerKey))) {
-      throw new NotFoundError("the consumer key is not mapped to an application");
-    }
-    this.events.publish({ kind: "application", consumerKey });
+    await this.store.transaction(async (s) => {
+      if (!(await s.applicationKeys.deleteByConsumerKey(consumerKey))) {
+        throw new NotFoundError("the consumer key is not mapped to an application");
+      }
+      s.changed({ kind: "application", consumerKey });
+    });
   }
 
   /**
@@ -175,17 +174,14 @@ export class ResidentKeyManager implements KeyManager {
    */
   async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
     const consumerSecret = newConsumerSecret();
-    await this.store
-      .transaction(async (s) => {
-        await applicationClient(s, consumerKey, LOCK);
-        const now = this.clock.now();
-        await s.clients.updateSecret(consumerKey, consumerSecret, now);
-        await s.tokens.revokeClient(consumerKey, now);
-      })
-      .finally(() => {
-        this.events.publish({ kind: "application", consumerKey });
-        this.events.publish({ kind: "tokens", consumerKey });
-      });
+    await this.store.transaction(async (s) => {
+      await applicationClient(s, consumerKey, LOCK);
+      const now = this.clock.now();
+      await s.clients.updateSecret(consumerKey, consumerSecret, now);
+      await s.tokens.revokeClient(consumerKey, now);
+      s.changed({ kind: "application", consumerKey });
+      s.changed({ kind: "tokens", consumerKey });
+    });
     return { consumerKey, consumerSecret };
   }
 
@@ -221,8 +217,10 @@ export class ResidentKeyManager implements KeyManager {
     checkResourceInput(input);
     const now = this.clock.now();
     const resource: RegisteredResource = { ...input, createdAt: now, updatedAt: now };
-    await this.store.resources.insert(resource);
-    this.events.publish({ kind: "resources", apiId: input.apiId });
+    await this.store.transaction(async (s) => {
+      await s.resources.insert(resource);
+      s.changed({ kind: "resources", apiId: input.apiId });
+    });
     return resource;
   }
 
@@ -232,19 +230,20 @@ export class ResidentKeyManager implements KeyManager {
 
   async updateRegisteredResource(apiId: string, patch: ResourcePatch): Promise<RegisteredResource> {
     checkResourceInput({ apiId, resources: patch.resources ?? [], properties: patch.properties ?? {} });
-    return this.store
-      .transaction(async (s) => {
-        // Locked: an update of the properties and one of the resources take turns, both kept.
-        const current = await s.resources.get(apiId, LOCK);
-        await s.resources.replace(apiId, patch.resources ?? current.resources, patch.properties ?? current.properties, this.clock.now());
-        return s.resources.get(apiId);
-      })
-      .finally(() => this.events.publish({ kind: "resources", apiId }));
+    return this.store.transaction(async (s) => {
+      // Locked: an update of the properties and one of the resources take turns, both kept.
+      const current = await s.resources.get(apiId, LOCK);
+      await s.resources.replace(apiId, patch.resources ?? current.resources, patch.properties ?? current.properties, this.clock.now());
+      s.changed({ kind: "resources", apiId });
+      return s.resources.get(apiId);
+    });
   }
 
   async deleteRegisteredResourceByApiId(apiId: string): Promise<void> {
-    await this.store.resources.delete(apiId);
-    this.events.publish({ kind: "resources", apiId });
+    await this.store.transaction(async (s) => {
+      await s.resources.delete(apiId);
+      s.changed({ kind: "resources", apiId });
+    });
   }
 
   /**

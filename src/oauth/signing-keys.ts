@@ -42,7 +42,7 @@ export class SigningKeys {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly settings: () => { algorithm: "ES256" | "RS256"; maxTokenSeconds: number },
-    private readonly events?: ChangeEvents,
+    events?: ChangeEvents,
     private readonly logger?: Logger,
   ) {
     events?.subscribe((change, origin) => {
@@ -72,9 +72,9 @@ export class SigningKeys {
       await s.signingKeys.retireAll(now);
       await s.signingKeys.insert({ kid, alg, privateJwk, publicJwk, createdAt: now, retiredAt: undefined });
       await s.signingKeys.deleteRetiredBefore(new Date(now.getTime() - this.settings().maxTokenSeconds * 1000));
+      s.changed({ kind: "signing-keys" });
     });
     await this.use(await this.store.signingKeys.list());
-    this.events?.publish({ kind: "signing-keys" });
     return kid;
   }
 

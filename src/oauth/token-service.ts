@@ -65,7 +65,7 @@ export class TokenService {
     private readonly keys: SigningKeys,
     private readonly config: () => Config,
     private readonly clock: Clock,
-    private readonly events: ChangeEvents,
+    events: ChangeEvents,
     private readonly writer: TokenWriter,
     throttleLimits?: ThrottleLimits,
     private readonly metrics?: Metrics,
@@ -221,17 +221,17 @@ export class TokenService {
       // Spent is asked first: the rotation that spent it revoked its access token too.
       if (current.refreshUsedAt) {
         await s.tokens.revokeFamily(current.familyId, now);
+        s.changed({ kind: "tokens", familyId: current.familyId });
         return "reused";
       }
       if (current.revokedAt) return "invalid";
       await s.tokens.spendRefresh(current.id, now);
       await s.tokens.revoke(current.id, now);
       await s.tokens.insert(next);
+      s.changed({ kind: "token", tokenHash: current.tokenHash });
       return "rotated";
     });
-    if (result === "reused") this.events.publish({ kind: "tokens", familyId: previous.familyId });
     if (result !== "rotated") throw invalidRefreshToken();
-    this.events.publish({ kind: "token", tokenHash: previous.tokenHash });
   }
 
   /**
@@ -254,8 +254,8 @@ export class TokenService {
     await this.store.transaction(async (s) => {
       await lockFamilies(s, family.endUser);
       await s.tokens.revokeFamily(family.familyId, now);
+      s.changed({ kind: "tokens", familyId: family.familyId });
     });
-    this.events.publish({ kind: "tokens", familyId: family.familyId });
   }
 
   private async mint(client: OAuthClient, request: AccessTokenRequest, outcome: GrantOutcome): Promise<IssuedToken> {
@@ -345,8 +345,10 @@ export class TokenService {
       // Revoking a refresh token ends the grant: every token descending from it.
       await this.revokeFamily(record, now);
     } else {
-      await this.store.tokens.revoke(record.id, now);
-      this.events.publish({ kind: "token", tokenHash: record.tokenHash });
+      await this.store.transaction(async (s) => {
+        await s.tokens.revoke(record.id, now);
+        s.changed({ kind: "token", tokenHash: record.tokenHash });
+      });
     }
   }
 

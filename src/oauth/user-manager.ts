@@ -1,4 +1,3 @@
-import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { Validator } from "../domain/validator.js";
 import type { Store } from "../storage/store.js";
@@ -20,7 +19,6 @@ export class UserManager {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-    private readonly events: ChangeEvents,
   ) {}
 
   async create(username: string, password: string): Promise<User> {
@@ -48,8 +46,8 @@ export class UserManager {
     await this.store.transaction(async (s) => {
       await s.users.setPassword(username, hash, now);
       await s.tokens.revokeUser(username, now);
+      s.changed({ kind: "tokens", endUser: username });
     });
-    this.events.publish({ kind: "tokens", endUser: username });
     return this.store.users.get(username);
   }
 
@@ -59,7 +57,7 @@ export class UserManager {
     await this.store.transaction(async (s) => {
       await s.users.delete(username);
       await s.tokens.revokeUser(username, now);
+      s.changed({ kind: "tokens", endUser: username });
     });
-    this.events.publish({ kind: "tokens", endUser: username });
   }
 }

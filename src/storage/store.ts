@@ -1,4 +1,8 @@
 import type { Knex } from "knex";
+import type { ChangeEvents, LoggableChange, LoggedChange } from "../domain/change-events.js";
+import { describeChange } from "./change-details.js";
+import { ChangeLogRepository } from "./change-log-repository.js";
+import { GatewayViewRepository } from "./gateway-view-repository.js";
 import { ApplicationKeyRepository } from "./application-key-repository.js";
 import { ClientRepository } from "./client-repository.js";
 import { isDeadlock } from "./errors.js";
@@ -24,10 +28,18 @@ export class Store {
   readonly subscriptions: SubscriptionRepository;
   readonly signingKeys: SigningKeyRepository;
   readonly registrations: RegistrationRepository;
+  readonly changeLog: ChangeLogRepository;
+  readonly gatewayView: GatewayViewRepository;
 
+  /**
+   * `events` hears of every change committed through this store (change log entries), once
+   * committed. `recording` collects the changes of the transaction this store works in.
+   */
   constructor(
     private readonly db: Knex | Knex.Transaction,
     private readonly box: SecretBox,
+    private readonly events?: ChangeEvents,
+    private readonly recording?: LoggableChange[],
   ) {
     this.clients = new ClientRepository(db, box);
     this.applicationKeys = new ApplicationKeyRepository(db);
@@ -38,6 +50,17 @@ export class Store {
     this.subscriptions = new SubscriptionRepository(db);
     this.signingKeys = new SigningKeyRepository(db, box);
     this.registrations = new RegistrationRepository(db, box);
+    this.changeLog = new ChangeLogRepository(db);
+    this.gatewayView = new GatewayViewRepository(db);
+  }
+
+  /**
+   * Records a change of this transaction: it goes into the change log in the same transaction
+   * (last, when `work` is done), and to `events` once committed. Only inside `transaction`.
+   */
+  changed(change: LoggableChange): void {
+    if (!this.recording) throw new Error("changes are recorded inside store.transaction");
+    this.recording.push(change);
   }
 
   /**
@@ -47,9 +70,30 @@ export class Store {
    * does database work only. Nested in a transaction, the outermost one runs again instead.
    */
   async transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
-    const run = () => this.db.transaction((trx) => work(new Store(trx, this.box)));
-    if (this.db.isTransaction) return run();
-    return againAfterDeadlocks(run);
+    // Nested: a savepoint whose changes are the outer transaction's.
+    if (this.db.isTransaction) return this.db.transaction((trx) => work(new Store(trx, this.box, this.events, this.recording)));
+    let logged: LoggedChange[] = [];
+    const result = await againAfterDeadlocks(() =>
+      this.db.transaction(async (trx) => {
+        const recording: LoggableChange[] = [];
+        const store = new Store(trx, this.box, this.events, recording);
+        const value = await work(store);
+        logged = await store.log(recording);
+        return value;
+      }),
+    );
+    this.events?.committed(logged);
+    return result;
+  }
+
+  /** The recorded changes, once each, with the state they left, into the change log. */
+  private async log(recording: LoggableChange[]): Promise<LoggedChange[]> {
+    if (recording.length === 0) return [];
+    const changes = [...new Map(recording.map((c) => [JSON.stringify(c), c])).values()];
+    const at = Date.now();
+    const entries = [];
+    for (const change of changes) entries.push({ change, detail: await describeChange(this.gatewayView, change, at) });
+    return this.changeLog.append(entries, at);
   }
 }
 

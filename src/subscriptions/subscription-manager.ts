@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { normaliseContext } from "@keymanager/core";
-import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { Validator } from "../domain/validator.js";
 import { checkIdentifier, LIMITS } from "../keymanager/validation.js";
@@ -16,15 +15,16 @@ export class SubscriptionManager {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-    private readonly events: ChangeEvents,
   ) {}
 
   async createApi(input: ApiInput): Promise<Api> {
     checkApi(input);
     const now = this.clock.now();
     const api: Api = { ...input, context: normaliseContext(input.context), createdAt: now, updatedAt: now };
-    await this.store.apis.insert(api);
-    this.events.publish({ kind: "api", apiId: api.apiId });
+    await this.store.transaction(async (s) => {
+      await s.apis.insert(api);
+      s.changed({ kind: "api", apiId: api.apiId });
+    });
     return api;
   }
 
@@ -37,22 +37,23 @@ export class SubscriptionManager {
   }
 
   async updateApi(apiId: string, patch: Partial<ApiInput>): Promise<Api> {
-    return this.store
-      .transaction(async (s) => {
-        // Locked: concurrent updates of other fields take turns instead of overwriting this one.
-        const current = await s.apis.get(apiId, LOCK);
-        const next: Api = { ...current, ...patch, apiId, updatedAt: this.clock.now() };
-        checkApi(next);
-        next.context = normaliseContext(next.context);
-        await s.apis.update(next);
-        return next;
-      })
-      .finally(() => this.events.publish({ kind: "api", apiId }));
+    return this.store.transaction(async (s) => {
+      // Locked: concurrent updates of other fields take turns instead of overwriting this one.
+      const current = await s.apis.get(apiId, LOCK);
+      const next: Api = { ...current, ...patch, apiId, updatedAt: this.clock.now() };
+      checkApi(next);
+      next.context = normaliseContext(next.context);
+      await s.apis.update(next);
+      s.changed({ kind: "api", apiId });
+      return next;
+    });
   }
 
   async deleteApi(apiId: string): Promise<void> {
-    await this.store.apis.delete(apiId);
-    this.events.publish({ kind: "api", apiId });
+    await this.store.transaction(async (s) => {
+      await s.apis.delete(apiId);
+      s.changed({ kind: "api", apiId });
+    });
   }
 
   async createSubscription(input: { applicationId: string; apiId: string; tier: string; state: SubscriptionState | undefined }): Promise<Subscription> {
@@ -71,8 +72,10 @@ export class SubscriptionManager {
       createdAt: now,
       updatedAt: now,
     };
-    await this.store.subscriptions.insert(subscription);
-    this.events.publish({ kind: "subscription", applicationId: subscription.applicationId, apiId: subscription.apiId });
+    await this.store.transaction(async (s) => {
+      await s.subscriptions.insert(subscription);
+      s.changed({ kind: "subscription", applicationId: subscription.applicationId, apiId: subscription.apiId });
+    });
     return subscription;
   }
 
@@ -92,15 +95,17 @@ export class SubscriptionManager {
       const current = await s.subscriptions.get(id, LOCK);
       const next = { ...current, ...change, updatedAt: this.clock.now() };
       await s.subscriptions.update(next);
+      s.changed({ kind: "subscription", applicationId: next.applicationId, apiId: next.apiId });
       return next;
     });
-    this.events.publish({ kind: "subscription", applicationId: updated.applicationId, apiId: updated.apiId });
     return updated;
   }
 
   async deleteSubscription(id: string): Promise<void> {
-    const removed = await this.store.subscriptions.delete(id);
-    this.events.publish({ kind: "subscription", applicationId: removed.applicationId, apiId: removed.apiId });
+    await this.store.transaction(async (s) => {
+      const removed = await s.subscriptions.delete(id);
+      s.changed({ kind: "subscription", applicationId: removed.applicationId, apiId: removed.apiId });
+    });
   }
 }
 

@@ -4,7 +4,6 @@ import { existsSync } from "node:fs";
 import { SCOPES, SYSTEM_SCOPES } from "../../auth/scopes.js";
 import { type SystemClient, SystemClients } from "../../auth/system-clients.js";
 import { loadConfig } from "../../config/load.js";
-import { ChangeEvents } from "../../domain/change-events.js";
 import { systemClock } from "../../domain/clock.js";
 import type { Page } from "../../domain/paging.js";
 import { createKnex, migrate } from "../../storage/database.js";
@@ -37,7 +36,7 @@ ${DEFAULT_CONFIG} (KM_* variables apply over it, as on the server).`,
       await migrate(db);
       const { key } = loadOrCreateEncryptionKey(config.encryptionKey, config.dataDir);
       const store = new Store(db, new SecretBox(key));
-      const clients = new SystemClients(store, systemClock, new ChangeEvents(), () => config.name);
+      const clients = new SystemClients(store, systemClock, () => config.name);
       const existing = (await everySystemClient(clients)).filter((c) => c.scopes.includes(SCOPES.admin));
       if (existing.length > 0 && input.values.another !== true) {
         console.error(`an admin system client exists already (${existing.map((c) => c.clientId).join(", ")}); pass --another to create one more`);

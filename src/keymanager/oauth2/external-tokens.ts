@@ -1,3 +1,4 @@
+import type { RevokedToken } from "../../domain/change-events.js";
 import { createRemoteJWKSet, decodeJwt, type JWTPayload, jwtVerify } from "jose";
 import { UnavailableError } from "../../domain/errors.js";
 import type { TokenRecord } from "../../domain/model/index.js";
@@ -78,6 +79,21 @@ export function unverifiedExpiry(token: string): number | undefined {
   try {
     const exp = decodeJwt(token).exp;
     return typeof exp === "number" ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A revoked JWT of an external server as gateways learn of it (its jti until it expires, unverified:
+ * the server already took it back); undefined for an opaque token or a JWT without jti or exp.
+ */
+export function revokedExternalJwt(token: string, consumerKey: string): RevokedToken | undefined {
+  if (!looksLikeJwt(token)) return undefined;
+  try {
+    const { jti, exp, client_id } = decodeJwt(token);
+    if (typeof jti !== "string" || typeof exp !== "number") return undefined;
+    return { jti, expiresAt: exp * 1000, consumerKey: consumerKey || (typeof client_id === "string" ? client_id : ""), tokenType: "JWT" };
   } catch {
     return undefined;
   }

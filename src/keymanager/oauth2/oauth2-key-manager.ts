@@ -29,7 +29,7 @@ import { unknownTokenInfo } from "../token-info.js";
 import { checkClientSettings, checkConsumerKey, checkIdentifier, LIMITS } from "../validation.js";
 import { ClientRegistration, type RegisteredClient } from "./client-registration.js";
 import { EndpointResolver } from "./endpoints.js";
-import { recordFromIntrospection, recordFromJwt, JwksVerifier, unverifiedExpiry } from "./external-tokens.js";
+import { recordFromIntrospection, recordFromJwt, JwksVerifier, revokedExternalJwt, unverifiedExpiry } from "./external-tokens.js";
 import { OAuth2HttpClient } from "./http-client.js";
 import { TokenEndpoints } from "./token-endpoints.js";
 import type { ExternalTokenCache } from "./token-cache.js";
@@ -109,6 +109,7 @@ export class OAuth2KeyManager implements KeyManager {
         await s.clients.insert(client);
         await s.applicationKeys.insert(mapping);
         await s.registrations.insert(registrationRecord(this.name, remote, now));
+        s.changed({ kind: "application", consumerKey: client.consumerKey });
       });
     } catch (err) {
       await this.compensate(remote);
@@ -128,7 +129,6 @@ export class OAuth2KeyManager implements KeyManager {
     const registration = await this.registrationOf(consumerKey);
     const remote = await this.registration.update(access(registration), consumerKey, settings);
     const updated = await this.saveRemote(current, withRemote(settings, remote), remote);
-    this.deps.events.publish({ kind: "application", consumerKey });
     return { client: updated, mapping: await this.deps.store.applicationKeys.findByConsumerKey(consumerKey) };
   }
 
@@ -156,9 +156,9 @@ export class OAuth2KeyManager implements KeyManager {
     await this.deps.store.transaction(async (s) => {
       await s.applicationKeys.deleteByConsumerKey(consumerKey);
       await s.clients.delete(consumerKey);
+      s.changed({ kind: "application", consumerKey });
+      s.changed({ kind: "tokens", consumerKey });
     });
-    this.deps.events.publish({ kind: "application", consumerKey });
-    this.deps.events.publish({ kind: "tokens", consumerKey });
   }
 
   /**
@@ -195,8 +195,8 @@ export class OAuth2KeyManager implements KeyManager {
       if (existing) throw new AlreadyExistsError("an OAuth client with this consumer key already exists");
       await s.clients.insert(client);
       await s.applicationKeys.insert(mapping);
+      s.changed({ kind: "application", consumerKey: input.consumerKey });
     });
-    this.deps.events.publish({ kind: "application", consumerKey: input.consumerKey });
     return { client, mapping };
   }
 
@@ -232,10 +232,12 @@ export class OAuth2KeyManager implements KeyManager {
   }
 
   async deleteMappedApplication(consumerKey: string): Promise<void> {
-    if (!(await this.deps.store.applicationKeys.deleteByConsumerKey(consumerKey))) {
-      throw new NotFoundError("the consumer key is not mapped to an application");
-    }
-    this.deps.events.publish({ kind: "application", consumerKey });
+    await this.deps.store.transaction(async (s) => {
+      if (!(await s.applicationKeys.deleteByConsumerKey(consumerKey))) {
+        throw new NotFoundError("the consumer key is not mapped to an application");
+      }
+      s.changed({ kind: "application", consumerKey });
+    });
   }
 
   /**
@@ -250,7 +252,6 @@ export class OAuth2KeyManager implements KeyManager {
       throw new FailedPreconditionError(`key manager "${this.name}" does not issue new client secrets on registration update`);
     }
     await this.saveRemote(current, settingsOf(current), remote);
-    this.deps.events.publish({ kind: "application", consumerKey });
     return { consumerKey, consumerSecret: remote.clientSecret };
   }
 
@@ -320,7 +321,7 @@ export class OAuth2KeyManager implements KeyManager {
     const owner = await this.ownerCredentials(token);
     await this.tokenEndpoints.revoke(token, tokenTypeHint, owner);
     const tokenHash = hashToken(token);
-    this.deps.events.publish({ kind: "token", tokenHash });
+    await this.deps.store.transaction(async (s) => s.changed({ kind: "token", tokenHash, external: revokedExternalJwt(token, owner?.clientId ?? "") }));
     // A JWT verified by JWKS alone would pass again: remember the revocation until it expires.
     const now = this.deps.clock.now().getTime();
     const until = unverifiedExpiry(token) ?? now + this.deps.config.validationCacheSeconds * 1000;
@@ -412,6 +413,7 @@ export class OAuth2KeyManager implements KeyManager {
       }
       await s.registrations.updateAccess(current.consumerKey, remote.registrationClientUri, remote.registrationAccessToken, now);
       await s.applicationKeys.touch(current.consumerKey, now);
+      s.changed({ kind: "application", consumerKey: current.consumerKey });
     });
     return { ...current, ...settings, consumerSecret: remote.clientSecret || current.consumerSecret, updatedAt: now };
   }

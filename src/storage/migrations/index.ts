@@ -8,6 +8,7 @@ import * as cacheInvalidations from "./20261122040000_cache_invalidations.js";
 import * as clientRegistrations from "./20261122050000_client_registrations.js";
 import * as clusterReplicas from "./20261123000000_cluster_replicas.js";
 import * as exactIdentifiers from "./20261204000000_exact_identifiers.js";
+import * as changeLog from "./20261204120000_change_log.js";
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -25,6 +26,7 @@ const migrations: Record<string, Migration> = {
   "20261122050000_client_registrations": clientRegistrations,
   "20261123000000_cluster_replicas": clusterReplicas,
   "20261204000000_exact_identifiers": exactIdentifiers,
+  "20261204120000_change_log": changeLog,
 };
 
 /** Migrations compiled into the service, so they run the same from source or a bundle. */

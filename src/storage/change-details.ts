@@ -1,0 +1,35 @@
+import type { ChangeDetail, LoggableChange } from "../domain/change-events.js";
+import type { GatewayViewRepository } from "./gateway-view-repository.js";
+
+/**
+ * The state a change left, read in its own transaction (before the change log's head is locked):
+ * what a gateway applies for it. `at` is the commit's time (epoch ms).
+ */
+export async function describeChange(view: GatewayViewRepository, change: LoggableChange, at: number): Promise<ChangeDetail> {
+  switch (change.kind) {
+    case "api":
+    case "resources":
+      return { kind: change.kind, apiId: change.apiId, api: await view.api(change.apiId) };
+    case "application":
+      return { kind: "application", consumerKey: change.consumerKey, mapping: await view.keyMapping(change.consumerKey) };
+    case "subscription":
+      return {
+        kind: "subscription",
+        applicationId: change.applicationId,
+        apiId: change.apiId,
+        subscription: await view.subscription(change.applicationId, change.apiId),
+      };
+    case "token":
+      return { kind: "token", revoked: (await view.revokedToken(change.tokenHash)) ?? change.external };
+    case "tokens":
+      return {
+        kind: "tokens",
+        at,
+        ...(change.consumerKey !== undefined && { consumerKey: change.consumerKey }),
+        ...(change.endUser !== undefined && { endUser: change.endUser }),
+        revoked: change.familyId ? await view.revokedInFamily(change.familyId, at) : [],
+      };
+    case "signing-keys":
+      return { kind: "signing-keys", keys: await view.signingKeys() };
+  }
+}

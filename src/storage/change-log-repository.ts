@@ -1,0 +1,102 @@
+import type { Knex } from "knex";
+import type { ChangeDetail, LoggableChange, LoggedChange } from "../domain/change-events.js";
+import { fromJson } from "./rows.js";
+
+interface EventRow {
+  version: number | string;
+  kind: string;
+  payload: string;
+  created_at: number | string;
+}
+
+const EVENTS = "change_events";
+const HEAD = "change_log_head";
+/** PostgreSQL: watchers and replicas are woken on this channel (payload: the newest version). */
+export const CHANGE_LOG_CHANNEL = "keymanager_change_log";
+/** Rows per INSERT: under SQLite's 999 bound variables. */
+const INSERT_CHUNK = 200;
+
+/** What a row's payload holds. */
+interface Payload {
+  change: LoggableChange;
+  detail: ChangeDetail;
+}
+
+/**
+ * The change log (migration 20261204120000_change_log): entries written in the transaction of
+ * the change they describe, read after a version by the replicas' caches and the gateways'
+ * streams.
+ */
+export class ChangeLogRepository {
+  constructor(private readonly db: Knex | Knex.Transaction) {}
+
+  /**
+   * Appends entries; must run in the writing transaction, after its other statements. The head
+   * row is updated first, which locks it until the commit: transactions that log take turns from
+   * here to their commit, so versions are handed out in commit order, and one rolled back hands
+   * its versions to the next (no gaps). On PostgreSQL, NOTIFY is sent with the commit.
+   */
+  async append(entries: ReadonlyArray<{ change: LoggableChange; detail: ChangeDetail }>, at: number): Promise<LoggedChange[]> {
+    if (entries.length === 0) return [];
+    if (!this.db.isTransaction) throw new Error("change log entries are appended in the transaction of their change");
+    const last = await this.advanceHead(entries.length);
+    const first = last - entries.length + 1;
+    const logged = entries.map((e, i) => ({ version: first + i, at, change: e.change, detail: e.detail }));
+    const rows = logged.map((e) => ({
+      version: e.version,
+      kind: e.change.kind,
+      payload: JSON.stringify({ change: e.change, detail: e.detail } satisfies Payload),
+      created_at: at,
+    }));
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) await this.db(EVENTS).insert(rows.slice(i, i + INSERT_CHUNK));
+    if (this.client === "pg") await this.db.raw("select pg_notify(?, ?)", [CHANGE_LOG_CHANNEL, String(last)]);
+    return logged;
+  }
+
+  /** Up to `limit` entries after `version`, oldest first. */
+  async readAfter(version: number, limit: number): Promise<LoggedChange[]> {
+    const rows = (await this.db<EventRow>(EVENTS).select().where("version", ">", version).orderBy("version").limit(limit)) as EventRow[];
+    return rows.map(fromRow);
+  }
+
+  /** The newest version handed out (0: none yet). */
+  async head(): Promise<number> {
+    const row = (await this.db(HEAD).select("version").where({ id: 1 }).first()) as { version: number | string } | undefined;
+    return Number(row?.version ?? 0);
+  }
+
+  /** The oldest version still kept, or undefined when none is. */
+  async oldest(): Promise<number | undefined> {
+    const row = (await this.db(EVENTS).min({ version: "version" }).first()) as { version: number | string | null } | undefined;
+    return row?.version === null || row?.version === undefined ? undefined : Number(row.version);
+  }
+
+  /** Deletes up to `limit` entries written before `before` (epoch ms); how many went. */
+  async purgeBefore(before: number, limit: number): Promise<number> {
+    const rows = (await this.db<EventRow>(EVENTS).select("version").where("created_at", "<", before).orderBy("version").limit(limit)) as EventRow[];
+    if (rows.length === 0) return 0;
+    const newest = Number(rows.at(-1)?.version);
+    return this.db(EVENTS).where("version", "<=", newest).andWhere("created_at", "<", before).delete();
+  }
+
+  private get client(): string {
+    return String((this.db.client.config as Knex.Config).client);
+  }
+
+  private async advanceHead(count: number): Promise<number> {
+    if (this.client === "pg") {
+      const result = (await this.db.raw(`update ${HEAD} set version = version + ? where id = 1 returning version`, [count])) as {
+        rows: Array<{ version: string }>;
+      };
+      return Number(result.rows[0]?.version);
+    }
+    await this.db(HEAD).where({ id: 1 }).increment("version", count);
+    // The transaction's own update: MySQL/MariaDB show it even under REPEATABLE READ.
+    return this.head();
+  }
+}
+
+function fromRow(row: EventRow): LoggedChange {
+  const payload = fromJson<Payload>(row.payload);
+  return { version: Number(row.version), at: Number(row.created_at), change: payload.change, detail: payload.detail };
+}
