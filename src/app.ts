@@ -255,6 +255,7 @@ export class App {
       ],
       tls,
       maxMessageBytes: config.http.maxMessageBytes,
+      connections: config.http.connections,
       isReady: () => this.ready,
       authorizer,
       audit,

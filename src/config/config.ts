@@ -3,6 +3,7 @@ import type { ThrottleLimits } from "../oauth/authentication-throttle.js";
 import { type ExternalKeyManagerConfig, externalFromSection } from "./external-key-managers.js";
 import type { KeyManagerSection } from "./schema.js";
 import type { TracingConfig } from "../observability/tracing.js";
+import type { HttpConnectionLimits } from "../transport/http-port.js";
 
 /** The effective configuration the rest of the service reads. */
 export interface Config {
@@ -27,7 +28,7 @@ export interface Config {
     systemTokenSeconds: number;
   };
   grpc: { host: string; port: number; maxMessageBytes: number };
-  http: { host: string; port: number; maxMessageBytes: number; maxBodyBytes: number };
+  http: { host: string; port: number; maxMessageBytes: number; maxBodyBytes: number; connections: HttpConnectionLimits };
   database: { url: string; poolMax: number };
   tls: { certFile: string; keyFile: string; clientCaFile: string | undefined; clientCertificateScopes: string[] } | undefined;
   encryptionKey: string | undefined;
@@ -113,7 +114,21 @@ export function fromSection(s: KeyManagerSection): Config {
       systemTokenSeconds: s.validity.system_token,
     },
     grpc: { host: s.grpc.host, port: s.grpc.port, maxMessageBytes: s.grpc.max_message_bytes },
-    http: { host: s.http.host, port: s.http.port, maxMessageBytes: s.http.max_message_bytes, maxBodyBytes: s.http.max_body_bytes },
+    http: {
+      host: s.http.host,
+      port: s.http.port,
+      maxMessageBytes: s.http.max_message_bytes,
+      maxBodyBytes: s.http.max_body_bytes,
+      connections: {
+        maxConnections: s.http.max_connections,
+        headersTimeoutMs: s.http.headers_timeout_ms,
+        requestTimeoutMs: s.http.request_timeout_ms,
+        keepAliveTimeoutMs: s.http.keep_alive_timeout_ms,
+        idleTimeoutMs: s.http.idle_timeout_ms,
+        maxConcurrentStreams: s.http.max_concurrent_streams,
+        maxSessionMemoryMb: s.http.max_session_memory_mb,
+      },
+    },
     database: { url: s.database.url ?? `sqlite:${s.data_dir}/keymanager.db`, poolMax: s.database.pool_max },
     tls:
       s.tls.cert_file && s.tls.key_file

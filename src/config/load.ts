@@ -17,6 +17,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_GRPC_PORT: ["grpc", "port"],
   KM_HTTP_HOST: ["http", "host"],
   KM_HTTP_PORT: ["http", "port"],
+  KM_HTTP_MAX_CONNECTIONS: ["http", "max_connections"],
   KM_DATABASE_URL: ["database", "url"],
   KM_DATABASE_POOL_MAX: ["database", "pool_max"],
   KM_TLS_CERT_FILE: ["tls", "cert_file"],

@@ -10,6 +10,12 @@ const seconds = z.coerce
   .max(10 * 365 * 24 * 3600);
 const host = z.string().min(1);
 const ms = (max: number) => z.coerce.number().int().min(0).max(max);
+/** A timeout in milliseconds: at least 100 ms, at most a day. */
+const timeout = z.coerce
+  .number()
+  .int()
+  .min(100)
+  .max(24 * 3_600_000);
 const count = (max: number) => z.coerce.number().int().min(1).max(max);
 /** A list in the file, or comma-separated in an environment variable. */
 const list = <T extends z.ZodType>(item: T) =>
@@ -95,8 +101,29 @@ export const keyManagerSection = z
         max_message_bytes: count(256 * 1024 * 1024).default(4 * 1024 * 1024),
         /** Largest OAuth2 form or Store REST body. */
         max_body_bytes: count(16 * 1024 * 1024).default(64 * 1024),
+        /** Connections open at once (HTTP/1.1 and HTTP/2); more are closed as they arrive. */
+        max_connections: count(1_000_000).default(4096),
+        /**
+         * A request's headers must have arrived within this from its first byte (HTTP/1.1; a
+         * slowloris client is cut); also a new connection's first bytes and its TLS handshake.
+         */
+        headers_timeout_ms: timeout.default(15_000),
+        /** A whole HTTP/1.1 request (headers and body) must have arrived within this. */
+        request_timeout_ms: timeout.default(60_000),
+        /** An HTTP/1.1 connection with no request in progress is closed after this. */
+        keep_alive_timeout_ms: timeout.default(5_000),
+        /**
+         * An HTTP/2 connection with no stream open is closed after this (GOAWAY); an HTTP/1.1
+         * connection that sends or receives nothing for this long is closed too.
+         */
+        idle_timeout_ms: timeout.default(120_000),
+        /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused. */
+        max_concurrent_streams: count(1_000_000).default(100),
+        /** Memory one HTTP/2 connection may hold in megabytes (Node's maxSessionMemory); past it new streams are refused. */
+        max_session_memory_mb: count(4096).default(10),
       })
       .strict()
+      .refine((h) => h.headers_timeout_ms <= h.request_timeout_ms, { message: "headers_timeout_ms cannot exceed request_timeout_ms" })
       .prefault({}),
     database: z
       .object({

@@ -5,6 +5,33 @@ import * as tls from "node:tls";
 
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
+/** The bounds of the port's connections and streams (README, Limits; config `[key_manager.http]`). */
+export interface HttpConnectionLimits {
+  /** Connections open at once; more are closed as they arrive. */
+  maxConnections: number;
+  /** HTTP/1.1 headers, a new connection's first bytes and the TLS handshake. */
+  headersTimeoutMs: number;
+  /** A whole HTTP/1.1 request. */
+  requestTimeoutMs: number;
+  /** An HTTP/1.1 connection between requests. */
+  keepAliveTimeoutMs: number;
+  /** An HTTP/2 connection without open streams; an HTTP/1.1 connection without traffic. */
+  idleTimeoutMs: number;
+  /** Streams of one HTTP/2 connection open at once. */
+  maxConcurrentStreams: number;
+  maxSessionMemoryMb: number;
+}
+
+export const DEFAULT_HTTP_CONNECTION_LIMITS: HttpConnectionLimits = {
+  maxConnections: 4096,
+  headersTimeoutMs: 15_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 120_000,
+  maxConcurrentStreams: 100,
+  maxSessionMemoryMb: 10,
+};
+
 export interface HttpPortTls {
   cert: Buffer;
   key: Buffer;
@@ -27,24 +54,58 @@ export class HttpPort {
   private readonly sessions = new Set<http2.Http2Session>();
   /** Cleartext connections that have not yet said which protocol they speak. */
   private readonly undecided = new Set<net.Socket>();
+  /** Connections closed on arrival because `maxConnections` were open. */
+  refusedConnections = 0;
 
-  constructor(handler: RequestHandler, tlsOptions: HttpPortTls | undefined) {
-    this.h1 = http.createServer(handler as http.RequestListener);
-    this.h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  constructor(
+    handler: RequestHandler,
+    tlsOptions: HttpPortTls | undefined,
+    private readonly limits: HttpConnectionLimits = DEFAULT_HTTP_CONNECTION_LIMITS,
+  ) {
+    this.h1 = http.createServer(
+      {
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        // How often the header and request timeouts are checked: Node's default (30 s) would let
+        // a slowloris client hold on long past a short headers timeout.
+        connectionsCheckingInterval: Math.min(1000, Math.ceil(limits.headersTimeoutMs / 4)),
+      },
+      handler as http.RequestListener,
+    );
+    // A connection that sends and receives nothing this long is destroyed (no 'timeout' listener).
+    this.h1.timeout = limits.idleTimeoutMs;
+    this.h2 = http2.createServer(
+      { settings: { maxConcurrentStreams: limits.maxConcurrentStreams }, maxSessionMemory: limits.maxSessionMemoryMb },
+      handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+    );
     this.h2.on("session", (session) => {
       this.sessions.add(session);
       session.once("close", () => this.sessions.delete(session));
+      closeWhenIdle(session, limits.idleTimeoutMs);
     });
     if (!tlsOptions) {
       this.listener = net.createServer((socket) => this.sniff(socket));
-      return;
+    } else {
+      const { cert, key, clientCa } = tlsOptions;
+      // With a client CA, certificates are asked for but not required: store callers use tokens.
+      this.listener = tls.createServer(
+        {
+          cert,
+          key,
+          ALPNProtocols: ["h2", "http/1.1"],
+          handshakeTimeout: limits.headersTimeoutMs,
+          ...(clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+        },
+        (socket) => (socket.alpnProtocol === "h2" ? this.h2 : this.h1).emit("connection", socket),
+      );
     }
-    const { cert, key, clientCa } = tlsOptions;
-    // With a client CA, certificates are asked for but not required: store callers use tokens.
-    this.listener = tls.createServer(
-      { cert, key, ALPNProtocols: ["h2", "http/1.1"], ...(clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: false } : {}) },
-      (socket) => (socket.alpnProtocol === "h2" ? this.h2 : this.h1).emit("connection", socket),
-    );
+    // Above the cap a connection is closed as soon as it is accepted (Node's maxConnections),
+    // before any byte is read: it costs a file descriptor for an instant, not memory.
+    this.listener.maxConnections = limits.maxConnections;
+    this.listener.on("drop", () => {
+      this.refusedConnections++;
+    });
   }
 
   /** Hands a cleartext connection to the server of its protocol once its first bytes tell which. */
@@ -52,12 +113,15 @@ export class HttpPort {
     let seen: Buffer = Buffer.alloc(0);
     this.undecided.add(socket);
     socket.once("close", () => this.undecided.delete(socket));
+    // A connection that says nothing is closed after the headers timeout.
+    socket.setTimeout(this.limits.headersTimeoutMs, () => socket.destroy());
     const onData = (chunk: Buffer) => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
       const n = Math.min(seen.length, PREFACE.length);
       const h2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
       if (h2 && seen.length < PREFACE.length) return;
       socket.off("data", onData);
+      socket.setTimeout(0);
       this.undecided.delete(socket);
       socket.pause();
       socket.unshift(seen);
@@ -110,4 +174,30 @@ export class HttpPort {
       for (const session of this.sessions) session.close();
     });
   }
+}
+
+/**
+ * Closes an HTTP/2 connection (GOAWAY, then the socket) once it has had no stream open for
+ * `idleMs`: an idle connection costs a file descriptor and a session's buffers, and HTTP/2 has
+ * no timeout of its own for it (Node's session timeout counts bytes, not streams, so it would
+ * also cut a quiet stream).
+ */
+function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => session.close(), idleMs);
+    timer.unref();
+  };
+  session.on("stream", (stream) => {
+    open++;
+    clearTimeout(timer);
+    timer = undefined;
+    stream.once("close", () => {
+      open--;
+      if (open === 0 && !session.closed && !session.destroyed) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+  arm();
 }

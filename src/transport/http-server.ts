@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import { toConnectError } from "./error-mapping.js";
 import type { ServiceRegistration } from "./grpc-server.js";
 import { rejectUndecodableBodies } from "./undecodable-bodies.js";
-import { HttpPort, type RequestHandler } from "./http-port.js";
+import { type HttpConnectionLimits, HttpPort, type RequestHandler } from "./http-port.js";
 import { errorResponse, RPC_OUTCOME, type RpcOutcome, wrapHandler } from "./universal-handler.js";
 import type { Metrics, RequestMeter } from "../observability/metrics.js";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
@@ -32,6 +32,8 @@ export interface HttpServerOptions {
   routes: readonly RouteHandler[];
   tls: { cert: Buffer; key: Buffer; clientCa: Buffer | undefined } | undefined;
   maxMessageBytes: number;
+  /** Connection and stream bounds; DEFAULT_HTTP_CONNECTION_LIMITS when absent. */
+  connections?: HttpConnectionLimits;
   isReady: () => boolean;
   authorizer: CallAuthorizer;
   audit: AuditLog;
@@ -179,7 +181,7 @@ export function createHttpServer(options: HttpServerOptions): HttpPort {
   };
   // HTTP/1.1 and HTTP/2 alike: Http2ServerRequest/Response offer what the handler uses of
   // IncomingMessage/ServerResponse (headers, url, socket, status, setHeader, close events).
-  return new HttpPort(handler as RequestHandler, options.tls);
+  return new HttpPort(handler as RequestHandler, options.tls, options.connections);
 }
 
 /**
