@@ -23,6 +23,7 @@ import { createKnex } from "../src/storage/database.js";
 import { hashToken } from "../src/oauth/token-hash.js";
 import { serverDatabase } from "../test/support/databases.js";
 import { startBackend, startNginx, startPlainNginx } from "../test/support/real-gateways.js";
+import { gatewayStreamPhase } from "./gateway-stream.js";
 
 const { values } = parseArgs({
   options: {
@@ -32,7 +33,8 @@ const { values } = parseArgs({
     "no-write": { type: "boolean", default: false },
     /**
      * "metrics": only the metrics on/off phase; "gateways": only ext_authz Check against ValidateToken;
-     * "nginx": only nginx with auth_request against nginx without it (each printed, not written).
+     * "nginx": only nginx with auth_request against nginx without it; "gateway-stream": only the
+     * Watch stream's figures (bench/gateway-stream.ts) (each printed, not written).
      */
     only: { type: "string" },
     /** Only the unary and stream rounds at 10,000 tokens: no 1,000,000-token rounds, no issuing. */
@@ -246,7 +248,8 @@ async function main() {
     })
   ).application;
   if (!app) throw new Error("no application");
-  await subs.createSubscription({ subscription: { applicationId, apiId: "bench-api", tier: "Gold" } });
+  const seededSubscription =
+    (await subs.createSubscription({ subscription: { applicationId, apiId: "bench-api", tier: "Gold" } })).subscription?.subscriptionId ?? "";
   const issue = async (validity = 0n) =>
     (
       await kmClient.getNewApplicationAccessToken({
@@ -464,6 +467,35 @@ async function main() {
     record("ext_authz Check (path located and matched)", median(checks));
     record("ValidateToken (matching_resource given)", median(validates));
     for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
+    return;
+  }
+
+  if (values.only === "gateway-stream") {
+    // On PostgreSQL, watchers of the latency on a second replica: changes cross the change log.
+    const replica = server ? await startChild(process.execPath, ["dist/bench/km-server.js"], kmEnv) : undefined;
+    const watched = (replica?.info ?? { grpcPort, gatewayToken }) as unknown as { grpcPort: number; gatewayToken: string };
+    const db = createKnex({ url: databaseUrl, poolMax: 2 });
+    cleanups.push(() => db.destroy());
+    const r = await gatewayStreamPhase({
+      writer: { grpcPort, adminToken, gatewayToken, pid },
+      watched,
+      subscriptionId: seededSubscription,
+      apiId: "bench-api",
+      db,
+      rounds: ROUNDS,
+      drive: () => drive(mix()),
+      rssKiB: (p) => rssMiB(p) * 1024,
+    });
+    const table = [
+      `| figure | value |`,
+      `|---|---|`,
+      `| commit -> watcher${replica ? " on another replica" : " (one replica)"}, p50 / p99 | ${r.latency.p50.toFixed(1)} / ${r.latency.p99.toFixed(1)} ms (${r.latency.count} commits) |`,
+      `| ValidateToken with 100 watchers / none, throughput (median of per-round ratios) | ${r.ratio.toFixed(2)} |`,
+      `| ValidateToken req/s, server CPU µs/request: none / 100 watchers (medians) | ${median(r.without).rps} / ${median(r.with).rps}; ${medianOf(r.without.map((o) => o.cpuUs))} / ${medianOf(r.with.map((o) => o.cpuUs))} |`,
+      `| server memory per watcher (RSS, ${r.watchersForMemory} watchers) | ${r.memoryPerWatcherKiB.toFixed(1)} KiB |`,
+      `| snapshot of ${r.snapshot.entities} entities (100,000 subscriptions) | ${r.snapshot.ms.toFixed(0)} ms, ${(r.snapshot.bytes / 2 ** 20).toFixed(1)} MiB in ${r.snapshot.chunks} chunks |`,
+    ];
+    console.log(table.join("\n"));
     return;
   }
 

@@ -7,6 +7,10 @@ import { SigningKeyService } from "../gen/keymanager/v1/signing_key_service_pb.j
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
+import { GatewaySyncService } from "../gen/keymanager/v1/gateway_sync_service_pb.js";
+import { GatewaySyncServiceImpl } from "./services/gateway-sync-service.js";
+import { GatewaySync } from "./sync/gateway-sync.js";
+import { SnapshotReader } from "./sync/snapshot-reader.js";
 import { Authorization } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { ApiDirectory } from "./gateway/api-directory.js";
 import { GatewaySecrets } from "./auth/gateway-secrets.js";
@@ -100,6 +104,7 @@ export class App {
   private feed: ChangeFeed | undefined;
   private keyManagers: KeyManagers | undefined;
   private apiDirectory: ApiDirectory | undefined;
+  private unregisterWatchers: (() => void) | undefined;
   /** Available once started: the bootstrap command and tests create callers with it. */
   systemClients: SystemClients | undefined;
   tokens: TokenService | undefined;
@@ -185,6 +190,7 @@ export class App {
     this.tokens = tokens;
     // Page tokens are signed with a key derived from the encryption key, which replicas share.
     const paging = new Paging(PageTokens.fromEncryptionKey(key), () => currentConfig().paging);
+    const gatewaySync = this.gatewaySync(store, clock);
     const services: ServiceRegistration[] = [
       { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore, paging, tokens, resident) as never },
       {
@@ -203,6 +209,7 @@ export class App {
       { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock), paging) as never },
       { service: SigningKeyService, impl: new SigningKeyServiceImpl(signingKeys, paging) as never },
       { service: SystemClientService, impl: new SystemClientServiceImpl(this.systemClients, paging) as never },
+      { service: GatewaySyncService, impl: gatewaySync as never },
     ];
     const tls = config.tls
       ? {
@@ -280,6 +287,44 @@ export class App {
     return { grpcPort, httpPort, ...(metricsPort === undefined ? {} : { metricsPort }) };
   }
 
+  /** The gateways' Watch streams over the change feed; their count is the stream watchers gauge. */
+  private gatewaySync(store: Store, clock: Clock): GatewaySyncServiceImpl {
+    const feed = this.feed;
+    const db = this.db;
+    if (!feed || !db) throw new Error("the change feed starts before the gateways' streams");
+    const config = () => this.configStore.current;
+    const snapshots = new SnapshotReader({
+      db,
+      clock,
+      externalKeyManagers: () =>
+        config().externalKeyManagers.map((km) => ({
+          name: km.name,
+          issuer: km.issuer,
+          jwksUri: km.endpoints.jwks ?? "",
+          jwtValidation: km.jwtValidation,
+          tokenPattern: km.tokenPattern?.source ?? "",
+        })),
+      pageRows: () => config().gatewaySync.snapshotPageRows,
+    });
+    let sizeOf: (event: Parameters<GatewaySyncServiceImpl["sizeOf"]>[0]) => number = () => 0;
+    const sync = new GatewaySync(
+      feed.reader,
+      store.changeLog,
+      snapshots,
+      () => config().gatewaySync,
+      clock,
+      (e) => sizeOf(e),
+    );
+    const impl = new GatewaySyncServiceImpl(
+      sync,
+      () => config().gatewaySync,
+      () => config().issuer,
+    );
+    sizeOf = impl.sizeOf;
+    this.unregisterWatchers = this.metrics.registerWatchers(() => sync.watchers);
+    return impl;
+  }
+
   /**
    * A new system client and a token of it, as the client would get one from /oauth2/token
    * (client_credentials, all of its scopes); tests and the benchmark make their callers so.
@@ -318,6 +363,7 @@ export class App {
     await this.changeLogHousekeeping?.stop();
     await this.feed?.close();
     this.feed = undefined;
+    this.unregisterWatchers?.();
     this.cache?.close();
     this.decisions?.close();
     this.apiDirectory?.close();

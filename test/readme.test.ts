@@ -14,7 +14,7 @@ import { startServer, type TestServer } from "./support/server.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const run = promisify(execFile);
-const TESTED_SECTIONS = ["Gateway quick start", "Store REST API"];
+const TESTED_SECTIONS = ["Gateway quick start", "Store REST API", "Gateways that keep a copy: Watch"];
 const MARK = "----- end of README block -----";
 
 /** The ```sh blocks of a `## heading` section of the README, in order. */
@@ -36,7 +36,7 @@ after(() => server.close());
 test("the README's gateway quick start and Store REST API commands, as written", { timeout: 180_000 }, async () => {
   const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
   const blocks = TESTED_SECTIONS.flatMap((heading) => shellBlocks(readme, heading));
-  assert.equal(blocks.length, 8, "the blocks this test knows how to check");
+  assert.equal(blocks.length, 9, "the blocks this test knows how to check");
   const script = ["set -euo pipefail", ...blocks.map((b) => `${b}\necho '${MARK}'`)].join("\n");
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
   const { stdout } = await run("bash", ["-c", script], {
@@ -52,7 +52,7 @@ test("the README's gateway quick start and Store REST API commands, as written",
     maxBuffer: 16 * 1024 * 1024,
   });
   const outputs = stdout.split(`${MARK}\n`).map((o) => o.trim());
-  const [admin, api, keys, subscription, validated, refused, storeGet, storePut] = outputs;
+  const [admin, api, keys, subscription, validated, refused, storeGet, storePut, watched] = outputs;
   assert.equal(admin, "", "variables only");
   const [createdApi, registered] = (api ?? "").split(/\n(?=\{)/).map((o) => JSON.parse(o));
   assert.equal(createdApi.api.context, "/pizzashack");
@@ -82,4 +82,16 @@ test("the README's gateway quick start and Store REST API commands, as written",
   const after = (await server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: held.consumerKey } })).application;
   assert.deepEqual(after?.grantTypes, ["refresh_token", "password", "client_credentials"]);
   assert.deepEqual(after?.callbackUrls, ["http://sample/com/callback"]);
+
+  // buf curl prints each message of the stream as a JSON object.
+  const messages = (watched ?? "").split(/\n(?=\{)/).map((o) => JSON.parse(o));
+  const chunks = messages.filter((m) => m.snapshotChunk).map((m) => m.snapshotChunk);
+  assert.ok(chunks.at(-1)?.lastChunk, watched);
+  const entities = chunks.flatMap((c) => c.entities ?? []);
+  assert.deepEqual(
+    entities.filter((e) => e.api).map((e) => [e.api.context, e.api.resources.length]),
+    [["/pizzashack", 2]],
+  );
+  assert.ok(entities.some((e) => e.subscription?.applicationId === appId));
+  assert.ok(entities.some((e) => e.keyMapping?.consumerKey === held.consumerKey));
 });

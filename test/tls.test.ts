@@ -14,6 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthCheckRequestSchema, HealthCheckResponse_ServingStatus, HealthCheckResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
 import { CreateApplicationRequestSchema, CreateApplicationResponseSchema, KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
+import { GatewaySyncService } from "../gen/keymanager/v1/gateway_sync_service_pb.js";
 import { TokenValidationService, ValidateTokenRequestSchema, ValidateTokenResponseSchema } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { AuthLevel } from "../gen/keymanager/v1/types_pb.js";
 import { SCOPES } from "../src/auth/scopes.js";
@@ -480,6 +481,31 @@ describe("mTLS: client certificates of the gateways' CA", () => {
     await rejectsWith(
       (async () => {
         for await (const _ of anonymous.validateTokens(requests()));
+      })(),
+      Code.Unauthenticated,
+    );
+  });
+
+  test("Watch with a gateway's certificate on both ports; without one, UNAUTHENTICATED", async () => {
+    const http = createConnectTransport({
+      baseUrl: `https://127.0.0.1:${server.httpPort}`,
+      httpVersion: "1.1",
+      nodeOptions: { ca: certs.serverCa, ...certs.gateway },
+    });
+    for (const gateway of [grpcClient(server.grpcPort, GatewaySyncService, { identity: certs.gateway }), createClient(GatewaySyncService, http)]) {
+      for await (const m of gateway.watch({ apiContexts: ["/pizzashack"] }, { timeoutMs: 10_000 })) {
+        assert.equal(m.message.case, "snapshotChunk");
+        assert.ok(m.message.value.entities.some((e) => e.entity.case === "api" && e.entity.value.context === "/pizzashack"));
+        break;
+      }
+    }
+    const anonymous = createClient(
+      GatewaySyncService,
+      createConnectTransport({ baseUrl: `https://127.0.0.1:${server.httpPort}`, httpVersion: "1.1", nodeOptions: { ca: certs.serverCa } }),
+    );
+    await rejectsWith(
+      (async () => {
+        for await (const _ of anonymous.watch({}, { timeoutMs: 10_000 }));
       })(),
       Code.Unauthenticated,
     );

@@ -4,7 +4,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 export const SCOPES = {
   /** The store: applications, their keys and tokens (the seed's Store REST API scope). */
   store: "apim:subscribe",
-  /** Gateways: ValidateToken, Envoy's ext_authz Check, forward auth. */
+  /** Gateways: ValidateToken, Watch, Envoy's ext_authz Check, forward auth. */
   gateway: "km:gateway",
   /** Operators: configuration, resources, APIs, subscriptions, users, signing keys, system clients. */
   admin: "km:admin",
@@ -33,6 +33,7 @@ const ADMIN_KEY_MANAGER_METHODS = new Set([
 export function requiredScope(service: DescService, method: DescMethod): SystemScope {
   switch (service.typeName) {
     case "keymanager.v1.TokenValidationService":
+    case "keymanager.v1.GatewaySyncService":
     case "envoy.service.auth.v3.Authorization":
       return SCOPES.gateway;
     case "keymanager.v1.KeyManagerService":

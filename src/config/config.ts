@@ -39,6 +39,8 @@ export interface Config {
   cluster: { pollIntervalMs: number; changeLogRetainSeconds: number };
   /** The gateways' checks: how many requests of one ValidateTokens stream are worked on at once. */
   validation: { streamMaxInFlight: number };
+  /** The gateways' Watch streams (GatewaySyncService). */
+  gatewaySync: GatewaySyncSettings;
   /** Page sizes of the List RPCs (and GetActiveTokensByConsumerKey). */
   paging: { defaultPageSize: number; maxPageSize: number };
   /** Gateways asking by request: Envoy's ext_authz and forward auth (gateway/gateway-check.ts). */
@@ -49,6 +51,16 @@ export interface Config {
   metrics: { enabled: boolean; host: string; port: number | undefined };
   /** OpenTelemetry spans: where they go ("none": none are made). */
   tracing: TracingConfig;
+}
+
+export interface GatewaySyncSettings {
+  maxWatchers: number;
+  heartbeatIntervalMs: number;
+  maxBufferedMessages: number;
+  maxBufferedBytes: number;
+  snapshotChunkEntities: number;
+  snapshotChunkBytes: number;
+  snapshotPageRows: number;
 }
 
 export interface GatewaySettings {
@@ -152,6 +164,15 @@ export function fromSection(s: KeyManagerSection): Config {
     housekeeping: { intervalSeconds: s.housekeeping.purge_interval_seconds, retainSeconds: s.housekeeping.retain_seconds },
     cluster: { pollIntervalMs: s.cluster.poll_interval_ms, changeLogRetainSeconds: s.cluster.change_log_retain_seconds },
     validation: { streamMaxInFlight: s.validation.stream_max_in_flight },
+    gatewaySync: {
+      maxWatchers: s.gateway_sync.max_watchers,
+      heartbeatIntervalMs: s.gateway_sync.heartbeat_interval_ms,
+      maxBufferedMessages: s.gateway_sync.max_buffered_messages,
+      maxBufferedBytes: s.gateway_sync.max_buffered_bytes,
+      snapshotChunkEntities: s.gateway_sync.snapshot_chunk_entities,
+      snapshotChunkBytes: s.gateway_sync.snapshot_chunk_bytes,
+      snapshotPageRows: s.gateway_sync.snapshot_page_rows,
+    },
     paging: { defaultPageSize: s.paging.default_page_size, maxPageSize: s.paging.max_page_size },
     gateway: {
       tokenHeader: s.gateway.token_header,

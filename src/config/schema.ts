@@ -221,6 +221,23 @@ export const keyManagerSection = z
       })
       .strict()
       .prefault({}),
+    gateway_sync: z
+      .object({
+        /** Watch streams one replica serves at once; past it a new one is refused RESOURCE_EXHAUSTED. */
+        max_watchers: count(1_000_000).default(10_000),
+        /** A heartbeat goes out on a Watch stream that sent nothing for this long. */
+        heartbeat_interval_ms: z.coerce.number().int().min(50).max(3_600_000).default(10_000),
+        /** Events waiting for one watcher to read them; past either bound it is cut off RESOURCE_EXHAUSTED. */
+        max_buffered_messages: count(10_000_000).default(10_000),
+        max_buffered_bytes: count(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+        /** Entities per snapshot chunk, and its bytes (a single bigger entity goes alone). */
+        snapshot_chunk_entities: count(1_000_000).default(10_000),
+        snapshot_chunk_bytes: count(256 * 1024 * 1024).default(1024 * 1024),
+        /** Rows per query while a snapshot is read. */
+        snapshot_page_rows: count(100_000).default(1000),
+      })
+      .strict()
+      .prefault({}),
     paging: z
       .object({
         /** Items a List call returns when it asks for no page_size. */

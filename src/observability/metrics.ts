@@ -150,7 +150,7 @@ export class Metrics {
     const watchers = this.watcherSources;
     new Gauge({
       name: "keymanager_stream_watchers",
-      help: "Callers watching a change stream (0 until the service has one).",
+      help: "Gateways' Watch streams open on this replica (GatewaySyncService).",
       registers,
       collect() {
         let total = 0;

@@ -14,7 +14,7 @@ import type { Tracing } from "../observability/tracing.js";
 import { type AuditLog, isChange } from "./audit-log.js";
 import type { ClientAddresses } from "./client-address.js";
 import { toConnectError } from "./error-mapping.js";
-import { bidiStreamHandler } from "./grpc-streams.js";
+import { bidiStreamHandler, serverStreamHandler } from "./grpc-streams.js";
 
 /**
  * Serves a protobuf-es service implementation on a grpc-js server: the same ServiceImpl that
@@ -23,12 +23,11 @@ import { bidiStreamHandler } from "./grpc-streams.js";
 export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const method of service.methods) {
-    if (method.methodKind !== "unary" && method.methodKind !== "bidi_streaming") throw new Error(`${method.name}: ${method.methodKind} methods are not served`);
-    const streams = method.methodKind === "bidi_streaming";
+    if (method.methodKind === "client_streaming") throw new Error(`${method.name}: ${method.methodKind} methods are not served`);
     definition[method.localName] = {
       path: `/${service.typeName}/${method.name}`,
-      requestStream: streams,
-      responseStream: streams,
+      requestStream: method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind !== "unary",
       requestSerialize: serializer(method.input),
       // The handler decodes the request once the caller is authenticated (grpcHandlers).
       requestDeserialize: rawBytes,
@@ -207,6 +206,20 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
       });
       continue;
     }
+    if (method.methodKind === "server_streaming") {
+      handlers[method.localName] = serverStreamHandler({
+        authorize,
+        clientCertificates: options.clientCertificates,
+        fail: (call, err) => call.emit("error", grpcError(err, options.logger, procedure)),
+        open: (call, principal) => {
+          if (!fn) throw new ConnectError(`${procedure} is not implemented`, Code.Unimplemented);
+          const ctx = new GrpcHandlerContext(service, method, call, options.addresses);
+          ctx.values.set(PRINCIPAL, principal).set(CALL_ORIGIN, ctx);
+          return fn.call(impl, decodeRequest(method.input, call.request as Buffer), ctx) as AsyncIterable<unknown>;
+        },
+      });
+      continue;
+    }
     // Runs once the caller is authenticated: only then is the request decoded and looked at, so
     // an unauthenticated caller costs no decoding, validation or error description.
     const run = (
@@ -288,7 +301,7 @@ class GrpcHandlerContext implements HandlerContext, CallOrigin {
   constructor(
     readonly service: DescService,
     readonly method: DescMethod,
-    private readonly call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+    private readonly call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
     private readonly addresses: ClientAddresses,
   ) {}
 
@@ -306,7 +319,7 @@ class GrpcHandlerContext implements HandlerContext, CallOrigin {
       const controller = new AbortController();
       this.abort = controller;
       if (this.call.cancelled) controller.abort();
-      else this.call.once("cancelled", () => controller.abort());
+      else (this.call as grpc.ServerUnaryCall<unknown, unknown>).once("cancelled", () => controller.abort());
     }
     return this.abort.signal;
   }

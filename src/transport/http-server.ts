@@ -56,14 +56,20 @@ const CERTIFICATE = createContextKey<CallCredentials["certificate"]>(undefined, 
  * `GET /healthz`, and the REST and OAuth2 endpoints.
  */
 export function createHttpServer(options: HttpServerOptions): HttpPort {
+  const mapped = (err: unknown, req: Parameters<Parameters<Interceptor>[0]>[0]) => {
+    const ce = toConnectError(err, options.logger, req.url);
+    const outcome = req.contextValues.get(RPC_OUTCOME);
+    if (outcome) outcome.code = ce.code;
+    return ce;
+  };
   const errors: Interceptor = (next) => async (req) => {
     try {
-      return await next(req);
+      const res = await next(req);
+      // A stream's errors come while its messages are read (Watch): mapped alike.
+      if (!res.stream) return res;
+      return { ...res, message: mapStreamErrors(res.message, (err) => mapped(err, req)) };
     } catch (err) {
-      const ce = toConnectError(err, options.logger, req.url);
-      const outcome = req.contextValues.get(RPC_OUTCOME);
-      if (outcome) outcome.code = ce.code;
-      throw ce;
+      throw mapped(err, req);
     }
   };
   const authorizers = new Map<DescMethod, (c: CallCredentials) => Principal | Promise<Principal>>();
@@ -184,6 +190,14 @@ export function createHttpServer(options: HttpServerOptions): HttpPort {
   return new HttpPort(handler as RequestHandler, options.tls, options.connections);
 }
 
+async function* mapStreamErrors<T>(messages: AsyncIterable<T>, map: (err: unknown) => ConnectError): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (err) {
+    throw map(err);
+  }
+}
+
 /**
  * Authentication and the scope check from the request's headers, before anything reads its body:
  * an unauthenticated caller costs no body parsing, decoding or validation, and is answered in
@@ -214,7 +228,7 @@ function streamingOnly(handler: UniversalHandler): UniversalHandler {
     return errorResponse(
       req,
       new ConnectError(
-        `${name} is a streaming method: call it over HTTP/2 with the Connect streaming protocol (application/connect+proto or +json) or gRPC`,
+        `${name} is a streaming method: call it with the Connect streaming protocol (application/connect+proto or +json; a bidi stream needs HTTP/2) or gRPC`,
         Code.InvalidArgument,
       ),
     );

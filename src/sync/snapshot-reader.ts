@@ -1,0 +1,140 @@
+import type { Knex } from "knex";
+import type { GatewaySubscription } from "../domain/change-events.js";
+import type { Clock } from "../domain/clock.js";
+import { UnavailableError } from "../domain/errors.js";
+import { ChangeLogRepository } from "../storage/change-log-repository.js";
+import { GatewayViewRepository } from "../storage/gateway-view-repository.js";
+import { eventOf, type GatewayExternalKeyManager, identityOf, identityOfKey, keeps, type SyncEntity, type SyncFilter } from "./entities.js";
+
+/** The state of the database at one version of the change log, as a watcher with some filter keeps it. */
+export interface Snapshot {
+  version: number;
+  entities: SyncEntity[];
+}
+
+export interface SnapshotSource {
+  db: Knex;
+  clock: Clock;
+  /** From the deployment file: sent with every snapshot. */
+  externalKeyManagers: () => GatewayExternalKeyManager[];
+  pageRows: () => number;
+}
+
+/** Reads again when the log lost the entries a read needs (retention, during a very long read). */
+const ATTEMPTS = 3;
+
+/**
+ * Reads snapshots without holding a transaction open: the change log's head is read first (S0),
+ * then every table page by page (each page may show changes committed after S0), then the head
+ * again (S1). Every change committed in between is in the log as the state it left, so applying
+ * the entries S0+1..S1 over what was read gives exactly the state at S1: a state that existed,
+ * whatever the database's isolation level, on SQLite, PostgreSQL and MySQL/MariaDB alike.
+ * Watchers asking while a read with the same filters is under way share it.
+ */
+export class SnapshotReader {
+  private readonly reading = new Map<string, Promise<Snapshot>>();
+
+  constructor(private readonly source: SnapshotSource) {}
+
+  take(filter: SyncFilter): Promise<Snapshot> {
+    const key = JSON.stringify([filter.apiContexts ? [...filter.apiContexts].sort() : null, filter.keyType ?? null]);
+    let snapshot = this.reading.get(key);
+    if (!snapshot) {
+      snapshot = this.read(filter).finally(() => this.reading.delete(key));
+      this.reading.set(key, snapshot);
+    }
+    return snapshot;
+  }
+
+  private async read(filter: SyncFilter): Promise<Snapshot> {
+    for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+      const snapshot = await this.attempt(filter);
+      if (snapshot) return snapshot;
+    }
+    throw new UnavailableError("the change log kept deleting the entries a snapshot needs: try again");
+  }
+
+  private async attempt(filter: SyncFilter): Promise<Snapshot | undefined> {
+    const { db, clock } = this.source;
+    const log = new ChangeLogRepository(db);
+    const view = new GatewayViewRepository(db);
+    const rows = this.source.pageRows();
+    const start = await log.head();
+    const entities = new Map<string, SyncEntity>();
+    const put = (e: SyncEntity) => entities.set(identityOf(e) ?? `${entities.size}`, e);
+    await pages(
+      rows,
+      (after) => view.apis(after, rows),
+      (a) => a.apiId,
+      (api) => put({ kind: "api", api }),
+    );
+    await pages(
+      rows,
+      (after) => view.keyMappings(after, rows),
+      (m) => m.consumerKey,
+      (mapping) => put({ kind: "key-mapping", mapping }),
+    );
+    await pages(
+      rows,
+      (after) => view.gatewaySubscriptions(after, rows),
+      (s) => s.id,
+      (subscription) => put({ kind: "subscription", subscription }),
+    );
+    const now = clock.now().getTime();
+    await pages(
+      rows,
+      (after) => view.revokedTokens(now, after, rows),
+      (t) => t.jti,
+      (token) => put({ kind: "revoked-token", token }),
+    );
+    put({ kind: "signing-keys", keys: await view.signingKeys() });
+    const end = await log.head();
+    const revocations: SyncEntity[] = [];
+    for (let version = start; version < end; ) {
+      const entries = await log.readAfter(version, Math.min(rows, end - version));
+      if (entries[0]?.version !== version + 1) return undefined;
+      for (const entry of entries) {
+        const event = eventOf(entry);
+        if (event?.upsert?.kind === "token-revocation") revocations.push(event.upsert);
+        else if (event?.upsert) put(event.upsert);
+        else if (event?.delete) {
+          entities.delete(identityOfKey(event.delete));
+          // An API's subscriptions go with it (ON DELETE CASCADE), without entries of their own.
+          if (event.delete.kind === "api") dropSubscriptionsOf(entities, event.delete.apiId);
+        }
+      }
+      version = (entries.at(-1) as { version: number }).version;
+    }
+    const contexts = new Map<string, string>();
+    for (const e of entities.values()) if (e.kind === "api") contexts.set(e.api.apiId, e.api.context);
+    const kept: SyncEntity[] = [];
+    for (const e of entities.values()) {
+      // A subscription read before its API's context changed takes the context the API has at `end`.
+      const entity = e.kind === "subscription" ? { kind: e.kind, subscription: withContext(e.subscription, contexts.get(e.subscription.apiId)) } : e;
+      if (keeps(filter, entity)) kept.push(entity);
+    }
+    kept.push(...revocations);
+    for (const keyManager of this.source.externalKeyManagers()) kept.push({ kind: "external-key-manager", keyManager });
+    return { version: end, entities: kept };
+  }
+}
+
+/** Every row, `rows` at a time, by key. */
+async function pages<T>(rows: number, read: (after: string) => Promise<T[]>, keyOf: (item: T) => string, each: (item: T) => void): Promise<void> {
+  for (let after = ""; ; ) {
+    const page = await read(after);
+    for (const item of page) each(item);
+    const last = page.at(-1);
+    if (last === undefined || page.length < rows) return;
+    after = keyOf(last);
+  }
+}
+
+function dropSubscriptionsOf(entities: Map<string, SyncEntity>, apiId: string): void {
+  for (const [key, e] of entities) if (e.kind === "subscription" && e.subscription.apiId === apiId) entities.delete(key);
+}
+
+function withContext(subscription: GatewaySubscription, context: string | undefined): GatewaySubscription {
+  const { apiContext: _, ...rest } = subscription;
+  return context === undefined ? rest : { ...rest, apiContext: context };
+}
