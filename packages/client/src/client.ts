@@ -1,3 +1,5 @@
+import type * as http2 from "node:http2";
+import type * as https from "node:https";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -28,6 +30,11 @@ export interface KeyManagerClientOptions {
   refreshBeforeSeconds?: number;
   /** More interceptors, run after the one adding the token. */
   interceptors?: Interceptor[];
+  /**
+   * Passed to Node's http2.connect (gRPC, and Connect or gRPC-Web over HTTP/2) or https.request
+   * (HTTP/1.1): TLS options such as `ca`, and `cert` with `key` for a client certificate.
+   */
+  nodeOptions?: http2.SecureClientSessionOptions & https.RequestOptions;
 }
 
 export interface KeyManagerClient {
@@ -75,12 +82,13 @@ export function createKeyManagerClient(options: KeyManagerClientOptions): KeyMan
   };
   const interceptors = [bearer, ...(options.interceptors ?? [])];
   const httpVersion = options.httpVersion ?? "1.1";
+  const nodeOptions = options.nodeOptions;
   const transport =
     options.protocol === "grpc"
-      ? createGrpcTransport({ baseUrl, interceptors })
+      ? createGrpcTransport({ baseUrl, interceptors, nodeOptions })
       : options.protocol === "grpc-web"
-        ? createGrpcWebTransport({ baseUrl, httpVersion, interceptors })
-        : createConnectTransport({ baseUrl, httpVersion, interceptors });
+        ? createGrpcWebTransport({ baseUrl, httpVersion, interceptors, nodeOptions })
+        : createConnectTransport({ baseUrl, httpVersion, interceptors, nodeOptions });
   const client = <S extends DescService>(service: S) => createClient(service, transport);
   return {
     keyManager: client(KeyManagerService),
