@@ -280,7 +280,7 @@ export type GatewayEntityKey = Message<"keymanager.v1.GatewayEntityKey"> & {
    */
   key: {
     /**
-     * An API and its resources (its subscriptions are deleted by events of their own).
+     * An API, its resources and its subscriptions (deleted with it, without events of their own).
      *
      * @generated from field: string api_id = 1;
      */
