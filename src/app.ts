@@ -47,7 +47,8 @@ import { buildKeyManagers, type KeyManagers } from "./keymanager/key-managers.js
 import { ResidentKeyManager } from "./keymanager/resident-key-manager.js";
 import { KeyManagerServiceImpl } from "./services/key-manager-service.js";
 import { PageTokens, Paging } from "./services/page-tokens.js";
-import { createKnex, dialectOf, migrate } from "./storage/database.js";
+import { createKnex, dialectOf, prepareSchema } from "./storage/database.js";
+import { DatabaseHealth } from "./storage/database-health.js";
 import { loadOrCreateEncryptionKey, SecretBox } from "./storage/secret-box.js";
 import { Store } from "./storage/store.js";
 import { ChangeLogHousekeeping } from "./storage/change-log-housekeeping.js";
@@ -97,6 +98,8 @@ export class App {
   private metricsServer: http.Server | undefined;
   private tracing: Tracing | undefined;
   private ready = false;
+  /** Whether the database answers (readiness: grpc.health.v1 and /healthz). */
+  private databaseHealth: DatabaseHealth | undefined;
   /** Prometheus metrics (a registry of this app's own); off when [metrics] enabled = false. */
   readonly metrics: Metrics;
   private cache: ValidationCache | undefined;
@@ -129,13 +132,19 @@ export class App {
   async start(): Promise<Listening> {
     const config = this.configStore.current;
     const clock = this.options.clock ?? systemClock;
-    this.db = createKnex(config.database, this.logger);
+    const databaseHealth = new DatabaseHealth(
+      () => (this.db ? this.db.raw("select 1") : Promise.reject(new Error("the database is closed"))),
+      config.database.healthCheckIntervalMs,
+      this.logger,
+    );
+    this.databaseHealth = databaseHealth;
+    this.db = createKnex(config.database, this.logger, databaseHealth);
     const metrics = this.metrics;
     metrics.database(this.db);
     const tracing = new Tracing(config.tracing);
     this.tracing = tracing;
     tracing.database(this.db, dialectOf(config.database.url));
-    await migrate(this.db);
+    await prepareSchema(this.db, config.database, this.logger);
     const { key } = loadOrCreateEncryptionKey(config.encryptionKey, config.dataDir);
     const currentConfig = () => this.configStore.current;
     const events = new ChangeEvents();
@@ -263,7 +272,7 @@ export class App {
       tls,
       maxMessageBytes: config.http.maxMessageBytes,
       connections: config.http.connections,
-      isReady: () => this.ready,
+      isReady: () => this.ready && databaseHealth.reachable,
       authorizer,
       audit,
       addresses,
@@ -281,6 +290,8 @@ export class App {
       metricsPort = await listen(this.metricsServer, config.metrics.host, config.metrics.port);
     }
     this.ready = true;
+    databaseHealth.onChange((reachable) => this.grpcServer?.setServing(this.ready && reachable));
+    databaseHealth.start();
     this.housekeeping.start();
     this.changeLogHousekeeping.start();
     this.logger.info({ grpcPort, httpPort, metricsPort, database: config.database.url.split(":")[0] }, "key manager listening");
@@ -354,6 +365,7 @@ export class App {
   /** Graceful stop: refuse new calls, finish those in flight, close the database. */
   async close(): Promise<void> {
     this.ready = false;
+    this.databaseHealth?.stop();
     await Promise.all([
       this.grpcServer?.close(SHUTDOWN_GRACE_MS),
       this.httpServer?.close(SHUTDOWN_GRACE_MS),

@@ -4,6 +4,7 @@ import { type ExternalKeyManagerConfig, externalFromSection } from "./external-k
 import type { KeyManagerSection } from "./schema.js";
 import type { TracingConfig } from "../observability/tracing.js";
 import type { HttpConnectionLimits } from "../transport/http-port.js";
+import type { DatabaseDeadlines } from "../storage/deadlines.js";
 
 /** The effective configuration the rest of the service reads. */
 export interface Config {
@@ -29,7 +30,8 @@ export interface Config {
   };
   grpc: { host: string; port: number; maxMessageBytes: number };
   http: { host: string; port: number; maxMessageBytes: number; maxBodyBytes: number; connections: HttpConnectionLimits };
-  database: { url: string; poolMax: number };
+  /** Where the data lives, and how long the service waits on it (storage/deadlines.ts). */
+  database: { url: string; poolMax: number; deadlines: DatabaseDeadlines; healthCheckIntervalMs: number };
   tls: { certFile: string; keyFile: string; clientCaFile: string | undefined; clientCertificateScopes: string[] } | undefined;
   encryptionKey: string | undefined;
   /** Who a caller is, network-wise, and how failed authentications are slowed down. */
@@ -141,7 +143,17 @@ export function fromSection(s: KeyManagerSection): Config {
         maxSessionMemoryMb: s.http.max_session_memory_mb,
       },
     },
-    database: { url: s.database.url ?? `sqlite:${s.data_dir}/keymanager.db`, poolMax: s.database.pool_max },
+    database: {
+      url: s.database.url ?? `sqlite:${s.data_dir}/keymanager.db`,
+      poolMax: s.database.pool_max,
+      deadlines: {
+        statementMs: s.database.statement_timeout_ms,
+        acquireMs: s.database.acquire_timeout_ms,
+        connectMs: s.database.connect_timeout_ms,
+        idleMs: s.database.idle_timeout_ms,
+      },
+      healthCheckIntervalMs: s.database.health_check_interval_ms,
+    },
     tls:
       s.tls.cert_file && s.tls.key_file
         ? { certFile: s.tls.cert_file, keyFile: s.tls.key_file, clientCaFile: s.tls.client_ca_file, clientCertificateScopes: s.tls.client_certificate_scopes }

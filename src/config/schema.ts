@@ -130,6 +130,20 @@ export const keyManagerSection = z
         /** sqlite:PATH, postgres://..., mysql://...; a SQLite file in data_dir when empty. */
         url: z.string().optional(),
         pool_max: z.coerce.number().int().min(1).max(200).default(10),
+        /**
+         * Longest one statement may take, then it fails UNAVAILABLE and its connection is destroyed
+         * (also the server's own bound: PostgreSQL statement_timeout, MariaDB max_statement_time,
+         * MySQL max_execution_time for reads; SQLite's busy timeout).
+         */
+        statement_timeout_ms: z.coerce.number().int().min(50).max(600_000).default(3000),
+        /** Longest a call waits for a connection of the pool (opening one included). */
+        acquire_timeout_ms: z.coerce.number().int().min(50).max(600_000).default(2000),
+        /** Longest opening one connection may take. */
+        connect_timeout_ms: z.coerce.number().int().min(50).max(600_000).default(2000),
+        /** An unused connection of the pool is closed after this. */
+        idle_timeout_ms: z.coerce.number().int().min(1000).max(3_600_000).default(30_000),
+        /** Readiness: how often a cheap query checks that the database answers (and at once after a failed call). */
+        health_check_interval_ms: z.coerce.number().int().min(50).max(600_000).default(2000),
       })
       .strict()
       .prefault({}),

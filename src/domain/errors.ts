@@ -10,7 +10,14 @@ export interface FieldViolation {
 }
 
 /** RFC 6749 section 5.2 error codes, for the HTTP OAuth2 endpoints. */
-export type OAuthErrorCode = "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope";
+export type OAuthErrorCode =
+  | "invalid_request"
+  | "invalid_client"
+  | "invalid_grant"
+  | "unauthorized_client"
+  | "unsupported_grant_type"
+  | "invalid_scope"
+  | "temporarily_unavailable";
 
 export abstract class DomainError extends Error {
   abstract readonly kind: DomainErrorKind;

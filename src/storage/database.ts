@@ -1,6 +1,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import knexFactory, { type Knex } from "knex";
+import { type DatabaseDeadlines, type DatabaseObserver, enforceDeadlines } from "./deadlines.js";
 import { migrationSource } from "./migrations/index.js";
 
 export type Dialect = "sqlite" | "postgres" | "mysql";
@@ -8,6 +9,8 @@ export type Dialect = "sqlite" | "postgres" | "mysql";
 export interface DatabaseOptions {
   url: string;
   poolMax: number;
+  /** The service's bounds on every wait for the database; none for tools (seeding, tests' own checks). */
+  deadlines?: DatabaseDeadlines;
 }
 
 /** Which dialect a database URL names: sqlite:PATH, postgres(ql)://, mysql:// or mariadb://. */
@@ -48,28 +51,91 @@ function knexLog(logger: DatabaseLogger): Knex.Config["log"] {
   };
 }
 
-/** A knex instance for the URL, with the per-dialect session settings the repositories rely on. */
-export function createKnex(options: DatabaseOptions, logger: DatabaseLogger = STDERR_LOGGER): Knex {
+/**
+ * A knex instance for the URL, with the per-dialect session settings the repositories rely on and,
+ * given `deadlines`, a deadline on every statement and wait for a connection (storage/deadlines.ts);
+ * `observer` hears whether the database answers (readiness).
+ */
+export function createKnex(options: DatabaseOptions, logger: DatabaseLogger = STDERR_LOGGER, observer?: DatabaseObserver): Knex {
   const dialect = dialectOf(options.url);
   const log = knexLog(logger);
-  if (dialect === "sqlite") return sqliteKnex(sqlitePath(options.url), log);
-  if (dialect === "postgres") {
-    return knexFactory({
-      client: "pg",
-      connection: options.url,
-      pool: { min: 0, max: options.poolMax },
-      log,
-    });
-  }
-  return knexFactory({
-    client: "mysql2",
-    connection: mysqlConnection(options.url),
-    pool: { min: 0, max: options.poolMax },
-    log,
-  });
+  const d = options.deadlines;
+  const db =
+    dialect === "sqlite"
+      ? sqliteKnex(sqlitePath(options.url), log, d?.statementMs ?? DEFAULT_SQLITE_BUSY_MS)
+      : dialect === "postgres"
+        ? knexFactory({
+            client: "pg",
+            connection: d ? postgresConnection(options.url, d) : options.url,
+            pool: { min: 0, max: options.poolMax, ...poolTimeouts(d) },
+            log,
+          })
+        : knexFactory({
+            client: "mysql2",
+            connection: mysqlConnection(options.url, d),
+            pool: { min: 0, max: options.poolMax, ...poolTimeouts(d), ...(d ? { afterCreate: mysqlSessionTimeouts(d.statementMs) } : {}) },
+            log,
+          });
+  // SQLite's deadline is its busy timeout: a statement there waits on the write lock, never on a network.
+  if (d || observer) enforceDeadlines(db, dialect === "sqlite" ? undefined : d?.statementMs, observer);
+  return db;
 }
 
-function mysqlConnection(url: string): Knex.MySql2ConnectionConfig {
+const DEFAULT_SQLITE_BUSY_MS = 5000;
+
+/**
+ * tarn's bounds: waiting for a connection (acquire), opening one (create), and how long an unused
+ * one is kept. A connection whose statement passed its deadline is destroyed, not reused.
+ */
+function poolTimeouts(d: DatabaseDeadlines | undefined): Knex.PoolConfig {
+  if (!d) return {};
+  return {
+    acquireTimeoutMillis: d.acquireMs,
+    createTimeoutMillis: d.connectMs,
+    idleTimeoutMillis: d.idleMs,
+    // A failed create is retried quickly: the database may be back a moment later.
+    createRetryIntervalMillis: 100,
+    propagateCreateError: true,
+  };
+}
+
+/**
+ * PostgreSQL: the server ends a statement past statement_timeout, and a session left idle inside a
+ * transaction (its client gone behind a stalled network) past the same bound, releasing its locks.
+ * TCP keepalive finds a peer that vanished.
+ */
+function postgresConnection(url: string, d: DatabaseDeadlines): Knex.PgConnectionConfig {
+  return {
+    connectionString: url,
+    statement_timeout: d.statementMs,
+    idle_in_transaction_session_timeout: Math.max(d.statementMs, 1000),
+    connectionTimeoutMillis: d.connectMs,
+    keepAlive: true,
+  } as Knex.PgConnectionConfig;
+}
+
+/**
+ * MySQL/MariaDB: each new connection is given the server-side deadline its server knows —
+ * MariaDB's max_statement_time (seconds, every statement), MySQL's max_execution_time
+ * (milliseconds, SELECTs only) — and a lock wait bound (innodb_lock_wait_timeout, whole seconds).
+ */
+function mysqlSessionTimeouts(statementMs: number) {
+  const lockWaitSeconds = Math.max(1, Math.ceil(statementMs / 1000));
+  return (conn: MysqlConnection, done: (err: Error | null, conn: unknown) => void) => {
+    conn.query("select version() as v", (err, rows) => {
+      if (err) return done(err, conn);
+      const mariadb = /mariadb/i.test(String(rows?.[0]?.v ?? ""));
+      const deadline = mariadb ? `max_statement_time = ${statementMs / 1000}` : `max_execution_time = ${statementMs}`;
+      conn.query(`set session ${deadline}, innodb_lock_wait_timeout = ${lockWaitSeconds}`, (setErr) => done(setErr, conn));
+    });
+  };
+}
+
+interface MysqlConnection {
+  query(sql: string, callback: (err: Error | null, rows?: Array<{ v?: unknown }>) => void): void;
+}
+
+function mysqlConnection(url: string, d: DatabaseDeadlines | undefined): Knex.MySql2ConnectionConfig {
   const u = new URL(url.replace(/^mariadb:/i, "mysql:"));
   return {
     host: u.hostname,
@@ -81,10 +147,11 @@ function mysqlConnection(url: string): Knex.MySql2ConnectionConfig {
     // Timestamps are stored as epoch milliseconds; keep BIGINT values exact.
     supportBigNumbers: true,
     bigNumberStrings: false,
+    ...(d ? { connectTimeout: d.connectMs, enableKeepAlive: true } : {}),
   };
 }
 
-function sqliteKnex(file: string, log: Knex.Config["log"]): Knex {
+function sqliteKnex(file: string, log: Knex.Config["log"], busyTimeoutMs: number): Knex {
   if (file !== ":memory:") ownerOnly(file);
   return knexFactory({
     client: "sqlite3",
@@ -100,7 +167,7 @@ function sqliteKnex(file: string, log: Knex.Config["log"]): Knex {
         // (NORMAL would survive a process crash but not an OS crash). Group commit keeps the
         // fsyncs few under load.
         conn.exec(
-          "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+          `PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;`,
           (err) => done(err, conn),
         );
       },
@@ -154,6 +221,21 @@ export async function migrate(db: Knex, options: { timeoutMs?: number } = {}): P
       if ((err as Error).name !== "MigrationLocked" || Date.now() > deadline) throw err;
       await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 200));
     }
+  }
+}
+
+/**
+ * Migrates the schema of the service's database `db`. Migrations may rewrite large tables, so on
+ * PostgreSQL and MySQL they run on a connection of their own without the service's statement
+ * deadlines; SQLite's deadline is only its busy timeout, which migrations wait on like any writer.
+ */
+export async function prepareSchema(db: Knex, options: DatabaseOptions, logger?: DatabaseLogger): Promise<void> {
+  if (!options.deadlines || dialectOf(options.url) === "sqlite") return migrate(db);
+  const unbounded = createKnex({ url: options.url, poolMax: 2 }, logger);
+  try {
+    await migrate(unbounded);
+  } finally {
+    await unbounded.destroy();
   }
 }
 

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { DomainError, type DomainErrorKind, InvalidArgumentError } from "../domain/errors.js";
+import { DomainError, type DomainErrorKind, InvalidArgumentError, UnavailableError } from "../domain/errors.js";
+import { isDatabaseUnavailable } from "../storage/errors.js";
 
 /**
  * The one place errors become status codes. Domain errors keep their message (it is written for
@@ -28,8 +29,23 @@ const CODES: Record<DomainErrorKind, Code> = {
  */
 export const MAX_ERROR_HEADER_BYTES = 3072;
 
-export function toConnectError(err: unknown, logger: Logger, procedure: string): ConnectError {
-  if (err instanceof ConnectError) return err;
+/** What a caller is told when the database is down, unreachable or past a deadline: nothing more. */
+export const DATABASE_UNAVAILABLE_MESSAGE = "the database is not available; try again shortly";
+
+/**
+ * The domain error `err` is, or stands for: a database that cannot answer now (down, stalled past
+ * a deadline, out of connections: storage/errors.ts) is UNAVAILABLE (OAuth2
+ * `temporarily_unavailable`), never INTERNAL. Undefined for anything else.
+ */
+export function asDomainError(err: unknown): DomainError | undefined {
+  if (err instanceof DomainError) return err;
+  if (isDatabaseUnavailable(err)) return new UnavailableError(DATABASE_UNAVAILABLE_MESSAGE, { oauth: "temporarily_unavailable" });
+  return undefined;
+}
+
+export function toConnectError(errOrCause: unknown, logger: Logger, procedure: string): ConnectError {
+  if (errOrCause instanceof ConnectError) return errOrCause;
+  const err = asDomainError(errOrCause) ?? errOrCause;
   if (err instanceof DomainError) {
     const ce = new ConnectError(boundedMessage(err.message), CODES[err.kind]);
     if (err instanceof InvalidArgumentError) ce.metadata.set("x-invalid-fields", invalidFields(err.violations.map((v) => v.field)));

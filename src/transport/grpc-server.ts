@@ -18,6 +18,12 @@ export interface GrpcServerOptions extends GrpcHandlerOptions {
   maxMessageBytes: number;
 }
 
+/**
+ * The grpc.health.v1 service name that answers liveness: SERVING while the process runs, whatever
+ * the database (readiness is the overall "" and each service's name).
+ */
+export const LIVENESS_SERVICE = "liveness";
+
 /** The gateways' port: grpc-js with the protobuf-es codecs, reflection and grpc.health.v1. */
 export class GrpcServer {
   readonly server: grpc.Server;
@@ -35,7 +41,10 @@ export class GrpcServer {
       this.server.addService(grpcServiceDefinition(service), grpcHandlers(service, impl, options));
     }
     this.serviceNames = options.services.map((s) => s.service.typeName);
-    this.health = new HealthImplementation(Object.fromEntries(["", ...this.serviceNames].map((n) => [n, "NOT_SERVING"])));
+    this.health = new HealthImplementation({
+      ...Object.fromEntries(["", ...this.serviceNames].map((n) => [n, "NOT_SERVING"])),
+      [LIVENESS_SERVICE]: "SERVING",
+    });
     this.health.addToServer(this.server);
     addReflection(
       this.server,
@@ -54,6 +63,7 @@ export class GrpcServer {
     });
   }
 
+  /** Readiness: the overall status ("") and every service's; liveness is left as it is. */
   setServing(serving: boolean): void {
     const status = serving ? "SERVING" : "NOT_SERVING";
     for (const name of ["", ...this.serviceNames]) this.health.setStatus(name, status);

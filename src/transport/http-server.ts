@@ -1,4 +1,5 @@
 import type * as http from "node:http";
+import { STATUS_CODES } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
@@ -10,7 +11,7 @@ import { type AuditLog, isChange } from "./audit-log.js";
 import type { ClientAddresses } from "./client-address.js";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
-import { toConnectError } from "./error-mapping.js";
+import { httpStatusOf, toConnectError } from "./error-mapping.js";
 import type { ServiceRegistration } from "./grpc-server.js";
 import { rejectUndecodableBodies } from "./undecodable-bodies.js";
 import { type HttpConnectionLimits, HttpPort, type RequestHandler } from "./http-port.js";
@@ -237,9 +238,15 @@ function streamingOnly(handler: UniversalHandler): UniversalHandler {
 
 async function routeFallback(req: http.IncomingMessage, res: http.ServerResponse, options: HttpServerOptions): Promise<void> {
   try {
+    // Readiness: NOT_SERVING while starting, stopping or without a database that answers.
     if (req.url === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       const ready = options.isReady();
       sendJson(res, ready ? 200 : 503, { status: ready ? "SERVING" : "NOT_SERVING" });
+      return;
+    }
+    // Liveness: the process answers; nothing else is checked (restarting it cures no database).
+    if (req.url === "/livez" && (req.method === "GET" || req.method === "HEAD")) {
+      sendJson(res, 200, { status: "SERVING" });
       return;
     }
     if (options.serveMetrics && options.metrics && (await serveMetrics(req, res, options.metrics))) return;
@@ -249,7 +256,8 @@ async function routeFallback(req: http.IncomingMessage, res: http.ServerResponse
     sendJson(res, 404, { code: 404, message: "Not Found", description: "no such endpoint" });
   } catch (err) {
     const ce = toConnectError(err, options.logger, req.url ?? "");
-    if (!res.headersSent) sendJson(res, 500, { code: 500, message: "Internal Server Error", description: ce.rawMessage });
+    const status = httpStatusOf(ce.code);
+    if (!res.headersSent) sendJson(res, status, { code: status, message: STATUS_CODES[status] ?? "Error", description: ce.rawMessage });
     else res.destroy();
   }
 }

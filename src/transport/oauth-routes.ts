@@ -1,6 +1,5 @@
 import type * as http from "node:http";
 import type { Config } from "../config/config.js";
-import { DomainError } from "../domain/errors.js";
 import type { SigningKeys } from "../oauth/signing-keys.js";
 import { parseScopeParameter } from "../oauth/scopes.js";
 import { emptyTokenRequest } from "../oauth/token-request.js";
@@ -8,6 +7,7 @@ import type { TokenService } from "../oauth/token-service.js";
 import type { TokenRecord } from "../domain/model/index.js";
 import type { ClientAddresses } from "./client-address.js";
 import type { AuditLog } from "./audit-log.js";
+import { asDomainError } from "./error-mapping.js";
 import { noteCaller } from "../observability/access-log.js";
 import { hashToken } from "../oauth/token-hash.js";
 import { requestAddress, sendJson, type RouteHandler } from "./http-server.js";
@@ -190,14 +190,21 @@ const STATUS: Record<string, number> = {
   unauthorized_client: 400,
   unsupported_grant_type: 400,
   invalid_scope: 400,
+  temporarily_unavailable: 503,
 };
 
-function sendOAuthError(req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
-  if (err instanceof OAuthRequestError) {
-    sendJson(res, 400, { error: "invalid_request", error_description: err.message }, NO_STORE);
+function sendOAuthError(req: http.IncomingMessage, res: http.ServerResponse, cause: unknown): void {
+  if (cause instanceof OAuthRequestError) {
+    sendJson(res, 400, { error: "invalid_request", error_description: cause.message }, NO_STORE);
     return;
   }
-  if (err instanceof DomainError) {
+  const err = asDomainError(cause);
+  if (err) {
+    if (err.kind === "unavailable") {
+      // RFC 6749 section 4.1.2.1's temporarily_unavailable, with the status it stands for.
+      sendJson(res, 503, { error: "temporarily_unavailable", error_description: err.message }, { ...NO_STORE, "retry-after": "1" });
+      return;
+    }
     const error = err.oauth ?? (err.kind === "unauthenticated" ? "invalid_client" : "invalid_request");
     // A paused client id (too many failed authentications) is told to come back later.
     const status = err.kind === "resource_exhausted" ? 429 : (STATUS[error] ?? 400);
@@ -206,5 +213,5 @@ function sendOAuthError(req: http.IncomingMessage, res: http.ServerResponse, err
     sendJson(res, status, { error, error_description: err.message }, { ...NO_STORE, ...challenge });
     return;
   }
-  throw err;
+  throw cause;
 }

@@ -3,6 +3,7 @@ import { STORE_KEYS_PATH, STORE_KEYS_TEMPLATE } from "./store-rest-routes.js";
 /** The HTTP port's own paths (besides the RPCs'), named as themselves in metrics and access lines. */
 const FIXED_PATHS = new Set([
   "/healthz",
+  "/livez",
   "/metrics",
   "/.well-known/oauth-authorization-server",
   "/oauth2/token",

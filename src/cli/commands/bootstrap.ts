@@ -6,7 +6,7 @@ import { type SystemClient, SystemClients } from "../../auth/system-clients.js";
 import { loadConfig } from "../../config/load.js";
 import { systemClock } from "../../domain/clock.js";
 import type { Page } from "../../domain/paging.js";
-import { createKnex, migrate } from "../../storage/database.js";
+import { createKnex, prepareSchema } from "../../storage/database.js";
 import { loadOrCreateEncryptionKey, SecretBox } from "../../storage/secret-box.js";
 import { Store } from "../../storage/store.js";
 import { type Command, list, optional } from "../command.js";
@@ -33,7 +33,7 @@ ${DEFAULT_CONFIG} (KM_* variables apply over it, as on the server).`,
     const config = loadConfig({ file, env: context.env });
     const db = createKnex(config.database);
     try {
-      await migrate(db);
+      await prepareSchema(db, config.database);
       const { key } = loadOrCreateEncryptionKey(config.encryptionKey, config.dataDir);
       const store = new Store(db, new SecretBox(key));
       const clients = new SystemClients(store, systemClock, () => config.name);

@@ -1,4 +1,4 @@
-// OpenAPI 3.1 description of the OAuth2 endpoints (oauth-routes.ts) and /healthz, served at
+// OpenAPI 3.1 description of the OAuth2 endpoints (oauth-routes.ts), /healthz and /livez, served at
 // GET /openapi/oauth2.json. test/openapi.test.ts checks real answers against it.
 
 const form = (schema: object) => ({ required: true, content: { "application/x-www-form-urlencoded": { schema } } });
@@ -19,6 +19,10 @@ const clientErrors = {
   "400": oauthError("invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope (RFC 6749 5.2)."),
   "401": oauthError("invalid_client: unknown client or wrong secret (WWW-Authenticate: Basic with HTTP Basic)."),
   "429": oauthError("Too many failed authentications for this client id from this address: retry in N s."),
+  "503": json("temporarily_unavailable: the database does not answer now (down, or past its deadline); retry (Retry-After).", "OAuthError", {
+    ...noStore,
+    "Retry-After": { description: "seconds", schema: { type: "string" } },
+  }),
 };
 
 export const oauth2OpenApi = {
@@ -95,7 +99,17 @@ export const oauth2OpenApi = {
       get: {
         operationId: "health",
         summary: "Whether the server takes calls (no token)",
-        responses: { "200": json("Serving.", "Health"), "503": json("Stopping or not started: NOT_SERVING.", "Health") },
+        responses: {
+          "200": json("Ready: serving, and the database answers.", "Health"),
+          "503": json("Not ready (NOT_SERVING): starting, stopping, or the database does not answer.", "Health"),
+        },
+      },
+    },
+    "/livez": {
+      get: {
+        operationId: "liveness",
+        summary: "Whether the process runs (no token; says nothing of the database)",
+        responses: { "200": json("Alive.", "Health") },
       },
     },
   },
