@@ -185,6 +185,9 @@ for (const entry of testDatabases()) {
 
     test("database down: UNAVAILABLE fast, readiness NOT_SERVING and liveness SERVING, then SERVING again", async (t) => {
       assert.equal(await healthz(server), 200);
+      const app = (await server.grpc.createApplication(createRequest())).application;
+      assert.ok(app);
+      const storeDoc = await OpenApiChecker.of("store", await (await fetch(`http://127.0.0.1:${server.httpPort}/openapi/store.json`)).json());
       proxy.reset();
       // The periodic probe alone, no call to notice it.
       const notReadyMs = await untilHealthz(server, 503, 5000);
@@ -206,6 +209,16 @@ for (const entry of testDatabases()) {
       await doc.check("/livez", "get", await fetch(`http://127.0.0.1:${server.httpPort}/livez`));
       await doc.check("/oauth2/token", "post", await form(server, "/oauth2/token", who[1] as Credentials, "grant_type=client_credentials"));
       await doc.check("/oauth2/introspect", "post", await form(server, "/oauth2/introspect", who[1] as Credentials, "token=unknown-token"));
+      // The Store REST API: 503 with WSO2's error body, as its document says.
+      const keys = `http://127.0.0.1:${server.httpPort}/api/am/store/v0.13/applications/${app.applicationId}/keys/PRODUCTION`;
+      const storeHeaders = { authorization: `Bearer ${server.token}`, "content-type": "application/json" };
+      const storePath = "/api/am/store/v0.13/applications/{applicationId}/keys/{keyType}";
+      const read = await fetch(keys, { headers: storeHeaders });
+      assert.equal(read.status, 503);
+      await storeDoc.check(storePath, "get", read);
+      const write = await fetch(keys, { method: "PUT", headers: storeHeaders, body: JSON.stringify({ callbackUrl: "https://cb.example/x" }) });
+      assert.equal(write.status, 503);
+      await storeDoc.check(storePath, "put", write);
 
       proxy.pass();
       const readyMs = await untilHealthz(server, 200, 5000);

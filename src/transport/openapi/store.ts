@@ -34,6 +34,9 @@ const parameters = [
   },
 ];
 
+/** The database does not answer (down, or past its deadline): nothing was changed; retry. */
+const unavailable = errorResponse("The database does not answer now (down, or past its deadline); nothing changed, retry.");
+
 export const storeOpenApi = {
   openapi: "3.1.0",
   info: {
@@ -59,6 +62,7 @@ export const storeOpenApi = {
           "403": errorResponse("The token lacks apim:subscribe."),
           "404": errorResponse("No such application, no keys of this type, or not the caller's."),
           "406": errorResponse("Accept excludes application/json."),
+          "503": unavailable,
         },
       },
       put: {
@@ -94,6 +98,7 @@ export const storeOpenApi = {
           "412": errorResponse("If-Match or If-Unmodified-Since does not hold, or the keys are not COMPLETED."),
           "413": errorResponse("The body is over http.max_body_bytes."),
           "415": errorResponse("The body is not application/json."),
+          "503": unavailable,
         },
       },
     },
