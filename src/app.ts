@@ -235,6 +235,7 @@ export class App {
         ? grpc.ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined)
         : grpc.ServerCredentials.createInsecure(),
       maxMessageBytes: config.grpc.maxMessageBytes,
+      connections: config.grpc.connections,
       authorizer,
       clientCertificates: tls?.clientCa !== undefined,
       audit,

@@ -3,6 +3,7 @@ import type { ThrottleLimits } from "../oauth/authentication-throttle.js";
 import { type ExternalKeyManagerConfig, externalFromSection } from "./external-key-managers.js";
 import type { KeyManagerSection } from "./schema.js";
 import type { TracingConfig } from "../observability/tracing.js";
+import type { GrpcConnectionLimits } from "../transport/grpc-server.js";
 import type { HttpConnectionLimits } from "../transport/http-port.js";
 import type { DatabaseDeadlines } from "../storage/deadlines.js";
 
@@ -28,7 +29,7 @@ export interface Config {
     /** The longest a system client's token lives. */
     systemTokenSeconds: number;
   };
-  grpc: { host: string; port: number; maxMessageBytes: number };
+  grpc: { host: string; port: number; maxMessageBytes: number; connections: GrpcConnectionLimits };
   http: { host: string; port: number; maxMessageBytes: number; maxBodyBytes: number; connections: HttpConnectionLimits };
   /** Where the data lives, and how long the service waits on it (storage/deadlines.ts). */
   database: { url: string; poolMax: number; deadlines: DatabaseDeadlines; healthCheckIntervalMs: number };
@@ -127,7 +128,21 @@ export function fromSection(s: KeyManagerSection): Config {
       maxTokenSeconds: s.validity.max_token,
       systemTokenSeconds: s.validity.system_token,
     },
-    grpc: { host: s.grpc.host, port: s.grpc.port, maxMessageBytes: s.grpc.max_message_bytes },
+    grpc: {
+      host: s.grpc.host,
+      port: s.grpc.port,
+      maxMessageBytes: s.grpc.max_message_bytes,
+      connections: {
+        maxConnections: s.grpc.max_connections,
+        idleTimeoutMs: s.grpc.idle_timeout_ms,
+        maxConnectionAgeMs: s.grpc.max_connection_age_ms,
+        maxConnectionAgeGraceMs: s.grpc.max_connection_age_grace_ms,
+        maxConcurrentStreams: s.grpc.max_concurrent_streams,
+        keepaliveMinPingIntervalMs: s.grpc.keepalive_min_ping_interval_ms,
+        keepalivePermitWithoutCalls: s.grpc.keepalive_permit_without_calls,
+        keepaliveMaxPingStrikes: s.grpc.keepalive_max_ping_strikes,
+      },
+    },
     http: {
       host: s.http.host,
       port: s.http.port,

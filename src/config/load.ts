@@ -15,6 +15,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KM_ACCESS_LOG_LEVEL: ["access_log_level"],
   KM_GRPC_HOST: ["grpc", "host"],
   KM_GRPC_PORT: ["grpc", "port"],
+  KM_GRPC_MAX_CONNECTIONS: ["grpc", "max_connections"],
   KM_HTTP_HOST: ["http", "host"],
   KM_HTTP_PORT: ["http", "port"],
   KM_HTTP_MAX_CONNECTIONS: ["http", "max_connections"],

@@ -90,6 +90,22 @@ export const keyManagerSection = z
         port: port.default(50051),
         /** Largest request or response message. */
         max_message_bytes: count(256 * 1024 * 1024).default(4 * 1024 * 1024),
+        /** Connections open at once; more are closed as they arrive. */
+        max_connections: count(1_000_000).default(4096),
+        /** A connection without calls is sent GOAWAY after this (grpc.max_connection_idle_ms). */
+        idle_timeout_ms: timeout.default(120_000),
+        /** A connection is sent GOAWAY after this (±10%), so clients spread over new replicas; 0: never. */
+        max_connection_age_ms: ms(30 * 24 * 3_600_000).default(0),
+        /** After the age's GOAWAY, the connection's calls have this long before it is closed. */
+        max_connection_age_grace_ms: ms(24 * 3_600_000).default(30_000),
+        /** Calls (HTTP/2 streams) of one connection at once; more are refused (REFUSED_STREAM). */
+        max_concurrent_streams: count(1_000_000).default(100),
+        /** A client's pings closer together than this are strikes (grpc.http2.min_ping_interval_without_data_ms). */
+        keepalive_min_ping_interval_ms: ms(24 * 3_600_000).default(300_000),
+        /** Whether a client may ping while it has no call open (grpc.keepalive_permit_without_calls). */
+        keepalive_permit_without_calls: z.union([z.boolean(), z.stringbool()]).default(false),
+        /** Strikes forgiven; the next closes the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (grpc.http2.max_ping_strikes). */
+        keepalive_max_ping_strikes: z.coerce.number().int().min(0).max(1000).default(2),
       })
       .strict()
       .prefault({}),

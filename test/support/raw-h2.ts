@@ -11,19 +11,24 @@ export interface RawH2Connection {
   socket: net.Socket;
   /** Streams the server reset, by error code. */
   resets: Map<number, number>;
-  /** Error code of the server's GOAWAY, when one came. */
+  /** Error code of the server's first GOAWAY, when one came, and its debug data. */
   goaway: number | undefined;
+  goawayData: string;
   /** Response HEADERS frames received (a stream the server answered). */
   responses: number;
   closed: Promise<void>;
   /** Opens `count` more streams (HEADERS without END_STREAM, so each waits for its body). */
   openStreams(count: number, headers: Record<string, string>): void;
+  /** Sends a PING (the server answers it on its own). */
+  ping(): void;
 }
 
 export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 export const REFUSED_STREAM = 0x7;
+export const ENHANCE_YOUR_CALM = 0xb;
 const HEADERS = 0x1;
 const RST_STREAM = 0x3;
+const PING = 0x6;
 const GOAWAY = 0x7;
 const END_HEADERS = 0x4;
 
@@ -72,6 +77,7 @@ export function rawH2(port: number): Promise<RawH2Connection> {
       socket,
       resets: new Map(),
       goaway: undefined,
+      goawayData: "",
       responses: 0,
       closed: new Promise((r) => socket.once("close", () => r())),
       openStreams(count, headers) {
@@ -82,6 +88,9 @@ export function rawH2(port: number): Promise<RawH2Connection> {
           nextStream += 2;
         }
         if (!socket.destroyed) socket.write(Buffer.concat(frames));
+      },
+      ping() {
+        if (!socket.destroyed) socket.write(frame(PING, 0, 0, Buffer.alloc(8)));
       },
     };
     socket.on("data", (chunk: Buffer) => {
@@ -95,7 +104,11 @@ export function rawH2(port: number): Promise<RawH2Connection> {
           const code = payload.readUInt32BE(0);
           connection.resets.set(code, (connection.resets.get(code) ?? 0) + 1);
         } else if (type === GOAWAY) {
-          connection.goaway = payload.readUInt32BE(4);
+          // The first one's: a second (NO_ERROR) may follow as the server closes.
+          if (connection.goaway === undefined) {
+            connection.goaway = payload.readUInt32BE(4);
+            connection.goawayData = payload.subarray(8).toString("latin1");
+          }
         } else if (type === HEADERS) {
           connection.responses++;
         }
