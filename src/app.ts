@@ -178,7 +178,7 @@ export class App {
     const resident = new ResidentKeyManager(store, currentConfig, clock, tokens);
     this.keyManagers = buildKeyManagers({ resident, config: currentConfig, store, clock, events, logger: this.logger });
     const { keyManager, registry } = this.keyManagers;
-    this.cache = new ValidationCache(events);
+    this.cache = new ValidationCache(events, { ...DEFAULT_CACHE_LIMITS, negativeBytes: config.validation.negativeCacheBytes });
     this.decisions = new DecisionCache<ValidationResult>(events, DEFAULT_CACHE_LIMITS.maxEntries, DEFAULT_CACHE_LIMITS.maxBytes);
     for (const stats of [...this.cache.stats, this.decisions.stats, tokens.clientStats]) metrics.cache(stats);
     const validator = new TokenValidator(store, signingKeys, this.cache, this.decisions, currentConfig, clock, this.logger, registry);

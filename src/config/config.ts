@@ -41,7 +41,7 @@ export interface Config {
   /** Other replicas' changes: how often MySQL/MariaDB replicas read them. */
   cluster: { pollIntervalMs: number; changeLogRetainSeconds: number };
   /** The gateways' checks: how many requests of one ValidateTokens stream are worked on at once. */
-  validation: { streamMaxInFlight: number };
+  validation: { streamMaxInFlight: number; negativeCacheBytes: number };
   /** The gateways' Watch streams (GatewaySyncService). */
   gatewaySync: GatewaySyncSettings;
   /** Page sizes of the List RPCs (and GetActiveTokensByConsumerKey). */
@@ -190,7 +190,7 @@ export function fromSection(s: KeyManagerSection): Config {
     },
     housekeeping: { intervalSeconds: s.housekeeping.purge_interval_seconds, retainSeconds: s.housekeeping.retain_seconds },
     cluster: { pollIntervalMs: s.cluster.poll_interval_ms, changeLogRetainSeconds: s.cluster.change_log_retain_seconds },
-    validation: { streamMaxInFlight: s.validation.stream_max_in_flight },
+    validation: { streamMaxInFlight: s.validation.stream_max_in_flight, negativeCacheBytes: s.validation.negative_cache_bytes },
     gatewaySync: {
       maxWatchers: s.gateway_sync.max_watchers,
       heartbeatIntervalMs: s.gateway_sync.heartbeat_interval_ms,

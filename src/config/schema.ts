@@ -248,6 +248,16 @@ export const keyManagerSection = z
       .object({
         /** Requests of one ValidateTokens stream worked on at once; past it the stream is not read. */
         stream_max_in_flight: count(100_000).default(256),
+        /**
+         * Bytes of the "not found" answers kept (unknown tokens, APIs, applications,
+         * subscriptions; each for 30 s); past it the least recently used go first.
+         */
+        negative_cache_bytes: z.coerce
+          .number()
+          .int()
+          .min(64 * 1024)
+          .max(4096 * 1024 * 1024)
+          .default(16 * 1024 * 1024),
       })
       .strict()
       .prefault({}),

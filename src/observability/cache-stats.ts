@@ -11,6 +11,8 @@ export class CacheStats {
   constructor(
     readonly kind: string,
     private readonly sizeOf: () => number,
+    /** The bytes it holds by its own count, for a cache bounded by bytes (keymanager_cache_bytes). */
+    readonly bytes?: () => number,
   ) {}
 
   get size(): number {

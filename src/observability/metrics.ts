@@ -136,6 +136,15 @@ export class Metrics {
         for (const stats of caches) this.set({ cache: stats.kind }, stats.size);
       },
     });
+    new Gauge({
+      name: "keymanager_cache_bytes",
+      help: "Bytes held by the cache's own count, per cache bounded by bytes.",
+      labelNames: ["cache"],
+      registers,
+      collect() {
+        for (const stats of caches) if (stats.bytes) this.set({ cache: stats.kind }, stats.bytes());
+      },
+    });
     this.changeFeedLag = new Histogram({
       name: "keymanager_change_feed_lag_seconds",
       help: "From another replica sending a change to this one applying it (the two clocks' difference included).",

@@ -101,7 +101,10 @@ export class TokenValidator {
         now,
       });
       const validUntil = this.validUntil(req, result, now);
-      if (validUntil !== undefined) this.decisions.set(key, result, validUntil, generation, tokenHash);
+      // An unknown token's refusal is not kept: anyone can make up any number of them. Its
+      // "not found" is (validation cache, bounded by bytes), so asking again costs no read.
+      const unknownToken = req.accessToken !== "" && !result.token;
+      if (validUntil !== undefined && !unknownToken) this.decisions.set(key, result, validUntil, generation, tokenHash);
       return result;
     } catch (err) {
       return this.failed(err, req);
