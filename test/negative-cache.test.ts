@@ -99,6 +99,18 @@ test("validation.negative_cache_bytes bounds a real server's unknown tokens (key
     assert.ok(entries < N, "older ones were evicted");
     assert.ok(decisions < 10, `refusals of unknown tokens are not kept as decisions (${decisions})`);
     assert.equal((await ask(token)).statusCode, 0, "the known token still validates");
+
+    // A known token's refusal (revoked here; expired likewise) is kept as a decision: there are
+    // only as many as were issued, and a gateway retrying one should not redo the whole check.
+    const revoked = await fetch(`http://127.0.0.1:${server.httpPort}/oauth2/revoke`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token, client_id: app.consumerKey, client_secret: app.consumerSecret }).toString(),
+    });
+    assert.equal(revoked.status, 200);
+    for (let i = 0; i < 3; i++) assert.equal((await ask(token)).statusCode, 900901);
+    const after = total((await scrape(`http://127.0.0.1:${server.httpPort}/metrics`)).samples, "keymanager_cache_entries", { cache: "decisions" });
+    assert.ok(after >= 1, `the revoked token's refusal is kept (${after} decisions)`);
   } finally {
     await server.close();
   }

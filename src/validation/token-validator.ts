@@ -90,7 +90,8 @@ export class TokenValidator {
     try {
       const now = this.clock.now().getTime();
       const generation = this.decisions.generation;
-      const result = await decideAsync(this.facts(req.accessToken, tokenHash), {
+      const facts = new CachedFacts(this, req.accessToken, tokenHash);
+      const result = await decideAsync(facts, {
         context: req.context,
         version: req.version,
         hasToken: req.accessToken !== "",
@@ -102,8 +103,9 @@ export class TokenValidator {
       });
       const validUntil = this.validUntil(req, result, now);
       // An unknown token's refusal is not kept: anyone can make up any number of them. Its
-      // "not found" is (validation cache, bounded by bytes), so asking again costs no read.
-      const unknownToken = req.accessToken !== "" && !result.token;
+      // "not found" is (validation cache, bounded by bytes), so asking again costs no read. A
+      // known token's refusal (expired, revoked: as many as were issued) is kept like an answer.
+      const unknownToken = req.accessToken !== "" && !facts.tokenKnown;
       if (validUntil !== undefined && !unknownToken) this.decisions.set(key, result, validUntil, generation, tokenHash);
       return result;
     } catch (err) {
@@ -128,11 +130,6 @@ export class TokenValidator {
   private failed(err: unknown, req: ValidationRequest): ValidationResult {
     this.logger.error({ err, context: req.context, version: req.version }, "token validation failed");
     return unexpectedFailure();
-  }
-
-  /** The facts of one request, read through the caches. */
-  private facts(accessToken: string, tokenHash: string): AsyncFacts {
-    return new CachedFacts(this, accessToken, tokenHash);
   }
 
   api(context: string, version: string): Api | undefined | Promise<Api | undefined> {
@@ -184,7 +181,11 @@ export class TokenValidator {
   }
 }
 
-/** One request's facts for the decision rules (a class, not closures: made on every worked-out answer). */
+function isTokenFacts(token: TokenFacts | KeyManagerUnavailable | undefined): boolean {
+  return token !== undefined && !(token instanceof KeyManagerUnavailable);
+}
+
+/** One request's facts for the decision rules, read through the caches (a class, not closures: made on every worked-out answer). */
 class CachedFacts implements AsyncFacts {
   constructor(
     private readonly validator: TokenValidator,
@@ -200,8 +201,19 @@ class CachedFacts implements AsyncFacts {
     return this.validator.resources(api.apiId);
   }
 
+  /** Whether the token was looked up and is one of ours or a key manager's (expired or revoked too). */
+  tokenKnown = false;
+
   token() {
-    return this.validator.token(this.accessToken, this.tokenHash);
+    const found = this.validator.token(this.accessToken, this.tokenHash);
+    if (found instanceof Promise) {
+      return found.then((token) => {
+        this.tokenKnown = isTokenFacts(token);
+        return token;
+      });
+    }
+    this.tokenKnown = isTokenFacts(found);
+    return found;
   }
 
   keyMapping(consumerKey: string) {
