@@ -18,7 +18,7 @@ import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.j
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService, ValidateTokenRequestSchema, ValidateTokensRequestSchema } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { Authorization, CheckRequestSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
-import { AuthLevel, KeyType } from "../gen/keymanager/v1/types_pb.js";
+import { AuthLevel, KeyType, TokenType } from "../gen/keymanager/v1/types_pb.js";
 import { createKnex } from "../src/storage/database.js";
 import { hashToken } from "../src/oauth/token-hash.js";
 import { serverDatabase } from "../test/support/databases.js";
@@ -34,7 +34,9 @@ const { values } = parseArgs({
     /**
      * "metrics": only the metrics on/off phase; "gateways": only ext_authz Check against ValidateToken;
      * "nginx": only nginx with auth_request against nginx without it; "gateway-stream": only the
-     * Watch stream's figures (bench/gateway-stream.ts) (each printed, not written).
+     * Watch stream's figures (bench/gateway-stream.ts); "gateway-lib": @keymanager/gateway's in-process
+     * decisions against unary ValidateToken and the ValidateTokens stream (bench/gateway-lib.ts)
+     * (each printed, not written).
      */
     only: { type: "string" },
     /** Only the unary and stream rounds at 10,000 tokens: no 1,000,000-token rounds, no issuing. */
@@ -195,6 +197,15 @@ function medianOf(values: number[]): number {
  */
 function pairedRatio(numerators: Outcome[], denominators: Outcome[]): number {
   return medianOf(numerators.map((n, i) => n.rps / (denominators[i]?.rps || 1)));
+}
+
+/** What bench/gateway-lib.ts measures (typed here: that file is not part of the root build). */
+interface GatewayLibResult {
+  jwt: { rps: number; cpuUs: number }[];
+  opaque: { rps: number; cpuUs: number }[];
+  unary: Outcome[];
+  stream: Outcome[];
+  memory: { subscriptions: number; heapMiB: number; bytesPerSubscription: number; loadMs: number };
 }
 
 async function main() {
@@ -467,6 +478,72 @@ async function main() {
     record("ext_authz Check (path located and matched)", median(checks));
     record("ValidateToken (matching_resource given)", median(validates));
     for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
+    return;
+  }
+
+  if (values.only === "gateway-lib") {
+    // A JWT application beside the opaque one, subscribed alike.
+    const jwtApplicationId = randomUUID();
+    const jwtApp = (
+      await kmClient.createApplication({
+        application: {
+          applicationId: jwtApplicationId,
+          keyType: KeyType.PRODUCTION,
+          clientName: "bench-jwt",
+          grantTypes: ["client_credentials"],
+          scopes: ["items:read"],
+          tokenType: TokenType.JWT,
+        },
+      })
+    ).application;
+    if (!jwtApp) throw new Error("no application");
+    await subs.createSubscription({ subscription: { applicationId: jwtApplicationId, apiId: "bench-api", tier: "Gold" } });
+    const jwt =
+      (
+        await kmClient.getNewApplicationAccessToken({
+          request: { clientId: jwtApp.consumerKey, clientSecret: jwtApp.consumerSecret, grantType: "client_credentials", scopes: ["items:read"] },
+        })
+      ).token?.accessToken ?? "";
+    const db = createKnex({ url: databaseUrl, poolMax: 2 });
+    cleanups.push(() => db.destroy());
+    // Loaded by path: the library's sources are not part of the root build (tsconfig.build.json).
+    const libModule = "./gateway-lib.js";
+    const { gatewayLibPhase } = (await import(libModule)) as { gatewayLibPhase: (ctx: unknown) => Promise<GatewayLibResult> };
+    const unaryLoad = (): Load[] => [{ url: validateUrl, body: bodies.valid as string, connections: CONNECTIONS, streams: STREAMS, headers: grpcHeaders }];
+    const streamUrl = `http://127.0.0.1:${grpcPort}/keymanager.v1.TokenValidationService/ValidateTokens`;
+    const streamLoad = (): Load[] => [
+      { url: streamUrl, body: streamBodies.valid as string, connections: CONNECTIONS, streams: 1, headers: grpcHeaders, messages: STREAM_CHECKS },
+    ];
+    const r = await gatewayLibPhase({
+      grpcPort,
+      gatewayToken,
+      tokens: { jwt, opaque: valid },
+      request: { context: "/bench", version: "1.0.0", resource: "/items/{id}", verb: "GET" },
+      apiId: "bench-api",
+      db,
+      rounds: ROUNDS,
+      seconds: SECONDS,
+      unary: () => drive(unaryLoad()),
+      stream: () => drive(streamLoad()),
+    });
+    const perRound = (lib: { rps: number }[], base: Outcome[]) => medianOf(lib.map((l, i) => l.rps / (base[i]?.rps || 1)));
+    const cpuRatio = (lib: { cpuUs: number }[], base: Outcome[]) => medianOf(lib.map((l, i) => (base[i]?.cpuUs ?? 0) / (l.cpuUs || 1)));
+    const mj = [...r.jwt].sort((a, b) => a.rps - b.rps)[Math.floor(r.jwt.length / 2)]!;
+    const mo = [...r.opaque].sort((a, b) => a.rps - b.rps)[Math.floor(r.opaque.length / 2)]!;
+    const table = [
+      "| figure | value |",
+      "|---|---|",
+      `| in process, JWT (verified once, revocations looked up each call): decisions/s, CPU µs/decision (medians) | ${mj.rps} / ${mj.cpuUs.toFixed(2)} |`,
+      `| in process, opaque token the server vouched for: decisions/s, CPU µs/decision (medians) | ${mo.rps} / ${mo.cpuUs.toFixed(2)} |`,
+      `| unary ValidateToken (h2load, ${CONNECTIONS} connections x ${STREAMS} streams): req/s, server CPU µs/request (medians) | ${median(r.unary).rps} / ${median(r.unary).cpuUs} |`,
+      `| ValidateTokens stream (h2load, ${CONNECTIONS} streams x ${STREAM_CHECKS} checks): checks/s, server CPU µs/check (medians) | ${median(r.stream).rps} / ${median(r.stream).cpuUs} |`,
+      `| in process JWT / unary, throughput (median of per-round ratios) | ${perRound(r.jwt, r.unary).toFixed(1)}x |`,
+      `| in process opaque / unary, throughput (median of per-round ratios) | ${perRound(r.opaque, r.unary).toFixed(1)}x |`,
+      `| in process JWT / unary, CPU per decision (unary server CPU / library CPU, median of per-round ratios) | ${cpuRatio(r.jwt, r.unary).toFixed(1)}x |`,
+      `| ValidateTokens stream / unary, throughput (median of per-round ratios) | ${pairedRatio(r.stream, r.unary).toFixed(2)}x |`,
+      `| live copy of ${r.memory.subscriptions} subscriptions: heap, per subscription, snapshot load | ${r.memory.heapMiB.toFixed(1)} MiB, ${r.memory.bytesPerSubscription.toFixed(0)} B, ${r.memory.loadMs.toFixed(0)} ms |`,
+    ];
+    console.log(table.join("\n"));
     return;
   }
 

@@ -260,7 +260,10 @@ export class TokenService {
 
   private async mint(client: OAuthClient, request: AccessTokenRequest, outcome: GrantOutcome): Promise<IssuedToken> {
     const config = this.config();
-    const issuedAt = this.clock.now();
+    // A JWT carries its times in whole seconds (iat, exp): its record holds the same instants, so a
+    // gateway verifying it in process (@keymanager/gateway) reports the times ValidateToken does.
+    const now = this.clock.now();
+    const issuedAt = client.tokenType === "JWT" ? new Date(Math.floor(now.getTime() / 1000) * 1000) : now;
     const base = outcome.endUser === "" ? client.validity.applicationTokenSeconds : client.validity.userTokenSeconds;
     // A system client's token opens this service's own calls: short-lived whatever was asked.
     const longest = client.system ? Math.min(config.validity.systemTokenSeconds, config.validity.maxTokenSeconds) : config.validity.maxTokenSeconds;

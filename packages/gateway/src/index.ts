@@ -5,7 +5,7 @@
  * Express-style, Fastify) answering WSO2's gateway errors.
  */
 export { answerFromDecision, answerFromResponse, type GatewayAnswer } from "./answer.js";
-export type { LocalCopy } from "./local-copy.js";
+export type { LocalCopy, Revocation } from "./local-copy.js";
 export { type GatewayValidatorOptions, gatewayValidatorOptionsSchema } from "./options.js";
 export {
   createGatewayValidator,

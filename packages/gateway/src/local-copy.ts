@@ -14,14 +14,20 @@ export interface LocalCopy extends Omit<Facts, "token"> {
    */
   usable(now: number): boolean;
   /**
-   * A token the copy can judge by itself (a JWT signed with keys it holds): its facts, or null
-   * when it is not genuine (bad signature, wrong issuer) or revoked. undefined: the copy cannot
-   * judge it (an opaque token, or an issuer whose tokens are introspected): the server is asked.
+   * A token the copy can judge by itself (a JWT signed with keys it holds): its facts (revokedAt
+   * set when revoked), or null when it is not genuine. undefined: the copy cannot judge it (an
+   * opaque token, or another issuer's): the server is asked.
    */
   verifyToken(token: string, now: number): Promise<TokenFacts | null | undefined> | TokenFacts | null | undefined;
+  /** The change log version the copy shows (what the server vouched for is kept with it). */
+  readonly version: bigint | undefined;
   /**
-   * Whether a token the server vouched for has been revoked since (by consumer key, by end user,
-   * or by itself): asked at each use of a kept answer, so a pushed revocation refuses it at once.
+   * Whether a token the server vouched for (at copy version `keptAtVersion`) has been revoked
+   * since: "revoked" (by consumer key or end user: refused as revoked at once), "recheck" (a
+   * revocation that may concern it arrived since: the server is asked again), undefined: not
+   * revoked. Asked at each use of a kept answer.
    */
-  revoked(facts: TokenFacts, token: string): boolean;
+  revocation(facts: TokenFacts, keptAtVersion: bigint | undefined): Revocation;
 }
+
+export type Revocation = "revoked" | "recheck" | undefined;

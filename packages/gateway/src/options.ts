@@ -24,6 +24,12 @@ export const gatewayValidatorOptionsSchema = z
         servername: z.string().optional(),
       })
       .optional(),
+    /** Keep a live copy from the server's Watch stream and decide from it (false: ask the server for every call). */
+    watch: z.boolean().default(true),
+    /** The copy holds only these APIs (by context, every version) and their subscriptions; empty: every API. */
+    apiContexts: z.array(z.string().min(1)).max(10_000).default([]),
+    /** The copy holds only key mappings of this key type; default both. */
+    keyType: z.enum(["PRODUCTION", "SANDBOX"]).optional(),
     /** The copy is not decided from once it shows a state older than this (its stream down): the server is asked instead. */
     stalenessBoundMs: positiveMs(3_600_000).default(30_000),
     /** How long a check waits for the server's answer, reconnections included. */
@@ -33,7 +39,7 @@ export const gatewayValidatorOptionsSchema = z
     /** First wait before reopening a failed stream, doubled each failure up to reconnectMaxDelayMs. */
     reconnectInitialDelayMs: positiveMs(60_000).default(100),
     reconnectMaxDelayMs: positiveMs(600_000).default(5_000),
-    /** Opaque tokens' facts kept (the server's answers), at most. */
+    /** Opaque tokens' facts kept (the server's answers), and JWTs' verified signatures, at most (each). */
     tokenCacheMax: z.number().int().positive().max(10_000_000).default(10_000),
   })
   .refine((o) => (o.target === undefined) !== (o.baseUrl === undefined), { message: "give either target (the gRPC port) or baseUrl (the HTTP port)" })

@@ -7,8 +7,14 @@ import { LRUCache } from "lru-cache";
  * kept), each until the token expires. Bounded (least recently used dropped first). Revocations
  * are checked against the copy at each use, so a pushed revocation refuses a kept token at once.
  */
+export interface Kept {
+  facts: TokenFacts;
+  /** The copy's version when the server was asked. */
+  version: bigint | undefined;
+}
+
 export class TokenCache {
-  private readonly entries: LRUCache<string, TokenFacts>;
+  private readonly entries: LRUCache<string, Kept>;
 
   constructor(max: number) {
     this.entries = new LRUCache({ max, ttlAutopurge: false });
@@ -18,18 +24,21 @@ export class TokenCache {
     return hash("sha256", token, "base64url");
   }
 
-  get(key: string, now: number): TokenFacts | undefined {
-    const facts = this.entries.get(key);
-    if (facts && facts.expiresAt.getTime() <= now) {
+  get(key: string, now: number): Kept | undefined {
+    const kept = this.entries.get(key);
+    if (kept && kept.facts.expiresAt.getTime() <= now) {
       this.entries.delete(key);
       return undefined;
     }
-    return facts;
+    return kept;
   }
 
-  set(key: string, facts: TokenFacts, now: number): void {
-    const ttl = facts.expiresAt.getTime() - now;
-    if (ttl > 0) this.entries.set(key, facts);
+  set(key: string, kept: Kept, now: number): void {
+    if (kept.facts.expiresAt.getTime() > now) this.entries.set(key, kept);
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
   }
 
   clear(): void {

@@ -1,5 +1,5 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import { AuthLevel as PbAuthLevel, createKeyManagerClient, type KeyManagerClient } from "@keymanager/client";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { createKeyManagerClient, GatewaySyncService, type KeyManagerClient, AuthLevel as PbAuthLevel, KeyType as PbKeyType } from "@keymanager/client";
 import {
   AUTH_LEVELS as AUTH_LEVEL_NAMES,
   type AuthLevel,
@@ -11,6 +11,7 @@ import {
   type TokenType,
 } from "@keymanager/core";
 import { answerFromDecision, answerFromResponse, answerWithStatus, type GatewayAnswer } from "./answer.js";
+import { LiveCopy } from "./live-copy.js";
 import type { LocalCopy } from "./local-copy.js";
 import { type GatewayValidatorOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import { TokenCache } from "./token-cache.js";
@@ -45,6 +46,8 @@ export class GatewayRequestError extends Error {
 }
 
 export interface GatewayValidatorStats {
+  /** The live copy: whether it is decided from now, how long ago it was confirmed current, what it holds. */
+  copy: { usable: boolean; ageMs: number; version: string; apis: number; keyMappings: number; subscriptions: number; snapshots: number } | undefined;
   /** Decided in process (from the copy). */
   local: number;
   /** Asked of the server (copy not usable, an opaque token not kept, or a token the copy cannot judge). */
@@ -63,7 +66,9 @@ export interface GatewayValidator {
    */
   validate(input: ValidateInput): Promise<GatewayAnswer>;
   stats(): GatewayValidatorStats;
-  /** Ends the stream to the server; calls still waiting are answered 900912. */
+  /** Resolves once the live copy has its first snapshot (at once without one). */
+  ready(): Promise<void>;
+  /** Ends the streams to the server; calls still waiting are answered 900912. */
   close(): Promise<void>;
 }
 
@@ -72,8 +77,10 @@ export interface ValidatorDeps {
   copy?: LocalCopy;
   /** The clock, epoch ms (tests). */
   now?: () => number;
-  /** Told when the ValidateTokens stream fails (for a log); never given the token. */
+  /** Told when the ValidateTokens or the Watch stream fails (for a log); never given the token. */
   onStreamError?: (err: ConnectError) => void;
+  /** The Watch stream's client; default: over the same options as ValidateTokens (tests put a cuttable proxy in its way). */
+  watchClient?: Client<typeof GatewaySyncService>;
 }
 
 /** Thrown by the token fact when only the server can judge the token: the decision is the server's. */
@@ -107,7 +114,22 @@ export function keyManagerClient(o: ResolvedOptions): KeyManagerClient {
 export function createGatewayValidator(options: GatewayValidatorOptions, deps: ValidatorDeps = {}): GatewayValidator {
   const o = resolveOptions(options);
   const km = keyManagerClient(o);
-  return new Validator(o, km, deps);
+  let live: LiveCopy | undefined;
+  if (o.watch && !deps.copy) {
+    live = new LiveCopy(deps.watchClient ?? km.client(GatewaySyncService), {
+      stalenessBoundMs: o.stalenessBoundMs,
+      reconnectInitialDelayMs: o.reconnectInitialDelayMs,
+      reconnectMaxDelayMs: o.reconnectMaxDelayMs,
+      apiContexts: o.apiContexts,
+      keyType: o.keyType === "PRODUCTION" ? PbKeyType.PRODUCTION : o.keyType === "SANDBOX" ? PbKeyType.SANDBOX : PbKeyType.UNSPECIFIED,
+      now: deps.now ?? Date.now,
+      verifiedTokensMax: o.tokenCacheMax,
+      onStreamError: deps.onStreamError,
+      onUnauthenticated: () => km.tokens?.invalidate(),
+    });
+    live.start();
+  }
+  return new Validator(o, km, { ...deps, copy: deps.copy ?? live }, live);
 }
 
 class Validator implements GatewayValidator {
@@ -120,6 +142,7 @@ class Validator implements GatewayValidator {
     o: ResolvedOptions,
     km: KeyManagerClient,
     private readonly deps: ValidatorDeps,
+    private readonly live: LiveCopy | undefined,
   ) {
     this.now = deps.now ?? Date.now;
     this.tokens = new TokenCache(o.tokenCacheMax);
@@ -161,30 +184,54 @@ class Validator implements GatewayValidator {
   }
 
   stats(): GatewayValidatorStats {
-    return { ...this.counts, tokensKept: this.tokens.size };
+    const live = this.live;
+    let copy: GatewayValidatorStats["copy"];
+    if (live) {
+      const now = this.now();
+      const { apis, keyMappings, subscriptions, version, snapshots } = live.stats();
+      copy = { usable: live.usable(now), ageMs: live.age(now), version: String(version ?? ""), apis, keyMappings, subscriptions, snapshots };
+    }
+    return { ...this.counts, tokensKept: this.tokens.size, copy };
+  }
+
+  ready(): Promise<void> {
+    return this.live?.loaded() ?? Promise.resolve();
   }
 
   async close(): Promise<void> {
-    await this.stream.close();
+    await Promise.all([this.stream.close(), this.live?.close()]);
   }
 
-  /** The token's facts from the copy (a JWT) or from what the server said of it before; undefined: not genuine or revoked. */
+  /** The token's facts from the copy (a JWT) or from what the server said of it before. */
   private localToken(copy: LocalCopy, token: string, now: number): TokenFacts | undefined | Promise<TokenFacts | undefined> {
     const verified = copy.verifyToken(token, now);
-    if (verified instanceof Promise) return verified.then((v) => (v === undefined ? this.kept(copy, token, now) : (v ?? undefined)));
-    return verified === undefined ? this.kept(copy, token, now) : (verified ?? undefined);
+    if (verified instanceof Promise) return verified.then((v) => this.judged(copy, token, v, now));
+    return this.judged(copy, token, verified, now);
   }
 
-  private kept(copy: LocalCopy, token: string, now: number): TokenFacts | undefined {
-    const facts = this.tokens.get(TokenCache.key(token), now);
-    if (!facts) throw ASK_SERVER;
-    return copy.revoked(facts, token) ? { ...facts, revokedAt: new Date(now) } : facts;
+  private judged(copy: LocalCopy, token: string, verified: TokenFacts | null | undefined, now: number): TokenFacts | undefined {
+    if (verified === null) return undefined;
+    // A genuine JWT whose application the copy does not hold: the server judges (its token may be gone).
+    if (verified !== undefined) {
+      if (!copy.keyMapping(verified.consumerKey)) throw ASK_SERVER;
+      return verified;
+    }
+    const key = TokenCache.key(token);
+    const kept = this.tokens.get(key, now);
+    if (!kept) throw ASK_SERVER;
+    const revocation = copy.revocation(kept.facts, kept.version);
+    if (revocation === "recheck") {
+      this.tokens.delete(key);
+      throw ASK_SERVER;
+    }
+    return revocation === "revoked" ? { ...kept.facts, revokedAt: new Date(now) } : kept.facts;
   }
 
   private async remoteAndKeep(input: ValidateInput, now: number): Promise<GatewayAnswer> {
+    const version = this.deps.copy?.version;
     const answer = await this.remote(input);
     const facts = tokenFacts(answer);
-    if (facts) this.tokens.set(TokenCache.key(input.token), facts, now);
+    if (facts) this.tokens.set(TokenCache.key(input.token), { facts, version }, now);
     return answer;
   }
 

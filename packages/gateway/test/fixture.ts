@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Api, type ApiResource, type KeyMapping, ResourceTable, type Subscription } from "@keymanager/core";
+import { type Api, type ApiResource, type KeyMapping, ResourceTable, type Subscription, type TokenFacts } from "@keymanager/core";
 import { AuthLevel, KeyType, SubscriptionService, SubscriptionState, TokenType, TokenValidationService, UserService } from "@keymanager/client";
 import { SCOPES } from "../../../src/auth/scopes.js";
 import { createRequest } from "../../../test/support/fixtures.js";
 import type { TestServer } from "../../../test/support/server.js";
-import { answerFromResponse, type GatewayAnswer, type LocalCopy, type ValidateInput } from "../src/index.js";
+import { answerFromResponse, type GatewayAnswer, type LocalCopy, type Revocation, type ValidateInput } from "../src/index.js";
 
 export const API: Api = { apiId: "gw-pizza", name: "PizzaShackAPI", context: "/pizzashack", version: "1.0.0", publisher: "admin", apiTier: "Gold" };
 export const RESOURCES: ApiResource[] = [
@@ -44,6 +44,8 @@ export interface Fixture {
   good: string;
   /** Its JWT sibling. */
   jwt: string;
+  /** Each application's client, by application name ("App subscribed"), to issue more tokens. */
+  clients: Map<string, { clientId: string; clientSecret: string }>;
 }
 
 interface AppSpec {
@@ -89,6 +91,7 @@ export async function createFixture(server: TestServer): Promise<Fixture> {
   const keyMappings: KeyMapping[] = [];
   const subscriptions: Subscription[] = [];
   const toRevoke: string[] = [];
+  const clients = new Map<string, { clientId: string; clientSecret: string }>();
   for (const spec of APPS) {
     const applicationId = randomUUID();
     const keyType = spec.keyType ?? "PRODUCTION";
@@ -105,6 +108,7 @@ export async function createFixture(server: TestServer): Promise<Fixture> {
       )
     ).application;
     assert.ok(app);
+    clients.set(`App ${spec.name}`, { clientId: app.consumerKey, clientSecret: app.consumerSecret });
     keyMappings.push({
       consumerKey: app.consumerKey,
       applicationId,
@@ -148,6 +152,7 @@ export async function createFixture(server: TestServer): Promise<Fixture> {
     subscriptions,
     good: byName("app token"),
     jwt,
+    clients,
   };
 }
 
@@ -181,12 +186,16 @@ export async function serverAnswer(server: TestServer, input: ValidateInput): Pr
 }
 
 /**
- * A copy holding the fixture's state as the server holds it, for the local path before the Watch
- * stream fills one: usable while `fresh` says so; JWTs left to the server; revocations by token.
+ * A copy holding the fixture's state as the server holds it, for the local path without the
+ * Watch stream: usable while `fresh` says so; JWTs left to the server; revocations set by hand.
  */
 export class FixedCopy implements LocalCopy {
   fresh = true;
-  readonly revokedTokens = new Set<string>();
+  version: bigint | undefined = 1n;
+  /** Consumer keys whose tokens were all revoked. */
+  readonly revokedConsumers = new Set<string>();
+  /** Consumer keys one of whose opaque tokens was revoked (after version 1). */
+  readonly recheckConsumers = new Set<string>();
   private readonly table = new ResourceTable(RESOURCES);
 
   constructor(private readonly fixture: Pick<Fixture, "keyMappings" | "subscriptions">) {}
@@ -209,7 +218,9 @@ export class FixedCopy implements LocalCopy {
   verifyToken() {
     return undefined;
   }
-  revoked(_facts: unknown, token: string): boolean {
-    return this.revokedTokens.has(token);
+  revocation(facts: TokenFacts, keptAtVersion: bigint | undefined): Revocation {
+    if (this.revokedConsumers.has(facts.consumerKey)) return "revoked";
+    if (this.recheckConsumers.has(facts.consumerKey) && (keptAtVersion ?? 0n) < 2n) return "recheck";
+    return undefined;
   }
 }

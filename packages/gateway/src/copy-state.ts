@@ -1,0 +1,185 @@
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import {
+  AuthLevel as PbAuthLevel,
+  type GatewayEntity,
+  type GatewayEntityKey,
+  type GatewayKeyMapping,
+  KeyType as PbKeyType,
+  type RevokedToken,
+  SubscriptionState as PbSubscriptionState,
+  TokenType as PbTokenType,
+} from "@keymanager/client";
+import { type Api, type ApiResource, type AuthLevel, type KeyMapping, ResourceTable, type Subscription, type SubscriptionState } from "@keymanager/core";
+import { createLocalJWKSet, type JSONWebKeySet } from "jose";
+
+const AUTH_LEVELS: Record<number, AuthLevel> = {
+  [PbAuthLevel.APPLICATION]: "APPLICATION",
+  [PbAuthLevel.APPLICATION_USER]: "APPLICATION_USER",
+  [PbAuthLevel.ANY]: "ANY",
+  [PbAuthLevel.NONE]: "NONE",
+};
+const STATES: Record<number, SubscriptionState> = {
+  [PbSubscriptionState.UNBLOCKED]: "UNBLOCKED",
+  [PbSubscriptionState.BLOCKED]: "BLOCKED",
+  [PbSubscriptionState.PROD_ONLY_BLOCKED]: "PROD_ONLY_BLOCKED",
+  [PbSubscriptionState.ON_HOLD]: "ON_HOLD",
+  [PbSubscriptionState.REJECTED]: "REJECTED",
+  [PbSubscriptionState.TIER_UPDATE_PENDING]: "TIER_UPDATE_PENDING",
+};
+
+interface HeldApi {
+  api: Api;
+  table: ResourceTable | undefined;
+}
+
+/** This key manager's JWT keys and issuer. */
+export interface SigningKeys {
+  issuer: string;
+  keys: ReturnType<typeof createLocalJWKSet>;
+}
+
+/**
+ * One state of the copy: what a snapshot and the events after it left, as @keymanager/core's
+ * model, indexed the way the decision rules ask.
+ */
+export class CopyState {
+  private readonly apis = new Map<string, HeldApi>();
+  private readonly apiIds = new Map<string, string>();
+  readonly keyMappings = new Map<string, KeyMapping>();
+  readonly subscriptions = new Map<string, Subscription>();
+  signing: SigningKeys | undefined;
+  /** Revoked tokens by id (a JWT's jti), until they expire (epoch ms). */
+  readonly revokedIds = new Map<string, number>();
+  /** Every token of a consumer key, or of an end user, issued at or before (epoch ms). */
+  readonly revokedByConsumer = new Map<string, number>();
+  readonly revokedByUser = new Map<string, number>();
+  /** The last version at which an opaque token of a consumer key was revoked by itself. */
+  readonly opaqueRevokedAt = new Map<string, bigint>();
+
+  api(context: string, version: string): Api | undefined {
+    const id = this.apiIds.get(apiKey(context, version));
+    return id === undefined ? undefined : this.apis.get(id)?.api;
+  }
+
+  resources(api: Api): ResourceTable | undefined {
+    return this.apis.get(api.apiId)?.table;
+  }
+
+  subscription(applicationId: string, apiId: string): Subscription | undefined {
+    return this.subscriptions.get(subscriptionKey(applicationId, apiId));
+  }
+
+  get size(): { apis: number; keyMappings: number; subscriptions: number; revokedIds: number } {
+    return { apis: this.apis.size, keyMappings: this.keyMappings.size, subscriptions: this.subscriptions.size, revokedIds: this.revokedIds.size };
+  }
+
+  upsert(entity: GatewayEntity, version: bigint): void {
+    const e = entity.entity;
+    switch (e.case) {
+      case "api": {
+        const held = this.apis.get(e.value.apiId);
+        if (held) this.apiIds.delete(apiKey(held.api.context, held.api.version));
+        const api: Api = {
+          apiId: e.value.apiId,
+          name: e.value.name,
+          context: e.value.context,
+          version: e.value.version,
+          publisher: e.value.publisher,
+          apiTier: e.value.apiTier,
+        };
+        const resources: ApiResource[] = e.value.resources.map((r) => ({
+          uriTemplate: r.uriTemplate,
+          httpVerb: r.httpVerb as ApiResource["httpVerb"],
+          authLevel: AUTH_LEVELS[r.authLevel] ?? "ANY",
+          scopes: [...r.scopes],
+          throttlingTier: r.throttlingTier,
+        }));
+        this.apis.set(api.apiId, { api, table: resources.length > 0 ? new ResourceTable(resources) : undefined });
+        this.apiIds.set(apiKey(api.context, api.version), api.apiId);
+        return;
+      }
+      case "keyMapping":
+        this.keyMappings.set(e.value.consumerKey, keyMapping(e.value));
+        return;
+      case "subscription": {
+        const s = e.value;
+        this.subscriptions.set(subscriptionKey(s.applicationId, s.apiId), {
+          id: s.subscriptionId,
+          applicationId: s.applicationId,
+          apiId: s.apiId,
+          tier: s.tier,
+          state: STATES[s.state] ?? "BLOCKED",
+        });
+        return;
+      }
+      case "signingKeys":
+        this.signing = { issuer: e.value.issuer, keys: createLocalJWKSet({ keys: e.value.keys } as unknown as JSONWebKeySet) };
+        return;
+      case "revokedToken":
+        this.revoke(e.value, version);
+        return;
+      case "tokenRevocation": {
+        const at = e.value.revokeTime ? timestampMs(e.value.revokeTime) : 0;
+        if (e.value.consumerKey) this.revokedByConsumer.set(e.value.consumerKey, Math.max(at, this.revokedByConsumer.get(e.value.consumerKey) ?? 0));
+        if (e.value.endUser) this.revokedByUser.set(e.value.endUser, Math.max(at, this.revokedByUser.get(e.value.endUser) ?? 0));
+        for (const t of e.value.revokedTokens) this.revoke(t, version);
+        return;
+      }
+      case "externalKeyManager":
+      case undefined:
+        return;
+    }
+  }
+
+  delete(key: GatewayEntityKey): void {
+    const k = key.key;
+    switch (k.case) {
+      case "apiId": {
+        const held = this.apis.get(k.value);
+        if (held) this.apiIds.delete(apiKey(held.api.context, held.api.version));
+        this.apis.delete(k.value);
+        return;
+      }
+      case "consumerKey":
+        this.keyMappings.delete(k.value);
+        return;
+      case "subscription":
+        this.subscriptions.delete(subscriptionKey(k.value.applicationId, k.value.apiId));
+        return;
+      case undefined:
+        return;
+    }
+  }
+
+  /** Forgets revocations of tokens that have expired by `now` (they are refused as expired anyway). */
+  forgetExpired(now: number): void {
+    for (const [id, expires] of this.revokedIds) if (expires <= now) this.revokedIds.delete(id);
+  }
+
+  private revoke(t: RevokedToken, version: bigint): void {
+    this.revokedIds.set(t.jti, t.expireTime ? timestampMs(t.expireTime) : Number.MAX_SAFE_INTEGER);
+    // An opaque token's id cannot be told from the token: what was kept of its consumer key's
+    // opaque tokens before this version is asked of the server again.
+    if (t.tokenType !== PbTokenType.JWT && t.consumerKey) this.opaqueRevokedAt.set(t.consumerKey, version);
+  }
+}
+
+function keyMapping(m: GatewayKeyMapping): KeyMapping {
+  return {
+    consumerKey: m.consumerKey,
+    applicationId: m.application?.applicationId ?? "",
+    applicationName: m.application?.name ?? "",
+    applicationTier: m.application?.tier ?? "",
+    keyType: m.keyType === PbKeyType.SANDBOX ? "SANDBOX" : "PRODUCTION",
+    subscriber: m.application?.owner ?? "",
+    keyManager: m.keyManager,
+  };
+}
+
+function apiKey(context: string, version: string): string {
+  return `${context}\u0000${version}`;
+}
+
+function subscriptionKey(applicationId: string, apiId: string): string {
+  return `${applicationId}\u0000${apiId}`;
+}

@@ -1,0 +1,233 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import type { GatewaySyncService, KeyType as PbKeyType, WatchResponse } from "@keymanager/client";
+import type { KeyMapping, TokenFacts } from "@keymanager/core";
+import { compactVerify, decodeJwt } from "jose";
+import { LRUCache } from "lru-cache";
+import type { LocalCopy, Revocation } from "./local-copy.js";
+import { CopyState, type SigningKeys } from "./copy-state.js";
+
+export interface LiveCopyOptions {
+  /** The copy is not decided from once what it shows was last confirmed current longer ago than this. */
+  stalenessBoundMs: number;
+  reconnectInitialDelayMs: number;
+  reconnectMaxDelayMs: number;
+  /** Only these APIs (by context) and their subscriptions; empty: every API. */
+  apiContexts: string[];
+  /** Only key mappings of this key type (UNSPECIFIED: both). */
+  keyType: PbKeyType;
+  now: () => number;
+  /** JWTs whose signature check is kept, at most. */
+  verifiedTokensMax: number;
+  /** Told when the Watch stream fails (for the owner's log). */
+  onStreamError?: (err: ConnectError) => void;
+  onUnauthenticated?: () => void;
+}
+
+/**
+ * The live copy from the server's Watch stream: a snapshot, then every change as an event,
+ * applied in order; on a broken stream, resumed from the last version received (the server
+ * sends exactly the missed events, or a new snapshot when it no longer has them). It may be
+ * decided from while it was confirmed current (an event, a heartbeat or a snapshot's last chunk
+ * received) within the staleness bound; past that, until the stream is back, it may not.
+ */
+export class LiveCopy implements LocalCopy {
+  private state: CopyState | undefined;
+  private building: CopyState | undefined;
+  private lastVersion: bigint | undefined;
+  private confirmedAt = Number.NEGATIVE_INFINITY;
+  private readonly abort = new AbortController();
+  private running: Promise<void> | undefined;
+  private readonly loadedWaiters: (() => void)[] = [];
+  /** JWTs whose signature was verified, with the key set that verified them, until they expire. */
+  private readonly verified: LRUCache<string, { facts: TokenFacts; jti: string; keys: SigningKeys }>;
+  /** Snapshots received (first, and after a resume that was too old). */
+  snapshots = 0;
+
+  constructor(
+    private readonly client: Client<typeof GatewaySyncService>,
+    private readonly options: LiveCopyOptions,
+  ) {
+    this.verified = new LRUCache({ max: options.verifiedTokensMax });
+  }
+
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  /** Resolves once a snapshot has been applied (or the copy is closed). */
+  loaded(): Promise<void> {
+    if (this.state || this.abort.signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => this.loadedWaiters.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    for (const wake of this.loadedWaiters.splice(0)) wake();
+    await this.running;
+  }
+
+  get version(): bigint | undefined {
+    return this.lastVersion;
+  }
+
+  usable(now: number): boolean {
+    return this.state !== undefined && now - this.confirmedAt <= this.options.stalenessBoundMs;
+  }
+
+  /** How long ago the copy was last confirmed current (ms); Infinity before the first snapshot. */
+  age(now: number): number {
+    return now - this.confirmedAt;
+  }
+
+  stats() {
+    return { ...(this.state?.size ?? { apis: 0, keyMappings: 0, subscriptions: 0, revokedIds: 0 }), version: this.lastVersion, snapshots: this.snapshots };
+  }
+
+  api(context: string, version: string) {
+    return this.state?.api(context, version);
+  }
+  resources(api: Parameters<CopyState["resources"]>[0]) {
+    return this.state?.resources(api);
+  }
+  keyMapping(consumerKey: string): KeyMapping | undefined {
+    return this.state?.keyMappings.get(consumerKey);
+  }
+  subscription(applicationId: string, apiId: string) {
+    return this.state?.subscription(applicationId, apiId);
+  }
+
+  /**
+   * A JWT of this key manager, verified against the streamed keys (signature and issuer; expiry
+   * is judged by the decision against the caller's clock, as the server does): its facts, with
+   * revokedAt when its id, its consumer key or its end user was revoked. null: signed by none of
+   * the keys. undefined: not a JWT of this key manager (opaque, or another issuer's).
+   */
+  verifyToken(token: string): Promise<TokenFacts | null | undefined> | TokenFacts | null | undefined {
+    const signing = this.state?.signing;
+    if (!signing || !looksLikeJwt(token)) return undefined;
+    // A signature is checked once per token and key set: later calls only look revocations up.
+    const known = this.verified.get(token);
+    if (known && known.keys === signing) return this.withRevocation(known.facts, known.jti);
+    return this.verify(token, signing);
+  }
+
+  private async verify(token: string, signing: SigningKeys): Promise<TokenFacts | null | undefined> {
+    let claims: ReturnType<typeof decodeJwt>;
+    try {
+      claims = decodeJwt(token);
+    } catch {
+      return undefined;
+    }
+    if (claims.iss !== signing.issuer) return undefined;
+    try {
+      await compactVerify(token, signing.keys);
+    } catch {
+      return null;
+    }
+    const consumerKey = typeof claims.client_id === "string" ? claims.client_id : "";
+    if (consumerKey === "" || typeof claims.iat !== "number" || typeof claims.exp !== "number") return null;
+    const facts: TokenFacts = {
+      consumerKey,
+      endUser: claims.sub && claims.sub !== consumerKey ? claims.sub : "",
+      scopes: typeof claims.scope === "string" && claims.scope !== "" ? claims.scope.split(" ") : [],
+      tokenType: "JWT",
+      issuedAt: new Date(claims.iat * 1000),
+      expiresAt: new Date(claims.exp * 1000),
+      revokedAt: undefined,
+    };
+    const jti = typeof claims.jti === "string" ? claims.jti : "";
+    if (facts.expiresAt.getTime() > this.options.now()) this.verified.set(token, { facts, jti, keys: signing });
+    return this.withRevocation(facts, jti);
+  }
+
+  private withRevocation(facts: TokenFacts, jti: string): TokenFacts {
+    const revoked = (jti !== "" && this.state?.revokedIds.has(jti)) || this.revocation(facts, this.lastVersion) === "revoked";
+    return revoked ? { ...facts, revokedAt: facts.issuedAt } : facts;
+  }
+
+  revocation(facts: TokenFacts, keptAtVersion: bigint | undefined): Revocation {
+    const state = this.state;
+    if (!state) return "recheck";
+    const issued = facts.issuedAt.getTime();
+    const byConsumer = state.revokedByConsumer.get(facts.consumerKey);
+    if (byConsumer !== undefined && issued <= byConsumer) return "revoked";
+    if (facts.endUser !== "") {
+      const byUser = state.revokedByUser.get(facts.endUser);
+      if (byUser !== undefined && issued <= byUser) return "revoked";
+    }
+    const opaque = state.opaqueRevokedAt.get(facts.consumerKey);
+    if (opaque !== undefined && (keptAtVersion === undefined || opaque > keptAtVersion)) return "recheck";
+    return undefined;
+  }
+
+  private async run(): Promise<void> {
+    let delay = this.options.reconnectInitialDelayMs;
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      try {
+        const request = { fromVersion: this.lastVersion, apiContexts: this.options.apiContexts, keyType: this.options.keyType };
+        for await (const message of this.client.watch(request, { signal })) {
+          this.apply(message);
+          delay = this.options.reconnectInitialDelayMs;
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        const e = ConnectError.from(err);
+        this.options.onStreamError?.(e);
+        if (e.code === Code.Unauthenticated) this.options.onUnauthenticated?.();
+      }
+      // A snapshot cut short is of no use: the next stream starts over from the last version.
+      this.building = undefined;
+      try {
+        await sleep(delay, undefined, { signal });
+      } catch {
+        return;
+      }
+      delay = Math.min(delay * 2, this.options.reconnectMaxDelayMs);
+    }
+  }
+
+  private apply(message: WatchResponse): void {
+    const m = message.message;
+    const now = this.options.now();
+    switch (m.case) {
+      case "snapshotChunk": {
+        this.building ??= new CopyState();
+        for (const entity of m.value.entities) this.building.upsert(entity, m.value.version);
+        if (m.value.lastChunk) {
+          this.state = this.building;
+          this.building = undefined;
+          this.lastVersion = m.value.version;
+          this.confirmedAt = now;
+          this.snapshots++;
+          for (const wake of this.loadedWaiters.splice(0)) wake();
+        }
+        return;
+      }
+      case "event": {
+        const state = this.state;
+        if (!state) return;
+        const change = m.value.change;
+        if (change.case === "upsert") state.upsert(change.value, m.value.version);
+        else if (change.case === "delete") state.delete(change.value);
+        this.lastVersion = m.value.version;
+        this.confirmedAt = now;
+        return;
+      }
+      case "heartbeat":
+        if (!this.state) return;
+        this.lastVersion = m.value.version;
+        this.confirmedAt = now;
+        this.state.forgetExpired(now);
+        return;
+      case undefined:
+        return;
+    }
+  }
+}
+
+/** Three base64url parts, the first a JSON object's encoding ("eyJ"). */
+function looksLikeJwt(token: string): boolean {
+  return token.startsWith("eyJ") && token.split(".").length === 3;
+}
