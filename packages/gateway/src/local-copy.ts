@@ -19,7 +19,11 @@ export interface LocalCopy extends Omit<Facts, "token"> {
    * opaque token, or another issuer's): the server is asked.
    */
   verifyToken(token: string, now: number): Promise<TokenFacts | null | undefined> | TokenFacts | null | undefined;
-  /** The change log version the copy shows (what the server vouched for is kept with it). */
+  /**
+   * The change log version the copy shows: it changes with every change the copy applies (answers
+   * decided from the copy are kept while it stays the same; what the server vouched for is kept
+   * with it).
+   */
   readonly version: bigint | undefined;
   /**
    * Whether a token the server vouched for (at copy version `keptAtVersion`) has been revoked

@@ -3,6 +3,7 @@ import { createKeyManagerClient, GatewaySyncService, type KeyManagerClient, Auth
 import {
   AUTH_LEVELS as AUTH_LEVEL_NAMES,
   type AuthLevel,
+  type Decision,
   type DecisionRequest,
   decideAsync,
   Status,
@@ -10,6 +11,7 @@ import {
   TOKEN_TYPES,
   type TokenType,
 } from "@keymanager/core";
+import { LRUCache } from "lru-cache";
 import { answerFromDecision, answerFromResponse, answerWithStatus, type GatewayAnswer } from "./answer.js";
 import { LiveCopy } from "./live-copy.js";
 import type { LocalCopy } from "./local-copy.js";
@@ -59,7 +61,8 @@ export interface GatewayValidatorStats {
 export interface GatewayValidator {
   /**
    * ValidateToken's answer for the request: decided in process from the live copy when it is
-   * usable, else by the server over the ValidateTokens stream. When the server cannot be asked
+   * usable (the same answer object for the same question while the copy is unchanged: do not
+   * modify it), else by the server over the ValidateTokens stream. When the server cannot be asked
    * (unreachable past callTimeoutMs, or too many checks waiting): 900912, key manager not
    * available. Throws TypeError for a request missing fields, GatewayRequestError when the server
    * refuses the request itself.
@@ -137,6 +140,8 @@ class Validator implements GatewayValidator {
   private readonly tokens: TokenCache;
   private readonly now: () => number;
   private readonly counts = { local: 0, remote: 0 };
+  /** Answers decided from the copy, by question, valid while the copy shows the same version. */
+  private readonly decisions: LRUCache<string, { answer: GatewayAnswer; version: bigint | undefined; validUntil: number }>;
 
   constructor(
     o: ResolvedOptions,
@@ -146,6 +151,7 @@ class Validator implements GatewayValidator {
   ) {
     this.now = deps.now ?? Date.now;
     this.tokens = new TokenCache(o.tokenCacheMax);
+    this.decisions = new LRUCache({ max: o.tokenCacheMax });
     this.stream = new ValidationStream(km.tokenValidation, {
       maxPending: o.maxPending,
       callTimeoutMs: o.callTimeoutMs,
@@ -163,8 +169,17 @@ class Validator implements GatewayValidator {
     const now = this.now();
     const copy = this.deps.copy;
     if (!copy?.usable(now)) return this.remote(input);
+    // The same question on the same copy: the same answer, until its token expires.
+    const key = decisionKey(input);
+    const known = this.decisions.get(key);
+    if (known && known.version === copy.version && now < known.validUntil) {
+      this.counts.local++;
+      return known.answer;
+    }
+    const version = copy.version;
+    let decision: Decision;
     try {
-      const decision = await decideAsync(
+      decision = await decideAsync(
         {
           api: (c, v) => copy.api(c, v),
           resources: (api) => copy.resources(api),
@@ -174,13 +189,15 @@ class Validator implements GatewayValidator {
         },
         decisionRequest(input, now),
       );
-      this.counts.local++;
-      return answerFromDecision(decision);
     } catch (err) {
       if (err !== ASK_SERVER) throw err;
       // Neither the copy nor what was kept can judge the token: the server decides, and vouches for it.
       return this.remoteAndKeep(input, now);
     }
+    this.counts.local++;
+    const answer = answerFromDecision(decision);
+    if (copy.version === version) this.decisions.set(key, { answer, version, validUntil: decision.token?.expiresAt.getTime() ?? Number.POSITIVE_INFINITY });
+    return answer;
   }
 
   stats(): GatewayValidatorStats {
@@ -267,6 +284,10 @@ function checkInput(input: ValidateInput): void {
   if (input.requiredAuthLevel !== undefined && !AUTH_LEVEL_NAMES.includes(input.requiredAuthLevel)) {
     throw new TypeError(`validate: requiredAuthLevel must be one of ${AUTH_LEVEL_NAMES.join(", ")}`);
   }
+}
+
+function decisionKey(i: ValidateInput): string {
+  return `${i.token}\u0000${i.context}\u0000${i.version}\u0000${i.resource ?? ""}\u0000${i.path ?? ""}\u0000${i.verb}\u0000${i.requiredAuthLevel ?? ""}`;
 }
 
 function decisionRequest(input: ValidateInput, now: number): DecisionRequest {

@@ -187,14 +187,15 @@ export async function serverAnswer(server: TestServer, input: ValidateInput): Pr
 
 /**
  * A copy holding the fixture's state as the server holds it, for the local path without the
- * Watch stream: usable while `fresh` says so; JWTs left to the server; revocations set by hand.
+ * Watch stream: usable while `fresh` says so; JWTs left to the server; revocations set by hand
+ * (with a new `version`, as a live copy's changes come).
  */
 export class FixedCopy implements LocalCopy {
   fresh = true;
   version: bigint | undefined = 1n;
   /** Consumer keys whose tokens were all revoked. */
   readonly revokedConsumers = new Set<string>();
-  /** Consumer keys one of whose opaque tokens was revoked (after version 1). */
+  /** Consumer keys one of whose opaque tokens was revoked (at version 3). */
   readonly recheckConsumers = new Set<string>();
   private readonly table = new ResourceTable(RESOURCES);
 
@@ -220,7 +221,7 @@ export class FixedCopy implements LocalCopy {
   }
   revocation(facts: TokenFacts, keptAtVersion: bigint | undefined): Revocation {
     if (this.revokedConsumers.has(facts.consumerKey)) return "revoked";
-    if (this.recheckConsumers.has(facts.consumerKey) && (keptAtVersion ?? 0n) < 2n) return "recheck";
+    if (this.recheckConsumers.has(facts.consumerKey) && (keptAtVersion ?? 0n) < 3n) return "recheck";
     return undefined;
   }
 }
