@@ -13,8 +13,11 @@ import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_p
 export interface StreamBenchContext<O extends { rps: number; cpuUs: number }> {
   /** The seeded server: writes go through it. */
   writer: { grpcPort: number; adminToken: string; gatewayToken: string; pid: number };
-  /** Where watchers connect for the latency: another replica on PostgreSQL, the same server on SQLite. */
-  watched: { grpcPort: number; gatewayToken: string };
+  /**
+   * Where watchers connect for the latency, and the memory per watcher is measured: another
+   * replica on PostgreSQL (idle but for them), the same server on SQLite.
+   */
+  watched: { grpcPort: number; gatewayToken: string; pid: number };
   /** A subscription of the seeded API whose tier the writes change. */
   subscriptionId: string;
   /** The seeded API (100,000 subscriptions are added to it directly). */
@@ -145,16 +148,16 @@ export async function gatewayStreamPhase<O extends { rps: number; cpuUs: number 
   const ratios = withWatchers.map((o, i) => o.rps / (without[i]?.rps || 1)).sort((a, b) => a - b);
   const ratio = ratios[Math.floor(ratios.length / 2)] ?? 0;
 
-  // Memory: the writer's RSS before and after 1,000 watchers (100 connections of 10 streams).
+  // Memory: the watched server's RSS before and after 1,000 watchers (100 connections of 10 streams).
   const WATCHERS = 1000;
   await new Promise((r) => setTimeout(r, 2000));
-  const before = ctx.rssKiB(ctx.writer.pid);
-  const connections = Array.from({ length: 100 }, () => client(GatewaySyncService, ctx.writer.grpcPort, ctx.writer.gatewayToken));
+  const before = ctx.rssKiB(ctx.watched.pid);
+  const connections = Array.from({ length: 100 }, () => client(GatewaySyncService, ctx.watched.grpcPort, ctx.watched.gatewayToken));
   const many = Array.from({ length: WATCHERS }, (_, i) => watch(connections[i % connections.length] as Client<typeof GatewaySyncService>));
   await Promise.all(many.map((w) => w.ready));
   for (let i = 0; i < 5; i++) await changeTier();
   await new Promise((r) => setTimeout(r, 3000));
-  const memoryPerWatcherKiB = (ctx.rssKiB(ctx.writer.pid) - before) / WATCHERS;
+  const memoryPerWatcherKiB = (ctx.rssKiB(ctx.watched.pid) - before) / WATCHERS;
   await Promise.all(many.map((w) => w.close()));
   console.log(`memory: ${memoryPerWatcherKiB.toFixed(1)} KiB of server RSS per watcher (${WATCHERS} watchers)`);
 

@@ -550,7 +550,9 @@ async function main() {
   if (values.only === "gateway-stream") {
     // On PostgreSQL, watchers of the latency on a second replica: changes cross the change log.
     const replica = server ? await startChild(process.execPath, ["dist/bench/km-server.js"], kmEnv) : undefined;
-    const watched = (replica?.info ?? { grpcPort, gatewayToken }) as unknown as { grpcPort: number; gatewayToken: string };
+    const watched = replica
+      ? { ...(replica.info as unknown as { grpcPort: number; gatewayToken: string }), pid: replica.child.pid as number }
+      : { grpcPort, gatewayToken, pid };
     const db = createKnex({ url: databaseUrl, poolMax: 2 });
     cleanups.push(() => db.destroy());
     const r = await gatewayStreamPhase({
@@ -561,7 +563,7 @@ async function main() {
       db,
       rounds: ROUNDS,
       drive: () => drive(mix()),
-      rssKiB: (p) => rssMiB(p) * 1024,
+      rssKiB: (p) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0),
     });
     const table = [
       `| figure | value |`,

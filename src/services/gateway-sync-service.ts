@@ -103,7 +103,7 @@ export class GatewaySyncServiceImpl implements Impl {
     for (const e of snapshot.entities) {
       const entity = this.entity(e);
       // The entity's bytes inside the chunk: its own, a tag and a length prefix.
-      const size = toBinary(GatewayEntitySchema, entity).length + 6;
+      const size = encodedSize(e, entity) + 6;
       if (current.length > 0 && (current.length >= snapshotChunkEntities || bytes + size > snapshotChunkBytes)) {
         groups.push(current);
         current = [];
@@ -185,6 +185,29 @@ export class GatewaySyncServiceImpl implements Impl {
         };
       }
     }
+  }
+}
+
+/**
+ * An entity's encoded bytes: counted from its strings for the many small ones (subscriptions,
+ * key mappings, revoked tokens; at most a few bytes over), encoded for the others.
+ */
+function encodedSize(e: SyncEntity, entity: GatewayEntity): number {
+  // A string field: tag, length (2 bytes up to 16 KiB) and its UTF-8 bytes.
+  const text = (...values: string[]) => values.reduce((n, v) => n + 3 + Buffer.byteLength(v), 0);
+  switch (e.kind) {
+    case "subscription": {
+      const s = e.subscription;
+      return 4 + text(s.id, s.applicationId, s.apiId, s.tier) + 2;
+    }
+    case "key-mapping": {
+      const m = e.mapping;
+      return 8 + text(m.consumerKey, m.applicationId, m.applicationName, m.subscriber, m.applicationTier, m.keyManager) + 4;
+    }
+    case "revoked-token":
+      return 4 + text(e.token.jti, e.token.consumerKey) + 16;
+    default:
+      return toBinary(GatewayEntitySchema, entity).length;
   }
 }
 

@@ -80,17 +80,6 @@ export class GatewayViewRepository {
     return rows.map(toSubscription);
   }
 
-  /** Subscriptions with their API's context (undefined when the API is gone), by id. */
-  async gatewaySubscriptions(after: string, limit: number): Promise<GatewaySubscription[]> {
-    const rows = await this.db("subscriptions as s")
-      .leftJoin("apis as a", "a.api_id", "s.api_id")
-      .select("s.id", "s.application_id", "s.api_id", "s.tier", "s.state", "a.context")
-      .where("s.id", ">", after)
-      .orderBy("s.id")
-      .limit(limit);
-    return rows.map((row) => ({ ...toSubscription(row), ...(row.context !== null && { apiContext: row.context as string }) }));
-  }
-
   /** The token with this hash, if it is revoked. */
   async revokedToken(tokenHash: string): Promise<RevokedToken | undefined> {
     const row = (await this.db("access_tokens")

@@ -1,5 +1,4 @@
 import type { Knex } from "knex";
-import type { GatewaySubscription } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { UnavailableError } from "../domain/errors.js";
 import { ChangeLogRepository } from "../storage/change-log-repository.js";
@@ -76,7 +75,7 @@ export class SnapshotReader {
     );
     await pages(
       rows,
-      (after) => view.gatewaySubscriptions(after, rows),
+      (after) => view.subscriptions(after, rows),
       (s) => s.id,
       (subscription) => put({ kind: "subscription", subscription }),
     );
@@ -109,9 +108,12 @@ export class SnapshotReader {
     for (const e of entities.values()) if (e.kind === "api") contexts.set(e.api.apiId, e.api.context);
     const kept: SyncEntity[] = [];
     for (const e of entities.values()) {
-      // A subscription read before its API's context changed takes the context the API has at `end`.
-      const entity = e.kind === "subscription" ? { kind: e.kind, subscription: withContext(e.subscription, contexts.get(e.subscription.apiId)) } : e;
-      if (keeps(filter, entity)) kept.push(entity);
+      // A subscription is kept by its API's context at `end` (read here, not joined: a join per
+      // page made PostgreSQL scan the whole table each time).
+      if (e.kind === "subscription") {
+        const context = contexts.get(e.subscription.apiId);
+        if (filter.apiContexts === undefined || (context !== undefined && filter.apiContexts.has(context))) kept.push(e);
+      } else if (keeps(filter, e)) kept.push(e);
     }
     kept.push(...revocations);
     for (const keyManager of this.source.externalKeyManagers()) kept.push({ kind: "external-key-manager", keyManager });
@@ -132,9 +134,4 @@ async function pages<T>(rows: number, read: (after: string) => Promise<T[]>, key
 
 function dropSubscriptionsOf(entities: Map<string, SyncEntity>, apiId: string): void {
   for (const [key, e] of entities) if (e.kind === "subscription" && e.subscription.apiId === apiId) entities.delete(key);
-}
-
-function withContext(subscription: GatewaySubscription, context: string | undefined): GatewaySubscription {
-  const { apiContext: _, ...rest } = subscription;
-  return context === undefined ? rest : { ...rest, apiContext: context };
 }
