@@ -149,7 +149,9 @@ export class App {
     const currentConfig = () => this.configStore.current;
     const events = new ChangeEvents();
     // Every change goes into the change log with its commit, and from there to the caches.
-    const store = new Store(this.db, new SecretBox(key), events);
+    const store = new Store(this.db, new SecretBox(key), events, undefined, {
+      tokenHorizonMs: () => currentConfig().validity.maxTokenSeconds * 1000,
+    });
     // Other replicas on this database hear of this one's changes, and this one of theirs.
     this.feed = await startChangeFeed({
       db: this.db,
@@ -167,7 +169,7 @@ export class App {
       this.logger,
     );
     await signingKeys.load();
-    this.housekeeping = new TokenHousekeeping(store.tokens, clock, () => currentConfig().housekeeping, this.logger);
+    this.housekeeping = new TokenHousekeeping(store.tokens, clock, () => currentConfig().housekeeping, this.logger, store.tokenRevocations);
     this.changeLogHousekeeping = new ChangeLogHousekeeping(
       store.changeLog,
       () => ({ intervalSeconds: currentConfig().housekeeping.intervalSeconds, retainSeconds: config.cluster.changeLogRetainSeconds }),

@@ -59,7 +59,18 @@ export type ChangeDetail =
    * Tokens revoked together at `at` (epoch ms): by consumer key (every token of the client issued
    * until then), by end user (likewise), or a refresh token's family (each token listed).
    */
-  | { kind: "tokens"; at: number; consumerKey?: string; endUser?: string; revoked: RevokedToken[] }
+  | {
+      kind: "tokens";
+      at: number;
+      consumerKey?: string;
+      endUser?: string;
+      revoked: RevokedToken[];
+      /**
+       * Epoch ms: no token the revocation refuses is alive after it (a gateway may forget it then).
+       * Absent in entries written before it was recorded.
+       */
+      keepUntil?: number;
+    }
   /** The public keys tokens may be signed with (JWKS `keys`), the active one first. */
   | { kind: "signing-keys"; keys: Array<Record<string, unknown>> };
 

@@ -181,6 +181,7 @@ export class GatewaySyncServiceImpl implements Impl {
             consumerKey: r.consumerKey ?? "",
             endUser: r.endUser ?? "",
             revokedTokens: r.revoked.map(revokedToPb),
+            ...(r.keepUntil !== undefined && { expireTime: timestampFromMs(r.keepUntil) }),
           },
         };
       }

@@ -101,6 +101,15 @@ export class GatewayViewRepository {
     return rows.map(toRevoked);
   }
 
+  /** The latest expiry (epoch ms) of the stored tokens of a consumer key or an end user; undefined: none. */
+  async latestExpiry(of: { consumerKey?: string | undefined; endUser?: string | undefined }): Promise<number | undefined> {
+    const q = this.db("access_tokens").max({ latest: "expires_at" });
+    if (of.consumerKey !== undefined) q.where({ consumer_key: of.consumerKey });
+    if (of.endUser !== undefined) q.where({ end_user: of.endUser });
+    const row = (await q.first()) as { latest: number | string | null } | undefined;
+    return row?.latest === null || row?.latest === undefined ? undefined : Number(row.latest);
+  }
+
   /** Revoked tokens that have not expired at `now`, by id. */
   async revokedTokens(now: number, after: string, limit: number): Promise<RevokedToken[]> {
     const rows = (await this.db("access_tokens")

@@ -13,9 +13,18 @@ import type { SecretBox } from "./secret-box.js";
 import { SigningKeyRepository } from "./signing-key-repository.js";
 import { SubscriptionRepository } from "./subscription-repository.js";
 import { TokenRepository } from "./token-repository.js";
+import { TokenRevocationRepository } from "./token-revocation-repository.js";
 import { UserRepository } from "./user-repository.js";
 
 const DEADLOCK_ATTEMPTS = 5;
+
+export interface StoreOptions {
+  /**
+   * The longest a token may be issued for (ms; validity.max_token): a revocation by consumer key
+   * or end user is kept at least this long after it (tokens deleted with their client included).
+   */
+  tokenHorizonMs?: () => number;
+}
 
 /** The repositories over one connection or transaction. */
 export class Store {
@@ -30,6 +39,7 @@ export class Store {
   readonly registrations: RegistrationRepository;
   readonly changeLog: ChangeLogRepository;
   readonly gatewayView: GatewayViewRepository;
+  readonly tokenRevocations: TokenRevocationRepository;
 
   /**
    * `events` hears of every change committed through this store (change log entries), once
@@ -40,6 +50,7 @@ export class Store {
     private readonly box: SecretBox,
     private readonly events?: ChangeEvents,
     private readonly recording?: LoggableChange[],
+    private readonly options: StoreOptions = {},
   ) {
     this.clients = new ClientRepository(db, box);
     this.applicationKeys = new ApplicationKeyRepository(db);
@@ -52,6 +63,7 @@ export class Store {
     this.registrations = new RegistrationRepository(db, box);
     this.changeLog = new ChangeLogRepository(db);
     this.gatewayView = new GatewayViewRepository(db);
+    this.tokenRevocations = new TokenRevocationRepository(db);
   }
 
   /**
@@ -71,12 +83,12 @@ export class Store {
    */
   async transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
     // Nested: a savepoint whose changes are the outer transaction's.
-    if (this.db.isTransaction) return this.db.transaction((trx) => work(new Store(trx, this.box, this.events, this.recording)));
+    if (this.db.isTransaction) return this.db.transaction((trx) => work(new Store(trx, this.box, this.events, this.recording, this.options)));
     let logged: LoggedChange[] = [];
     const result = await againAfterDeadlocks(() =>
       this.db.transaction(async (trx) => {
         const recording: LoggableChange[] = [];
-        const store = new Store(trx, this.box, this.events, recording);
+        const store = new Store(trx, this.box, this.events, recording, this.options);
         const value = await work(store);
         logged = await store.log(recording);
         return value;
@@ -86,14 +98,25 @@ export class Store {
     return result;
   }
 
-  /** The recorded changes, once each, with the state they left, into the change log. */
+  /**
+   * The recorded changes, once each, with the state they left, into the change log; revocations by
+   * consumer key or end user also into token_revocations (after the head is locked: in turn).
+   */
   private async log(recording: LoggableChange[]): Promise<LoggedChange[]> {
     if (recording.length === 0) return [];
     const changes = [...new Map(recording.map((c) => [JSON.stringify(c), c])).values()];
     const at = Date.now();
+    const horizonMs = this.options.tokenHorizonMs?.() ?? 0;
     const entries = [];
-    for (const change of changes) entries.push({ change, detail: await describeChange(this.gatewayView, change, at) });
-    return this.changeLog.append(entries, at);
+    for (const change of changes) entries.push({ change, detail: await describeChange(this.gatewayView, change, at, horizonMs) });
+    const logged = await this.changeLog.append(entries, at);
+    for (const { detail } of entries) {
+      if (detail.kind !== "tokens") continue;
+      const keepUntil = detail.keepUntil ?? at + horizonMs;
+      if (detail.consumerKey !== undefined) await this.tokenRevocations.record({ kind: "consumer_key", subject: detail.consumerKey, revokedAt: detail.at, keepUntil });
+      if (detail.endUser !== undefined) await this.tokenRevocations.record({ kind: "end_user", subject: detail.endUser, revokedAt: detail.at, keepUntil });
+    }
+    return logged;
   }
 }
 

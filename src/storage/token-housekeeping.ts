@@ -2,6 +2,7 @@ import { setImmediate as yieldToOthers } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Clock } from "../domain/clock.js";
 import type { TokenRepository } from "./token-repository.js";
+import type { TokenRevocationRepository } from "./token-revocation-repository.js";
 
 const BATCH = 1000;
 
@@ -27,6 +28,8 @@ export class TokenHousekeeping {
     private readonly clock: Clock,
     private readonly settings: () => HousekeepingSettings,
     private readonly logger: Logger,
+    /** Revocations by consumer key or end user go once no token they refuse can be alive. */
+    private readonly revocations?: TokenRevocationRepository,
   ) {}
 
   start(): void {
@@ -60,6 +63,17 @@ export class TokenHousekeeping {
       await yieldToOthers();
     }
     if (total > 0) this.logger.info({ deleted: total, endedBefore: before.toISOString() }, "purged ended tokens");
+    if (this.revocations) {
+      const now = this.clock.now().getTime();
+      let revocations = 0;
+      for (;;) {
+        const deleted = await this.revocations.purgeEnded(now, BATCH);
+        revocations += deleted;
+        if (deleted < BATCH || this.stopped) break;
+        await yieldToOthers();
+      }
+      if (revocations > 0) this.logger.info({ deleted: revocations }, "purged revocations no live token is left for");
+    }
     return total;
   }
 }

@@ -18,6 +18,8 @@ export interface TokenRevocation {
   consumerKey?: string;
   endUser?: string;
   revoked: RevokedToken[];
+  /** Epoch ms: no token it refuses is alive after it. Undefined: not known (kept for good). */
+  keepUntil?: number;
 }
 
 /** One thing a gateway keeps in its copy. */
@@ -79,6 +81,7 @@ export function eventOf(entry: LoggedChange): SyncEvent | undefined {
         ...(detail.consumerKey !== undefined && { consumerKey: detail.consumerKey }),
         ...(detail.endUser !== undefined && { endUser: detail.endUser }),
         revoked: detail.revoked,
+        ...(detail.keepUntil !== undefined && { keepUntil: detail.keepUntil }),
       };
       return { version, at, upsert: { kind: "token-revocation", revocation } };
     }
@@ -119,6 +122,12 @@ export function identityOf(entity: SyncEntity): string | undefined {
       return "jwks";
     case "revoked-token":
       return `jti\u0000${entity.token.jti}`;
+    case "token-revocation": {
+      // Whole revocations by consumer key or end user: one per subject (the latest covers the rest).
+      const { consumerKey, endUser, revoked } = entity.revocation;
+      if (revoked.length > 0 || (consumerKey === undefined) === (endUser === undefined)) return undefined;
+      return consumerKey !== undefined ? `revoked-key\u0000${consumerKey}` : `revoked-user\u0000${endUser}`;
+    }
     default:
       return undefined;
   }

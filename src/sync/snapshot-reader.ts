@@ -3,7 +3,17 @@ import type { Clock } from "../domain/clock.js";
 import { UnavailableError } from "../domain/errors.js";
 import { ChangeLogRepository } from "../storage/change-log-repository.js";
 import { GatewayViewRepository } from "../storage/gateway-view-repository.js";
-import { eventOf, type GatewayExternalKeyManager, identityOf, identityOfKey, keeps, type SyncEntity, type SyncFilter } from "./entities.js";
+import { type RevocationSubject, TokenRevocationRepository } from "../storage/token-revocation-repository.js";
+import {
+  eventOf,
+  type GatewayExternalKeyManager,
+  identityOf,
+  identityOfKey,
+  keeps,
+  type SyncEntity,
+  type SyncFilter,
+  type TokenRevocation,
+} from "./entities.js";
 
 /** The state of the database at one version of the change log, as a watcher with some filter keeps it. */
 export interface Snapshot {
@@ -86,15 +96,32 @@ export class SnapshotReader {
       (t) => t.jti,
       (token) => put({ kind: "revoked-token", token }),
     );
+    const revocations = new TokenRevocationRepository(db);
+    for (const kind of ["consumer_key", "end_user"] satisfies RevocationSubject[]) {
+      await pages(
+        rows,
+        (after) => revocations.page(kind, now, after, rows),
+        (r) => r.subject,
+        (r) =>
+          put({
+            kind: "token-revocation",
+            revocation: {
+              at: r.revokedAt,
+              ...(kind === "consumer_key" ? { consumerKey: r.subject } : { endUser: r.subject }),
+              revoked: [],
+              keepUntil: r.keepUntil,
+            },
+          }),
+      );
+    }
     put({ kind: "signing-keys", keys: await view.signingKeys() });
     const end = await log.head();
-    const revocations: SyncEntity[] = [];
     for (let version = start; version < end; ) {
       const entries = await log.readAfter(version, Math.min(rows, end - version));
       if (entries[0]?.version !== version + 1) return undefined;
       for (const entry of entries) {
         const event = eventOf(entry);
-        if (event?.upsert?.kind === "token-revocation") revocations.push(event.upsert);
+        if (event?.upsert?.kind === "token-revocation") applyRevocation(entities, event.upsert.revocation, now);
         else if (event?.upsert) put(event.upsert);
         else if (event?.delete) {
           entities.delete(identityOfKey(event.delete));
@@ -115,7 +142,6 @@ export class SnapshotReader {
         if (filter.apiContexts === undefined || (context !== undefined && filter.apiContexts.has(context))) kept.push(e);
       } else if (keeps(filter, e)) kept.push(e);
     }
-    kept.push(...revocations);
     for (const keyManager of this.source.externalKeyManagers()) kept.push({ kind: "external-key-manager", keyManager });
     return { version: end, entities: kept };
   }
@@ -129,6 +155,31 @@ async function pages<T>(rows: number, read: (after: string) => Promise<T[]>, key
     const last = page.at(-1);
     if (last === undefined || page.length < rows) return;
     after = keyOf(last);
+  }
+}
+
+/**
+ * A revocation committed while the tables were read, over what was read: a revocation by consumer
+ * key or end user keeps the latest time and the furthest horizon of its subject (the table may
+ * show it already); the tokens it lists are revoked tokens like the others.
+ */
+function applyRevocation(entities: Map<string, SyncEntity>, r: TokenRevocation, now: number): void {
+  for (const token of r.revoked) if (token.expiresAt > now) entities.set(`jti\u0000${token.jti}`, { kind: "revoked-token", token });
+  for (const subject of [
+    ...(r.consumerKey !== undefined ? [{ consumerKey: r.consumerKey }] : []),
+    ...(r.endUser !== undefined ? [{ endUser: r.endUser }] : []),
+  ]) {
+    const revocation: TokenRevocation = { at: r.at, ...subject, revoked: [], ...(r.keepUntil !== undefined && { keepUntil: r.keepUntil }) };
+    const entity: SyncEntity = { kind: "token-revocation", revocation };
+    const id = identityOf(entity) as string;
+    const held = entities.get(id);
+    if (held?.kind === "token-revocation") {
+      revocation.at = Math.max(revocation.at, held.revocation.at);
+      revocation.keepUntil =
+        held.revocation.keepUntil === undefined || r.keepUntil === undefined ? undefined : Math.max(held.revocation.keepUntil, r.keepUntil);
+      if (revocation.keepUntil === undefined) delete revocation.keepUntil;
+    } else if (revocation.keepUntil !== undefined && revocation.keepUntil <= now) continue;
+    entities.set(id, entity);
   }
 }
 

@@ -53,6 +53,8 @@ export class CopyState {
   /** Every token of a consumer key, or of an end user, issued at or before (epoch ms). */
   readonly revokedByConsumer = new Map<string, number>();
   readonly revokedByUser = new Map<string, number>();
+  /** When no token a revocation of `revokedByConsumer` or `revokedByUser` refuses is alive (epoch ms). */
+  private readonly revocationExpiry = new Map<string, number>();
   /** The last version at which an opaque token of a consumer key was revoked by itself. */
   readonly opaqueRevokedAt = new Map<string, bigint>();
 
@@ -119,9 +121,11 @@ export class CopyState {
         this.revoke(e.value, version);
         return;
       case "tokenRevocation": {
+        // The same from a snapshot as from an event: the latest time and the furthest expiry hold.
         const at = e.value.revokeTime ? timestampMs(e.value.revokeTime) : 0;
-        if (e.value.consumerKey) this.revokedByConsumer.set(e.value.consumerKey, Math.max(at, this.revokedByConsumer.get(e.value.consumerKey) ?? 0));
-        if (e.value.endUser) this.revokedByUser.set(e.value.endUser, Math.max(at, this.revokedByUser.get(e.value.endUser) ?? 0));
+        const until = e.value.expireTime ? timestampMs(e.value.expireTime) : Number.MAX_SAFE_INTEGER;
+        if (e.value.consumerKey) this.revokeAll(this.revokedByConsumer, `key\u0000${e.value.consumerKey}`, e.value.consumerKey, at, until);
+        if (e.value.endUser) this.revokeAll(this.revokedByUser, `user\u0000${e.value.endUser}`, e.value.endUser, at, until);
         for (const t of e.value.revokedTokens) this.revoke(t, version);
         return;
       }
@@ -154,6 +158,17 @@ export class CopyState {
   /** Forgets revocations of tokens that have expired by `now` (they are refused as expired anyway). */
   forgetExpired(now: number): void {
     for (const [id, expires] of this.revokedIds) if (expires <= now) this.revokedIds.delete(id);
+    for (const [id, expires] of this.revocationExpiry) {
+      if (expires > now) continue;
+      this.revocationExpiry.delete(id);
+      const cut = id.indexOf("\u0000");
+      (id.startsWith("key") ? this.revokedByConsumer : this.revokedByUser).delete(id.slice(cut + 1));
+    }
+  }
+
+  private revokeAll(by: Map<string, number>, id: string, subject: string, at: number, until: number): void {
+    by.set(subject, Math.max(at, by.get(subject) ?? 0));
+    this.revocationExpiry.set(id, Math.max(until, this.revocationExpiry.get(id) ?? 0));
   }
 
   private revoke(t: RevokedToken, version: bigint): void {
