@@ -10,6 +10,9 @@ import { migrationSource } from "../src/storage/migrations/index.js";
 import { SecretBox } from "../src/storage/secret-box.js";
 import { Store } from "../src/storage/store.js";
 import { TokenWriter } from "../src/storage/token-writer.js";
+import { systemClock } from "../src/domain/clock.js";
+import { SnapshotReader } from "../src/sync/snapshot-reader.js";
+import type { SyncEntity } from "../src/sync/entities.js";
 import { type TestDatabase, testDatabases } from "./support/databases.js";
 
 const box = new SecretBox(randomBytes(32));
@@ -339,6 +342,96 @@ for (const database of testDatabases()) {
         (await store.changeLog.readAfter(0, 10)).map((e) => e.version),
         [head + 2],
       );
+    });
+
+    test("bulk revocations: recorded with their change (not when rolled back), one per consumer key or end user with the latest time and the furthest horizon, purged once nothing they refuse can live", async () => {
+      const HOUR = 3_600_000;
+      const horizon = new Store(db, box, undefined, undefined, { tokenHorizonMs: () => HOUR });
+      await horizon.clients.insert(client("ck-bulk"));
+      const longLived = Date.now() + 10 * HOUR;
+      await horizon.tokens.insert({
+        id: randomUUID(),
+        tokenHash: randomBytes(32).toString("hex"),
+        consumerKey: "ck-bulk",
+        endUser: "",
+        scopes: [],
+        tokenType: "JWT",
+        grantType: "client_credentials",
+        issuedAt: new Date(),
+        expiresAt: new Date(longLived),
+        revokedAt: undefined,
+        refreshHash: undefined,
+        refreshExpiresAt: undefined,
+        refreshUsedAt: undefined,
+        familyId: randomUUID(),
+      });
+      const before = Date.now();
+      await horizon.transaction(async (s) => {
+        await s.tokens.revokeClient("ck-bulk", new Date());
+        s.changed({ kind: "tokens", consumerKey: "ck-bulk" });
+      });
+      await assert.rejects(
+        horizon.transaction(async (s) => {
+          s.changed({ kind: "tokens", endUser: "rolled-back-user" });
+          throw new Error("rolled back");
+        }),
+      );
+      await horizon.transaction(async (s) => s.changed({ kind: "tokens", endUser: "bulk-user" }));
+      const [first] = await horizon.tokenRevocations.page("consumer_key", Date.now(), "ck-bulj", 1);
+      assert.equal(first?.subject, "ck-bulk");
+      assert.ok((first?.revokedAt ?? 0) >= before, "the revocation's time");
+      assert.equal(first?.keepUntil, longLived, "kept until its longest-lived stored token expires (past the horizon)");
+      const users = await horizon.tokenRevocations.page("end_user", Date.now(), "", 10);
+      assert.deepEqual(
+        users.map((r) => r.subject),
+        ["bulk-user"],
+        "the rolled-back one left nothing",
+      );
+      assert.ok((users[0]?.keepUntil ?? 0) - (users[0]?.revokedAt ?? 0) === HOUR, "no stored token: kept for the longest a token may be issued for");
+      const entries = await horizon.changeLog.readAfter(0, 100_000);
+      const logged = entries.filter((e) => e.detail.kind === "tokens" && e.detail.consumerKey === "ck-bulk").at(-1)?.detail;
+      assert.equal(logged?.kind === "tokens" && logged.keepUntil, longLived, "the change log entry says how long it is kept");
+
+      // A later revocation of the same key: the latest time, the furthest horizon of both.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await horizon.transaction(async (s) => s.changed({ kind: "tokens", consumerKey: "ck-bulk" }));
+      const [again] = await horizon.tokenRevocations.page("consumer_key", Date.now(), "ck-bulj", 1);
+      assert.ok((again?.revokedAt ?? 0) > (first?.revokedAt ?? 0));
+      assert.equal(again?.keepUntil, longLived);
+
+      assert.equal((await horizon.tokenRevocations.page("end_user", longLived, "", 10)).length, 0, "not read once ended");
+      assert.equal(await horizon.tokenRevocations.purgeEnded(Date.now(), 1000), 0, "nothing ended yet");
+      assert.ok((await horizon.tokenRevocations.purgeEnded(longLived, 1000)) >= 2);
+      assert.notEqual((await horizon.tokenRevocations.page("consumer_key", 0, "ck-bulj", 1)).at(0)?.subject, "ck-bulk", "purged");
+    });
+
+    test("the Watch snapshot reads bulk revocations page by page and shows exactly those up to its version, while more commit", async () => {
+      const revocationsIn = (entities: SyncEntity[]) =>
+        new Set(entities.flatMap((e) => (e.kind === "token-revocation" && e.revocation.consumerKey?.startsWith("ck-snap-") ? [e.revocation.consumerKey] : [])));
+      const reader = new SnapshotReader({ db, clock: systemClock, externalKeyManagers: () => [], pageRows: () => 2 });
+      const horizon = new Store(db, box, undefined, undefined, { tokenHorizonMs: () => 3_600_000 });
+      const head = await horizon.changeLog.head();
+      const keys = Array.from({ length: 12 }, (_, i) => `ck-snap-${String(i).padStart(2, "0")}`);
+      let writing = true;
+      const writer = (async () => {
+        for (const consumerKey of keys) await horizon.transaction(async (s) => s.changed({ kind: "tokens", consumerKey }));
+        writing = false;
+      })();
+      const snapshots = [];
+      while (writing) snapshots.push(await reader.take({}));
+      await writer;
+      snapshots.push(await reader.take({}));
+      const versions = new Map(
+        (await horizon.changeLog.readAfter(head, 1000)).flatMap((e) => (e.detail.kind === "tokens" && e.detail.consumerKey ? [[e.detail.consumerKey, e.version]] : [])),
+      );
+      for (const snapshot of snapshots) {
+        const expected = new Set(keys.filter((k) => (versions.get(k) ?? Number.POSITIVE_INFINITY) <= snapshot.version));
+        assert.deepEqual(revocationsIn(snapshot.entities), expected, `snapshot at ${snapshot.version}`);
+      }
+      const last = snapshots.at(-1)?.entities.filter((e) => e.kind === "token-revocation" && e.revocation.consumerKey === "ck-snap-00");
+      assert.equal(last?.length, 1, "one per consumer key");
+      const r = last?.[0]?.kind === "token-revocation" ? last[0].revocation : undefined;
+      assert.ok(r && r.keepUntil !== undefined && r.keepUntil - r.at === 3_600_000 && r.revoked.length === 0);
     });
 
     test("migrations go down and up again", async () => {
