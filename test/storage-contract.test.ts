@@ -422,7 +422,9 @@ for (const database of testDatabases()) {
       await writer;
       snapshots.push(await reader.take({}));
       const versions = new Map(
-        (await horizon.changeLog.readAfter(head, 1000)).flatMap((e) => (e.detail.kind === "tokens" && e.detail.consumerKey ? [[e.detail.consumerKey, e.version]] : [])),
+        (await horizon.changeLog.readAfter(head, 1000)).flatMap((e) =>
+          e.detail.kind === "tokens" && e.detail.consumerKey ? [[e.detail.consumerKey, e.version]] : [],
+        ),
       );
       for (const snapshot of snapshots) {
         const expected = new Set(keys.filter((k) => (versions.get(k) ?? Number.POSITIVE_INFINITY) <= snapshot.version));

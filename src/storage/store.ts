@@ -113,7 +113,8 @@ export class Store {
     for (const { detail } of entries) {
       if (detail.kind !== "tokens") continue;
       const keepUntil = detail.keepUntil ?? at + horizonMs;
-      if (detail.consumerKey !== undefined) await this.tokenRevocations.record({ kind: "consumer_key", subject: detail.consumerKey, revokedAt: detail.at, keepUntil });
+      if (detail.consumerKey !== undefined)
+        await this.tokenRevocations.record({ kind: "consumer_key", subject: detail.consumerKey, revokedAt: detail.at, keepUntil });
       if (detail.endUser !== undefined) await this.tokenRevocations.record({ kind: "end_user", subject: detail.endUser, revokedAt: detail.at, keepUntil });
     }
     return logged;

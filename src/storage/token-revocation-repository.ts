@@ -65,7 +65,11 @@ export class TokenRevocationRepository {
   /** Deletes up to `limit` revocations no token of which can be alive at `now`; how many went. */
   async purgeEnded(now: number, limit: number): Promise<number> {
     // The batch's newest horizon bounds one ranged delete (on the keep_until index).
-    const rows = (await this.db<RevocationRow>(TABLE).select("keep_until").where("keep_until", "<=", now).orderBy("keep_until").limit(limit)) as RevocationRow[];
+    const rows = (await this.db<RevocationRow>(TABLE)
+      .select("keep_until")
+      .where("keep_until", "<=", now)
+      .orderBy("keep_until")
+      .limit(limit)) as RevocationRow[];
     const last = rows.at(-1);
     if (!last) return 0;
     return this.db(TABLE).where("keep_until", "<=", Number(last.keep_until)).delete();
