@@ -108,6 +108,7 @@ export class App {
   private keyManagers: KeyManagers | undefined;
   private apiDirectory: ApiDirectory | undefined;
   private unregisterWatchers: (() => void) | undefined;
+  private watchStreams: GatewaySync | undefined;
   /** Available once started: the bootstrap command and tests create callers with it. */
   systemClients: SystemClients | undefined;
   tokens: TokenService | undefined;
@@ -335,6 +336,7 @@ export class App {
       () => config().issuer,
     );
     sizeOf = impl.sizeOf;
+    this.watchStreams = sync;
     this.unregisterWatchers = this.metrics.registerWatchers(() => sync.watchers);
     return impl;
   }
@@ -365,10 +367,13 @@ export class App {
     return { clientId: client.clientId, clientSecret, token: issued.accessToken };
   }
 
-  /** Graceful stop: refuse new calls, finish those in flight, close the database. */
+  /** Graceful stop: end the Watch streams, refuse new calls, finish those in flight, close the database. */
   async close(): Promise<void> {
     this.ready = false;
     this.databaseHealth?.stop();
+    // Watch streams never finish by themselves: ended now (UNAVAILABLE), so the gateways resume
+    // on another replica at once and the stop does not wait the grace out for them.
+    this.watchStreams?.stop();
     await Promise.all([
       this.grpcServer?.close(SHUTDOWN_GRACE_MS),
       this.httpServer?.close(SHUTDOWN_GRACE_MS),

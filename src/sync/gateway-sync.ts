@@ -1,7 +1,7 @@
 import type { ChangeLogReader } from "../cluster/change-log-reader.js";
 import type { LoggedChange } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
-import { ResourceExhaustedError } from "../domain/errors.js";
+import { ResourceExhaustedError, UnavailableError } from "../domain/errors.js";
 import type { ChangeLogRepository } from "../storage/change-log-repository.js";
 import { eventOf, type SyncEvent, type SyncFilter, sends } from "./entities.js";
 import type { Snapshot, SnapshotReader } from "./snapshot-reader.js";
@@ -44,6 +44,8 @@ const CATCH_UP_BATCH = 500;
  */
 export class GatewaySync {
   private active = 0;
+  /** Aborted when the replica shuts down: every stream ends UNAVAILABLE at once. */
+  private readonly stopping = new AbortController();
   private readonly events = new WeakMap<LoggedChange, SyncEvent | null>();
 
   constructor(
@@ -61,14 +63,30 @@ export class GatewaySync {
     return this.active;
   }
 
-  async *watch(request: WatchRequest, signal: AbortSignal): AsyncGenerator<WatchOutput> {
+  /**
+   * Ends every stream now with UNAVAILABLE (the gateways resume on another replica from the last
+   * version they got), and refuses new ones, so a shutdown does not wait for them.
+   */
+  stop(): void {
+    this.stopping.abort();
+  }
+
+  async *watch(request: WatchRequest, callSignal: AbortSignal): AsyncGenerator<WatchOutput> {
     const settings = this.settings();
+    const shuttingDown = (version: number | undefined) =>
+      new UnavailableError(
+        `this key manager replica is shutting down: Watch again${version === undefined ? "" : ` with from_version ${version}`} (another replica, or this one once it is back, resumes the stream)`,
+      );
+    if (this.stopping.signal.aborted) throw shuttingDown(request.fromVersion);
     if (this.active >= settings.maxWatchers) {
       throw new ResourceExhaustedError(
         `this replica serves gateway_sync.max_watchers (${settings.maxWatchers}) Watch streams already: try again later or another replica`,
       );
     }
     this.active++;
+    const signal = AbortSignal.any([callSignal, this.stopping.signal]);
+    // The last version the watcher can resume from (none before its first snapshot).
+    let sent = request.fromVersion;
     try {
       let reason: SnapshotReason | undefined;
       let version = 0;
@@ -78,13 +96,19 @@ export class GatewaySync {
       while (!signal.aborted) {
         if (reason !== undefined) {
           const snapshot = await this.snapshots.take(request.filter);
+          if (signal.aborted) break;
           yield { kind: "snapshot", snapshot, reason };
           version = snapshot.version;
+          sent = version;
         }
         // Returns when the log no longer holds the entry after the watcher's version.
-        yield* this.follow(version, request.filter, settings, signal);
+        for await (const out of this.follow(version, request.filter, settings, signal)) {
+          yield out;
+          sent = out.kind === "event" ? out.event.version : out.kind === "heartbeat" ? out.version : sent;
+        }
         reason = "resume-too-old";
       }
+      if (this.stopping.signal.aborted && !callSignal.aborted) throw shuttingDown(sent);
     } finally {
       this.active--;
     }
