@@ -97,6 +97,28 @@ for (const database of testDatabases()) {
       assert.equal(a.seen.filter((s) => s.change.kind === "api").length, 1, "A is not told its own change again");
     });
 
+    test("entries heard without reading the log: this replica's commits; on PostgreSQL, another's from NOTIFY when they fit its payload (a bigger transaction is read)", async () => {
+      const before = { a: { ...a.feed.reader.delivered }, b: { ...b.feed.reader.delivered }, bRead: b.read.length };
+      await createApi(a, "heard");
+      await until("B's reader", () => b.read.some((e) => e.change.kind === "api" && e.change.apiId === "heard"));
+      assert.equal(a.feed.reader.delivered.heard, before.a.heard + 1, "A's own commit handed on as committed");
+      if (database.name === "postgres") {
+        assert.equal(b.feed.reader.delivered.heard, before.b.heard + 1, "B heard it in the NOTIFY payload");
+        const big = Array.from({ length: 120 }, (_, i) => `gone-${i}-${"x".repeat(40)}`);
+        await a.store.transaction(async (s) => {
+          for (const apiId of big) s.changed({ kind: "api", apiId });
+        });
+        await until("B's reader, the big transaction", () => b.read.some((e) => e.change.kind === "api" && e.change.apiId === big.at(-1)));
+        assert.ok(b.feed.reader.delivered.read >= before.b.read + big.length, "too big for a NOTIFY payload: read from the log");
+        const versions = b.read.slice(before.bRead).map((e) => e.version);
+        assert.deepEqual(
+          versions,
+          versions.map((_, i) => (versions[0] as number) + i),
+          "in order, none lost or twice",
+        );
+      }
+    });
+
     test("concurrent writers through both replicas: versions gap-free, each read once, the same order on every reader", async () => {
       const start = a.feed.reader.version;
       const writes = Array.from({ length: 40 }, (_, i) => createApi(i % 2 === 0 ? a : b, `c${i}`));

@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { Logger } from "pino";
 import type { ChangeEvents } from "../domain/change-events.js";
-import { ChangeLogRepository } from "../storage/change-log-repository.js";
+import { ChangeLogRepository, entriesOfNotice } from "../storage/change-log-repository.js";
 import type { Metrics } from "../observability/metrics.js";
 import { dialectOf } from "../storage/database.js";
 import { ChangeLogReader } from "./change-log-reader.js";
@@ -33,14 +33,23 @@ export interface ChangeFeedOptions {
 const POSTGRES_POLL_MS = 5_000;
 
 /**
- * PostgreSQL: LISTEN/NOTIFY (sent with each commit), and a read every 5 s. MySQL/MariaDB: a read
+ * PostgreSQL: LISTEN/NOTIFY (sent with each commit, carrying its entries when they are small: then
+ * no read of the log is needed), and a read every 5 s. MySQL/MariaDB: a read
  * every pollIntervalMs. SQLite serves one process per file: its own commits wake the reader.
  */
 export async function startChangeFeed(options: ChangeFeedOptions): Promise<ChangeFeed> {
   const log = new ChangeLogRepository(options.db);
   const reader = new ChangeLogReader(log, options.events, options.logger, await log.head(), options.metrics);
   const dialect = dialectOf(options.url);
-  const waker = dialect === "postgres" ? await PostgresWaker.start(options.url, () => reader.wake(), options.logger) : undefined;
+  const waker =
+    dialect === "postgres"
+      ? await PostgresWaker.start(
+          options.url,
+          () => reader.wake(),
+          options.logger,
+          (payload) => reader.offer(entriesOfNotice(payload)),
+        )
+      : undefined;
   const every = dialect === "postgres" ? POSTGRES_POLL_MS : dialect === "mysql" ? options.pollIntervalMs : undefined;
   const timer = every === undefined ? undefined : setInterval(() => reader.wake(), every).unref();
   return {

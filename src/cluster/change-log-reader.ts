@@ -31,6 +31,8 @@ export class ChangeLogReader {
   private readonly local = new Set<number>();
   private readonly listeners = new Set<ChangeLogListener>();
   private recent: LoggedChange[] = [];
+  /** Entries handed on as heard (without reading the log), and as read from it. */
+  readonly delivered = { heard: 0, read: 0 };
   private waiters: Array<() => void> = [];
   private readonly unsubscribe: () => void;
 
@@ -44,7 +46,7 @@ export class ChangeLogReader {
     this.last = start;
     this.unsubscribe = events.onCommitted((entries) => {
       for (const e of entries) if (e.version > this.last) this.local.add(e.version);
-      this.wake();
+      this.offer(entries);
     });
   }
 
@@ -77,6 +79,23 @@ export class ChangeLogReader {
     return this.log.readAfter(version, Math.min(limit, this.last - version));
   }
 
+  /**
+   * Entries heard without reading the log (this replica's commits; PostgreSQL's NOTIFY payloads,
+   * which arrive in commit order): handed on at once when they are exactly the next ones and no
+   * read is under way, saving a read of the log; otherwise (undefined: a notice without entries,
+   * a gap, a read in flight) the log is read. Entries already handed on are ignored.
+   */
+  offer(entries: readonly LoggedChange[] | undefined): void {
+    if (this.closed) return;
+    const first = entries?.[0];
+    const last = entries?.at(-1);
+    if (!entries || !first || !last) return this.wake();
+    if (last.version <= this.last) return;
+    if (first.version !== this.last + 1 || this.reading || this.failing) return this.wake();
+    this.delivered.heard += entries.length;
+    this.deliver([...entries]);
+  }
+
   /** Reads what is new, soon (reads never overlap; one asked during a read follows it). */
   wake(): void {
     if (this.closed) return;
@@ -104,7 +123,10 @@ export class ChangeLogReader {
     try {
       for (;;) {
         const entries = await this.log.readAfter(this.last, BATCH);
-        if (entries.length > 0) this.deliver(entries);
+        if (entries.length > 0) {
+          this.delivered.read += entries.length;
+          this.deliver(entries);
+        }
         if (entries.length < BATCH || this.closed) break;
       }
       if (this.failing) this.logger.info("reading the change log again");

@@ -43,10 +43,12 @@ export class PostgresWaker {
     private readonly url: string,
     private readonly wake: () => void,
     private readonly logger: Logger,
+    /** A notice's payload (the entries committed, or a version): by default, wakes the reader. */
+    private readonly heard: (payload: string | undefined) => void = () => wake(),
   ) {}
 
-  static async start(url: string, wake: () => void, logger: Logger): Promise<PostgresWaker> {
-    const waker = new PostgresWaker(url, wake, logger);
+  static async start(url: string, wake: () => void, logger: Logger, heard?: (payload: string | undefined) => void): Promise<PostgresWaker> {
+    const waker = new PostgresWaker(url, wake, logger, heard);
     await waker.connect();
     waker.heartbeat = setInterval(() => void waker.check(), HEARTBEAT_MS).unref();
     return waker;
@@ -70,7 +72,7 @@ export class PostgresWaker {
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     });
     client.on("notification", (message) => {
-      if (message.channel === CHANGE_LOG_CHANNEL) this.wake();
+      if (message.channel === CHANGE_LOG_CHANNEL) this.heard(message.payload);
     });
     client.on("error", (err) => this.lost(client, err));
     client.on("end", () => this.lost(client, undefined));

@@ -11,8 +11,14 @@ interface EventRow {
 
 const EVENTS = "change_events";
 const HEAD = "change_log_head";
-/** PostgreSQL: watchers and replicas are woken on this channel (payload: the newest version). */
+/**
+ * PostgreSQL: watchers and replicas are woken on this channel. Payload: the transaction's entries
+ * as JSON (`{"entries":[...]}`) when they fit NOTIFY_ENTRIES_MAX_BYTES, so a replica hears them
+ * without reading the log; else the newest version, and the replica reads the log.
+ */
 export const CHANGE_LOG_CHANNEL = "keymanager_change_log";
+/** Under PostgreSQL's 8000-byte NOTIFY payload bound. */
+const NOTIFY_ENTRIES_MAX_BYTES = 7900;
 /** Rows per INSERT: under SQLite's 999 bound variables. */
 const INSERT_CHUNK = 200;
 
@@ -49,7 +55,7 @@ export class ChangeLogRepository {
       created_at: at,
     }));
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) await this.db(EVENTS).insert(rows.slice(i, i + INSERT_CHUNK));
-    if (this.client === "pg") await this.db.raw("select pg_notify(?, ?)", [CHANGE_LOG_CHANNEL, String(last)]);
+    if (this.client === "pg") await this.db.raw("select pg_notify(?, ?)", [CHANGE_LOG_CHANNEL, notifyPayload(logged, last)]);
     return logged;
   }
 
@@ -93,6 +99,38 @@ export class ChangeLogRepository {
     await this.db(HEAD).where({ id: 1 }).increment("version", count);
     // The transaction's own update: MySQL/MariaDB show it even under REPEATABLE READ.
     return this.head();
+  }
+}
+
+function notifyPayload(logged: LoggedChange[], last: number): string {
+  const entries = JSON.stringify({ entries: logged });
+  return Buffer.byteLength(entries) <= NOTIFY_ENTRIES_MAX_BYTES ? entries : String(last);
+}
+
+/**
+ * The entries a NOTIFY payload carries (in version order), or undefined when it carries only a
+ * version (or is not one of ours): the log is to be read.
+ */
+export function entriesOfNotice(payload: string | undefined): LoggedChange[] | undefined {
+  if (!payload?.startsWith("{")) return undefined;
+  try {
+    const { entries } = JSON.parse(payload) as { entries?: unknown };
+    if (!Array.isArray(entries) || entries.length === 0) return undefined;
+    for (const [i, e] of entries.entries()) {
+      const entry = e as Partial<LoggedChange> | null;
+      if (
+        typeof entry?.version !== "number" ||
+        typeof entry.at !== "number" ||
+        typeof entry.change?.kind !== "string" ||
+        typeof entry.detail?.kind !== "string" ||
+        (i > 0 && entry.version !== (entries[i - 1] as LoggedChange).version + 1)
+      ) {
+        return undefined;
+      }
+    }
+    return entries as LoggedChange[];
+  } catch {
+    return undefined;
   }
 }
 
