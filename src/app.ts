@@ -337,7 +337,10 @@ export class App {
     );
     sizeOf = impl.sizeOf;
     this.watchStreams = sync;
-    this.unregisterWatchers = this.metrics.registerWatchers(() => sync.watchers);
+    this.unregisterWatchers = this.metrics.registerWatchers(
+      () => sync.watchers,
+      () => sync.bufferedBytes,
+    );
     return impl;
   }
 

@@ -55,6 +55,12 @@ function rawWatch(client: grpc.Client, request: Parameters<typeof create<typeof 
   ) as grpc.ClientReadableStream<WatchResponse>;
 }
 
+/** Bytes waiting in the replica's Watch buffers (keymanager_stream_buffered_bytes). */
+async function bufferedBytes(): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${server.httpPort}/metrics`);
+  return total(parseScrape(await res.text()), "keymanager_stream_buffered_bytes");
+}
+
 async function watchers(): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${server.httpPort}/metrics`);
   return total(parseScrape(await res.text()), "keymanager_stream_watchers");
@@ -123,10 +129,17 @@ test("a watcher that stops reading is cut off RESOURCE_EXHAUSTED (its buffer dro
     // It stops reading: HTTP/2 flow control fills, then the server's buffer for it.
     call.pause();
     const ROUNDS = 120;
+    // What the server holds for it stays bounded (max_buffered_messages of some 4 KiB events),
+    // then is dropped at the cut, however many changes follow.
+    let most = 0;
     for (let round = 1; round <= ROUNDS; round++) {
       await server.grpc.updateRegisteredResource({ resource: { apiId: "clients", resources: resources(round) }, updateMask: { paths: ["resources"] } });
+      most = Math.max(most, await bufferedBytes());
     }
     await steady.until(`all ${ROUNDS} changes`, (w) => w.events().length >= ROUNDS);
+    assert.ok(most > 0, "events waited for it");
+    assert.ok(most <= MAX_BUFFERED * 8192, `at most ${MAX_BUFFERED} events of under 8 KiB waited for it: ${most} bytes`);
+    assert.equal(await bufferedBytes(), 0, "its buffer dropped at the cut");
     call.resume();
     const end = await ended;
     assert.equal(end.code, grpc.status.RESOURCE_EXHAUSTED, end.details);

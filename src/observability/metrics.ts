@@ -65,6 +65,7 @@ export class Metrics {
   private readonly dbQueryErrors: Counter<"kind">;
   private readonly caches: CacheStats[] = [];
   private readonly watcherSources = new Set<() => number>();
+  private readonly watchBufferSources = new Set<() => number>();
 
   constructor(readonly enabled: boolean) {
     const registers = [this.registry];
@@ -156,6 +157,17 @@ export class Metrics {
       help: "Times every cache was emptied because other replicas' changes may have been missed (feed lost, a replica gone, a gap).",
       registers,
     });
+    const buffers = this.watchBufferSources;
+    new Gauge({
+      name: "keymanager_stream_buffered_bytes",
+      help: "Bytes of events waiting in this replica's Watch streams' buffers for watchers that have not read them yet (each bounded by gateway_sync.max_buffered_bytes).",
+      registers,
+      collect() {
+        let total = 0;
+        for (const bytes of buffers) total += bytes();
+        this.set(total);
+      },
+    });
     const watchers = this.watcherSources;
     new Gauge({
       name: "keymanager_stream_watchers",
@@ -230,9 +242,13 @@ export class Metrics {
    * Registers a source of stream watchers (a watch stream's count of open calls); returns its
    * unregistration. keymanager_stream_watchers is their sum.
    */
-  registerWatchers(count: () => number): () => void {
+  registerWatchers(count: () => number, bufferedBytes?: () => number): () => void {
     this.watcherSources.add(count);
-    return () => this.watcherSources.delete(count);
+    if (bufferedBytes) this.watchBufferSources.add(bufferedBytes);
+    return () => {
+      this.watcherSources.delete(count);
+      if (bufferedBytes) this.watchBufferSources.delete(bufferedBytes);
+    };
   }
 
   /** The database pool's figures and query failures. */

@@ -58,9 +58,16 @@ export class GatewaySync {
     private readonly sizeOf: (event: SyncEvent) => number,
   ) {}
 
+  /** Bytes of events waiting in the watchers' buffers (each bounded by max_buffered_bytes). */
+  private buffered = 0;
+
   /** Streams open on this replica. */
   get watchers(): number {
     return this.active;
+  }
+
+  get bufferedBytes(): number {
+    return this.buffered;
   }
 
   /**
@@ -180,10 +187,13 @@ export class GatewaySync {
           const event = this.render(entry, filter);
           if (!event) continue;
           queue.push(event);
-          queuedBytes += this.sizeOf(event);
+          const size = this.sizeOf(event);
+          queuedBytes += size;
+          this.buffered += size;
           if (queue.length > settings.maxBufferedMessages || queuedBytes > settings.maxBufferedBytes) {
             overflow = true;
             queue.length = 0;
+            this.buffered -= queuedBytes;
             queuedBytes = 0;
             unsubscribe();
             break;
@@ -206,7 +216,9 @@ export class GatewaySync {
         }
         const next = queue.shift();
         if (next) {
-          queuedBytes -= this.sizeOf(next);
+          const size = this.sizeOf(next);
+          queuedBytes -= size;
+          this.buffered -= size;
           version = next.version;
           lastSent = performance.now();
           yield { kind: "event", event: next };
@@ -225,6 +237,7 @@ export class GatewaySync {
       }
     } finally {
       unsubscribe();
+      this.buffered -= queuedBytes;
     }
   }
 
