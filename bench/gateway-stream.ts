@@ -31,6 +31,8 @@ export interface StreamBenchContext<O extends { rps: number; cpuUs: number }> {
 
 export interface StreamBenchResult<O> {
   latency: { p50: number; p99: number; count: number };
+  /** The write call's start to the commit stamp, the stamp to the call's answer, the call's start to the event's arrival. */
+  breakdown: Record<"callToStamp" | "stampToAnswer" | "callToArrival", { p50: number; p99: number }>;
   without: O[];
   with: O[];
   ratio: number;
@@ -90,6 +92,14 @@ export async function gatewayStreamPhase<O extends { rps: number; cpuUs: number 
 
   // Commit to watcher: the event's commit time (the writer's clock; one machine) to its arrival.
   const latencies: number[] = [];
+  // Where it goes: the write's call to the commit stamp (the writer's transaction up to its log
+  // entries), the stamp to the call's answer (the rest of the commit, the answer's way back), and
+  // the call's start to the arrival (end to end, whatever the stamp).
+  const stampDelays: number[] = [];
+  const answerDelays: number[] = [];
+  const endToEnd: number[] = [];
+  let commitStamp = 0;
+  let arrival = 0;
   const waiting = new Map<string, () => void>();
   const latencyWatcher = watch(client(GatewaySyncService, ctx.watched.grpcPort, ctx.watched.gatewayToken), (m, at) => {
     if (m.message.case !== "event") return;
@@ -97,21 +107,33 @@ export async function gatewayStreamPhase<O extends { rps: number; cpuUs: number 
     const entity = change.case === "upsert" ? change.value.entity : undefined;
     if (entity?.case !== "subscription" || entity.value.subscriptionId !== ctx.subscriptionId) return;
     const commit = m.message.value.commitTime;
-    latencies.push(at - (Number(commit?.seconds) * 1000 + (commit?.nanos ?? 0) / 1e6));
+    commitStamp = Number(commit?.seconds) * 1000 + (commit?.nanos ?? 0) / 1e6;
+    arrival = at;
+    latencies.push(at - commitStamp);
     waiting.get(entity.value.tier)?.();
   });
   await latencyWatcher.ready;
   const LATENCY_COMMITS = 300;
   for (let i = 0; i < LATENCY_COMMITS; i++) {
     const arrived = new Promise<void>((resolve) => waiting.set(`Tier${tierCounter + 1}`, resolve));
+    const called = performance.timeOrigin + performance.now();
     await changeTier();
+    const answered = performance.timeOrigin + performance.now();
     await arrived;
+    stampDelays.push(commitStamp - called);
+    answerDelays.push(answered - commitStamp);
+    endToEnd.push(arrival - called);
     await new Promise((r) => setTimeout(r, 10));
   }
   await latencyWatcher.close();
-  latencies.sort((a, b) => a - b);
-  const latency = { p50: pick(latencies, 0.5), p99: pick(latencies, 0.99), count: latencies.length };
+  const quantiles = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return { p50: pick(sorted, 0.5), p99: pick(sorted, 0.99) };
+  };
+  const latency = { ...quantiles(latencies), count: latencies.length };
+  const breakdown = { callToStamp: quantiles(stampDelays), stampToAnswer: quantiles(answerDelays), callToArrival: quantiles(endToEnd) };
   console.log(`commit -> watcher: p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms over ${latency.count} commits`);
+  for (const [name, q] of Object.entries(breakdown)) console.log(`  ${name}: p50 ${q.p50.toFixed(1)} ms, p99 ${q.p99.toFixed(1)} ms`);
 
   // ValidateToken with 100 watchers connected (each its own connection) against none, alternating
   // rounds; in both, a change every 100 ms (so the watchers have events to be sent).
@@ -194,5 +216,5 @@ export async function gatewayStreamPhase<O extends { rps: number; cpuUs: number 
     console.log(`snapshot: ${entities} entities, ${(bytes / 2 ** 20).toFixed(1)} MiB in ${chunks} chunks, ${ms.toFixed(0)} ms`);
   }
   const snapshot = [...snapshots].sort((a, b) => a.ms - b.ms)[1] as StreamBenchResult<O>["snapshot"];
-  return { latency, without, with: withWatchers, ratio, memoryPerWatcherKiB, watchersForMemory: WATCHERS, snapshot };
+  return { latency, breakdown, without, with: withWatchers, ratio, memoryPerWatcherKiB, watchersForMemory: WATCHERS, snapshot };
 }

@@ -569,6 +569,7 @@ async function main() {
       `| figure | value |`,
       `|---|---|`,
       `| commit -> watcher${replica ? " on another replica" : " (one replica)"}, p50 / p99 | ${r.latency.p50.toFixed(1)} / ${r.latency.p99.toFixed(1)} ms (${r.latency.count} commits) |`,
+      `| write call -> commit stamp / stamp -> call answered / write call -> watcher, p50 / p99 | ${[r.breakdown.callToStamp, r.breakdown.stampToAnswer, r.breakdown.callToArrival].map((q) => `${q.p50.toFixed(1)} / ${q.p99.toFixed(1)}`).join("; ")} ms |`,
       `| ValidateToken with 100 watchers / none, throughput (median of per-round ratios) | ${r.ratio.toFixed(2)} |`,
       `| ValidateToken req/s, server CPU µs/request: none / 100 watchers (medians) | ${median(r.without).rps} / ${median(r.with).rps}; ${medianOf(r.without.map((o) => o.cpuUs))} / ${medianOf(r.with.map((o) => o.cpuUs))} |`,
       `| server memory per watcher (RSS, ${r.watchersForMemory} watchers) | ${r.memoryPerWatcherKiB.toFixed(1)} KiB |`,

@@ -54,8 +54,18 @@ export class ChangeLogRepository {
       payload: JSON.stringify({ change: e.change, detail: e.detail } satisfies Payload),
       created_at: at,
     }));
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) await this.db(EVENTS).insert(rows.slice(i, i + INSERT_CHUNK));
-    if (this.client === "pg") await this.db.raw("select pg_notify(?, ?)", [CHANGE_LOG_CHANNEL, notifyPayload(logged, last)]);
+    const lastChunk = Math.floor((rows.length - 1) / INSERT_CHUNK) * INSERT_CHUNK;
+    for (let i = 0; i < lastChunk; i += INSERT_CHUNK) await this.db(EVENTS).insert(rows.slice(i, i + INSERT_CHUNK));
+    const insert = this.db(EVENTS).insert(rows.slice(lastChunk));
+    if (this.client === "pg") {
+      // The last rows and the NOTIFY in one statement: a round trip less before the commit.
+      const { sql, bindings } = insert.toSQL();
+      await this.db.raw(`with inserted as (${sql} returning version) select pg_notify(?, ?) from (select count(*) from inserted) as rows`, [
+        ...bindings,
+        CHANGE_LOG_CHANNEL,
+        notifyPayload(logged, last),
+      ]);
+    } else await insert;
     return logged;
   }
 
