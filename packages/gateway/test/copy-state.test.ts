@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { GatewayEntitySchema } from "@keymanager/client";
+import { CopyState } from "../src/copy-state.js";
+
+function revocation(at: number, until: number | undefined, who: { consumerKey?: string; endUser?: string }) {
+  return create(GatewayEntitySchema, {
+    entity: {
+      case: "tokenRevocation",
+      value: { revokeTime: timestampFromMs(at), ...(until !== undefined && { expireTime: timestampFromMs(until) }), ...who },
+    },
+  });
+}
+
+test("revocations by consumer key and end user: the latest time and the furthest expiry hold, whatever the order; forgotten once expired, kept without an expiry", () => {
+  const state = new CopyState();
+  // A snapshot's entity, then an older event of the same key (the order a resume may bring).
+  state.upsert(revocation(2_000, 10_000, { consumerKey: "ck" }), 5n);
+  state.upsert(revocation(1_000, 20_000, { consumerKey: "ck" }), 6n);
+  state.upsert(revocation(3_000, 5_000, { endUser: "alice" }), 7n);
+  state.upsert(revocation(4_000, undefined, { endUser: "bob" }), 8n);
+  assert.equal(state.revokedByConsumer.get("ck"), 2_000);
+  assert.equal(state.revokedByUser.get("alice"), 3_000);
+
+  state.forgetExpired(5_000);
+  assert.equal(state.revokedByUser.has("alice"), false, "no token it refuses is alive after its expire_time");
+  assert.equal(state.revokedByConsumer.get("ck"), 2_000, "kept to the furthest expiry (20,000)");
+  state.forgetExpired(19_999);
+  assert.equal(state.revokedByConsumer.has("ck"), true);
+  state.forgetExpired(20_000);
+  assert.equal(state.revokedByConsumer.has("ck"), false);
+  state.forgetExpired(Number.MAX_SAFE_INTEGER - 1);
+  assert.equal(state.revokedByUser.get("bob"), 4_000, "without an expire_time: kept");
+});
