@@ -105,14 +105,17 @@ export class Store {
   private async log(recording: LoggableChange[]): Promise<LoggedChange[]> {
     if (recording.length === 0) return [];
     const changes = [...new Map(recording.map((c) => [JSON.stringify(c), c])).values()];
-    const at = Date.now();
     const horizonMs = this.options.tokenHorizonMs?.() ?? 0;
+    // A revocation's time is taken before its details are read (tokens issued later are not
+    // refused by it); the commit's once they are, as near the commit as the log allows.
+    const described = Date.now();
     const entries = [];
-    for (const change of changes) entries.push({ change, detail: await describeChange(this.gatewayView, change, at, horizonMs) });
+    for (const change of changes) entries.push({ change, detail: await describeChange(this.gatewayView, change, described, horizonMs) });
+    const at = Date.now();
     const logged = await this.changeLog.append(entries, at);
     for (const { detail } of entries) {
       if (detail.kind !== "tokens") continue;
-      const keepUntil = detail.keepUntil ?? at + horizonMs;
+      const keepUntil = detail.keepUntil ?? detail.at + horizonMs;
       if (detail.consumerKey !== undefined)
         await this.tokenRevocations.record({ kind: "consumer_key", subject: detail.consumerKey, revokedAt: detail.at, keepUntil });
       if (detail.endUser !== undefined) await this.tokenRevocations.record({ kind: "end_user", subject: detail.endUser, revokedAt: detail.at, keepUntil });

@@ -93,7 +93,7 @@ export class GatewaySync {
     this.active++;
     const signal = AbortSignal.any([callSignal, this.stopping.signal]);
     // The last version the watcher can resume from (none before its first snapshot).
-    let sent = request.fromVersion;
+    const progress = { sent: request.fromVersion };
     try {
       let reason: SnapshotReason | undefined;
       let version = 0;
@@ -106,16 +106,13 @@ export class GatewaySync {
           if (signal.aborted) break;
           yield { kind: "snapshot", snapshot, reason };
           version = snapshot.version;
-          sent = version;
+          progress.sent = version;
         }
         // Returns when the log no longer holds the entry after the watcher's version.
-        for await (const out of this.follow(version, request.filter, settings, signal)) {
-          yield out;
-          sent = out.kind === "event" ? out.event.version : out.kind === "heartbeat" ? out.version : sent;
-        }
+        yield* this.follow(version, request.filter, settings, signal, progress);
         reason = "resume-too-old";
       }
-      if (this.stopping.signal.aborted && !callSignal.aborted) throw shuttingDown(sent);
+      if (this.stopping.signal.aborted && !callSignal.aborted) throw shuttingDown(progress.sent);
     } finally {
       this.active--;
     }
@@ -133,7 +130,14 @@ export class GatewaySync {
     return oldest !== undefined && oldest <= from + 1 ? undefined : "resume-too-old";
   }
 
-  private async *follow(from: number, filter: SyncFilter, settings: SyncSettings, signal: AbortSignal): AsyncGenerator<WatchOutput> {
+  /** `progress.sent`: the version of the last event or heartbeat taken by the transport. */
+  private async *follow(
+    from: number,
+    filter: SyncFilter,
+    settings: SyncSettings,
+    signal: AbortSignal,
+    progress: { sent: number | undefined },
+  ): AsyncGenerator<WatchOutput> {
     let version = from;
     let lastSent = performance.now();
     const heartbeat = (): WatchOutput => {
@@ -154,11 +158,15 @@ export class GatewaySync {
           if (event) {
             lastSent = performance.now();
             yield { kind: "event", event };
+            progress.sent = event.version;
           }
         }
       } else if (!(await wait(this.reader.after(version), untilHeartbeat(), signal))) {
         // The snapshot came from the database ahead of this replica's reader: it catches up.
-        if (!signal.aborted) yield heartbeat();
+        if (!signal.aborted) {
+          yield heartbeat();
+          progress.sent = version;
+        }
       }
     }
 
@@ -222,6 +230,7 @@ export class GatewaySync {
           version = next.version;
           lastSent = performance.now();
           yield { kind: "event", event: next };
+          progress.sent = next.version;
           continue;
         }
         version = queued;
@@ -233,7 +242,10 @@ export class GatewaySync {
           untilHeartbeat(),
           signal,
         );
-        if (!woken && !signal.aborted) yield heartbeat();
+        if (!woken && !signal.aborted) {
+          yield heartbeat();
+          progress.sent = version;
+        }
       }
     } finally {
       unsubscribe();
