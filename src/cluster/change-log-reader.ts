@@ -89,9 +89,15 @@ export class ChangeLogReader {
     if (this.closed) return;
     const first = entries?.[0];
     const last = entries?.at(-1);
-    if (!entries || !first || !last) return this.wake();
+    if (!entries || !first || !last) {
+      this.wake();
+      return;
+    }
     if (last.version <= this.last) return;
-    if (first.version !== this.last + 1 || this.reading || this.failing) return this.wake();
+    if (first.version !== this.last + 1 || this.reading || this.failing) {
+      this.wake();
+      return;
+    }
     this.delivered.heard += entries.length;
     this.deliver([...entries]);
   }
