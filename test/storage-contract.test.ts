@@ -400,7 +400,12 @@ for (const database of testDatabases()) {
       assert.equal(again?.keepUntil, longLived);
 
       assert.equal((await horizon.tokenRevocations.page("end_user", longLived, "", 10)).length, 0, "not read once ended");
-      assert.equal(await horizon.tokenRevocations.purgeEnded(Date.now(), 1000), 0, "nothing ended yet");
+      await horizon.tokenRevocations.purgeEnded(Date.now(), 1000);
+      assert.equal((await horizon.tokenRevocations.page("consumer_key", Date.now(), "ck-bulj", 1)).at(0)?.subject, "ck-bulk", "not ended yet: kept");
+      assert.deepEqual(
+        (await horizon.tokenRevocations.page("end_user", Date.now(), "", 10)).map((r) => r.subject),
+        ["bulk-user"],
+      );
       assert.ok((await horizon.tokenRevocations.purgeEnded(longLived, 1000)) >= 2);
       assert.notEqual((await horizon.tokenRevocations.page("consumer_key", 0, "ck-bulj", 1)).at(0)?.subject, "ck-bulk", "purged");
     });
