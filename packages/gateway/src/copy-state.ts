@@ -138,6 +138,9 @@ export class CopyState {
         const held = this.apis.get(k.value);
         if (held) this.apiIds.delete(apiKey(held.api.context, held.api.version));
         this.apis.delete(k.value);
+        // Its subscriptions went with it, without events of their own: an API made again with
+        // the same id starts with none.
+        for (const [key, s] of this.subscriptions) if (s.apiId === k.value) this.subscriptions.delete(key);
         return;
       }
       case "consumerKey":
