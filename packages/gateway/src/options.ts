@@ -39,6 +39,8 @@ export const gatewayValidatorOptionsSchema = z
     /** First wait before reopening a failed stream, doubled each failure up to reconnectMaxDelayMs. */
     reconnectInitialDelayMs: positiveMs(60_000).default(100),
     reconnectMaxDelayMs: positiveMs(600_000).default(5_000),
+    /** External key managers' JWKS and metadata fetches (their JWTs verified in process) give up after this long: the server is asked instead. */
+    jwksTimeoutMs: positiveMs(60_000).default(3_000),
     /** Opaque tokens' facts kept (the server's answers), and JWTs' verified signatures, at most (each). */
     tokenCacheMax: z.number().int().positive().max(10_000_000).default(10_000),
   })

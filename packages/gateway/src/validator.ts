@@ -127,6 +127,7 @@ export function createGatewayValidator(options: GatewayValidatorOptions, deps: V
       keyType: o.keyType === "PRODUCTION" ? PbKeyType.PRODUCTION : o.keyType === "SANDBOX" ? PbKeyType.SANDBOX : PbKeyType.UNSPECIFIED,
       now: deps.now ?? Date.now,
       verifiedTokensMax: o.tokenCacheMax,
+      jwksTimeoutMs: o.jwksTimeoutMs,
       onStreamError: deps.onStreamError,
       onUnauthenticated: () => km.tokens?.invalidate(),
     });
@@ -226,8 +227,9 @@ class Validator implements GatewayValidator {
     return this.judged(copy, token, verified, now);
   }
 
-  private judged(copy: LocalCopy, token: string, verified: TokenFacts | null | undefined, now: number): TokenFacts | undefined {
+  private judged(copy: LocalCopy, token: string, verified: TokenFacts | null | undefined | "server", now: number): TokenFacts | undefined {
     if (verified === null) return undefined;
+    if (verified === "server") throw ASK_SERVER;
     // A genuine JWT whose application the copy does not hold: the server judges (its token may be gone).
     if (verified !== undefined) {
       if (!copy.keyMapping(verified.consumerKey)) throw ASK_SERVER;
