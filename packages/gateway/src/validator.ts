@@ -119,7 +119,8 @@ export function createGatewayValidator(options: GatewayValidatorOptions, deps: V
   const km = keyManagerClient(o);
   let live: LiveCopy | undefined;
   if (o.watch && !deps.copy) {
-    live = new LiveCopy(deps.watchClient ?? km.client(GatewaySyncService), {
+    const watchKm = o.watchTarget === undefined ? km : keyManagerClient({ ...o, target: o.watchTarget });
+    live = new LiveCopy(deps.watchClient ?? watchKm.client(GatewaySyncService), {
       stalenessBoundMs: o.stalenessBoundMs,
       reconnectInitialDelayMs: o.reconnectInitialDelayMs,
       reconnectMaxDelayMs: o.reconnectMaxDelayMs,
@@ -129,7 +130,7 @@ export function createGatewayValidator(options: GatewayValidatorOptions, deps: V
       verifiedTokensMax: o.tokenCacheMax,
       jwksTimeoutMs: o.jwksTimeoutMs,
       onStreamError: deps.onStreamError,
-      onUnauthenticated: () => km.tokens?.invalidate(),
+      onUnauthenticated: () => watchKm.tokens?.invalidate(),
     });
     live.start();
   }
