@@ -84,7 +84,10 @@ for (const database of testDatabases().filter((d) => d.name === "postgres")) {
       subs = createClient(SubscriptionService, transport);
       await subs.createApi({ api: API });
       await keys.registerNewResource({
-        resource: { apiId: API.apiId, resources: [{ uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" }] },
+        resource: {
+          apiId: API.apiId,
+          resources: [{ uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" }],
+        },
       });
       for (const kind of ["jwt", "opaque"] as const) {
         const applicationId = randomUUID();
@@ -142,7 +145,9 @@ for (const database of testDatabases().filter((d) => d.name === "postgres")) {
 
     async function issue(kind: "jwt" | "opaque"): Promise<string> {
       const { consumerKey, consumerSecret } = apps[kind];
-      const res = await keys.getNewApplicationAccessToken({ request: { clientId: consumerKey, clientSecret: consumerSecret, grantType: "client_credentials" } });
+      const res = await keys.getNewApplicationAccessToken({
+        request: { clientId: consumerKey, clientSecret: consumerSecret, grantType: "client_credentials" },
+      });
       return res.token?.accessToken ?? assert.fail("a token");
     }
 
@@ -196,7 +201,10 @@ for (const database of testDatabases().filter((d) => d.name === "postgres")) {
         assert.equal((await call(revoked)).status, 200);
         const ms = await revokeToRefusal(revoked);
         console.log(`# stream down: a JWT revoked through A refused through the gateway after ${ms.toFixed(1)} ms (asked of B)`);
-        await subs.updateSubscription({ subscription: { subscriptionId: apps.opaque.subscriptionId, state: SubscriptionState.BLOCKED }, updateMask: { paths: ["state"] } });
+        await subs.updateSubscription({
+          subscription: { subscriptionId: apps.opaque.subscriptionId, state: SubscriptionState.BLOCKED },
+          updateMask: { paths: ["state"] },
+        });
         let blocked = await call(opaque);
         const deadline = Date.now() + 5000;
         while (blocked.status === 200 && Date.now() < deadline) blocked = await call(opaque);

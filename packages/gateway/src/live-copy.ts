@@ -173,7 +173,12 @@ export class LiveCopy implements LocalCopy {
       expiresAt: new Date(claims.exp * 1000),
       revokedAt: undefined,
     };
-    const entry: VerifiedToken = { facts, jti: typeof claims.jti === "string" ? claims.jti : "", external, notBefore: typeof claims.nbf === "number" ? claims.nbf : undefined };
+    const entry: VerifiedToken = {
+      facts,
+      jti: typeof claims.jti === "string" ? claims.jti : "",
+      external,
+      notBefore: typeof claims.nbf === "number" ? claims.nbf : undefined,
+    };
     if (facts.expiresAt.getTime() > now) this.verified.set(token, entry);
     return this.externalFacts(entry, now);
   }

@@ -116,7 +116,15 @@ const CHANGE: fc.Arbitrary<Change> = fc.oneof(
   fc.record({ op: fc.constant("createApplication" as const), app: slot(APP_SLOTS), jwt: fc.boolean(), sandbox: fc.boolean() }),
   fc.record({ op: fc.constant("deleteApplication" as const), app: slot(APP_SLOTS) }),
   fc.record({ op: fc.constant("regenerateSecret" as const), app: slot(APP_SLOTS) }),
-  { arbitrary: fc.record({ op: fc.constant("issueToken" as const), app: slot(APP_SLOTS), user: fc.nat({ max: USERS.length }), scopes: fc.subarray(APP_SCOPES) }), weight: 3 },
+  {
+    arbitrary: fc.record({
+      op: fc.constant("issueToken" as const),
+      app: slot(APP_SLOTS),
+      user: fc.nat({ max: USERS.length }),
+      scopes: fc.subarray(APP_SCOPES),
+    }),
+    weight: 3,
+  },
   { arbitrary: fc.record({ op: fc.constant("revokeToken" as const), token: fc.nat() }), weight: 2 },
   fc.record({ op: fc.constant("setPassword" as const), user: slot(USERS.length) }),
   fc.record({ op: fc.constant("deleteUser" as const), user: slot(USERS.length) }),
@@ -163,8 +171,14 @@ describeOnEachDatabase("the library decides as ValidateToken over random sequenc
     for (let i = 0; i < API_SLOTS; i++) apis.push({ apiId: `eq-api-${i}`, exists: false, context: CONTEXTS[0], version: VERSIONS[0] });
     await createApi(0, 0, 0);
     await createApi(1, 1, 0);
-    await setResources(0, TEMPLATES.map((_, template) => ({ template, level: template % LEVELS.length, scopes: template % 2 ? ["write"] : [] })));
-    await setResources(1, [{ template: 0, level: 0, scopes: [] }, { template: 1, level: 1, scopes: ["read"] }]);
+    await setResources(
+      0,
+      TEMPLATES.map((_, template) => ({ template, level: template % LEVELS.length, scopes: template % 2 ? ["write"] : [] })),
+    );
+    await setResources(1, [
+      { template: 0, level: 0, scopes: [] },
+      { template: 1, level: 1, scopes: ["read"] },
+    ]);
     for (const user of USERS) await createUser(USERS.indexOf(user));
     for (let i = 0; i < APP_SLOTS; i++) {
       apps.push({ applicationId: "", consumerKey: "", consumerSecret: "", jwt: false, exists: false });
@@ -203,7 +217,9 @@ describeOnEachDatabase("the library decides as ValidateToken over random sequenc
 
   async function createApi(i: number, context: number, version: number): Promise<void> {
     const a = apis[i]!;
-    await subs().createApi({ api: { apiId: a.apiId, name: `API ${i}`, context: CONTEXTS[context], version: VERSIONS[version], publisher: "admin", apiTier: "Gold" } });
+    await subs().createApi({
+      api: { apiId: a.apiId, name: `API ${i}`, context: CONTEXTS[context], version: VERSIONS[version], publisher: "admin", apiTier: "Gold" },
+    });
     Object.assign(a, { exists: true, context: CONTEXTS[context], version: VERSIONS[version] });
   }
 
