@@ -239,6 +239,11 @@ class Validator implements GatewayValidator {
     const key = TokenCache.key(token);
     const kept = this.tokens.get(key, now);
     if (!kept) throw ASK_SERVER;
+    // Its application gone (deleted: its tokens with it), the server says what is left of it.
+    if (!copy.keyMapping(kept.facts.consumerKey)) {
+      this.tokens.delete(key);
+      throw ASK_SERVER;
+    }
     const revocation = copy.revocation(kept.facts, kept.version);
     if (revocation === "recheck") {
       this.tokens.delete(key);
