@@ -118,7 +118,7 @@ export class LiveCopy implements LocalCopy {
     // A signature is checked once per token and key set: later calls only look revocations up.
     const known = this.verified.get(token);
     if (known) {
-      if (known.keys === state.signing) return this.withRevocation(known.facts, known.jti);
+      if (known.keys !== undefined && known.keys === state.signing) return this.withRevocation(known.facts, known.jti);
       if (known.external && known.external === state.externals.get(known.external.issuer)) return this.externalFacts(known, now);
     }
     return this.verify(token, state, now);
