@@ -163,6 +163,7 @@ describeOnEachDatabase("the library decides as ValidateToken over random sequenc
   const tokens: HeldToken[] = [];
   let issued = 0;
   const counts = { cases: 0, checks: 0, changes: 0, refused: 0, sequences: 0 };
+  const refusedBy = new Map<string, number>();
 
   before(async () => {
     server = await startServer({ databaseUrl: database.url(), overrides: { gateway_sync: { heartbeat_interval_ms: 100 } } });
@@ -294,7 +295,26 @@ describeOnEachDatabase("the library decides as ValidateToken over random sequenc
     return token;
   }
 
-  async function apply(c: Change): Promise<void> {
+  /** The slot drawn when it holds an API (an application), else the first one that does: fewer changes refused. */
+  const liveApi = (i: number) =>
+    apis[i]?.exists
+      ? i
+      : Math.max(
+          0,
+          apis.findIndex((a) => a.exists),
+        );
+  const liveApp = (i: number) =>
+    apps[i]?.exists
+      ? i
+      : Math.max(
+          0,
+          apps.findIndex((a) => a.exists),
+        );
+
+  async function apply(drawn: Change): Promise<void> {
+    const c = { ...drawn };
+    if ("api" in c && c.op !== "createApi") c.api = liveApi(c.api);
+    if ("app" in c && c.op !== "createApplication") c.app = liveApp(c.app);
     switch (c.op) {
       case "createApi":
         // Over an API in the slot: deleted first (its subscriptions with it), then made again with the same id.
@@ -401,6 +421,7 @@ describeOnEachDatabase("the library decides as ValidateToken over random sequenc
             } catch {
               // A change the server refuses (a slot already taken or empty, a user gone): nothing changed.
               counts.refused++;
+              refusedBy.set(c.op, (refusedBy.get(c.op) ?? 0) + 1);
             }
             done.push(JSON.stringify(c));
             await delivered();
@@ -420,7 +441,7 @@ describeOnEachDatabase("the library decides as ValidateToken over random sequenc
     }
     const stats = v.stats();
     console.log(
-      `# ${database.name} (seed ${SEED}): ${counts.sequences} random sequences, ${counts.changes} changes applied (${counts.refused} refused by the server), ` +
+      `# ${database.name} (seed ${SEED}): ${counts.sequences} random sequences, ${counts.changes} changes applied (${counts.refused} refused by the server: ${[...refusedBy].map(([op, n]) => `${op} ${n}`).join(", ") || "none"}), ` +
         `${counts.checks} checks, ${counts.cases} cases equal to ValidateToken in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
         `${stats.local} decided in process, ${stats.remote} asked of the server`,
     );
