@@ -30,8 +30,8 @@ import { serverAnswer } from "./fixture.js";
  */
 
 const SEED = process.env.KM_EQUIVALENCE_SEED ? Number(process.env.KM_EQUIVALENCE_SEED) : Math.floor(Math.random() * 2 ** 31);
-const RUNS = Number(process.env.KM_EQUIVALENCE_RUNS ?? 6);
-const STEPS = Number(process.env.KM_EQUIVALENCE_STEPS ?? 6);
+const RUNS = Number(process.env.KM_EQUIVALENCE_RUNS ?? 10);
+const STEPS = Number(process.env.KM_EQUIVALENCE_STEPS ?? 8);
 /** Tokens held at most (the oldest issued during the runs make room for new ones). */
 const MAX_TOKENS = 26;
 const CONCURRENCY = 32;
