@@ -2,11 +2,17 @@
 // from the live copy (a JWT verified against the streamed keys, an opaque token the server vouched
 // for once), against unary ValidateToken and the ValidateTokens stream driven by h2load in the
 // same run; the copy's memory for 100,000 subscriptions.
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Knex } from "knex";
 import { createGatewayValidator, type GatewayValidator, type ValidateInput } from "@keymanager/gateway";
+import { backend } from "../examples/gateway/backend.js";
 
 export interface LibBenchContext<O extends { rps: number; cpuUs: number }> {
   grpcPort: number;
@@ -20,6 +26,26 @@ export interface LibBenchContext<O extends { rps: number; cpuUs: number }> {
   seconds: number;
   unary: () => Promise<O>;
   stream: () => Promise<O>;
+  /** A new token of the JWT or the opaque application, authorized for `request`. */
+  issue: (kind: "jwt" | "opaque") => Promise<string>;
+  /** RevokeToken through the gRPC API. */
+  revoke: (token: string) => Promise<void>;
+  /** Revocations timed through the example gateway (half JWT, half opaque). */
+  revocationSamples: number;
+}
+
+/** Time from RevokeToken's answer to the example gateway's first 401, in ms. */
+export interface RevocationFigures {
+  samples: number;
+  all: Percentiles;
+  jwt: Percentiles;
+  opaque: Percentiles;
+}
+
+export interface Percentiles {
+  p50: number;
+  p99: number;
+  max: number;
 }
 
 /** Decisions of one kind in a window: per second (one thread, one after another) and CPU per decision. */
@@ -34,6 +60,7 @@ export interface LibBenchResult<O> {
   unary: O[];
   stream: O[];
   memory: { subscriptions: number; heapMiB: number; bytesPerSubscription: number; loadMs: number };
+  revocation: RevocationFigures;
 }
 
 async function decisions(v: GatewayValidator, input: ValidateInput, seconds: number): Promise<LibOutcome> {
@@ -69,6 +96,7 @@ export async function gatewayLibPhase<O extends { rps: number; cpuUs: number }>(
     unary: [],
     stream: [],
     memory: { subscriptions: 0, heapMiB: 0, bytesPerSubscription: 0, loadMs: 0 },
+    revocation: { samples: 0, all: NONE, jwt: NONE, opaque: NONE },
   };
   try {
     for (let round = 0; round < ctx.rounds; round++) {
@@ -89,6 +117,8 @@ export async function gatewayLibPhase<O extends { rps: number; cpuUs: number }>(
   } finally {
     await v.close();
   }
+
+  result.revocation = await revocationToRefusal(ctx);
 
   // 100,000 subscriptions, inserted directly; a new validator loads them in its snapshot.
   const now = Date.now();
@@ -117,4 +147,70 @@ export async function gatewayLibPhase<O extends { rps: number; cpuUs: number }>(
   await big.close();
   result.memory = { subscriptions, heapMiB: (after - before) / 2 ** 20, bytesPerSubscription: (after - before) / Math.max(1, subscriptions), loadMs };
   return result;
+}
+
+const NONE: Percentiles = { p50: 0, p99: 0, max: 0 };
+
+function percentiles(list: number[]): Percentiles {
+  const sorted = [...list].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * q) - 1)] ?? 0;
+  return { p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? 0 };
+}
+
+/**
+ * Revocation to refusal through the example gateway (examples/gateway/gateway.ts, a process of
+ * its own, in front of a sample backend): for each sample a new token, allowed through the
+ * gateway (twice: the second decided from its copy), revoked through the gRPC API, then the
+ * gateway asked until it answers 401; the time from RevokeToken's answer to that 401.
+ */
+async function revocationToRefusal<O extends { rps: number; cpuUs: number }>(ctx: LibBenchContext<O>): Promise<RevocationFigures> {
+  const upstream = backend();
+  await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+  const gateway: ChildProcess = spawn(process.execPath, ["--conditions=keymanager-source", "--import", "tsx", "examples/gateway/gateway.ts"], {
+    env: {
+      ...process.env,
+      KM_GRPC: `127.0.0.1:${ctx.grpcPort}`,
+      KM_GATEWAY_TOKEN: ctx.gatewayToken,
+      UPSTREAM: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      API_CONTEXT: ctx.request.context,
+      API_VERSION: ctx.request.version,
+      PORT: "0",
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  try {
+    const [line] = (await Promise.race([
+      once(createInterface({ input: gateway.stdout! }), "line"),
+      sleep(60_000, undefined, { ref: false }).then(() => {
+        throw new Error("the example gateway did not start within 60 s");
+      }),
+    ])) as [string];
+    const url = `http://127.0.0.1:${(JSON.parse(line) as { listening: number }).listening}${ctx.request.context}/${ctx.request.version}/items/1`;
+    const call = async (token: string) => (await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status;
+    const delays = { jwt: [] as number[], opaque: [] as number[] };
+    for (let i = 0; i < ctx.revocationSamples; i++) {
+      const kind = i % 2 === 0 ? "jwt" : "opaque";
+      const token = await ctx.issue(kind);
+      for (let k = 0; k < 2; k++) if ((await call(token)) !== 200) throw new Error(`${kind} token not allowed through the example gateway`);
+      await ctx.revoke(token);
+      const answered = performance.now();
+      for (;;) {
+        const status = await call(token);
+        if (status === 401) break;
+        if (status !== 200 || performance.now() - answered > 10_000)
+          throw new Error(`${kind}: ${status} ${(performance.now() - answered).toFixed(0)} ms after the revocation`);
+      }
+      delays[kind].push(performance.now() - answered);
+    }
+    return {
+      samples: ctx.revocationSamples,
+      all: percentiles([...delays.jwt, ...delays.opaque]),
+      jwt: percentiles(delays.jwt),
+      opaque: percentiles(delays.opaque),
+    };
+  } finally {
+    gateway.kill("SIGTERM");
+    await Promise.race([once(gateway, "exit"), sleep(10_000, undefined, { ref: false })]);
+    upstream.close();
+  }
 }

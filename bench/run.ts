@@ -206,6 +206,13 @@ interface GatewayLibResult {
   unary: Outcome[];
   stream: Outcome[];
   memory: { subscriptions: number; heapMiB: number; bytesPerSubscription: number; loadMs: number };
+  revocation: { samples: number; all: Percentiles; jwt: Percentiles; opaque: Percentiles };
+}
+
+interface Percentiles {
+  p50: number;
+  p99: number;
+  max: number;
 }
 
 async function main() {
@@ -525,7 +532,23 @@ async function main() {
       seconds: SECONDS,
       unary: () => drive(unaryLoad()),
       stream: () => drive(streamLoad()),
+      issue: async (kind: "jwt" | "opaque") => {
+        const client = kind === "jwt" ? jwtApp : undefined;
+        return client
+          ? ((
+              await kmClient.getNewApplicationAccessToken({
+                request: { clientId: client.consumerKey, clientSecret: client.consumerSecret, grantType: "client_credentials", scopes: ["items:read"] },
+              })
+            ).token?.accessToken ?? "")
+          : issue();
+      },
+      revoke: async (token: string) => {
+        await kmClient.revokeToken({ token });
+      },
+      revocationSamples: Number(process.env.KM_BENCH_REVOCATION_SAMPLES ?? 400),
     });
+    const rv = r.revocation;
+    const ms = (p: Percentiles) => `${p.p50.toFixed(1)} / ${p.p99.toFixed(1)} / ${p.max.toFixed(1)} ms`;
     const perRound = (lib: { rps: number }[], base: Outcome[]) => medianOf(lib.map((l, i) => l.rps / (base[i]?.rps || 1)));
     const cpuRatio = (lib: { cpuUs: number }[], base: Outcome[]) => medianOf(lib.map((l, i) => (base[i]?.cpuUs ?? 0) / (l.cpuUs || 1)));
     const mj = [...r.jwt].sort((a, b) => a.rps - b.rps)[Math.floor(r.jwt.length / 2)]!;
@@ -542,6 +565,8 @@ async function main() {
       `| in process JWT / unary, CPU per decision (unary server CPU / library CPU, median of per-round ratios) | ${cpuRatio(r.jwt, r.unary).toFixed(1)}x |`,
       `| ValidateTokens stream / unary, throughput (median of per-round ratios) | ${pairedRatio(r.stream, r.unary).toFixed(2)}x |`,
       `| live copy of ${r.memory.subscriptions} subscriptions: heap, per subscription, snapshot load | ${r.memory.heapMiB.toFixed(1)} MiB, ${r.memory.bytesPerSubscription.toFixed(0)} B, ${r.memory.loadMs.toFixed(0)} ms |`,
+      `| revocation to refusal through the example gateway (RevokeToken answered -> first 401), ${rv.samples} samples: p50 / p99 / max | ${ms(rv.all)} |`,
+      `| the same, JWT (decided in process) / opaque (asked again of the server), p50 / p99 / max | ${ms(rv.jwt)}; ${ms(rv.opaque)} |`,
     ];
     console.log(table.join("\n"));
     return;

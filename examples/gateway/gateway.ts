@@ -27,6 +27,8 @@ const validator = createGatewayValidator({
   ...(clientId
     ? { credentials: { clientId, clientSecret: env("KM_CLIENT_SECRET") }, tokenUrl: `${env("KM_URL", "http://127.0.0.1:8080")}/oauth2/token` }
     : { token: env("KM_GATEWAY_TOKEN") }),
+  // The Watch stream from another address (default KM_GRPC's).
+  ...(process.env.KM_WATCH_GRPC ? { watchTarget: process.env.KM_WATCH_GRPC } : {}),
   stalenessBoundMs: Number(env("STALENESS_BOUND_MS", "30000")),
   apiContexts: [api.context],
 });

@@ -91,6 +91,8 @@ describe("decide: ValidateToken's checks in order", () => {
       [new MemoryFacts({ tokenFacts: undefined }), /not known here/],
       [new MemoryFacts({ tokenFacts: token({ revokedAt: new Date(NOW - 1) }) }), /was revoked/],
       [new MemoryFacts({ tokenFacts: token({ expiresAt: new Date(NOW) }) }), /expired at 2026-01-01T00:00:00.000Z/],
+      // Expired and revoked: expired (a gateway no longer knows of the revocation once the token expired).
+      [new MemoryFacts({ tokenFacts: token({ expiresAt: new Date(NOW), revokedAt: new Date(NOW - 1) }) }), /expired at 2026-01-01T00:00:00.000Z/],
     ];
     for (const [facts, description] of cases) {
       const d = decide(facts, request());

@@ -11,6 +11,7 @@ import {
 } from "@keymanager/client";
 import { type Api, type ApiResource, type AuthLevel, type KeyMapping, ResourceTable, type Subscription, type SubscriptionState } from "@keymanager/core";
 import { createLocalJWKSet, type JSONWebKeySet } from "jose";
+import type { ExternalIssuer } from "./external-jwts.js";
 
 const AUTH_LEVELS: Record<number, AuthLevel> = {
   [PbAuthLevel.APPLICATION]: "APPLICATION",
@@ -48,6 +49,8 @@ export class CopyState {
   readonly keyMappings = new Map<string, KeyMapping>();
   readonly subscriptions = new Map<string, Subscription>();
   signing: SigningKeys | undefined;
+  /** External key managers by issuer (snapshot only: they come from the server's deployment file). */
+  readonly externals = new Map<string, ExternalIssuer>();
   /** Revoked tokens by id (a JWT's jti), until they expire (epoch ms). */
   readonly revokedIds = new Map<string, number>();
   /** Every token of a consumer key, or of an end user, issued at or before (epoch ms). */
@@ -129,7 +132,12 @@ export class CopyState {
         for (const t of e.value.revokedTokens) this.revoke(t, version);
         return;
       }
-      case "externalKeyManager":
+      case "externalKeyManager": {
+        const km = e.value;
+        const issuer = km.issuer.replace(/\/+$/, "");
+        this.externals.set(issuer, { name: km.name, issuer, jwksUri: km.jwksUri, jwtValidation: km.jwtValidation });
+        return;
+      }
       case undefined:
         return;
     }
@@ -142,6 +150,9 @@ export class CopyState {
         const held = this.apis.get(k.value);
         if (held) this.apiIds.delete(apiKey(held.api.context, held.api.version));
         this.apis.delete(k.value);
+        // Its subscriptions went with it, without events of their own: an API made again with
+        // the same id starts with none.
+        for (const [key, s] of this.subscriptions) if (s.apiId === k.value) this.subscriptions.delete(key);
         return;
       }
       case "consumerKey":

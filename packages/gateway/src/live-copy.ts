@@ -6,6 +6,7 @@ import { compactVerify, decodeJwt } from "jose";
 import { LRUCache } from "lru-cache";
 import type { LocalCopy, Revocation } from "./local-copy.js";
 import { CopyState, type SigningKeys } from "./copy-state.js";
+import { type ExternalIssuer, ExternalJwtVerifier } from "./external-jwts.js";
 
 export interface LiveCopyOptions {
   /** The copy is not decided from once what it shows was last confirmed current longer ago than this. */
@@ -19,6 +20,8 @@ export interface LiveCopyOptions {
   now: () => number;
   /** JWTs whose signature check is kept, at most. */
   verifiedTokensMax: number;
+  /** External key managers' JWKS (and metadata) fetches give up after this long. */
+  jwksTimeoutMs: number;
   /** Told when the Watch stream fails (for the owner's log). */
   onStreamError?: (err: ConnectError) => void;
   onUnauthenticated?: () => void;
@@ -40,7 +43,8 @@ export class LiveCopy implements LocalCopy {
   private running: Promise<void> | undefined;
   private readonly loadedWaiters: (() => void)[] = [];
   /** JWTs whose signature was verified, with the key set that verified them, until they expire. */
-  private readonly verified: LRUCache<string, { facts: TokenFacts; jti: string; keys: SigningKeys }>;
+  private readonly verified: LRUCache<string, VerifiedToken>;
+  private readonly externalJwts: ExternalJwtVerifier;
   /** Snapshots received (first, and after a resume that was too old). */
   snapshots = 0;
 
@@ -49,6 +53,7 @@ export class LiveCopy implements LocalCopy {
     private readonly options: LiveCopyOptions,
   ) {
     this.verified = new LRUCache({ max: options.verifiedTokensMax });
+    this.externalJwts = new ExternalJwtVerifier({ timeoutMs: options.jwksTimeoutMs, now: options.now });
   }
 
   start(): void {
@@ -100,26 +105,37 @@ export class LiveCopy implements LocalCopy {
   /**
    * A JWT of this key manager, verified against the streamed keys (signature and issuer; expiry
    * is judged by the decision against the caller's clock, as the server does): its facts, with
-   * revokedAt when its id, its consumer key or its end user was revoked. null: signed by none of
-   * the keys. undefined: not a JWT of this key manager (opaque, or another issuer's).
+   * revokedAt when its id, its consumer key or its end user was revoked. Or a JWT of an external
+   * key manager configured for JWKS validation, verified against its JWKS as the server does
+   * (expired, not genuine, revoked, or naming another key manager's client: null, as the server
+   * knows none of these). null: not genuine. undefined: not a JWT the copy can judge (opaque,
+   * another issuer's, an external one's whose JWKS cannot be had). "server": only the server can
+   * tell (a revocation in the same second as the token's whole-second issue time).
    */
-  verifyToken(token: string): Promise<TokenFacts | null | undefined> | TokenFacts | null | undefined {
-    const signing = this.state?.signing;
-    if (!signing || !looksLikeJwt(token)) return undefined;
+  verifyToken(token: string, now: number): Promise<JudgedToken> | JudgedToken {
+    const state = this.state;
+    if (!state || !JWT_SHAPE.test(token)) return undefined;
     // A signature is checked once per token and key set: later calls only look revocations up.
     const known = this.verified.get(token);
-    if (known && known.keys === signing) return this.withRevocation(known.facts, known.jti);
-    return this.verify(token, signing);
+    if (known) {
+      if (known.keys !== undefined && known.keys === state.signing) return this.withRevocation(known.facts, known.jti);
+      if (known.external && known.external === state.externals.get(known.external.issuer)) return this.externalFacts(known, now);
+    }
+    return this.verify(token, state, now);
   }
 
-  private async verify(token: string, signing: SigningKeys): Promise<TokenFacts | null | undefined> {
+  private async verify(token: string, state: CopyState, now: number): Promise<JudgedToken> {
     let claims: ReturnType<typeof decodeJwt>;
     try {
       claims = decodeJwt(token);
     } catch {
       return undefined;
     }
-    if (claims.iss !== signing.issuer) return undefined;
+    // An external key manager's issuer first, as the server routes tokens.
+    const external = typeof claims.iss === "string" ? state.externals.get(claims.iss.replace(/\/+$/, "")) : undefined;
+    if (external) return external.jwtValidation === "jwks" ? this.verifyExternal(token, external, now) : undefined;
+    const signing = state.signing;
+    if (!signing || claims.iss !== signing.issuer || !token.startsWith("eyJ")) return undefined;
     try {
       await compactVerify(token, signing.keys);
     } catch {
@@ -141,21 +157,78 @@ export class LiveCopy implements LocalCopy {
     return this.withRevocation(facts, jti);
   }
 
-  private withRevocation(facts: TokenFacts, jti: string): TokenFacts {
-    const revoked = (jti !== "" && this.state?.revokedIds.has(jti)) || this.revocation(facts, this.lastVersion) === "revoked";
-    return revoked ? { ...facts, revokedAt: facts.issuedAt } : facts;
+  /** The server's record of an external JWT (keymanager/oauth2/external-tokens.ts recordFromJwt), from its verified claims. */
+  private async verifyExternal(token: string, external: ExternalIssuer, now: number): Promise<JudgedToken> {
+    const claims = await this.externalJwts.verify(token, external, now);
+    if (!claims) return claims;
+    // Without iat or exp the server takes its own clock at its look-up: only it can say.
+    if (typeof claims.iat !== "number" || typeof claims.exp !== "number") return undefined;
+    const consumerKey = typeof claims.client_id === "string" ? claims.client_id : typeof claims.azp === "string" ? claims.azp : "";
+    const facts: TokenFacts = {
+      consumerKey,
+      endUser: claims.sub && claims.sub !== consumerKey ? claims.sub : "",
+      scopes: (typeof claims.scope === "string" ? claims.scope : "").split(" ").filter((s) => s !== ""),
+      tokenType: "JWT",
+      issuedAt: new Date(claims.iat * 1000),
+      expiresAt: new Date(claims.exp * 1000),
+      revokedAt: undefined,
+    };
+    const entry: VerifiedToken = {
+      facts,
+      jti: typeof claims.jti === "string" ? claims.jti : "",
+      external,
+      notBefore: typeof claims.nbf === "number" ? claims.nbf : undefined,
+    };
+    if (facts.expiresAt.getTime() > now) this.verified.set(token, entry);
+    return this.externalFacts(entry, now);
+  }
+
+  /**
+   * An external JWT's facts now: the server holds none for it once it has expired (or before its
+   * nbf), once it was revoked through it, or when its client_id names a client another key
+   * manager holds (null, "not known here"); a consumer key or user revoked does not concern it.
+   */
+  private externalFacts(entry: VerifiedToken, now: number): TokenFacts | null {
+    const { facts, jti, external, notBefore } = entry;
+    if (facts.expiresAt.getTime() <= now || (notBefore !== undefined && notBefore > Math.floor(now / 1000))) return null;
+    if (jti !== "" && this.state?.revokedIds.has(jti)) return null;
+    const mapping = this.state?.keyMappings.get(facts.consumerKey);
+    if (mapping && mapping.keyManager !== external?.name) return null;
+    return facts;
+  }
+
+  private withRevocation(facts: TokenFacts, jti: string): TokenFacts | "server" {
+    if (jti !== "" && this.state?.revokedIds.has(jti)) return { ...facts, revokedAt: facts.issuedAt };
+    const bulk = this.bulkRevocation(facts);
+    if (bulk === "unsure") return "server";
+    return bulk === "revoked" ? { ...facts, revokedAt: facts.issuedAt } : facts;
+  }
+
+  /**
+   * Whether every token of the consumer key or end user was revoked after this one was issued. A
+   * JWT's issue time is whole seconds: revoked in the same second, it may have been issued
+   * before or after ("unsure": the server knows).
+   */
+  private bulkRevocation(facts: TokenFacts): "revoked" | "unsure" | undefined {
+    const state = this.state;
+    if (!state) return undefined;
+    const issued = facts.issuedAt.getTime();
+    const latest = facts.tokenType === "JWT" ? issued + 999 : issued;
+    let unsure = false;
+    for (const at of [state.revokedByConsumer.get(facts.consumerKey), facts.endUser === "" ? undefined : state.revokedByUser.get(facts.endUser)]) {
+      if (at === undefined || at < issued) continue;
+      if (at >= latest) return "revoked";
+      unsure = true;
+    }
+    return unsure ? "unsure" : undefined;
   }
 
   revocation(facts: TokenFacts, keptAtVersion: bigint | undefined): Revocation {
     const state = this.state;
     if (!state) return "recheck";
-    const issued = facts.issuedAt.getTime();
-    const byConsumer = state.revokedByConsumer.get(facts.consumerKey);
-    if (byConsumer !== undefined && issued <= byConsumer) return "revoked";
-    if (facts.endUser !== "") {
-      const byUser = state.revokedByUser.get(facts.endUser);
-      if (byUser !== undefined && issued <= byUser) return "revoked";
-    }
+    const bulk = this.bulkRevocation(facts);
+    if (bulk === "revoked") return "revoked";
+    if (bulk === "unsure") return "recheck";
     const opaque = state.opaqueRevokedAt.get(facts.consumerKey);
     if (opaque !== undefined && (keptAtVersion === undefined || opaque > keptAtVersion)) return "recheck";
     return undefined;
@@ -227,7 +300,18 @@ export class LiveCopy implements LocalCopy {
   }
 }
 
-/** Three base64url parts, the first a JSON object's encoding ("eyJ"). */
-function looksLikeJwt(token: string): boolean {
-  return token.startsWith("eyJ") && token.split(".").length === 3;
+/** Shaped like a JWT, as the server tells them (three base64url parts). */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** What the copy can say of a token (LocalCopy.verifyToken). */
+type JudgedToken = TokenFacts | null | undefined | "server";
+
+interface VerifiedToken {
+  facts: TokenFacts;
+  jti: string;
+  /** The key set that verified this key manager's JWT... */
+  keys?: SigningKeys;
+  /** ...or the external key manager whose JWKS did, and the token's nbf. */
+  external?: ExternalIssuer;
+  notBefore?: number;
 }

@@ -14,11 +14,13 @@ export interface LocalCopy extends Omit<Facts, "token"> {
    */
   usable(now: number): boolean;
   /**
-   * A token the copy can judge by itself (a JWT signed with keys it holds): its facts (revokedAt
-   * set when revoked), or null when it is not genuine. undefined: the copy cannot judge it (an
-   * opaque token, or another issuer's): the server is asked.
+   * A token the copy can judge by itself (a JWT signed with keys it holds, or an external key
+   * manager's verified with its JWKS): its facts (revokedAt set when revoked), or null when the
+   * server knows no such token. undefined: the copy cannot judge it (an opaque token, or another
+   * issuer's): the server is asked, and what it says of the token kept. "server": only the server
+   * can tell this time: it is asked.
    */
-  verifyToken(token: string, now: number): Promise<TokenFacts | null | undefined> | TokenFacts | null | undefined;
+  verifyToken(token: string, now: number): Promise<TokenFacts | null | undefined | "server"> | TokenFacts | null | undefined | "server";
   /**
    * The change log version the copy shows: it changes with every change the copy applies (answers
    * decided from the copy are kept while it stays the same; what the server vouched for is kept

@@ -26,6 +26,8 @@ export const gatewayValidatorOptionsSchema = z
       .optional(),
     /** Keep a live copy from the server's Watch stream and decide from it (false: ask the server for every call). */
     watch: z.boolean().default(true),
+    /** The Watch stream's gRPC address ("host:port" or URL), when not target's: a replica set aside for gateways' streams. */
+    watchTarget: z.string().min(1).optional(),
     /** The copy holds only these APIs (by context, every version) and their subscriptions; empty: every API. */
     apiContexts: z.array(z.string().min(1)).max(10_000).default([]),
     /** The copy holds only key mappings of this key type; default both. */
@@ -39,11 +41,14 @@ export const gatewayValidatorOptionsSchema = z
     /** First wait before reopening a failed stream, doubled each failure up to reconnectMaxDelayMs. */
     reconnectInitialDelayMs: positiveMs(60_000).default(100),
     reconnectMaxDelayMs: positiveMs(600_000).default(5_000),
+    /** External key managers' JWKS and metadata fetches (their JWTs verified in process) give up after this long: the server is asked instead. */
+    jwksTimeoutMs: positiveMs(60_000).default(3_000),
     /** Opaque tokens' facts kept (the server's answers), and JWTs' verified signatures, at most (each). */
     tokenCacheMax: z.number().int().positive().max(10_000_000).default(10_000),
   })
   .refine((o) => (o.target === undefined) !== (o.baseUrl === undefined), { message: "give either target (the gRPC port) or baseUrl (the HTTP port)" })
   .refine((o) => (o.token === undefined) !== (o.credentials === undefined), { message: "give either token or credentials" })
+  .refine((o) => o.watchTarget === undefined || o.target !== undefined, { message: "watchTarget goes with target (the gRPC port)" })
   .refine((o) => o.reconnectMaxDelayMs >= o.reconnectInitialDelayMs, { message: "reconnectMaxDelayMs cannot be below reconnectInitialDelayMs" });
 
 export type GatewayValidatorOptions = z.input<typeof gatewayValidatorOptionsSchema>;

@@ -119,7 +119,8 @@ export function createGatewayValidator(options: GatewayValidatorOptions, deps: V
   const km = keyManagerClient(o);
   let live: LiveCopy | undefined;
   if (o.watch && !deps.copy) {
-    live = new LiveCopy(deps.watchClient ?? km.client(GatewaySyncService), {
+    const watchKm = o.watchTarget === undefined ? km : keyManagerClient({ ...o, target: o.watchTarget });
+    live = new LiveCopy(deps.watchClient ?? watchKm.client(GatewaySyncService), {
       stalenessBoundMs: o.stalenessBoundMs,
       reconnectInitialDelayMs: o.reconnectInitialDelayMs,
       reconnectMaxDelayMs: o.reconnectMaxDelayMs,
@@ -127,8 +128,9 @@ export function createGatewayValidator(options: GatewayValidatorOptions, deps: V
       keyType: o.keyType === "PRODUCTION" ? PbKeyType.PRODUCTION : o.keyType === "SANDBOX" ? PbKeyType.SANDBOX : PbKeyType.UNSPECIFIED,
       now: deps.now ?? Date.now,
       verifiedTokensMax: o.tokenCacheMax,
+      jwksTimeoutMs: o.jwksTimeoutMs,
       onStreamError: deps.onStreamError,
-      onUnauthenticated: () => km.tokens?.invalidate(),
+      onUnauthenticated: () => watchKm.tokens?.invalidate(),
     });
     live.start();
   }
@@ -226,8 +228,9 @@ class Validator implements GatewayValidator {
     return this.judged(copy, token, verified, now);
   }
 
-  private judged(copy: LocalCopy, token: string, verified: TokenFacts | null | undefined, now: number): TokenFacts | undefined {
+  private judged(copy: LocalCopy, token: string, verified: TokenFacts | null | undefined | "server", now: number): TokenFacts | undefined {
     if (verified === null) return undefined;
+    if (verified === "server") throw ASK_SERVER;
     // A genuine JWT whose application the copy does not hold: the server judges (its token may be gone).
     if (verified !== undefined) {
       if (!copy.keyMapping(verified.consumerKey)) throw ASK_SERVER;
@@ -236,6 +239,11 @@ class Validator implements GatewayValidator {
     const key = TokenCache.key(token);
     const kept = this.tokens.get(key, now);
     if (!kept) throw ASK_SERVER;
+    // Its application gone (deleted: its tokens with it), the server says what is left of it.
+    if (!copy.keyMapping(kept.facts.consumerKey)) {
+      this.tokens.delete(key);
+      throw ASK_SERVER;
+    }
     const revocation = copy.revocation(kept.facts, kept.version);
     if (revocation === "recheck") {
       this.tokens.delete(key);

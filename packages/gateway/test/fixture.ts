@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import type { Client } from "@connectrpc/connect";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Api, type ApiResource, type KeyMapping, ResourceTable, type Subscription, type TokenFacts } from "@keymanager/core";
 import { AuthLevel, KeyType, SubscriptionService, SubscriptionState, TokenType, TokenValidationService, UserService } from "@keymanager/client";
@@ -170,10 +171,17 @@ export const REQUESTS: Omit<ValidateInput, "token">[] = [
   { context: "/elsewhere", version: API.version, resource: "/menu", verb: "GET" },
 ];
 
-/** The server's unary ValidateToken answer, in the library's shape. */
+const validationClients = new WeakMap<TestServer, Client<typeof TokenValidationService>>();
+
+/** The server's unary ValidateToken answer, in the library's shape (one client, one connection, per server). */
 export async function serverAnswer(server: TestServer, input: ValidateInput): Promise<GatewayAnswer> {
   const pbLevel = input.requiredAuthLevel ? PB_LEVEL[input.requiredAuthLevel] : AuthLevel.UNSPECIFIED;
-  const res = await server.client(TokenValidationService).validateToken({
+  let client = validationClients.get(server);
+  if (!client) {
+    client = server.client(TokenValidationService);
+    validationClients.set(server, client);
+  }
+  const res = await client.validateToken({
     context: input.context,
     version: input.version,
     accessToken: input.token,

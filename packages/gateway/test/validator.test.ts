@@ -95,6 +95,8 @@ describe("bad input and failures", () => {
       /either token or credentials/,
     );
     assert.throws(() => createGatewayValidator({ target: "127.0.0.1:1", token: "t", callTimeoutMs: 0 }), /callTimeoutMs/);
+    assert.throws(() => createGatewayValidator({ target: "127.0.0.1:1", token: "t", jwksTimeoutMs: 0 }), /jwksTimeoutMs/);
+    assert.throws(() => createGatewayValidator({ baseUrl: "http://127.0.0.1:1", token: "t", watchTarget: "127.0.0.1:2" }), /watchTarget goes with target/);
   });
 
   test("a gateway token without scope km:gateway: refused by the server, answered 900912 naming PERMISSION_DENIED", async () => {

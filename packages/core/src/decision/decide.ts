@@ -16,7 +16,7 @@ import { Status, type ValidationStatus } from "./status.js";
  * 2. the resource, by verb and the matched template, or the most specific template matching the
  *    request path (900906);
  * 3. auth level NONE: authorized without a token;
- * 4. a token presented (900902); known, not revoked, not expired (900901; 900912 when its key
+ * 4. a token presented (900902); known, not expired, not revoked (900901; 900912 when its key
  *    manager cannot say);
  * 5. the token's type against the auth level: application or user token (900905);
  * 6. the application holding the token's consumer key (900908);
@@ -87,8 +87,10 @@ function* checks(req: DecisionRequest): Generator<Question, Decision, unknown> {
   const token = (yield { fact: "token" }) as TokenFacts | KeyManagerUnavailable | undefined;
   if (token instanceof KeyManagerUnavailable) return refuse(Status.KEY_MANAGER_NOT_AVAILABLE, describe.unavailable(token.keyManager), { api, resource });
   if (!token) return refuse(Status.INVALID_CREDENTIALS, describe.unknownToken(), { api, resource });
-  if (token.revokedAt) return refuse(Status.INVALID_CREDENTIALS, describe.revokedToken(), { api, resource });
+  // Expiry first: a gateway forgets a revocation once its token has expired, so an expired token
+  // is refused as expired wherever it is decided, revoked or not.
   if (token.expiresAt.getTime() <= req.now) return refuse(Status.INVALID_CREDENTIALS, describe.expiredToken(token.expiresAt), { api, resource });
+  if (token.revokedAt) return refuse(Status.INVALID_CREDENTIALS, describe.revokedToken(), { api, resource });
   if (!tokenTypeFits(level, isApplicationToken(token))) {
     return refuse(Status.INCORRECT_ACCESS_TOKEN_TYPE, describe.wrongTokenType(api, resource, level), { api, resource, token });
   }
