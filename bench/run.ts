@@ -6,7 +6,7 @@
 // bench/RESULTS.md (or prints with --no-write).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -654,6 +654,8 @@ async function main() {
       }));
     const loads: Array<[string, () => Load[]]> = [
       ["bare grpc-js no-op (no authentication, pre-encoded answer)", () => mix(url("/bench.RawNoopService/Noop"), GRPC_HEADERS)],
+      // The bare no-op sent the caller's token too (not checked): what carrying it costs grpc-js and node:http2.
+      ["bare grpc-js no-op, the caller's authorization header sent (not checked)", () => mix(url("/bench.RawNoopService/Noop"))],
       ["no-op unary RPC (this service's pipeline: token check, context)", () => mix(url("/bench.NoopService/Noop"))],
       ["ValidateToken", () => mix()],
       [
@@ -663,6 +665,11 @@ async function main() {
       [`ValidateTokens stream, ${STREAM_CHECKS} checks per call, per check`, () => streamLoad("/keymanager.v1.TokenValidationService/ValidateTokens", true)],
     ];
     if (CALLGRIND) {
+      // KM_BENCH_LOADS=0,1: only those loads (by their place in the list above).
+      if (process.env.KM_BENCH_LOADS) {
+        const keep = new Set(process.env.KM_BENCH_LOADS.split(",").map(Number));
+        for (let i = loads.length - 1; i >= 0; i--) if (!keep.has(i)) loads.splice(i, 1);
+      }
       // A first pass warms each load up (V8 compiles the hot paths); the counted passes follow.
       const counts: number[][] = loads.map(() => []);
       for (let round = 0; round <= ROUNDS; round++) {
@@ -676,20 +683,28 @@ async function main() {
       return;
     }
     const outcomes: Outcome[][] = loads.map(() => []);
+    // KM_BENCH_PROFILE=DIR: a CPU profile of the server per load and round (load-I-round-R.cpuprofile).
+    const profileDir = process.env.KM_BENCH_PROFILE;
+    let profiles = 0;
+    for (const [i, [name]] of loads.entries()) console.log(`load ${i}: ${name}`);
     for (let round = 0; round < ROUNDS; round++) {
       for (let k = 0; k < loads.length; k++) {
         const i = (k + round) % loads.length;
         const [, load] = loads[i] as [string, () => Load[]];
-        if (process.env.KM_BENCH_PROFILE) process.kill(pid, "SIGUSR2");
+        if (profileDir) process.kill(pid, "SIGUSR2");
         outcomes[i]?.push(await drive(load()));
-        if (process.env.KM_BENCH_PROFILE) process.kill(pid, "SIGUSR2");
+        if (profileDir) {
+          // The server writes phase-N.cpuprofile; named here after the load and round.
+          process.kill(pid, "SIGUSR2");
+          const written = join(profileDir, `phase-${++profiles}.cpuprofile`);
+          for (let wait = 0; wait < 100 && !existsSync(written); wait++) await new Promise((r) => setTimeout(r, 100));
+          renameSync(written, join(profileDir, `load-${i}-round-${round + 1}.cpuprofile`));
+        }
       }
-      console.log(
-        `round ${round + 1}: ${loads.map(([n], i) => `${n.split(" (")[0]?.split(",")[0]} ${outcomes[i]?.[round]?.rps}/s ${outcomes[i]?.[round]?.cpuUs} µs`).join("; ")}`,
-      );
+      console.log(`round ${round + 1}: ${loads.map((_, i) => `load ${i}: ${outcomes[i]?.[round]?.rps}/s ${outcomes[i]?.[round]?.cpuUs} µs`).join("; ")}`);
     }
     for (const [i, [name]] of loads.entries()) record(name, median(outcomes[i] as Outcome[]));
-    const [bare, pipeline, unary, bareStream, stream] = outcomes as [Outcome[], Outcome[], Outcome[], Outcome[], Outcome[]];
+    const [bare, , pipeline, unary, bareStream, stream] = outcomes as [Outcome[], Outcome[], Outcome[], Outcome[], Outcome[], Outcome[]];
     const cpuRatio = (a: Outcome[], b: Outcome[]) => medianOf(a.map((o, i) => (b[i]?.cpuUs ?? 0) / (o.cpuUs || 1)));
     const ratios = {
       "ValidateToken / bare grpc-js no-op, throughput (median of per-round ratios)": pairedRatio(unary, bare),
@@ -700,9 +715,7 @@ async function main() {
       "bare grpc-js bidi stream / bare grpc-js unary no-op, messages per second (median of per-round ratios)": pairedRatio(bareStream, bare),
     };
     for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
-    console.log(
-      `rounds (req/s, µs CPU): ${JSON.stringify(Object.fromEntries(loads.map(([n], i) => [n.split(" (")[0]?.split(",")[0], outcomes[i]?.map((o) => [o.rps, o.cpuUs])])))}`,
-    );
+    for (const [i] of loads.entries()) console.log(`load ${i} rounds (req/s, µs CPU): ${JSON.stringify(outcomes[i]?.map((o) => [o.rps, o.cpuUs]))}`);
     return;
   }
 
@@ -872,7 +885,12 @@ async function main() {
   const validateVsNoop = pairedRatio(validateRounds, noopRounds);
   const largeVsNoop = pairedRatio(largeRounds, largeNoopRounds);
   const ratios: Record<string, number> = {
-    "ValidateToken / no-op RPC (median of per-round ratios)": validateVsNoop,
+    // The headline (#14): against bare grpc-js (no authentication, pre-encoded answer), by throughput and by CPU per call.
+    "ValidateToken / bare grpc-js no-op, throughput (median of per-round ratios)": pairedRatio(validateRounds, rawNoopRounds),
+    "ValidateToken / bare grpc-js no-op, server CPU per call bare / ValidateToken (median of per-round ratios)": medianOf(
+      validateRounds.map((o, i) => (rawNoopRounds[i]?.cpuUs ?? 0) / (o.cpuUs || 1)),
+    ),
+    "ValidateToken / no-op RPC through this service's pipeline (median of per-round ratios)": validateVsNoop,
     "ValidateToken / oidc-provider introspection (median of per-round ratios)": pairedRatio(validateRounds, introspectRounds),
     "ValidateToken 1,000,000 / 10,000 tokens, each against its own rounds' no-op": largeVsNoop / validateVsNoop,
     "ValidateToken 1,000,000 / 10,000 tokens, raw medians": row("ValidateToken, 1,000,000").rps / row("ValidateToken, 10,000").rps,
@@ -880,7 +898,6 @@ async function main() {
     "server CPU per request: no-op / ValidateToken": medianOf(noopRounds.map((o) => o.cpuUs)) / medianOf(validateRounds.map((o) => o.cpuUs)),
     "server CPU per request: oidc-provider introspection / ValidateToken":
       medianOf(introspectRounds.map((o) => o.cpuUs)) / medianOf(validateRounds.map((o) => o.cpuUs)),
-    "ValidateToken / bare grpc-js no-op (median of per-round ratios)": pairedRatio(validateRounds, rawNoopRounds),
     "server CPU per request: ValidateToken 10,000 / 1,000,000 tokens": medianOf(validateRounds.map((o) => o.cpuUs)) / medianOf(largeRounds.map((o) => o.cpuUs)),
     ...gateways.ratios,
     ...nginx.ratios,
