@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import { create, type DescField, type DescMessage, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { WireType } from "@bufbuild/protobuf/wire";
 import type { ContextValues, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -99,9 +99,36 @@ function withEncodedParts(schema: DescMessage, message: Record<string, unknown>,
     rest[oneof ?? field.localName] = undefined;
   }
   if (!rest) return undefined;
-  const writer = new BinaryWriter().raw(toBinary(schema, create(schema, rest as never)));
-  for (const [number, bytes] of parts) writer.tag(number, WireType.LengthDelimited).bytes(bytes);
-  return Buffer.from(writer.finish());
+  const head = toBinary(schema, create(schema, rest as never));
+  let size = head.length;
+  for (const [number, bytes] of parts) size += varintSize((number << 3) | WireType.LengthDelimited) + varintSize(bytes.length) + bytes.length;
+  const out = Buffer.allocUnsafe(size);
+  out.set(head, 0);
+  let at = head.length;
+  for (const [number, bytes] of parts) {
+    at = writeVarint(out, at, (number << 3) | WireType.LengthDelimited);
+    at = writeVarint(out, at, bytes.length);
+    out.set(bytes, at);
+    at += bytes.length;
+  }
+  return out;
+}
+
+/** Bytes of a non-negative 32-bit varint (a field's tag, a length). */
+function varintSize(value: number): number {
+  let size = 1;
+  for (let v = value >>> 7; v > 0; v >>>= 7) size++;
+  return size;
+}
+
+function writeVarint(out: Buffer, at: number, value: number): number {
+  let v = value >>> 0;
+  while (v > 0x7f) {
+    out[at++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  out[at++] = v;
+  return at;
 }
 
 function encoded(schema: DescMessage, message: object): Buffer {
