@@ -3,7 +3,13 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
-import { TokenValidationService, ValidateTokenRequestSchema, ValidateTokenResponseSchema } from "../gen/keymanager/v1/token_validation_service_pb.js";
+import {
+  TokenValidationService,
+  ValidateTokenRequestSchema,
+  ValidateTokenResponseSchema,
+  ValidateTokensRequestSchema,
+  ValidateTokensResponseSchema,
+} from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { App } from "../src/app.js";
 import { SYSTEM_SCOPES } from "../src/auth/scopes.js";
 import { type GrpcHandlerOptions, grpcHandlers, grpcServiceDefinition } from "../src/transport/grpc-service.js";
@@ -46,6 +52,7 @@ function addNoops(server: grpc.Server, options: GrpcHandlerOptions): void {
     { noop: handlers.validateToken as grpc.handleUnaryCall<unknown, unknown> },
   );
   addRawNoop(server);
+  addRawStream(server);
 }
 
 function addRawNoop(server: grpc.Server): void {
@@ -63,6 +70,38 @@ function addRawNoop(server: grpc.Server): void {
       },
     },
     { noop: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, CANNED) },
+  );
+}
+
+/**
+ * The bare grpc-js bidi stream: each request decoded (as ValidateTokens decodes it), answered at
+ * once with the canned answer under the request's id (the id's varint before the pre-encoded
+ * rest, so no encoding per message), written as grpc-js takes it, ended when the caller ends.
+ * What one grpc-js stream does on this machine without any work of this service.
+ */
+function addRawStream(server: grpc.Server): void {
+  const rest = Buffer.from(
+    toBinary(ValidateTokensResponseSchema, create(ValidateTokensResponseSchema, { result: { case: "response", value: CANNED_MESSAGE } })),
+  );
+  const idField = (id: bigint) => Buffer.from(toBinary(ValidateTokensResponseSchema, create(ValidateTokensResponseSchema, { requestId: id })));
+  server.addService(
+    {
+      noop: {
+        path: "/bench.RawStreamService/Noop",
+        requestStream: true,
+        responseStream: true,
+        requestDeserialize: (b: Buffer) => fromBinary(ValidateTokensRequestSchema, b),
+        requestSerialize: (m: unknown) => Buffer.from(toBinary(ValidateTokensRequestSchema, m as never)),
+        responseSerialize: (b: Buffer) => b,
+        responseDeserialize: (b: Buffer) => b,
+      },
+    },
+    {
+      noop: (call: grpc.ServerDuplexStream<{ requestId: bigint }, Buffer>) => {
+        call.on("data", (m: { requestId: bigint }) => call.write(Buffer.concat([idField(m.requestId), rest])));
+        call.on("end", () => call.end());
+      },
+    },
   );
 }
 

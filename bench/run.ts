@@ -6,7 +6,7 @@
 // bench/RESULTS.md (or prints with --no-write).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -36,6 +36,8 @@ const { values } = parseArgs({
      * "nginx": only nginx with auth_request against nginx without it; "gateway-stream": only the
      * Watch stream's figures (bench/gateway-stream.ts); "gateway-lib": @keymanager/gateway's in-process
      * decisions against unary ValidateToken and the ValidateTokens stream (bench/gateway-lib.ts)
+     * "unary": bare grpc-js no-op, pipeline no-op, ValidateToken, a bare grpc-js bidi stream and
+     * the ValidateTokens stream, rotated rounds, server CPU per call (#14)
      * (each printed, not written).
      */
     only: { type: "string" },
@@ -74,7 +76,18 @@ const TASKSET = (() => {
   }
 })();
 
+/**
+ * KM_BENCH_CALLGRIND=1 (with --only unary): the key manager runs under valgrind's callgrind and
+ * each load is a fixed number of requests (KM_BENCH_CALLGRIND_REQUESTS, default 16,000) whose
+ * instructions are counted: repeatable on a machine whose other users move every timing.
+ */
+const CALLGRIND = process.env.KM_BENCH_CALLGRIND === "1";
+const CALLGRIND_REQUESTS = Number(process.env.KM_BENCH_CALLGRIND_REQUESTS ?? 16_000);
+
 async function startChild(cmd: string, args: string[], env: Record<string, string>): Promise<{ child: ChildProcess; info: Record<string, number> }> {
+  if (CALLGRIND && args[0]?.endsWith("km-server.js")) {
+    [cmd, args] = ["valgrind", ["--tool=callgrind", "--callgrind-out-file=/dev/null", "--dump-line=no", "--dump-instr=no", cmd, ...args]];
+  }
   const child = TASKSET
     ? spawn(TASKSET, ["-c", "0", cmd, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] })
     : spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
@@ -177,6 +190,53 @@ async function drive(loads: Load[], pid = measuredPid): Promise<Outcome> {
   // The CPU window includes the 2 s warm-up, so count its requests too (all "done" requests).
   const done = results.reduce((n, r, i) => n + Number(/requests: (\d+) total/.exec(r.stdout)?.[1] ?? 0) * (loads[i]?.messages ?? 1), 0);
   return { cpuUs: done > 0 ? Math.round(cpuUsed / done) : 0, rps: Math.round(ok / SECONDS), ok, failed, p50: pick(0.5), p99: pick(0.99) };
+}
+
+/** Instructions the process has run so far, all threads (callgrind's Ir, through callgrind_control). */
+function instructions(pid: number): number {
+  const out = execFileSync("callgrind_control", ["-e", "Ir", String(pid)]).toString();
+  let total = 0;
+  for (const m of out.matchAll(/^\s*Th\s*\d+\s+([\d,]+)\s*$/gm)) total += Number(m[1]?.replace(/,/g, ""));
+  if (total === 0) throw new Error(`callgrind_control: no totals in ${out}`);
+  return total;
+}
+
+/** Runs `loads` to a fixed number of requests (messages: loads with `messages` count them) and gives the server's instructions per request. */
+async function countInstructions(loads: Load[], pid: number): Promise<{ instructions: number; requests: number }> {
+  const before = instructions(pid);
+  let requests = 0;
+  const weights = loads.reduce((n, l) => n + l.connections, 0);
+  await Promise.all(
+    loads.map((load) => {
+      const calls = Math.max(load.connections, Math.round((CALLGRIND_REQUESTS * load.connections) / weights / (load.messages ?? 1)));
+      requests += calls * (load.messages ?? 1);
+      const args = [
+        "-c",
+        String(load.connections),
+        "-m",
+        String(load.streams),
+        "-t",
+        "1",
+        "-n",
+        String(calls),
+        "-d",
+        load.body,
+        ...load.headers.flatMap((h) => ["-H", h]),
+        load.url,
+      ];
+      return new Promise<void>((resolve, reject) => {
+        const p = spawn(H2LOAD, args, { stdio: ["ignore", "pipe", "inherit"] });
+        let stdout = "";
+        p.stdout.on("data", (d) => (stdout += d));
+        p.on("exit", (code) => {
+          const m = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded/.exec(stdout);
+          if (code === 0 && Number(m?.[1]) === calls) resolve();
+          else reject(new Error(`h2load exited ${code}: ${stdout}`));
+        });
+      });
+    }),
+  );
+  return { instructions: Math.round((instructions(pid) - before) / requests), requests };
 }
 
 const GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"];
@@ -604,6 +664,87 @@ async function main() {
     return;
   }
 
+  // The unary check and the ValidateTokens stream against bare grpc-js (#14): bare unary no-op,
+  // pipeline no-op, ValidateToken, bare grpc-js bidi stream, ValidateTokens stream, the order
+  // rotated each round so no load always gets the fresher window; CPU per request of the server.
+  if (values.only === "unary") {
+    const url = (path: string) => `http://127.0.0.1:${grpcPort}${path}`;
+    const streamLoad = (path: string, withAuth: boolean): Load[] =>
+      (["valid", "invalid", "expired"] as const).map((name) => ({
+        url: url(path),
+        body: streamBodies[name] as string,
+        connections: name === "valid" ? 6 : 1,
+        streams: 1,
+        headers: withAuth ? grpcHeaders : GRPC_HEADERS,
+        messages: STREAM_CHECKS,
+      }));
+    const loads: Array<[string, () => Load[]]> = [
+      ["bare grpc-js no-op (no authentication, pre-encoded answer)", () => mix(url("/bench.RawNoopService/Noop"), GRPC_HEADERS)],
+      // The bare no-op sent the caller's token too (not checked): what carrying it costs grpc-js and node:http2.
+      ["bare grpc-js no-op, the caller's authorization header sent (not checked)", () => mix(url("/bench.RawNoopService/Noop"))],
+      ["no-op unary RPC (this service's pipeline: token check, context)", () => mix(url("/bench.NoopService/Noop"))],
+      ["ValidateToken", () => mix()],
+      [
+        `bare grpc-js bidi stream (no authentication, pre-encoded answers), ${STREAM_CHECKS} messages per call, per message`,
+        () => streamLoad("/bench.RawStreamService/Noop", false),
+      ],
+      [`ValidateTokens stream, ${STREAM_CHECKS} checks per call, per check`, () => streamLoad("/keymanager.v1.TokenValidationService/ValidateTokens", true)],
+    ];
+    if (CALLGRIND) {
+      // KM_BENCH_LOADS=0,1: only those loads (by their place in the list above).
+      if (process.env.KM_BENCH_LOADS) {
+        const keep = new Set(process.env.KM_BENCH_LOADS.split(",").map(Number));
+        for (let i = loads.length - 1; i >= 0; i--) if (!keep.has(i)) loads.splice(i, 1);
+      }
+      // A first pass warms each load up (V8 compiles the hot paths); the counted passes follow.
+      const counts: number[][] = loads.map(() => []);
+      for (let round = 0; round <= ROUNDS; round++) {
+        for (const [i, [name, load]] of loads.entries()) {
+          const { instructions: n, requests } = await countInstructions(load(), pid);
+          if (round > 0) counts[i]?.push(n);
+          console.log(`${round === 0 ? "warm-up" : `round ${round}`}: ${name}: ${n} instructions per request (${requests} requests)`);
+        }
+      }
+      for (const [i, [name]] of loads.entries()) console.log(`${name}: ${medianOf(counts[i] as number[])} instructions per request (median)`);
+      return;
+    }
+    const outcomes: Outcome[][] = loads.map(() => []);
+    // KM_BENCH_PROFILE=DIR: a CPU profile of the server per load and round (load-I-round-R.cpuprofile).
+    const profileDir = process.env.KM_BENCH_PROFILE;
+    let profiles = 0;
+    for (const [i, [name]] of loads.entries()) console.log(`load ${i}: ${name}`);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let k = 0; k < loads.length; k++) {
+        const i = (k + round) % loads.length;
+        const [, load] = loads[i] as [string, () => Load[]];
+        if (profileDir) process.kill(pid, "SIGUSR2");
+        outcomes[i]?.push(await drive(load()));
+        if (profileDir) {
+          // The server writes phase-N.cpuprofile; named here after the load and round.
+          process.kill(pid, "SIGUSR2");
+          const written = join(profileDir, `phase-${++profiles}.cpuprofile`);
+          for (let wait = 0; wait < 100 && !existsSync(written); wait++) await new Promise((r) => setTimeout(r, 100));
+          renameSync(written, join(profileDir, `load-${i}-round-${round + 1}.cpuprofile`));
+        }
+      }
+      console.log(`round ${round + 1}: ${loads.map((_, i) => `load ${i}: ${outcomes[i]?.[round]?.rps}/s ${outcomes[i]?.[round]?.cpuUs} µs`).join("; ")}`);
+    }
+    for (const [i, [name]] of loads.entries()) record(name, median(outcomes[i] as Outcome[]));
+    const [bare, , pipeline, unary, bareStream, stream] = outcomes as [Outcome[], Outcome[], Outcome[], Outcome[], Outcome[], Outcome[]];
+    const cpuRatio = (a: Outcome[], b: Outcome[]) => medianOf(a.map((o, i) => (b[i]?.cpuUs ?? 0) / (o.cpuUs || 1)));
+    const ratios = {
+      "ValidateToken / bare grpc-js no-op, throughput (median of per-round ratios)": pairedRatio(unary, bare),
+      "ValidateToken / bare grpc-js no-op, CPU per call bare / ValidateToken (median of per-round ratios)": cpuRatio(unary, bare),
+      "ValidateToken / pipeline no-op, throughput (median of per-round ratios)": pairedRatio(unary, pipeline),
+      "ValidateTokens stream / unary ValidateToken, checks per second (median of per-round ratios)": pairedRatio(stream, unary),
+      "ValidateTokens stream / bare grpc-js bidi stream, messages per second (median of per-round ratios)": pairedRatio(stream, bareStream),
+      "bare grpc-js bidi stream / bare grpc-js unary no-op, messages per second (median of per-round ratios)": pairedRatio(bareStream, bare),
+    };
+    for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
+    for (const [i] of loads.entries()) console.log(`load ${i} rounds (req/s, µs CPU): ${JSON.stringify(outcomes[i]?.map((o) => [o.rps, o.cpuUs]))}`);
+    return;
+  }
+
   // Metrics on against metrics off: two more servers on the same database, started alike after
   // the seeding (so neither carries the seeding server's history), one with [metrics] enabled =
   // false, driven alternately with the same mix; each one's CPU per request measured on its own process.
@@ -770,7 +911,12 @@ async function main() {
   const validateVsNoop = pairedRatio(validateRounds, noopRounds);
   const largeVsNoop = pairedRatio(largeRounds, largeNoopRounds);
   const ratios: Record<string, number> = {
-    "ValidateToken / no-op RPC (median of per-round ratios)": validateVsNoop,
+    // The headline (#14): against bare grpc-js (no authentication, pre-encoded answer), by throughput and by CPU per call.
+    "ValidateToken / bare grpc-js no-op, throughput (median of per-round ratios)": pairedRatio(validateRounds, rawNoopRounds),
+    "ValidateToken / bare grpc-js no-op, server CPU per call bare / ValidateToken (median of per-round ratios)": medianOf(
+      validateRounds.map((o, i) => (rawNoopRounds[i]?.cpuUs ?? 0) / (o.cpuUs || 1)),
+    ),
+    "ValidateToken / no-op RPC through this service's pipeline (median of per-round ratios)": validateVsNoop,
     "ValidateToken / oidc-provider introspection (median of per-round ratios)": pairedRatio(validateRounds, introspectRounds),
     "ValidateToken 1,000,000 / 10,000 tokens, each against its own rounds' no-op": largeVsNoop / validateVsNoop,
     "ValidateToken 1,000,000 / 10,000 tokens, raw medians": row("ValidateToken, 1,000,000").rps / row("ValidateToken, 10,000").rps,
@@ -778,7 +924,6 @@ async function main() {
     "server CPU per request: no-op / ValidateToken": medianOf(noopRounds.map((o) => o.cpuUs)) / medianOf(validateRounds.map((o) => o.cpuUs)),
     "server CPU per request: oidc-provider introspection / ValidateToken":
       medianOf(introspectRounds.map((o) => o.cpuUs)) / medianOf(validateRounds.map((o) => o.cpuUs)),
-    "ValidateToken / bare grpc-js no-op (median of per-round ratios)": pairedRatio(validateRounds, rawNoopRounds),
     "server CPU per request: ValidateToken 10,000 / 1,000,000 tokens": medianOf(validateRounds.map((o) => o.cpuUs)) / medianOf(largeRounds.map((o) => o.cpuUs)),
     ...gateways.ratios,
     ...nginx.ratios,

@@ -123,3 +123,42 @@ describe("configuration", () => {
     assert.throws(() => loadConfig({ file: undefined, env: {}, overrides: { validation: { negative_cache_bytes: 10 } } }), /negative_cache_bytes/);
   });
 });
+
+test("an unknown token's refusal is worked out again on every call: after its API changes it names the API as it now is", async () => {
+  const server = await startServer();
+  try {
+    const API = { apiId: "renamed", name: "Before", context: "/renamed", version: "1.0.0", publisher: "admin", apiTier: "Gold" };
+    const subs = server.client(SubscriptionService);
+    await subs.createApi({ api: API });
+    await server.grpc.registerNewResource({
+      resource: {
+        apiId: API.apiId,
+        resources: [{ uriTemplate: "/items", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" }],
+      },
+    });
+    const gateway = server.client(TokenValidationService);
+    const unknown = randomBytes(32).toString("base64url");
+    const ask = () => gateway.validateToken({ context: API.context, version: API.version, accessToken: unknown, matchingResource: "/items", httpVerb: "GET" });
+    const first = await ask();
+    const second = await ask();
+    assert.equal(first.statusCode, 900901);
+    assert.deepEqual(second, first, "the same refusal, field by field");
+    assert.equal(first.apiName, "Before");
+    assert.equal(first.apiTier, "Gold");
+    await subs.updateApi({ api: { apiId: API.apiId, name: "After", apiTier: "Silver" }, updateMask: { paths: ["name", "api_tier"] } });
+    const after = await ask();
+    assert.equal(after.statusCode, 900901);
+    assert.equal(after.apiName, "After");
+    assert.equal(after.apiTier, "Silver");
+    // Its resource updated with another tier: named as it now is too.
+    await server.grpc.updateRegisteredResource({
+      resource: {
+        apiId: API.apiId,
+        resources: [{ uriTemplate: "/items", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "10PerMin" }],
+      },
+    });
+    assert.equal((await ask()).resourceTier, "10PerMin");
+  } finally {
+    await server.close();
+  }
+});

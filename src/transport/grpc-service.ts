@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
-import { create, type DescMessage, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, type DescField, type DescMessage, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { WireType } from "@bufbuild/protobuf/wire";
 import type { ContextValues, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -31,7 +32,8 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
       requestSerialize: serializer(method.input),
       // The handler decodes the request once the caller is authenticated (grpcHandlers).
       requestDeserialize: rawBytes,
-      responseSerialize: serializer(method.output),
+      // A stream's answers wrap the service's kept answers: those go in as their bytes.
+      responseSerialize: serializer(method.output, method.methodKind === "bidi_streaming"),
       responseDeserialize: deserializer(method.output),
       originalName: method.localName,
     };
@@ -40,18 +42,101 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
 }
 
 /**
- * Encodes a response; the bytes of each response object are kept while the object lives, so an
- * answer a service serves again from its cache is not encoded again.
+ * Each response object's bytes, shared by every method's serializer, kept while the object
+ * lives: an answer a service serves again from its cache is not encoded again, alone (unary
+ * ValidateToken) nor inside another message (a ValidateTokens answer around it).
  */
-function serializer(schema: DescMessage) {
-  const encoded = new WeakMap<object, Buffer>();
+const ENCODED = new WeakMap<object, { schema: DescMessage; bytes: Buffer }>();
+
+/** A singular message field or a oneof's message member: where an already encoded message may sit. */
+interface Nested {
+  field: DescField & { fieldKind: "message" };
+  /** The oneof's property when the field is a member of one. */
+  oneof: string | undefined;
+}
+
+/**
+ * Encodes a response. Its message-typed fields (a oneof's members included) go in as the bytes
+ * their value already has (ENCODED), or that it gets then; the rest of the message is encoded
+ * around them (a field's encoding may come in any order: protobuf parsers merge them). Messages
+ * that carry such a field are the envelopes of stream answers, new each time: not kept. Only for
+ * `envelopes` (bidi streams' answers, ValidateTokens'), whose services never change an answer
+ * once handed out.
+ */
+function serializer(schema: DescMessage, envelopes = false) {
+  const nested: Nested[] = envelopes
+    ? schema.fields
+        .filter((f): f is DescField & { fieldKind: "message" } => f.fieldKind === "message")
+        .map((field) => ({ field, oneof: field.oneof?.localName }))
+    : [];
   return (message: unknown) => {
-    const known = encoded.get(message as object);
-    if (known) return known;
+    const known = ENCODED.get(message as object);
+    if (known && known.schema === schema) return known.bytes;
+    if (nested.length > 0) {
+      const inside = withEncodedParts(schema, message as Record<string, unknown>, nested);
+      if (inside) return inside;
+    }
     const bytes = Buffer.from(toBinary(schema, create(schema, message as never)));
-    encoded.set(message as object, bytes);
+    ENCODED.set(message as object, { schema, bytes });
     return bytes;
   };
+}
+
+/** The message's bytes with its set message fields put in as bytes, or undefined when it has none set. */
+function withEncodedParts(schema: DescMessage, message: Record<string, unknown>, nested: Nested[]): Buffer | undefined {
+  let rest: Record<string, unknown> | undefined;
+  const parts: Array<[number, Buffer]> = [];
+  for (const { field, oneof } of nested) {
+    let value: unknown;
+    if (oneof) {
+      const selected = message[oneof] as { case?: string; value?: unknown } | undefined;
+      if (selected?.case !== field.localName) continue;
+      value = selected.value;
+    } else value = message[field.localName];
+    if (value === undefined || value === null) continue;
+    parts.push([field.number, encoded(field.message, value as object)]);
+    rest ??= { ...message };
+    rest[oneof ?? field.localName] = undefined;
+  }
+  if (!rest) return undefined;
+  const head = toBinary(schema, create(schema, rest as never));
+  let size = head.length;
+  for (const [number, bytes] of parts) size += varintSize((number << 3) | WireType.LengthDelimited) + varintSize(bytes.length) + bytes.length;
+  const out = Buffer.allocUnsafe(size);
+  out.set(head, 0);
+  let at = head.length;
+  for (const [number, bytes] of parts) {
+    at = writeVarint(out, at, (number << 3) | WireType.LengthDelimited);
+    at = writeVarint(out, at, bytes.length);
+    out.set(bytes, at);
+    at += bytes.length;
+  }
+  return out;
+}
+
+/** Bytes of a non-negative 32-bit varint (a field's tag, a length). */
+function varintSize(value: number): number {
+  let size = 1;
+  for (let v = value >>> 7; v > 0; v >>>= 7) size++;
+  return size;
+}
+
+function writeVarint(out: Buffer, at: number, value: number): number {
+  let v = value >>> 0;
+  while (v > 0x7f) {
+    out[at++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  out[at++] = v;
+  return at;
+}
+
+function encoded(schema: DescMessage, message: object): Buffer {
+  const known = ENCODED.get(message);
+  if (known && known.schema === schema) return known.bytes;
+  const bytes = Buffer.from(toBinary(schema, create(schema, message as never)));
+  ENCODED.set(message, { schema, bytes });
+  return bytes;
 }
 
 function deserializer(schema: DescMessage) {

@@ -1,7 +1,7 @@
 import {
   type AsyncFacts,
   type Decision,
-  decideAsync,
+  decideEager,
   KeyManagerUnavailable,
   ResourceTable,
   Status,
@@ -18,6 +18,7 @@ import type { SigningKeys } from "../oauth/signing-keys.js";
 import { hashToken } from "../oauth/token-hash.js";
 import type { Store } from "../storage/store.js";
 import type { DecisionCache } from "./decision-cache.js";
+import { SameRefusals } from "./same-refusals.js";
 import { apiKey, subscriptionKey, type ValidationCache } from "./validation-cache.js";
 
 export interface ValidationRequest {
@@ -57,6 +58,9 @@ export interface ExternalTokenValidator {
  * @keymanager/core's, the same a gateway or ext_authz applies.
  */
 export class TokenValidator {
+  /** Unknown tokens' refusals, one object per resource and kind (their messages built once). */
+  private readonly refusals = new SameRefusals();
+
   constructor(
     private readonly store: Store,
     private readonly keys: SigningKeys,
@@ -86,12 +90,18 @@ export class TokenValidator {
     return this.decide(req, tokenHash, key);
   }
 
-  private async decide(req: ValidationRequest, tokenHash: string, key: string): Promise<ValidationResult> {
+  /**
+   * Works the answer out from the facts, synchronously when the caches hold every fact it needs
+   * (an unknown token's refusal, its "not found" kept; an answer that was just dropped by a
+   * change of something else), else once they are read.
+   */
+  private decide(req: ValidationRequest, tokenHash: string, key: string): ValidationResult | Promise<ValidationResult> {
+    let worked: { result: ValidationResult | Promise<ValidationResult>; facts: CachedFacts; now: number; generation: number };
     try {
       const now = this.clock.now().getTime();
       const generation = this.decisions.generation;
       const facts = new CachedFacts(this, req.accessToken, tokenHash);
-      const result = await decideAsync(facts, {
+      const result = decideEager(facts, {
         context: req.context,
         version: req.version,
         hasToken: req.accessToken !== "",
@@ -101,12 +111,38 @@ export class TokenValidator {
         httpVerb: req.httpVerb,
         now,
       });
+      worked = { result, facts, now, generation };
+    } catch (err) {
+      return this.failed(err, req);
+    }
+    const { result, facts, now, generation } = worked;
+    if (result instanceof Promise) {
+      return result.then(
+        (r) => this.decided(req, tokenHash, key, r, facts, now, generation),
+        (err: unknown) => this.failed(err, req),
+      );
+    }
+    return this.decided(req, tokenHash, key, result, facts, now, generation);
+  }
+
+  /** Keeps the answer for as long as it holds (not an unknown token's), and gives it. */
+  private decided(
+    req: ValidationRequest,
+    tokenHash: string,
+    key: string,
+    result: ValidationResult,
+    facts: CachedFacts,
+    now: number,
+    generation: number,
+  ): ValidationResult {
+    try {
       const validUntil = this.validUntil(req, result, now);
       // An unknown token's refusal is not kept: anyone can make up any number of them. Its
       // "not found" is (validation cache, bounded by bytes), so asking again costs no read. A
       // known token's refusal (expired, revoked: as many as were issued) is kept like an answer.
       const unknownToken = req.accessToken !== "" && !facts.tokenKnown;
-      if (validUntil !== undefined && !unknownToken) this.decisions.set(key, result, validUntil, generation, tokenHash);
+      if (unknownToken) return this.refusals.same(result);
+      if (validUntil !== undefined) this.decisions.set(key, result, validUntil, generation, tokenHash);
       return result;
     } catch (err) {
       return this.failed(err, req);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { type AsyncFacts, type Decision, decide, decideAsync, MAX_DESCRIPTION, Status, type SubscriptionState } from "@keymanager/core";
+import { type AsyncFacts, type Decision, decide, decideAsync, decideEager, MAX_DESCRIPTION, Status, type SubscriptionState } from "@keymanager/core";
 import fc from "fast-check";
 import { KeyManagerUnavailable, MemoryFacts, mapping, NOW, pizzaApi, request, resource, subscription, token } from "./support.js";
 
@@ -194,6 +194,8 @@ describe("decideAsync answers as decide does", () => {
     state: states,
     scopes: fc.subarray(["a", "b"]),
     tokenScopes: fc.subarray(["a", "b", "c"]),
+    /** For decideEager: which facts are answered later (the others at once). */
+    later: fc.record({ api: fc.boolean(), resources: fc.boolean(), token: fc.boolean(), keyMapping: fc.boolean(), subscription: fc.boolean() }),
   });
 
   test("for every combination of facts (fast-check), with every fact answered later", async () => {
@@ -228,6 +230,21 @@ describe("decideAsync answers as decide does", () => {
         const [a, b] = [decide(sync, req), await decideAsync(asyncFacts, req)];
         assert.deepEqual({ ...b, resource: b.resource?.uriTemplate }, { ...a, resource: a.resource?.uriTemplate });
         assert.deepEqual(later.asked, sync.asked);
+        // decideEager: some facts at once, some later; an answer at once exactly when no fact it asked for came later.
+        const mixed = make();
+        const eagerFacts: AsyncFacts = {
+          api: (c, v) => (w.later.api ? Promise.resolve(mixed.api(c, v)) : mixed.api(c, v)),
+          resources: (x) => (w.later.resources ? Promise.resolve(mixed.resources(x)) : mixed.resources(x)),
+          token: () => (w.later.token ? Promise.resolve(mixed.token()) : mixed.token()),
+          keyMapping: (k) => (w.later.keyMapping ? Promise.resolve(mixed.keyMapping(k)) : mixed.keyMapping(k)),
+          subscription: (x, y) => (w.later.subscription ? Promise.resolve(mixed.subscription(x, y)) : mixed.subscription(x, y)),
+        };
+        const eager = decideEager(eagerFacts, req);
+        const waited = mixed.asked.some((fact) => w.later[fact as keyof typeof w.later]);
+        assert.equal(eager instanceof Promise, waited);
+        const c = await eager;
+        assert.deepEqual({ ...c, resource: c.resource?.uriTemplate }, { ...a, resource: a.resource?.uriTemplate });
+        assert.deepEqual(mixed.asked, sync.asked);
         assert.equal(a.authorized, a.status.code === 0);
         assert.equal(a.description === "", a.authorized);
       }),

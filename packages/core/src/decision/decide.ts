@@ -25,7 +25,8 @@ import { Status, type ValidationStatus } from "./status.js";
  * 8. one of the resource's scopes, when it names any (900910).
  *
  * Facts are asked for one at a time, only when the checks get that far. `decide` answers from
- * facts at hand (a gateway's copy); `decideAsync` from facts that may have to be read (the server).
+ * facts at hand (a gateway's copy); `decideAsync` from facts that may have to be read; `decideEager`
+ * likewise, but answers at once when none had to be (the server's hot path).
  */
 export function decide(facts: Facts, request: DecisionRequest): Decision {
   const steps = checks(request);
@@ -35,11 +36,31 @@ export function decide(facts: Facts, request: DecisionRequest): Decision {
 }
 
 export async function decideAsync(facts: AsyncFacts, request: DecisionRequest): Promise<Decision> {
+  // A fact at hand (a cache hit) is taken without waiting a turn.
+  return decideEager(facts, request);
+}
+
+/**
+ * As decideAsync, but synchronous for as long as every fact is at hand: the answer itself when
+ * no fact had to be waited for (the server's caches held them all), else a promise of it. Spares
+ * the server's hot path the promise and the turns of the microtask queue when nothing is read.
+ */
+export function decideEager(facts: AsyncFacts, request: DecisionRequest): Decision | Promise<Decision> {
   const steps = checks(request);
   let step = steps.next();
   while (!step.done) {
     const value = answer(facts, step.value);
-    // A fact at hand (a cache hit) is taken without waiting a turn.
+    if (value instanceof Promise) return finish(facts, steps, value);
+    step = steps.next(value);
+  }
+  return step.value;
+}
+
+/** The rest of decideEager's checks, from the first fact that had to be waited for. */
+async function finish(facts: AsyncFacts, steps: Generator<Question, Decision, unknown>, pending: Promise<unknown>): Promise<Decision> {
+  let step = steps.next(await pending);
+  while (!step.done) {
+    const value = answer(facts, step.value);
     step = steps.next(value instanceof Promise ? await value : value);
   }
   return step.value;
