@@ -17,6 +17,8 @@ import { InvalidArgumentError } from "../domain/errors.js";
 
 export interface CreateApplicationInput {
   applicationId: string;
+  /** A public client (token endpoint auth method "none"): no secret; the authorization code grant with PKCE. */
+  publicClient?: boolean;
   keyType: KeyType;
   clientName: string;
   callbackUrls: string[];

@@ -46,6 +46,8 @@ export class UserManager {
     await this.store.transaction(async (s) => {
       await s.users.setPassword(username, hash, now);
       await s.tokens.revokeUser(username, now);
+      // And every login on the authorization pages.
+      await s.loginSessions.deleteUser(username);
       s.changed({ kind: "tokens", endUser: username });
     });
     return this.store.users.get(username);

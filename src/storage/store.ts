@@ -14,6 +14,9 @@ import { SigningKeyRepository } from "./signing-key-repository.js";
 import { SubscriptionRepository } from "./subscription-repository.js";
 import { TokenRepository } from "./token-repository.js";
 import { UserRepository } from "./user-repository.js";
+import { AuthorizationCodeRepository } from "./authorization-code-repository.js";
+import { ConsentRepository } from "./consent-repository.js";
+import { LoginSessionRepository } from "./login-session-repository.js";
 
 const DEADLOCK_ATTEMPTS = 5;
 
@@ -30,6 +33,9 @@ export class Store {
   readonly registrations: RegistrationRepository;
   readonly changeLog: ChangeLogRepository;
   readonly gatewayView: GatewayViewRepository;
+  readonly authorizationCodes: AuthorizationCodeRepository;
+  readonly loginSessions: LoginSessionRepository;
+  readonly consents: ConsentRepository;
 
   /**
    * `events` hears of every change committed through this store (change log entries), once
@@ -52,6 +58,9 @@ export class Store {
     this.registrations = new RegistrationRepository(db, box);
     this.changeLog = new ChangeLogRepository(db);
     this.gatewayView = new GatewayViewRepository(db);
+    this.authorizationCodes = new AuthorizationCodeRepository(db);
+    this.loginSessions = new LoginSessionRepository(db);
+    this.consents = new ConsentRepository(db);
   }
 
   /**

@@ -27,6 +27,8 @@ export class TokenHousekeeping {
     private readonly clock: Clock,
     private readonly settings: () => HousekeepingSettings,
     private readonly logger: Logger,
+    /** Other ended rows to delete with the tokens (authorization codes, login sessions): how many went. */
+    private readonly purgeOthers: (before: Date) => Promise<number> = async () => 0,
   ) {}
 
   start(): void {
@@ -59,6 +61,7 @@ export class TokenHousekeeping {
       if (deleted < BATCH || this.stopped) break;
       await yieldToOthers();
     }
+    total += await this.purgeOthers(before);
     if (total > 0) this.logger.info({ deleted: total, endedBefore: before.toISOString() }, "purged ended tokens");
     return total;
   }

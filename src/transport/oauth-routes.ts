@@ -69,6 +69,11 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
     resourceOwnerPassword: form.get("password") ?? "",
     refreshToken: form.get("refresh_token") ?? "",
     validityPeriodSeconds: validity && /^\d{1,12}$/.test(validity) ? Number(validity) : 0,
+    // The authorization_code grant's (RFC 6749 section 4.1.3, RFC 7636 section 4.5).
+    requestParameters: {
+      ...(form.has("code") ? { code: form.get("code") ?? "" } : {}),
+      ...(form.has("code_verifier") ? { code_verifier: form.get("code_verifier") ?? "" } : {}),
+    },
   };
   const issued = await deps.tokens.issue(request, requestAddress(req, deps.addresses));
   const { record } = issued;
@@ -136,15 +141,21 @@ function metadata(config: Config) {
     introspection_endpoint: config.endpoints.introspect,
     revocation_endpoint: config.endpoints.revoke,
     jwks_uri: config.endpoints.jwks,
-    grant_types_supported: ["client_credentials", "password", "refresh_token"],
-    response_types_supported: [],
-    token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+    authorization_endpoint: `${config.issuer}/oauth2/authorize`,
+    grant_types_supported: ["authorization_code", "client_credentials", "password", "refresh_token"],
+    response_types_supported: ["code"],
+    response_modes_supported: ["query"],
+    code_challenge_methods_supported: ["S256"],
+    token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
     introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
     revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
   };
 }
 
 class OAuthRequestError extends Error {}
+
+/** A form body that could not be read: not form-encoded, too large, a repeated field. */
+export class FormError extends OAuthRequestError {}
 
 /** client_secret_basic (RFC 6749 2.3.1, form-encoded parts) or client_secret_post; not both. */
 function clientCredentials(req: http.IncomingMessage, form: URLSearchParams): { clientId: string; clientSecret: string } {
@@ -166,19 +177,19 @@ function clientCredentials(req: http.IncomingMessage, form: URLSearchParams): { 
   return { clientId: form.get("client_id") ?? "", clientSecret: form.get("client_secret") ?? "" };
 }
 
-async function readForm(req: http.IncomingMessage, maxBytes: number): Promise<URLSearchParams> {
+export async function readForm(req: http.IncomingMessage, maxBytes: number): Promise<URLSearchParams> {
   const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
-  if (type !== "application/x-www-form-urlencoded") throw new OAuthRequestError("the body must be application/x-www-form-urlencoded");
+  if (type !== "application/x-www-form-urlencoded") throw new FormError("the body must be application/x-www-form-urlencoded");
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > maxBytes) throw new OAuthRequestError("the body is too large");
+    if (size > maxBytes) throw new FormError("the body is too large");
     chunks.push(chunk as Buffer);
   }
   const form = new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
   for (const key of new Set(form.keys())) {
-    if (form.getAll(key).length > 1) throw new OAuthRequestError(`${key} is repeated`);
+    if (form.getAll(key).length > 1) throw new FormError(`${key} is repeated`);
   }
   return form;
 }
