@@ -36,6 +36,7 @@ import { SubscriptionManager } from "./subscriptions/subscription-manager.js";
 import { oauthRoutes } from "./transport/oauth-routes.js";
 import { authorizeRoutes } from "./transport/authorize-routes.js";
 import { AuthorizationService } from "./oauth/authorization-service.js";
+import { UserInfo } from "./oauth/user-info.js";
 import { openApiRoutes } from "./transport/openapi-routes.js";
 import { storeRestRoutes } from "./transport/store-rest-routes.js";
 import { TokenValidator } from "./validation/token-validator.js";
@@ -267,7 +268,15 @@ export class App {
       logger: this.logger,
       services,
       routes: [
-        oauthRoutes({ tokens, keys: signingKeys, config: currentConfig, addresses, maxFormBytes: config.http.maxBodyBytes, audit }),
+        oauthRoutes({
+          tokens,
+          keys: signingKeys,
+          config: currentConfig,
+          addresses,
+          maxFormBytes: config.http.maxBodyBytes,
+          audit,
+          userInfo: new UserInfo(tokens, store.users),
+        }),
         authorizeRoutes({ authorization, config: currentConfig, addresses, maxFormBytes: config.http.maxBodyBytes, audit }),
         storeRestRoutes({ keyManager, authenticator, logger: this.logger, audit, maxBodyBytes: config.http.maxBodyBytes }),
         forwardAuthRoute({

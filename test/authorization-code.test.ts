@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Code, type ConnectError } from "@connectrpc/connect";
+import { createHash } from "node:crypto";
+import { createRemoteJWKSet, jwtVerify } from "jose";
 import * as oauth from "openid-client";
+import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
 import { TestClock } from "./support/clock.js";
 import { describeOnEachDatabase } from "./support/each-database.js";
@@ -48,6 +51,7 @@ describeOnEachDatabase("authorization code flow with PKCE", (database) => {
     for (const username of ["dana", "erin", "flood", "gina"]) {
       await server.client(UserService).createUser({ user: { username }, password: PASSWORD });
     }
+    await server.client(UserService).createUser({ user: { username: "olive", email: "olive@example.com", name: "Olive Oyl" }, password: PASSWORD });
     const options = { algorithm: "oauth2" as const, execute: [oauth.allowInsecureRequests] };
     config = await oauth.discovery(new URL(base), confidential.consumerKey, confidential.consumerSecret, undefined, options);
     publicConfig = await oauth.discovery(new URL(base), publicClient.consumerKey, undefined, oauth.None(), options);
@@ -335,6 +339,93 @@ describeOnEachDatabase("authorization code flow with PKCE", (database) => {
     const later = await start(config);
     const page = await (await later.browser.get(later.url.href)).text();
     assert.equal((await later.browser.submit(page, { username: "flood", password: PASSWORD })).status, 200);
+  });
+
+  test("OpenID Connect: discovery, an id_token signed with the signing keys (nonce, at_hash), userinfo", async () => {
+    const users = server.client(UserService);
+    const set = await users.setUserAttributes({ user: { username: "olive", email: "olive@example.com", name: "Olive Oyl", roles: ["buyer", "auditor"] } });
+    assert.deepEqual(set.user?.roles, ["buyer", "auditor"]);
+    // The server runs on the test's clock: the client judges the id_token's times by it too.
+    const skew = Math.round((clock.now().getTime() - Date.now()) / 1000);
+    const oidc = await oauth.discovery(
+      new URL(base),
+      confidential.consumerKey,
+      { client_secret: confidential.consumerSecret, [oauth.clockSkew]: skew },
+      undefined,
+      { execute: [oauth.allowInsecureRequests] },
+    );
+    const metadata = oidc.serverMetadata();
+    assert.equal(metadata.issuer, base);
+    assert.equal(metadata.userinfo_endpoint, `${base}/oauth2/userinfo`);
+    const nonce = oauth.randomNonce();
+    const { callback, verifier, state } = await authorize(oidc, "olive", { scope: "openid profile email roles read:orders", nonce });
+    const tokens = await oauth.authorizationCodeGrant(oidc, callback, {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+      expectedNonce: nonce,
+      idTokenExpected: true,
+    });
+    assert.equal(tokens.scope, "read:orders openid profile email roles");
+    const claims = tokens.claims();
+    assert.ok(claims);
+    assert.equal(claims.sub, "olive");
+    assert.equal(claims.aud, confidential.consumerKey);
+    assert.equal(claims.nonce, nonce);
+    assert.equal(claims.email, "olive@example.com");
+    assert.equal(claims.name, "Olive Oyl");
+    assert.deepEqual(claims.roles, ["buyer", "auditor"]);
+    assert.equal(claims.client_id, undefined, "an id_token names no client_id: no gateway takes it for an access token");
+    // Signed with a key of the JWKS, at_hash the left half of the access token's SHA-256.
+    const idToken = tokens.id_token ?? "";
+    const verified = await jwtVerify(idToken, createRemoteJWKSet(new URL(metadata.jwks_uri ?? "")), {
+      issuer: base,
+      audience: confidential.consumerKey,
+      currentDate: clock.now(),
+    });
+    assert.equal(verified.protectedHeader.typ, "JWT");
+    const digest = createHash("sha256").update(tokens.access_token).digest();
+    assert.equal(verified.payload.at_hash, digest.subarray(0, 16).toString("base64url"));
+    assert.equal((await oauth.tokenIntrospection(config, idToken)).active, false);
+
+    const info = await oauth.fetchUserInfo(oidc, tokens.access_token, "olive");
+    assert.deepEqual(info, { sub: "olive", name: "Olive Oyl", email: "olive@example.com", roles: ["buyer", "auditor"] });
+    // Only the claims the scopes give.
+    const narrow = await authorize(oidc, "olive", { scope: "openid email", nonce });
+    const narrowTokens = await oauth.authorizationCodeGrant(oidc, narrow.callback, {
+      pkceCodeVerifier: narrow.verifier,
+      expectedState: narrow.state,
+      expectedNonce: nonce,
+    });
+    assert.deepEqual(await oauth.fetchUserInfo(oidc, narrowTokens.access_token, "olive"), { sub: "olive", email: "olive@example.com" });
+
+    const userinfo = (token?: string) => fetch(`${base}/oauth2/userinfo`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const noToken = await userinfo();
+    assert.equal(noToken.status, 401);
+    assert.match(noToken.headers.get("www-authenticate") ?? "", /^Bearer/);
+    const plain = await authorize(config, "olive");
+    const plainTokens = await oauth.authorizationCodeGrant(config, plain.callback, { pkceCodeVerifier: plain.verifier, expectedState: plain.state });
+    assert.equal(plainTokens.id_token, undefined);
+    const noOpenid = await userinfo(plainTokens.access_token);
+    assert.equal(noOpenid.status, 403);
+    assert.match(noOpenid.headers.get("www-authenticate") ?? "", /insufficient_scope/);
+    await oauth.tokenRevocation(oidc, tokens.access_token);
+    const revoked = await userinfo(tokens.access_token);
+    assert.equal(revoked.status, 401);
+    assert.match(revoked.headers.get("www-authenticate") ?? "", /invalid_token/);
+
+    // getUserClaims as an RPC, for gateways.
+    const gateway = await server.caller(["km:gateway"]);
+    const { claims: all } = await server.client(KeyManagerService, { token: gateway.token }).getUserClaims({ username: "olive" });
+    assert.deepEqual(all, { sub: "olive", name: "Olive Oyl", email: "olive@example.com", roles: "buyer,auditor" });
+    await assert.rejects(server.grpc.getUserClaims({ username: "nobody" }), (e: ConnectError) => e.code === Code.PermissionDenied || e.code === Code.NotFound);
+    await assert.rejects(
+      server.client(KeyManagerService, { token: gateway.token }).getUserClaims({ username: "nobody" }),
+      (e: ConnectError) => e.code === Code.NotFound,
+    );
+    await assert.rejects(
+      users.setUserAttributes({ user: { username: "olive", email: "not an email", roles: ["a,b"] } }),
+      (e: ConnectError) => e.code === Code.InvalidArgument && /user\.email/.test(e.message) && /roles\[0\]/.test(e.message),
+    );
   });
 
   test("the authorization_code grant over GetNewApplicationAccessToken: the code in the request's parameters", async () => {

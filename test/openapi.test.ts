@@ -117,6 +117,9 @@ describe("OpenAPI documents against real answers", () => {
     await doc.check("/healthz", "get", await fetch(`${base}/healthz`));
     await doc.check("/livez", "get", await fetch(`${base}/livez`));
     await checkAuthorizationPages(doc);
+    await doc.check("/.well-known/openid-configuration", "get", await fetch(`${base}/.well-known/openid-configuration`));
+    await doc.check("/oauth2/userinfo", "get", await fetch(`${base}/oauth2/userinfo`));
+    await doc.check("/oauth2/userinfo", "get", await fetch(`${base}/oauth2/userinfo`, { headers: { authorization: `Bearer ${issued.access_token}` } }));
     // /healthz 503 is the answer of a stopping server or one without its database, and 503
     // temporarily_unavailable that of a database that does not answer: test/database-faults.test.ts
     // checks those answers against this document.
@@ -159,7 +162,21 @@ async function checkAuthorizationPages(doc: OpenApiChecker): Promise<void> {
   const consent = await post({ username: "openapi-page-user", password: "a long password 2" });
   const consentHtml = await consent.clone().text();
   await doc.check(authorize, "post", consent);
-  await doc.check(authorize, "post", await browser.submit(consentHtml, {}, { button: "consent" }));
+  const approved = await browser.submit(consentHtml, {}, { button: "consent" });
+  const code = new URL(approved.clone().headers.get("location") ?? "").searchParams.get("code") ?? "";
+  await doc.check(authorize, "post", approved);
+  // An OpenID Connect code's token (with id_token) and its userinfo.
+  const tokens = (await doc.check(
+    "/oauth2/token",
+    "post",
+    await fetch(`${base}/oauth2/token`, {
+      method: "POST",
+      headers: { "content-type": FORM, authorization: basic(app.consumerKey, app.consumerSecret) },
+      body: new URLSearchParams({ grant_type: "authorization_code", code, code_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk" }),
+    }),
+  )) as { access_token: string; id_token?: string };
+  assert.ok(tokens.id_token);
+  await doc.check("/oauth2/userinfo", "get", await fetch(`${base}/oauth2/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } }));
   for (let i = 0; i < 5; i++) await (await post({ username: "openapi-flooded", password: "wrong password" })).arrayBuffer();
   await doc.check(authorize, "post", await post({ username: "openapi-flooded", password: "wrong password" }));
 

@@ -119,4 +119,7 @@ export interface KeyManager {
   getResourceByApiId(apiId: string): Promise<RegisteredResource>;
   updateRegisteredResource(apiId: string, patch: ResourcePatch): Promise<RegisteredResource>;
   deleteRegisteredResourceByApiId(apiId: string): Promise<void>;
+
+  /** WSO2's getUserClaims: a user's claims by OpenID Connect name (sub, email, name, roles). */
+  getUserClaims(username: string): Promise<Record<string, string>>;
 }

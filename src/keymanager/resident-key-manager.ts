@@ -9,6 +9,7 @@ import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
 import { ConsumerSecretRefused, type KeyManager, type MapOptions, NO_CLIENT, NO_KEYS, type Precondition } from "./key-manager.js";
 import type { TokenService } from "../oauth/token-service.js";
 import { tokenInfo, unknownTokenInfo } from "./token-info.js";
+import { userClaimsMap } from "../oauth/user-claims.js";
 import type {
   AccessTokenInfo,
   AccessTokenRequest,
@@ -240,6 +241,13 @@ export class ResidentKeyManager implements KeyManager {
       s.changed({ kind: "resources", apiId });
       return s.resources.get(apiId);
     });
+  }
+
+  async getUserClaims(username: string): Promise<Record<string, string>> {
+    const v = new Validator();
+    v.text("username", username, LIMITS.name);
+    v.throwIfInvalid();
+    return userClaimsMap(await this.store.users.get(username));
   }
 
   async deleteRegisteredResourceByApiId(apiId: string): Promise<void> {

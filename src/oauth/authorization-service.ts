@@ -13,6 +13,7 @@ import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
 import { isS256Challenge, PKCE_METHOD } from "./pkce.js";
 import { grantScopes, parseScopeParameter } from "./scopes.js";
 import { hashToken, newOpaqueToken } from "./token-hash.js";
+import { OIDC_SCOPES } from "./user-claims.js";
 
 /** An authorization request (RFC 6749 section 4.1.1) once checked: what the pages and the code carry. */
 export interface AuthorizationRequest {
@@ -66,6 +67,17 @@ export interface AuthorizationParameters {
 }
 
 const PROMPTS = new Set(["none", "login", "consent"]);
+
+/**
+ * The scopes a code carries: the API scopes asked for that the client may have ("default" when
+ * none, as for every grant), and the OpenID Connect scopes asked for, which every client may ask.
+ * A request for OpenID Connect scopes only gets those alone.
+ */
+function scopesFor(client: OAuthClient, requested: readonly string[]): string[] {
+  const oidc = [...new Set(requested.filter((s) => OIDC_SCOPES.includes(s)))];
+  const api = requested.filter((s) => !OIDC_SCOPES.includes(s));
+  return oidc.length > 0 && api.length === 0 ? oidc : [...grantScopes(api, client.scopes), ...oidc];
+}
 
 /**
  * The authorization endpoint's domain (RFC 6749 section 4.1, PKCE RFC 7636): checks requests,
@@ -137,7 +149,7 @@ export class AuthorizationService {
       client,
       redirectUri,
       redirectUriGiven: given !== undefined,
-      scopes: grantScopes(requested, client.scopes),
+      scopes: scopesFor(client, requested),
       state,
       nonce: p.nonce ?? "",
       codeChallenge: challenge,

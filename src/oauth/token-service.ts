@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AuthenticationThrottle, type ThrottleLimits } from "./authentication-throttle.js";
@@ -20,6 +20,7 @@ import { grantScopes } from "./scopes.js";
 import type { SigningKeys } from "./signing-keys.js";
 import { hashToken, newOpaqueToken } from "./token-hash.js";
 import { verifierMatches } from "./pkce.js";
+import { claimsFor } from "./user-claims.js";
 import type { Page, PageQuery } from "../domain/paging.js";
 import { CacheStats } from "../observability/cache-stats.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -27,6 +28,8 @@ import type { Metrics } from "../observability/metrics.js";
 export interface IssuedToken {
   accessToken: string;
   refreshToken: string | undefined;
+  /** OpenID Connect: the code of a request with the openid scope gives one. */
+  idToken?: string;
   record: TokenRecord;
 }
 
@@ -377,10 +380,33 @@ export class TokenService {
       familyId: outcome.familyId,
     };
     if (outcome.replaces) await this.rotate(outcome.replaces, record);
-    else if (outcome.code) await this.storeCodeToken(outcome.code, record);
-    else if (outcome.passwordHash !== undefined) await this.storeUserToken(outcome.passwordHash, record);
+    else if (outcome.code) {
+      await this.storeCodeToken(outcome.code, record);
+      if (outcome.scopes.includes("openid"))
+        return { accessToken, refreshToken, idToken: await this.idToken(client, outcome.code, accessToken, record), record };
+    } else if (outcome.passwordHash !== undefined) await this.storeUserToken(outcome.passwordHash, record);
     else await this.writer.insert(record);
     return { accessToken, refreshToken, record };
+  }
+
+  /**
+   * The OpenID Connect id_token of a code's exchange (Core 3.1.3.6), signed with the signing keys:
+   * the user's claims its scopes give, the request's nonce, at_hash of the access token. It has no
+   * client_id claim and is stored nowhere, so no gateway takes it for an access token.
+   */
+  private async idToken(client: OAuthClient, code: AuthorizationCode, accessToken: string, record: TokenRecord): Promise<string> {
+    const user = await this.store.users.get(code.username);
+    const digest = createHash("sha256").update(accessToken, "ascii").digest();
+    const claims = {
+      ...claimsFor(user, code.scopes),
+      iss: this.config().issuer,
+      aud: client.consumerKey,
+      azp: client.consumerKey,
+      auth_time: Math.floor(code.authTime.getTime() / 1000),
+      at_hash: digest.subarray(0, digest.length / 2).toString("base64url"),
+      ...(code.nonce !== "" ? { nonce: code.nonce } : {}),
+    };
+    return this.keys.sign(claims, record.expiresAt, record.issuedAt, "JWT");
   }
 
   /**

@@ -1,7 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { UserService } from "../../gen/keymanager/v1/user_service_pb.js";
-import type { Consent, User } from "../domain/model/index.js";
+import type { Consent, User, UserAttributes } from "../domain/model/index.js";
 import type { AuthorizationService } from "../oauth/authorization-service.js";
 import type { UserManager } from "../oauth/user-manager.js";
 import { listName, type Paging } from "./page-tokens.js";
@@ -18,7 +18,7 @@ export class UserServiceImpl implements Impl {
   ) {}
 
   async createUser(req: Parameters<Impl["createUser"]>[0]) {
-    return { user: userToPb(await this.users.create(req.user?.username ?? "", req.password)) };
+    return { user: userToPb(await this.users.create(req.user?.username ?? "", req.password, attributesOf(req.user))) };
   }
 
   async getUser(req: Parameters<Impl["getUser"]>[0]) {
@@ -27,6 +27,10 @@ export class UserServiceImpl implements Impl {
 
   async setUserPassword(req: Parameters<Impl["setUserPassword"]>[0]) {
     return { user: userToPb(await this.users.setPassword(req.username, req.password)) };
+  }
+
+  async setUserAttributes(req: Parameters<Impl["setUserAttributes"]>[0]) {
+    return { user: userToPb(await this.users.setAttributes(req.user?.username ?? "", attributesOf(req.user))) };
   }
 
   async deleteUser(req: Parameters<Impl["deleteUser"]>[0]) {
@@ -67,8 +71,19 @@ function consentToPb(c: Consent) {
   };
 }
 
+function attributesOf(u: { email: string; name: string; roles: string[] } | undefined): UserAttributes {
+  return { email: u?.email ?? "", name: u?.name ?? "", roles: u?.roles ?? [] };
+}
+
 function userToPb(u: User) {
-  return { username: u.username, createTime: timestampFromDate(u.createdAt), updateTime: timestampFromDate(u.updatedAt) };
+  return {
+    username: u.username,
+    email: u.email,
+    name: u.name,
+    roles: u.roles,
+    createTime: timestampFromDate(u.createdAt),
+    updateTime: timestampFromDate(u.updatedAt),
+  };
 }
 
 function checkedUsername(username: string): string {

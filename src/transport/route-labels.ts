@@ -11,6 +11,8 @@ const FIXED_PATHS = new Set([
   "/oauth2/revoke",
   "/oauth2/jwks",
   "/oauth2/authorize",
+  "/oauth2/userinfo",
+  "/.well-known/openid-configuration",
   "/oauth2/logout",
   "/oauth2/static/pages.css",
   "/openapi/store.json",

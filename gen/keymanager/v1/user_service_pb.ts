@@ -14,14 +14,14 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keymanager/v1/user_service.proto.
  */
 export const file_keymanager_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBrZXltYW5hZ2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSJIChFDcmVhdGVVc2VyUmVxdWVzdBIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyEhAKCHBhc3N3b3JkGAIgASgJIjcKEkNyZWF0ZVVzZXJSZXNwb25zZRIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIiIKDkdldFVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJIjQKD0dldFVzZXJSZXNwb25zZRIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIjwKFlNldFVzZXJQYXNzd29yZFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiPAoXU2V0VXNlclBhc3N3b3JkUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmtleW1hbmFnZXIudjEuVXNlciIlChFEZWxldGVVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiOQoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJQChFMaXN0VXNlcnNSZXNwb25zZRIiCgV1c2VycxgBIAMoCzITLmtleW1hbmFnZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiowEKB0NvbnNlbnQSFAoMY29uc3VtZXJfa2V5GAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEg4KBnNjb3BlcxgDIAMoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlIKF0xpc3RVc2VyQ29uc2VudHNSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl0KGExpc3RVc2VyQ29uc2VudHNSZXNwb25zZRIoCghjb25zZW50cxgBIAMoCzIWLmtleW1hbmFnZXIudjEuQ29uc2VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiQgoYUmV2b2tlVXNlckNvbnNlbnRSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhQKDGNvbnN1bWVyX2tleRgCIAEoCSIbChlSZXZva2VVc2VyQ29uc2VudFJlc3BvbnNlMosFCgtVc2VyU2VydmljZRJRCgpDcmVhdGVVc2VyEiAua2V5bWFuYWdlci52MS5DcmVhdGVVc2VyUmVxdWVzdBohLmtleW1hbmFnZXIudjEuQ3JlYXRlVXNlclJlc3BvbnNlEk0KB0dldFVzZXISHS5rZXltYW5hZ2VyLnYxLkdldFVzZXJSZXF1ZXN0Gh4ua2V5bWFuYWdlci52MS5HZXRVc2VyUmVzcG9uc2UiA5ACARJgCg9TZXRVc2VyUGFzc3dvcmQSJS5rZXltYW5hZ2VyLnYxLlNldFVzZXJQYXNzd29yZFJlcXVlc3QaJi5rZXltYW5hZ2VyLnYxLlNldFVzZXJQYXNzd29yZFJlc3BvbnNlElEKCkRlbGV0ZVVzZXISIC5rZXltYW5hZ2VyLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0GiEua2V5bWFuYWdlci52MS5EZWxldGVVc2VyUmVzcG9uc2USUwoJTGlzdFVzZXJzEh8ua2V5bWFuYWdlci52MS5MaXN0VXNlcnNSZXF1ZXN0GiAua2V5bWFuYWdlci52MS5MaXN0VXNlcnNSZXNwb25zZSIDkAIBEmgKEExpc3RVc2VyQ29uc2VudHMSJi5rZXltYW5hZ2VyLnYxLkxpc3RVc2VyQ29uc2VudHNSZXF1ZXN0Gicua2V5bWFuYWdlci52MS5MaXN0VXNlckNvbnNlbnRzUmVzcG9uc2UiA5ACARJmChFSZXZva2VVc2VyQ29uc2VudBInLmtleW1hbmFnZXIudjEuUmV2b2tlVXNlckNvbnNlbnRSZXF1ZXN0Gigua2V5bWFuYWdlci52MS5SZXZva2VVc2VyQ29uc2VudFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_keymanager_v1_types]);
+  fileDesc("CiBrZXltYW5hZ2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSJIChFDcmVhdGVVc2VyUmVxdWVzdBIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyEhAKCHBhc3N3b3JkGAIgASgJIjcKEkNyZWF0ZVVzZXJSZXNwb25zZRIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIiIKDkdldFVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJIjQKD0dldFVzZXJSZXNwb25zZRIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIjwKFlNldFVzZXJQYXNzd29yZFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiPAoXU2V0VXNlclBhc3N3b3JkUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmtleW1hbmFnZXIudjEuVXNlciIlChFEZWxldGVVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiOQoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJQChFMaXN0VXNlcnNSZXNwb25zZRIiCgV1c2VycxgBIAMoCzITLmtleW1hbmFnZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiowEKB0NvbnNlbnQSFAoMY29uc3VtZXJfa2V5GAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEg4KBnNjb3BlcxgDIAMoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlIKF0xpc3RVc2VyQ29uc2VudHNSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl0KGExpc3RVc2VyQ29uc2VudHNSZXNwb25zZRIoCghjb25zZW50cxgBIAMoCzIWLmtleW1hbmFnZXIudjEuQ29uc2VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiQgoYUmV2b2tlVXNlckNvbnNlbnRSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhQKDGNvbnN1bWVyX2tleRgCIAEoCSIbChlSZXZva2VVc2VyQ29uc2VudFJlc3BvbnNlIj0KGFNldFVzZXJBdHRyaWJ1dGVzUmVxdWVzdBIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIj4KGVNldFVzZXJBdHRyaWJ1dGVzUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmtleW1hbmFnZXIudjEuVXNlcjLzBQoLVXNlclNlcnZpY2USUQoKQ3JlYXRlVXNlchIgLmtleW1hbmFnZXIudjEuQ3JlYXRlVXNlclJlcXVlc3QaIS5rZXltYW5hZ2VyLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJNCgdHZXRVc2VyEh0ua2V5bWFuYWdlci52MS5HZXRVc2VyUmVxdWVzdBoeLmtleW1hbmFnZXIudjEuR2V0VXNlclJlc3BvbnNlIgOQAgESYAoPU2V0VXNlclBhc3N3b3JkEiUua2V5bWFuYWdlci52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0GiYua2V5bWFuYWdlci52MS5TZXRVc2VyUGFzc3dvcmRSZXNwb25zZRJRCgpEZWxldGVVc2VyEiAua2V5bWFuYWdlci52MS5EZWxldGVVc2VyUmVxdWVzdBohLmtleW1hbmFnZXIudjEuRGVsZXRlVXNlclJlc3BvbnNlElMKCUxpc3RVc2VycxIfLmtleW1hbmFnZXIudjEuTGlzdFVzZXJzUmVxdWVzdBogLmtleW1hbmFnZXIudjEuTGlzdFVzZXJzUmVzcG9uc2UiA5ACARJmChFTZXRVc2VyQXR0cmlidXRlcxInLmtleW1hbmFnZXIudjEuU2V0VXNlckF0dHJpYnV0ZXNSZXF1ZXN0Gigua2V5bWFuYWdlci52MS5TZXRVc2VyQXR0cmlidXRlc1Jlc3BvbnNlEmgKEExpc3RVc2VyQ29uc2VudHMSJi5rZXltYW5hZ2VyLnYxLkxpc3RVc2VyQ29uc2VudHNSZXF1ZXN0Gicua2V5bWFuYWdlci52MS5MaXN0VXNlckNvbnNlbnRzUmVzcG9uc2UiA5ACARJmChFSZXZva2VVc2VyQ29uc2VudBInLmtleW1hbmFnZXIudjEuUmV2b2tlVXNlckNvbnNlbnRSZXF1ZXN0Gigua2V5bWFuYWdlci52MS5SZXZva2VVc2VyQ29uc2VudFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_keymanager_v1_types]);
 
 /**
  * @generated from message keymanager.v1.CreateUserRequest
  */
 export type CreateUserRequest = Message<"keymanager.v1.CreateUserRequest"> & {
   /**
-   * username is required; create_time and update_time are ignored.
+   * username is required; email, name and roles are optional; create_time and update_time are ignored.
    *
    * @generated from field: keymanager.v1.User user = 1;
    */
@@ -350,6 +350,42 @@ export const RevokeUserConsentResponseSchema: GenMessage<RevokeUserConsentRespon
   messageDesc(file_keymanager_v1_user_service, 14);
 
 /**
+ * @generated from message keymanager.v1.SetUserAttributesRequest
+ */
+export type SetUserAttributesRequest = Message<"keymanager.v1.SetUserAttributesRequest"> & {
+  /**
+   * username selects the user; email, name and roles replace the user's.
+   *
+   * @generated from field: keymanager.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message keymanager.v1.SetUserAttributesRequest.
+ * Use `create(SetUserAttributesRequestSchema)` to create a new message.
+ */
+export const SetUserAttributesRequestSchema: GenMessage<SetUserAttributesRequest> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_user_service, 15);
+
+/**
+ * @generated from message keymanager.v1.SetUserAttributesResponse
+ */
+export type SetUserAttributesResponse = Message<"keymanager.v1.SetUserAttributesResponse"> & {
+  /**
+   * @generated from field: keymanager.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message keymanager.v1.SetUserAttributesResponse.
+ * Use `create(SetUserAttributesResponseSchema)` to create a new message.
+ */
+export const SetUserAttributesResponseSchema: GenMessage<SetUserAttributesResponse> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_user_service, 16);
+
+/**
  * Resource owners for the password grant. Passwords are stored as scrypt hashes.
  *
  * @generated from service keymanager.v1.UserService
@@ -398,6 +434,16 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof ListUsersRequestSchema;
     output: typeof ListUsersResponseSchema;
+  },
+  /**
+   * Replaces a user's attributes (email, name, roles).
+   *
+   * @generated from rpc keymanager.v1.UserService.SetUserAttributes
+   */
+  setUserAttributes: {
+    methodKind: "unary";
+    input: typeof SetUserAttributesRequestSchema;
+    output: typeof SetUserAttributesResponseSchema;
   },
   /**
    * The clients a user let have scopes on the consent page of the authorization code flow.

@@ -351,6 +351,11 @@ export class OAuth2KeyManager implements KeyManager {
     return Promise.reject(resourcesAreResident());
   }
 
+  /** The external server's users are its own: it publishes their claims itself (its userinfo endpoint). */
+  getUserClaims(): Promise<Record<string, string>> {
+    return Promise.reject(new UnimplementedError("users are the resident key manager's: an external key manager's claims come from its own server"));
+  }
+
   /**
    * The gateway check's view of a token of this server: undefined when it is not active.
    * UnavailableError when the server cannot say. Cached as configured, never past the token's expiry.

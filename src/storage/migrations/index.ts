@@ -10,6 +10,7 @@ import * as clusterReplicas from "./20261123000000_cluster_replicas.js";
 import * as exactIdentifiers from "./20261204000000_exact_identifiers.js";
 import * as changeLog from "./20261204120000_change_log.js";
 import * as authorizationCode from "./20261205000000_authorization_code.js";
+import * as userAttributes from "./20261205010000_user_attributes.js";
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   "20261204000000_exact_identifiers": exactIdentifiers,
   "20261204120000_change_log": changeLog,
   "20261205000000_authorization_code": authorizationCode,
+  "20261205010000_user_attributes": userAttributes,
 };
 
 /** Migrations compiled into the service, so they run the same from source or a bundle. */

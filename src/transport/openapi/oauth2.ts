@@ -48,7 +48,8 @@ export const oauth2OpenApi = {
       "RFC 6749 token endpoint, RFC 7662 introspection, RFC 7009 revocation, the JWKS of JWT access tokens, RFC 8414 metadata, and the health check. " +
       "Clients authenticate with client_secret_basic or client_secret_post; public clients (token_endpoint_auth_method none) send only client_id. " +
       "Token, introspection and revocation take POST only (405 with Allow: POST). " +
-      "The authorization endpoint (RFC 6749 4.1 with PKCE S256, RFC 7636) serves HTML pages to the user's browser: login, consent, errors, logout.",
+      "The authorization endpoint (RFC 6749 4.1 with PKCE S256, RFC 7636) serves HTML pages to the user's browser: login, consent, errors, logout. " +
+      "OpenID Connect: the openid scope gives an id_token; /oauth2/userinfo and /.well-known/openid-configuration.",
   },
   servers: [{ url: "/", description: "the key manager's HTTP port" }],
   paths: {
@@ -168,6 +169,28 @@ export const oauth2OpenApi = {
         responses: { "200": json("The metadata.", "Metadata") },
       },
     },
+    "/.well-known/openid-configuration": {
+      get: {
+        operationId: "openidConfiguration",
+        summary: "OpenID Connect Discovery 1.0: the same document as the RFC 8414 metadata",
+        responses: { "200": json("The metadata.", "Metadata") },
+      },
+    },
+    "/oauth2/userinfo": {
+      get: {
+        operationId: "userinfo",
+        summary: "OpenID Connect UserInfo: the claims of the access token's user its scopes give (Authorization: Bearer; POST alike)",
+        responses: {
+          "200": json("sub, and name (profile), email (email), roles (roles) when the user has them.", "UserInfo", noStore),
+          "401": json("invalid_token: no Bearer token, or not an active one of this server (WWW-Authenticate: Bearer).", "OAuthError", {
+            "WWW-Authenticate": { description: "Bearer, with error", schema: { type: "string" } },
+          }),
+          "403": json("insufficient_scope: the token was not issued with openid.", "OAuthError", {
+            "WWW-Authenticate": { description: "Bearer, with error", schema: { type: "string" } },
+          }),
+        },
+      },
+    },
     "/healthz": {
       get: {
         operationId: "health",
@@ -198,6 +221,7 @@ export const oauth2OpenApi = {
           expires_in: { type: "integer", minimum: 0, description: "seconds" },
           scope: { type: "string", description: "space-separated" },
           refresh_token: { type: "string", description: "authorization_code, password and refresh_token grants, when the client may refresh" },
+          id_token: { type: "string", description: "OpenID Connect: authorization_code grant of a request with the openid scope" },
         },
       },
       Introspection: {
@@ -267,6 +291,22 @@ export const oauth2OpenApi = {
           token_endpoint_auth_methods_supported: { type: "array", items: { type: "string" } },
           introspection_endpoint_auth_methods_supported: { type: "array", items: { type: "string" } },
           revocation_endpoint_auth_methods_supported: { type: "array", items: { type: "string" } },
+          userinfo_endpoint: { type: "string" },
+          scopes_supported: { type: "array", items: { type: "string" } },
+          subject_types_supported: { type: "array", items: { const: "public" } },
+          id_token_signing_alg_values_supported: { type: "array", items: { enum: ["ES256", "RS256"] } },
+          claims_supported: { type: "array", items: { type: "string" } },
+        },
+      },
+      UserInfo: {
+        type: "object",
+        additionalProperties: false,
+        required: ["sub"],
+        properties: {
+          sub: { type: "string", description: "the username" },
+          name: { type: "string" },
+          email: { type: "string" },
+          roles: { type: "array", items: { type: "string" } },
         },
       },
       OAuthError: {
