@@ -317,6 +317,19 @@ describeOnEachDatabase("authorization code flow with PKCE", (database) => {
     assert.match(await again.text(), /Sign in to continue/);
   });
 
+  test("behind TLS (an https issuer) the pages' cookies are Secure", async () => {
+    // A server of its own (its own data directory and key): only its cookies are looked at.
+    const tls = await startServer({ overrides: { issuer: "https://km.example" } });
+    try {
+      const page = await fetch(`http://127.0.0.1:${tls.httpPort}/oauth2/logout`);
+      const cookie = page.headers.getSetCookie().find((c) => c.startsWith("km_csrf=")) ?? "";
+      assert.match(cookie, /; Secure/);
+      assert.match(cookie, /HttpOnly/);
+    } finally {
+      await tls.close();
+    }
+  });
+
   test("a login flood is throttled as client secrets are: the address pauses for that user, others carry on", async () => {
     const started = await start(config);
     let html = await (await started.browser.get(started.url.href)).text();
