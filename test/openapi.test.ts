@@ -120,6 +120,9 @@ describe("OpenAPI documents against real answers", () => {
     await doc.check("/.well-known/openid-configuration", "get", await fetch(`${base}/.well-known/openid-configuration`));
     await doc.check("/oauth2/userinfo", "get", await fetch(`${base}/oauth2/userinfo`));
     await doc.check("/oauth2/userinfo", "get", await fetch(`${base}/oauth2/userinfo`, { headers: { authorization: `Bearer ${issued.access_token}` } }));
+    // An active token without openid (an application's): 403 insufficient_scope.
+    const appToken = ((await (await post("/oauth2/token", "grant_type=client_credentials", asApp)).json()) as { access_token: string }).access_token;
+    await doc.check("/oauth2/userinfo", "get", await fetch(`${base}/oauth2/userinfo`, { headers: { authorization: `Bearer ${appToken}` } }));
     // /healthz 503 is the answer of a stopping server or one without its database, and 503
     // temporarily_unavailable that of a database that does not answer: test/database-faults.test.ts
     // checks those answers against this document.
@@ -147,6 +150,7 @@ async function checkAuthorizationPages(doc: OpenApiChecker): Promise<void> {
     code_challenge: challenge,
     code_challenge_method: "S256",
     state: "s",
+    scope: "openid profile",
   });
   const browser = new FormBrowser(base);
   const authorize = "/oauth2/authorize";
@@ -175,7 +179,7 @@ async function checkAuthorizationPages(doc: OpenApiChecker): Promise<void> {
       body: new URLSearchParams({ grant_type: "authorization_code", code, code_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk" }),
     }),
   )) as { access_token: string; id_token?: string };
-  assert.ok(tokens.id_token);
+  assert.ok(tokens.id_token, JSON.stringify(tokens));
   await doc.check("/oauth2/userinfo", "get", await fetch(`${base}/oauth2/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } }));
   for (let i = 0; i < 5; i++) await (await post({ username: "openapi-flooded", password: "wrong password" })).arrayBuffer();
   await doc.check(authorize, "post", await post({ username: "openapi-flooded", password: "wrong password" }));
