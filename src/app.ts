@@ -34,6 +34,9 @@ import { TokenValidationServiceImpl } from "./services/token-validation-service.
 import { UserServiceImpl } from "./services/user-service.js";
 import { SubscriptionManager } from "./subscriptions/subscription-manager.js";
 import { oauthRoutes } from "./transport/oauth-routes.js";
+import { authorizeRoutes } from "./transport/authorize-routes.js";
+import { AuthorizationService } from "./oauth/authorization-service.js";
+import { UserInfo } from "./oauth/user-info.js";
 import { openApiRoutes } from "./transport/openapi-routes.js";
 import { storeRestRoutes } from "./transport/store-rest-routes.js";
 import { TokenValidator } from "./validation/token-validator.js";
@@ -170,13 +173,21 @@ export class App {
       this.logger,
     );
     await signingKeys.load();
-    this.housekeeping = new TokenHousekeeping(store.tokens, clock, () => currentConfig().housekeeping, this.logger, store.tokenRevocations);
+    this.housekeeping = new TokenHousekeeping(
+      store.tokens,
+      clock,
+      () => currentConfig().housekeeping,
+      this.logger,
+      store.tokenRevocations,
+      async (before) => (await store.authorizationCodes.purgeExpired(before)) + (await store.loginSessions.purgeExpired(before)),
+    );
     this.changeLogHousekeeping = new ChangeLogHousekeeping(
       store.changeLog,
       () => ({ intervalSeconds: currentConfig().housekeeping.intervalSeconds, retainSeconds: config.cluster.changeLogRetainSeconds }),
       this.logger,
     );
     const tokens = new TokenService(store, signingKeys, currentConfig, clock, events, new TokenWriter(this.db), config.authentication.throttle, metrics);
+    const authorization = new AuthorizationService(store, currentConfig, clock, tokens.throttle);
     const addresses = new ClientAddresses(config.authentication.trustedProxies, config.authentication.forwardedForHeader);
     const resident = new ResidentKeyManager(store, currentConfig, clock, tokens);
     this.keyManagers = buildKeyManagers({ resident, config: currentConfig, store, clock, events, logger: this.logger });
@@ -218,7 +229,7 @@ export class App {
       },
       { service: Authorization, impl: new ExtAuthzServiceImpl(gateway) as never },
       { service: SubscriptionService, impl: new SubscriptionServiceImpl(new SubscriptionManager(store, clock), paging) as never },
-      { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock), paging) as never },
+      { service: UserService, impl: new UserServiceImpl(new UserManager(store, clock), paging, authorization) as never },
       { service: SigningKeyService, impl: new SigningKeyServiceImpl(signingKeys, paging) as never },
       { service: SystemClientService, impl: new SystemClientServiceImpl(this.systemClients, paging) as never },
       { service: GatewaySyncService, impl: gatewaySync as never },
@@ -261,7 +272,16 @@ export class App {
       logger: this.logger,
       services,
       routes: [
-        oauthRoutes({ tokens, keys: signingKeys, config: currentConfig, addresses, maxFormBytes: config.http.maxBodyBytes, audit }),
+        oauthRoutes({
+          tokens,
+          keys: signingKeys,
+          config: currentConfig,
+          addresses,
+          maxFormBytes: config.http.maxBodyBytes,
+          audit,
+          userInfo: new UserInfo(tokens, store.users),
+        }),
+        authorizeRoutes({ authorization, config: currentConfig, addresses, maxFormBytes: config.http.maxBodyBytes, audit }),
         storeRestRoutes({ keyManager, authenticator, logger: this.logger, audit, maxBodyBytes: config.http.maxBodyBytes }),
         forwardAuthRoute({
           gateway,

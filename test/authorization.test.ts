@@ -137,6 +137,21 @@ describe("scopes gate groups of calls", () => {
         Code.PermissionDenied,
         /km:gateway/,
       );
+      // GetUserClaims is a gateway's call (a backend JWT's claims), not the store's or an admin's.
+      for (const token of [storeToken, adminToken]) {
+        await rejectsWith(server.client(KeyManagerService, { protocol, token }).getUserClaims({ username: "mallory" }), Code.PermissionDenied, /km:gateway/);
+      }
+      await rejectsWith(server.client(KeyManagerService, { protocol, token: gatewayToken }).getUserClaims({ username: "mallory" }), Code.NotFound);
+      await rejectsWith(
+        server.client(UserService, { protocol, token: gatewayToken }).listUserConsents({ username: "mallory" }),
+        Code.PermissionDenied,
+        /km:admin/,
+      );
+      await rejectsWith(
+        server.client(UserService, { protocol, token: storeToken }).revokeUserConsent({ username: "mallory", consumerKey: "x" }),
+        Code.PermissionDenied,
+        /km:admin/,
+      );
       const users = await server.client(UserService).listUsers({});
       assert.ok(!users.users.some((u) => u.username === "mallory"));
     });

@@ -4,6 +4,7 @@ import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
 import { createRequest } from "./support/fixtures.js";
 import { OpenApiChecker } from "./support/openapi.js";
 import { startServer, type TestServer } from "./support/server.js";
+import { FormBrowser, formOf } from "./support/form-browser.js";
 
 // The OpenAPI documents the server serves (GET /openapi/store.json, /openapi/oauth2.json): each a
 // valid OpenAPI 3.1 document, and every real answer of the server, for every documented status,
@@ -115,6 +116,13 @@ describe("OpenAPI documents against real answers", () => {
     await doc.check("/.well-known/oauth-authorization-server", "get", await fetch(`${base}/.well-known/oauth-authorization-server`));
     await doc.check("/healthz", "get", await fetch(`${base}/healthz`));
     await doc.check("/livez", "get", await fetch(`${base}/livez`));
+    await checkAuthorizationPages(doc);
+    await doc.check("/.well-known/openid-configuration", "get", await fetch(`${base}/.well-known/openid-configuration`));
+    await doc.check("/oauth2/userinfo", "get", await fetch(`${base}/oauth2/userinfo`));
+    await doc.check("/oauth2/userinfo", "get", await fetch(`${base}/oauth2/userinfo`, { headers: { authorization: `Bearer ${issued.access_token}` } }));
+    // An active token without openid (an application's): 403 insufficient_scope.
+    const appToken = ((await (await post("/oauth2/token", "grant_type=client_credentials", asApp)).json()) as { access_token: string }).access_token;
+    await doc.check("/oauth2/userinfo", "get", await fetch(`${base}/oauth2/userinfo`, { headers: { authorization: `Bearer ${appToken}` } }));
     // /healthz 503 is the answer of a stopping server or one without its database, and 503
     // temporarily_unavailable that of a database that does not answer: test/database-faults.test.ts
     // checks those answers against this document.
@@ -128,3 +136,58 @@ describe("OpenAPI documents against real answers", () => {
     assert.equal(res.headers.get("allow"), "GET, HEAD");
   });
 });
+
+/** Every documented answer of the authorization endpoint and its pages (test/authorization-code.test.ts tests what they do). */
+async function checkAuthorizationPages(doc: OpenApiChecker): Promise<void> {
+  const callback = "http://127.0.0.1:9/cb";
+  const app = (await server.grpc.createApplication(createRequest({ grantTypes: ["authorization_code"], callbackUrls: [callback] }))).application;
+  assert.ok(app);
+  await server.client(UserService).createUser({ user: { username: "openapi-page-user" }, password: "a long password 2" });
+  const challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+  const query = new URLSearchParams({
+    response_type: "code",
+    client_id: app.consumerKey,
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+    state: "s",
+    scope: "openid profile",
+  });
+  const browser = new FormBrowser(base);
+  const authorize = "/oauth2/authorize";
+  const loginPage = await browser.get(`${authorize}?${query}`);
+  const loginHtml = await loginPage.clone().text();
+  await doc.check(authorize, "get", loginPage);
+  await doc.check(authorize, "get", await browser.get(`${authorize}?${query}&response_type=token`.replace("response_type=code&", "")));
+  await doc.check(authorize, "get", await browser.get(`${authorize}?response_type=code&client_id=nobody`));
+  const post = (fields: Record<string, string | undefined>, html = loginHtml) => browser.submit(html, fields);
+  await doc.check(authorize, "post", await post({ username: "openapi-page-user", password: "wrong password" }));
+  await doc.check(authorize, "post", await post({ csrf_token: undefined, username: "openapi-page-user", password: "a long password 2" }));
+  await doc.check(authorize, "post", await fetch(`${base}${authorize}`, { method: "POST", headers: { "content-type": "text/plain" }, body: "x" }));
+  const consent = await post({ username: "openapi-page-user", password: "a long password 2" });
+  const consentHtml = await consent.clone().text();
+  await doc.check(authorize, "post", consent);
+  const approved = await browser.submit(consentHtml, {}, { button: "consent" });
+  const code = new URL(approved.clone().headers.get("location") ?? "").searchParams.get("code") ?? "";
+  await doc.check(authorize, "post", approved);
+  // An OpenID Connect code's token (with id_token) and its userinfo.
+  const tokens = (await doc.check(
+    "/oauth2/token",
+    "post",
+    await fetch(`${base}/oauth2/token`, {
+      method: "POST",
+      headers: { "content-type": FORM, authorization: basic(app.consumerKey, app.consumerSecret) },
+      body: new URLSearchParams({ grant_type: "authorization_code", code, code_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk" }),
+    }),
+  )) as { access_token: string; id_token?: string };
+  assert.ok(tokens.id_token, JSON.stringify(tokens));
+  await doc.check("/oauth2/userinfo", "get", await fetch(`${base}/oauth2/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } }));
+  for (let i = 0; i < 5; i++) await (await post({ username: "openapi-flooded", password: "wrong password" })).arrayBuffer();
+  await doc.check(authorize, "post", await post({ username: "openapi-flooded", password: "wrong password" }));
+
+  const logoutPage = await browser.get("/oauth2/logout");
+  const logoutHtml = await logoutPage.clone().text();
+  await doc.check("/oauth2/logout", "get", logoutPage);
+  await doc.check("/oauth2/logout", "post", await browser.post("/oauth2/logout", new URLSearchParams({ csrf_token: "forged" })));
+  await doc.check("/oauth2/logout", "post", await fetch(`${base}/oauth2/logout`, { method: "POST", headers: { "content-type": "text/plain" }, body: "x" }));
+  await doc.check("/oauth2/logout", "post", await browser.post("/oauth2/logout", new URLSearchParams(formOf(logoutHtml).fields)));
+}

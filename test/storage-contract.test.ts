@@ -108,7 +108,7 @@ for (const database of testDatabases()) {
       await store.applicationKeys.insert(mapping("App-Exact", "ck-Exact"));
       assert.equal(await store.applicationKeys.findByRef({ applicationId: "app-exact", keyType: "PRODUCTION" }), undefined);
       assert.equal(await store.applicationKeys.findByRef({ applicationId: "App-Exact ", keyType: "PRODUCTION" }), undefined);
-      const user = { username: "Exact.User", passwordHash: "h", createdAt: at(1), updatedAt: at(1) };
+      const user = { username: "Exact.User", passwordHash: "h", email: "", name: "", roles: [], createdAt: at(1), updatedAt: at(1) };
       await store.users.insert(user);
       assert.equal(await store.users.find("exact.user"), undefined);
       assert.equal(await store.users.find("Exact.User "), undefined);
@@ -152,7 +152,8 @@ for (const database of testDatabases()) {
     test("a transaction rolled back to break a deadlock runs again, and both complete", {
       skip: database.name === "sqlite" && "one connection: SQLite transactions take turns",
     }, async () => {
-      for (const username of ["dl-a", "dl-b"]) await store.users.insert({ username, passwordHash: "h", createdAt: at(1), updatedAt: at(1) });
+      for (const username of ["dl-a", "dl-b"])
+        await store.users.insert({ username, passwordHash: "h", email: "", name: "", roles: [], createdAt: at(1), updatedAt: at(1) });
       // Each locks its first row, waits until the other holds its own, then writes the other's row.
       let arrived = 0;
       let release = () => {};

@@ -46,6 +46,8 @@ export interface Config {
   gatewaySync: GatewaySyncSettings;
   /** Page sizes of the List RPCs (and GetActiveTokensByConsumerKey). */
   paging: { defaultPageSize: number; maxPageSize: number };
+  /** The authorization code grant and its pages (oauth/authorization-service.ts). */
+  authorization: AuthorizationSettings;
   /** Gateways asking by request: Envoy's ext_authz and forward auth (gateway/gateway-check.ts). */
   gateway: GatewaySettings;
   /** External OAuth2 key managers, in the order their token patterns are tried. */
@@ -54,6 +56,13 @@ export interface Config {
   metrics: { enabled: boolean; host: string; port: number | undefined };
   /** OpenTelemetry spans: where they go ("none": none are made). */
   tracing: TracingConfig;
+}
+
+export interface AuthorizationSettings {
+  codeSeconds: number;
+  requirePkce: boolean;
+  sessionSeconds: number;
+  maxParameterChars: number;
 }
 
 export interface GatewaySyncSettings {
@@ -201,6 +210,12 @@ export function fromSection(s: KeyManagerSection): Config {
       snapshotPageRows: s.gateway_sync.snapshot_page_rows,
     },
     paging: { defaultPageSize: s.paging.default_page_size, maxPageSize: s.paging.max_page_size },
+    authorization: {
+      codeSeconds: s.authorization.code_seconds,
+      requirePkce: s.authorization.require_pkce,
+      sessionSeconds: s.authorization.session_seconds,
+      maxParameterChars: s.authorization.max_parameter_chars,
+    },
     gateway: {
       tokenHeader: s.gateway.token_header,
       versionHeader: s.gateway.version_header,

@@ -288,6 +288,19 @@ export const keyManagerSection = z
       .strict()
       .refine((p) => p.default_page_size <= p.max_page_size, { message: "default_page_size cannot exceed max_page_size" })
       .prefault({}),
+    authorization: z
+      .object({
+        /** Seconds an authorization code may wait for its exchange at the token endpoint (at most 60). */
+        code_seconds: count(60).default(60),
+        /** Whether every client must use PKCE (S256); public clients always must. */
+        require_pkce: z.union([z.boolean(), z.stringbool()]).default(true),
+        /** Seconds a login on the authorization pages lasts. */
+        session_seconds: count(30 * 24 * 3600).default(3600),
+        /** Longest parameter of an authorization request (state, nonce, scope, redirect_uri). */
+        max_parameter_chars: count(8192).default(2048),
+      })
+      .strict()
+      .prefault({}),
     metrics: z
       .object({
         /** Prometheus metrics: counted, and served at GET /metrics. */

@@ -15,6 +15,9 @@ export const KNOWN_GRANT_TYPES = [
 /** Grants that send the user agent back to the client, so they need a callback URL. */
 export const REDIRECTING_GRANT_TYPES: readonly string[] = ["authorization_code", "implicit"];
 
+/** The grants a public client (no secret) may be registered with. */
+export const PUBLIC_CLIENT_GRANT_TYPES: readonly string[] = ["authorization_code", "refresh_token"];
+
 /** Given to a created client that names none. */
 export const DEFAULT_GRANT_TYPES = ["client_credentials", "refresh_token"];
 

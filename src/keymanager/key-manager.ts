@@ -17,6 +17,8 @@ import { InvalidArgumentError } from "../domain/errors.js";
 
 export interface CreateApplicationInput {
   applicationId: string;
+  /** A public client (token endpoint auth method "none"): no secret; the authorization code grant with PKCE. */
+  publicClient?: boolean;
   keyType: KeyType;
   clientName: string;
   callbackUrls: string[];
@@ -117,4 +119,7 @@ export interface KeyManager {
   getResourceByApiId(apiId: string): Promise<RegisteredResource>;
   updateRegisteredResource(apiId: string, patch: ResourcePatch): Promise<RegisteredResource>;
   deleteRegisteredResourceByApiId(apiId: string): Promise<void>;
+
+  /** WSO2's getUserClaims: a user's claims by OpenID Connect name (sub, email, name, roles). */
+  getUserClaims(username: string): Promise<Record<string, string>>;
 }

@@ -1,6 +1,6 @@
 import type { Config } from "../config/config.js";
 import type { Clock } from "../domain/clock.js";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../domain/errors.js";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../domain/errors.js";
 import { Validator } from "../domain/validator.js";
 import { LOCK, type ReadOptions } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
@@ -9,6 +9,7 @@ import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
 import { ConsumerSecretRefused, type KeyManager, type MapOptions, NO_CLIENT, NO_KEYS, type Precondition } from "./key-manager.js";
 import type { TokenService } from "../oauth/token-service.js";
 import { tokenInfo, unknownTokenInfo } from "./token-info.js";
+import { userClaimsMap } from "../oauth/user-claims.js";
 import type {
   AccessTokenInfo,
   AccessTokenRequest,
@@ -55,7 +56,7 @@ export class ResidentKeyManager implements KeyManager {
     });
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
-    checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
+    checkClientSettings(v, settings, this.config().validity.maxTokenSeconds, input.publicClient === true);
     v.optionalText("app_owner", input.appOwner, LIMITS.name);
     v.optionalText("group_id", input.groupId, LIMITS.name);
     v.optionalText("application_name", input.applicationName, LIMITS.name);
@@ -66,7 +67,9 @@ export class ResidentKeyManager implements KeyManager {
     const client: OAuthClient = {
       ...settings,
       consumerKey: newConsumerKey(),
-      consumerSecret: newConsumerSecret(),
+      // A public client keeps no secret: it has none to leak.
+      consumerSecret: input.publicClient ? "" : newConsumerSecret(),
+      ...(input.publicClient ? { publicClient: true as const } : {}),
       appOwner: input.appOwner,
       groupId: input.groupId,
       keyManager: this.name,
@@ -98,7 +101,7 @@ export class ResidentKeyManager implements KeyManager {
         validity: { ...current.validity, ...patch.validity },
       });
       const v = new Validator();
-      checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
+      checkClientSettings(v, settings, this.config().validity.maxTokenSeconds, current.publicClient === true);
       v.throwIfInvalid();
       const now = this.clock.now();
       await s.clients.updateSettings(consumerKey, settings, now);
@@ -175,7 +178,8 @@ export class ResidentKeyManager implements KeyManager {
   async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
     const consumerSecret = newConsumerSecret();
     await this.store.transaction(async (s) => {
-      await applicationClient(s, consumerKey, LOCK);
+      const client = await applicationClient(s, consumerKey, LOCK);
+      if (client.publicClient) throw new FailedPreconditionError("a public client (token_endpoint_auth_method none) has no secret");
       const now = this.clock.now();
       await s.clients.updateSecret(consumerKey, consumerSecret, now);
       await s.tokens.revokeClient(consumerKey, now);
@@ -237,6 +241,13 @@ export class ResidentKeyManager implements KeyManager {
       s.changed({ kind: "resources", apiId });
       return s.resources.get(apiId);
     });
+  }
+
+  async getUserClaims(username: string): Promise<Record<string, string>> {
+    const v = new Validator();
+    v.text("username", username, LIMITS.name);
+    v.throwIfInvalid();
+    return userClaimsMap(await this.store.users.get(username));
   }
 
   async deleteRegisteredResourceByApiId(apiId: string): Promise<void> {

@@ -101,4 +101,9 @@ export class RoutingKeyManager implements KeyManager {
   deleteRegisteredResourceByApiId(apiId: string): Promise<void> {
     return this.registry.resident.deleteRegisteredResourceByApiId(apiId);
   }
+
+  /** Users (UserService) are the resident key manager's. */
+  getUserClaims(username: string): Promise<Record<string, string>> {
+    return this.registry.resident.getUserClaims(username);
+  }
 }

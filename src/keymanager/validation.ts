@@ -1,7 +1,7 @@
 import { parseTemplate } from "@keymanager/core";
 import { isSystemScope } from "../auth/scopes.js";
 import { type Validator, hasControlCharacters } from "../domain/validator.js";
-import { isKnownGrantType, REDIRECTING_GRANT_TYPES } from "./grant-types.js";
+import { isKnownGrantType, PUBLIC_CLIENT_GRANT_TYPES, REDIRECTING_GRANT_TYPES } from "./grant-types.js";
 import { type ApiResource, AUTH_LEVELS, type ClientSettings, HTTP_VERBS } from "../domain/model/index.js";
 
 /** Bounds of stored fields, checked before any work. */
@@ -40,9 +40,10 @@ export function checkConsumerKey(v: Validator, field: string, value: string): vo
 }
 
 /** Checks an OAuth client's settings as they will be stored. */
-export function checkClientSettings(v: Validator, s: ClientSettings, maxValiditySeconds: number): void {
+export function checkClientSettings(v: Validator, s: ClientSettings, maxValiditySeconds: number, publicClient = false): void {
   v.text("client_name", s.clientName, LIMITS.name);
   checkGrantTypes(v, s.grantTypes);
+  if (publicClient) checkPublicGrantTypes(v, s.grantTypes);
   checkCallbackUrls(v, s.callbackUrls, s.grantTypes);
   checkScopes(v, "scopes", s.scopes);
   if (s.scopes.length <= LIMITS.scopes) {
@@ -67,6 +68,17 @@ export function checkGrantTypes(v: Validator, grantTypes: readonly string[]): vo
     if (!isKnownGrantType(g)) v.add(`grant_types[${i}]`, "unknown grant type");
   });
   if (new Set(grantTypes).size !== grantTypes.length) v.add("grant_types", "must not repeat a grant type");
+}
+
+/** A public client has no secret to prove itself with: only the grants that need none. */
+function checkPublicGrantTypes(v: Validator, grantTypes: readonly string[]): void {
+  if (grantTypes.length > LIMITS.grantTypes) return;
+  grantTypes.forEach((g, i) => {
+    if (isKnownGrantType(g) && !PUBLIC_CLIENT_GRANT_TYPES.includes(g)) {
+      v.add(`grant_types[${i}]`, `a public client (token_endpoint_auth_method none) may use only ${PUBLIC_CLIENT_GRANT_TYPES.join(" and ")}`);
+    }
+  });
+  if (!grantTypes.includes("authorization_code")) v.add("grant_types", "a public client needs authorization_code");
 }
 
 export function checkCallbackUrls(v: Validator, urls: readonly string[], grantTypes: readonly string[]): void {

@@ -119,11 +119,12 @@ export class SigningKeys {
     return { keys: this.published };
   }
 
-  async sign(claims: JWTPayload, expiresAt: Date, issuedAt: Date): Promise<string> {
+  /** A JWT signed with the active key: an access token (RFC 9068 "at+jwt"), or an OpenID Connect id_token ("JWT"). */
+  async sign(claims: JWTPayload, expiresAt: Date, issuedAt: Date, typ: "at+jwt" | "JWT" = "at+jwt"): Promise<string> {
     const key = this.active;
     if (!key) throw new Error("signing keys not loaded");
     return new SignJWT(claims)
-      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt" })
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ })
       .setIssuedAt(Math.floor(issuedAt.getTime() / 1000))
       .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
       .sign(key.privateKey);

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AuthenticationThrottle, type ThrottleLimits } from "./authentication-throttle.js";
@@ -8,7 +8,7 @@ import type { Clock } from "../domain/clock.js";
 import { DomainError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnauthenticatedError, UnimplementedError } from "../domain/errors.js";
 import { secretsEqual } from "../keymanager/credentials.js";
 import { isKnownGrantType } from "../keymanager/grant-types.js";
-import { type AccessTokenRequest, isActive, type OAuthClient, type TokenRecord } from "../domain/model/index.js";
+import { type AccessTokenRequest, type AuthorizationCode, isActive, type OAuthClient, type TokenRecord } from "../domain/model/index.js";
 import { checkScopes } from "../keymanager/validation.js";
 import { Validator } from "../domain/validator.js";
 import { LOCK } from "../storage/locks.js";
@@ -19,6 +19,8 @@ import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
 import { grantScopes } from "./scopes.js";
 import type { SigningKeys } from "./signing-keys.js";
 import { hashToken, newOpaqueToken } from "./token-hash.js";
+import { verifierMatches } from "./pkce.js";
+import { claimsFor } from "./user-claims.js";
 import type { Page, PageQuery } from "../domain/paging.js";
 import { CacheStats } from "../observability/cache-stats.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -26,6 +28,8 @@ import type { Metrics } from "../observability/metrics.js";
 export interface IssuedToken {
   accessToken: string;
   refreshToken: string | undefined;
+  /** OpenID Connect: the code of a request with the openid scope gives one. */
+  idToken?: string;
   record: TokenRecord;
 }
 
@@ -39,11 +43,13 @@ interface GrantOutcome {
   replaces?: TokenRecord;
   /** password grant: the password hash the credentials were checked against. */
   passwordHash?: string;
+  /** authorization_code grant: the code, spent when the token is stored. */
+  code?: AuthorizationCode;
 }
 
 export const CLIENT_CACHE_TTL_MS = 30_000;
 
-const SUPPORTED_GRANTS = ["client_credentials", "password", "refresh_token"];
+const SUPPORTED_GRANTS = ["client_credentials", "password", "refresh_token", "authorization_code"];
 
 /**
  * The OAuth2 server: authenticates clients, runs the grants, issues opaque or JWT tokens
@@ -100,6 +106,22 @@ export class TokenService {
   }
 
   /**
+   * The public client (token endpoint auth method "none") a request without a secret names; it
+   * proves nothing, so it may only use the grants that need no secret (authorization_code with
+   * PKCE, refresh_token: validation.ts refuses others at registration).
+   */
+  private async publicClient(request: AccessTokenRequest): Promise<OAuthClient | undefined> {
+    if (request.clientId === "" || request.clientSecret !== "") return undefined;
+    const client = await this.store.clients.find(request.clientId);
+    return client?.publicClient ? client : undefined;
+  }
+
+  private confidentialClient(request: AccessTokenRequest, source: string): Promise<OAuthClient> {
+    checkCredentialsGiven(request);
+    return this.authenticateClient(request.clientId, request.clientSecret, source);
+  }
+
+  /**
    * Another check of a presented secret (MapOAuthApplication) under the same throttle as client
    * authentication, sharing its counts: refused at once while `source` is paused for `subject`
    * (or for all); a refusal `isFailure` recognises counts as a failed authentication and comes as
@@ -144,8 +166,7 @@ export class TokenService {
   }
 
   private async issueToken(request: AccessTokenRequest, source: string): Promise<IssuedToken> {
-    checkCredentialsGiven(request);
-    const client = await this.authenticateClient(request.clientId, request.clientSecret, source);
+    const client = (await this.publicClient(request)) ?? (await this.confidentialClient(request, source));
     checkRequest(request);
     const outcome = await this.runGrant(client, request);
     const issued = await this.mint(client, request, outcome);
@@ -170,7 +191,62 @@ export class TokenService {
       return { endUser: "", scopes: scopesFor(client, request.scopes), familyId: randomUUID(), withRefresh: false };
     }
     if (grant === "password") return this.passwordGrant(client, request);
+    if (grant === "authorization_code") return this.authorizationCodeGrant(client, request);
     return this.refreshGrant(client, request);
+  }
+
+  /**
+   * RFC 6749 section 4.1.3 with PKCE (RFC 7636 section 4.6): the code is the client's, unspent,
+   * unexpired, asked for with the same redirect_uri, and the verifier is the challenge's. A code
+   * presented again revokes every token the first exchange gave (RFC 6749 section 4.1.2).
+   */
+  private async authorizationCodeGrant(client: OAuthClient, request: AccessTokenRequest): Promise<GrantOutcome> {
+    const value = request.requestParameters.code ?? "";
+    const verifier = request.requestParameters.code_verifier ?? "";
+    if (value === "") throw new InvalidArgumentError([{ field: "code", description: "is required" }], { oauth: "invalid_request" });
+    const code = await this.store.authorizationCodes.findByHash(hashToken(value));
+    if (!code || code.consumerKey !== client.consumerKey) throw invalidCode("invalid authorization code");
+    if (code.usedAt) {
+      await this.revokeFamily({ familyId: code.familyId, endUser: code.username }, this.clock.now());
+      throw invalidCode("the authorization code was already used; the tokens it gave are revoked");
+    }
+    if (code.expiresAt <= this.clock.now()) throw invalidCode("the authorization code has expired");
+    if (code.redirectUri !== "" && request.callbackUri !== code.redirectUri) {
+      throw invalidCode("redirect_uri does not match the authorization request's");
+    }
+    if (code.codeChallenge !== "") {
+      if (verifier === "") throw new InvalidArgumentError([{ field: "code_verifier", description: "is required (PKCE)" }], { oauth: "invalid_grant" });
+      if (!verifierMatches(verifier, code.codeChallenge)) throw invalidCode("code_verifier does not match the code_challenge");
+    } else if (verifier !== "") {
+      throw invalidCode("the authorization request sent no code_challenge");
+    }
+    return {
+      endUser: code.username,
+      scopes: code.scopes,
+      familyId: code.familyId,
+      withRefresh: client.grantTypes.includes("refresh_token"),
+      code,
+    };
+  }
+
+  /**
+   * Spends the code and stores its token in one transaction, taking turns with the user's other
+   * family changes (lockFamilies): of two exchanges of one code, the second finds it spent and
+   * revokes what the first stored.
+   */
+  private async storeCodeToken(code: AuthorizationCode, record: TokenRecord): Promise<void> {
+    const now = this.clock.now();
+    const stored = await this.store.transaction(async (s) => {
+      await lockFamilies(s, record.endUser);
+      if (!(await s.authorizationCodes.spend(code.codeHash, now))) {
+        await s.tokens.revokeFamily(code.familyId, now);
+        s.changed({ kind: "tokens", familyId: code.familyId });
+        return false;
+      }
+      await s.tokens.insert(record);
+      return true;
+    });
+    if (!stored) throw invalidCode("the authorization code was already used; the tokens it gave are revoked");
   }
 
   private async passwordGrant(client: OAuthClient, request: AccessTokenRequest): Promise<GrantOutcome> {
@@ -304,9 +380,33 @@ export class TokenService {
       familyId: outcome.familyId,
     };
     if (outcome.replaces) await this.rotate(outcome.replaces, record);
-    else if (outcome.passwordHash !== undefined) await this.storeUserToken(outcome.passwordHash, record);
+    else if (outcome.code) {
+      await this.storeCodeToken(outcome.code, record);
+      if (outcome.scopes.includes("openid"))
+        return { accessToken, refreshToken, idToken: await this.idToken(client, outcome.code, accessToken, record), record };
+    } else if (outcome.passwordHash !== undefined) await this.storeUserToken(outcome.passwordHash, record);
     else await this.writer.insert(record);
     return { accessToken, refreshToken, record };
+  }
+
+  /**
+   * The OpenID Connect id_token of a code's exchange (Core 3.1.3.6), signed with the signing keys:
+   * the user's claims its scopes give, the request's nonce, at_hash of the access token. It has no
+   * client_id claim and is stored nowhere, so no gateway takes it for an access token.
+   */
+  private async idToken(client: OAuthClient, code: AuthorizationCode, accessToken: string, record: TokenRecord): Promise<string> {
+    const user = await this.store.users.get(code.username);
+    const digest = createHash("sha256").update(accessToken, "ascii").digest();
+    const claims = {
+      ...claimsFor(user, code.scopes),
+      iss: this.config().issuer,
+      aud: client.consumerKey,
+      azp: client.consumerKey,
+      auth_time: Math.floor(code.authTime.getTime() / 1000),
+      at_hash: digest.subarray(0, digest.length / 2).toString("base64url"),
+      ...(code.nonce !== "" ? { nonce: code.nonce } : {}),
+    };
+    return this.keys.sign(claims, record.expiresAt, record.issuedAt, "JWT");
   }
 
   /**
@@ -387,6 +487,10 @@ async function lockFamilies(s: Store, endUser: string): Promise<void> {
 
 function invalidUserCredentials(): InvalidArgumentError {
   return new InvalidArgumentError([{ field: "resource_owner_password", description: "invalid resource owner credentials" }], { oauth: "invalid_grant" });
+}
+
+function invalidCode(description: string): InvalidArgumentError {
+  return new InvalidArgumentError([{ field: "code", description }], { oauth: "invalid_grant" });
 }
 
 function invalidRefreshToken(): InvalidArgumentError {

@@ -2,7 +2,8 @@ import type { Clock } from "../domain/clock.js";
 import { Validator } from "../domain/validator.js";
 import type { Store } from "../storage/store.js";
 import { hashPassword } from "./passwords.js";
-import type { User } from "../domain/model/index.js";
+import type { User, UserAttributes } from "../domain/model/index.js";
+import { hasControlCharacters } from "../domain/validator.js";
 import type { Page, PageQuery } from "../domain/paging.js";
 
 const USERNAME = /^[A-Za-z0-9._@+-]{1,255}$/;
@@ -14,17 +15,43 @@ function checkCredentials(username: string, password: string | undefined): void 
   v.throwIfInvalid();
 }
 
-/** Resource owners of the password grant; passwords kept only as scrypt hashes. */
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
+/** Bounds of a user's attributes. */
+export const USER_ATTRIBUTE_LIMITS = { email: 320, name: 255, roles: 50, role: 100 } as const;
+
+export const NO_ATTRIBUTES: UserAttributes = { email: "", name: "", roles: [] };
+
+function checkAttributes(v: Validator, a: UserAttributes): void {
+  const l = USER_ATTRIBUTE_LIMITS;
+  if (a.email !== "" && (a.email.length > l.email || !EMAIL.test(a.email))) v.add("user.email", `must be an email address of at most ${l.email} characters`);
+  if (a.name.length > l.name || hasControlCharacters(a.name)) v.add("user.name", `must be at most ${l.name} printable characters`);
+  if (a.roles.length > l.roles) {
+    v.add("user.roles", `at most ${l.roles} roles`);
+    return;
+  }
+  a.roles.forEach((role, i) => {
+    // Roles travel comma-separated in GetUserClaims: a comma would split one.
+    if (role.length === 0 || role.length > l.role || hasControlCharacters(role) || role.includes(",")) {
+      v.add(`user.roles[${i}]`, `must be 1 to ${l.role} printable characters without commas`);
+    }
+  });
+  if (new Set(a.roles).size !== a.roles.length) v.add("user.roles", "must not repeat a role");
+}
+
+/** Resource owners of the password grant and the login page; passwords kept only as scrypt hashes. */
 export class UserManager {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
   ) {}
 
-  async create(username: string, password: string): Promise<User> {
+  async create(username: string, password: string, attributes: UserAttributes = NO_ATTRIBUTES): Promise<User> {
     checkCredentials(username, password);
+    const v = new Validator();
+    checkAttributes(v, attributes);
+    v.throwIfInvalid();
     const now = this.clock.now();
-    const user: User = { username, passwordHash: await hashPassword(password), createdAt: now, updatedAt: now };
+    const user: User = { username, passwordHash: await hashPassword(password), ...attributes, createdAt: now, updatedAt: now };
     await this.store.users.insert(user);
     return user;
   }
@@ -38,6 +65,15 @@ export class UserManager {
     return this.store.users.list(page);
   }
 
+  async setAttributes(username: string, attributes: UserAttributes): Promise<User> {
+    checkCredentials(username, undefined);
+    const v = new Validator();
+    checkAttributes(v, attributes);
+    v.throwIfInvalid();
+    await this.store.users.setAttributes(username, attributes, this.clock.now());
+    return this.store.users.get(username);
+  }
+
   /** A new password ends every session of the old one: the user's tokens are revoked. */
   async setPassword(username: string, password: string): Promise<User> {
     checkCredentials(username, password);
@@ -46,6 +82,8 @@ export class UserManager {
     await this.store.transaction(async (s) => {
       await s.users.setPassword(username, hash, now);
       await s.tokens.revokeUser(username, now);
+      // And every login on the authorization pages.
+      await s.loginSessions.deleteUser(username);
       s.changed({ kind: "tokens", endUser: username });
     });
     return this.store.users.get(username);

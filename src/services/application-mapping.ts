@@ -15,9 +15,14 @@ export function createInputFromPb(req: CreateApplicationRequest): CreateApplicat
   const v = new Validator();
   const keyType = keyTypeFromPb(v, "key_type", a.keyType);
   const tokenType = tokenTypeFromPb(v, "token_type", a.tokenType);
+  const publicClient = a.tokenEndpointAuthMethod === "none";
+  if (!["", "none", "client_secret_basic"].includes(a.tokenEndpointAuthMethod)) {
+    v.add("token_endpoint_auth_method", 'must be "client_secret_basic" or "none"');
+  }
   v.throwIfInvalid();
   return {
     applicationId: a.applicationId,
+    ...(publicClient ? { publicClient } : {}),
     keyType,
     clientName: a.clientName,
     callbackUrls: a.callbackUrls,
@@ -131,6 +136,7 @@ export function applicationToPb({ client, mapping }: OAuthApplication): MessageI
   return {
     consumerKey: client.consumerKey,
     consumerSecret: client.consumerSecret,
+    tokenEndpointAuthMethod: client.publicClient ? "none" : "client_secret_basic",
     clientName: client.clientName,
     callbackUrls: client.callbackUrls,
     grantTypes: client.grantTypes,

@@ -193,6 +193,10 @@ export class KeyManagerServiceImpl implements Impl {
     return {};
   }
 
+  async getUserClaims(req: Parameters<Impl["getUserClaims"]>[0]) {
+    return { claims: await this.keyManager.getUserClaims(requireField("username", req.username)) };
+  }
+
   private currentConfiguration() {
     return configurationToPb(this.configStore.current, {
       sourceFile: this.configStore.sourceFile,

@@ -24,6 +24,7 @@ interface ClientRow {
   group_id: string;
   key_manager: string;
   system_client: boolean | number;
+  token_endpoint_auth_method: string;
   created_at: number | string;
   updated_at: number | string;
 }
@@ -100,6 +101,7 @@ export class ClientRepository {
       group_id: client.groupId,
       key_manager: client.keyManager,
       system_client: client.system === true,
+      token_endpoint_auth_method: client.publicClient ? "none" : "client_secret_basic",
       created_at: toMillis(client.createdAt),
       updated_at: toMillis(client.updatedAt),
     };
@@ -124,6 +126,7 @@ export class ClientRepository {
       groupId: row.group_id,
       keyManager: row.key_manager,
       ...(row.system_client ? { system: true as const } : {}),
+      ...(row.token_endpoint_auth_method === "none" ? { publicClient: true as const } : {}),
       createdAt: toDate(row.created_at),
       updatedAt: toDate(row.updated_at),
     };

@@ -15,6 +15,9 @@ import { SubscriptionRepository } from "./subscription-repository.js";
 import { TokenRepository } from "./token-repository.js";
 import { TokenRevocationRepository } from "./token-revocation-repository.js";
 import { UserRepository } from "./user-repository.js";
+import { AuthorizationCodeRepository } from "./authorization-code-repository.js";
+import { ConsentRepository } from "./consent-repository.js";
+import { LoginSessionRepository } from "./login-session-repository.js";
 
 const DEADLOCK_ATTEMPTS = 5;
 
@@ -40,6 +43,9 @@ export class Store {
   readonly changeLog: ChangeLogRepository;
   readonly gatewayView: GatewayViewRepository;
   readonly tokenRevocations: TokenRevocationRepository;
+  readonly authorizationCodes: AuthorizationCodeRepository;
+  readonly loginSessions: LoginSessionRepository;
+  readonly consents: ConsentRepository;
 
   /**
    * `events` hears of every change committed through this store (change log entries), once
@@ -64,6 +70,9 @@ export class Store {
     this.changeLog = new ChangeLogRepository(db);
     this.gatewayView = new GatewayViewRepository(db);
     this.tokenRevocations = new TokenRevocationRepository(db);
+    this.authorizationCodes = new AuthorizationCodeRepository(db);
+    this.loginSessions = new LoginSessionRepository(db);
+    this.consents = new ConsentRepository(db);
   }
 
   /**

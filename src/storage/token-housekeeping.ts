@@ -30,6 +30,8 @@ export class TokenHousekeeping {
     private readonly logger: Logger,
     /** Revocations by consumer key or end user go once no token they refuse can be alive. */
     private readonly revocations?: TokenRevocationRepository,
+    /** Other ended rows to delete with the tokens (authorization codes, login sessions): how many went. */
+    private readonly purgeOthers: (before: Date) => Promise<number> = async () => 0,
   ) {}
 
   start(): void {
@@ -62,6 +64,7 @@ export class TokenHousekeeping {
       if (deleted < BATCH || this.stopped) break;
       await yieldToOthers();
     }
+    total += await this.purgeOthers(before);
     if (total > 0) this.logger.info({ deleted: total, endedBefore: before.toISOString() }, "purged ended tokens");
     if (this.revocations) {
       const now = this.clock.now().getTime();

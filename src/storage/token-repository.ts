@@ -127,6 +127,12 @@ export class TokenRepository {
       .update({ revoked_at: toMillis(at) });
   }
 
+  /** The families of the tokens a client holds for a user that are not revoked (a consent withdrawn ends them). */
+  async familiesOf(consumerKey: string, endUser: string): Promise<string[]> {
+    const rows = await this.db<TokenRow>(TABLE).distinct("family_id").where({ consumer_key: consumerKey, end_user: endUser }).whereNull("revoked_at");
+    return rows.map((r: { family_id: string }) => r.family_id);
+  }
+
   async revokeUser(endUser: string, at: Date): Promise<void> {
     await this.db<TokenRow>(TABLE)
       .where({ end_user: endUser })

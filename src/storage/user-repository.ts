@@ -1,15 +1,18 @@
 import type { Knex } from "knex";
 import { NotFoundError } from "../domain/errors.js";
-import type { User } from "../domain/model/index.js";
+import type { User, UserAttributes } from "../domain/model/index.js";
 import { normaliseDbError } from "./errors.js";
 import type { Page, PageQuery } from "../domain/paging.js";
 import { type KeyColumn, readPage } from "./keyset.js";
 import { lockRows, type ReadOptions } from "./locks.js";
-import { toDate, toMillis } from "./rows.js";
+import { fromJson, toDate, toJson, toMillis } from "./rows.js";
 
 interface UserRow {
   username: string;
   password_hash: string;
+  email: string;
+  display_name: string;
+  roles: string | null;
   created_at: number | string;
   updated_at: number | string;
 }
@@ -27,6 +30,7 @@ export class UserRepository {
       await this.db<UserRow>(TABLE).insert({
         username: user.username,
         password_hash: user.passwordHash,
+        ...attributeColumns(user),
         created_at: toMillis(user.createdAt),
         updated_at: toMillis(user.updatedAt),
       });
@@ -58,11 +62,30 @@ export class UserRepository {
     if (changed === 0) throw new NotFoundError(MISSING);
   }
 
+  async setAttributes(username: string, attributes: UserAttributes, at: Date): Promise<void> {
+    const changed = await this.db<UserRow>(TABLE)
+      .where({ username })
+      .update({ ...attributeColumns(attributes), updated_at: toMillis(at) });
+    if (changed === 0) throw new NotFoundError(MISSING);
+  }
+
   async delete(username: string): Promise<void> {
     if ((await this.db<UserRow>(TABLE).where({ username }).delete()) === 0) throw new NotFoundError(MISSING);
   }
 }
 
+function attributeColumns(a: UserAttributes) {
+  return { email: a.email, display_name: a.name, roles: a.roles.length > 0 ? toJson(a.roles) : null };
+}
+
 function fromRow(row: UserRow): User {
-  return { username: row.username, passwordHash: row.password_hash, createdAt: toDate(row.created_at), updatedAt: toDate(row.updated_at) };
+  return {
+    username: row.username,
+    passwordHash: row.password_hash,
+    email: row.email ?? "",
+    name: row.display_name ?? "",
+    roles: row.roles ? fromJson(row.roles) : [],
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+  };
 }

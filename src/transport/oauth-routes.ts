@@ -10,6 +10,8 @@ import type { AuditLog } from "./audit-log.js";
 import { asDomainError } from "./error-mapping.js";
 import { noteCaller } from "../observability/access-log.js";
 import { hashToken } from "../oauth/token-hash.js";
+import type { UserInfo } from "../oauth/user-info.js";
+import { OIDC_SCOPES } from "../oauth/user-claims.js";
 import { requestAddress, sendJson, type RouteHandler } from "./http-server.js";
 
 const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
@@ -23,6 +25,7 @@ interface Deps {
   maxFormBytes: number;
   /** Tokens issued and revoked here are changes: audited as the RPCs' are. */
   audit: AuditLog;
+  userInfo: UserInfo;
 }
 
 /**
@@ -32,8 +35,12 @@ interface Deps {
 export function oauthRoutes(deps: Deps): RouteHandler {
   return async (req, res) => {
     const path = (req.url ?? "").split("?")[0];
-    if (path === "/.well-known/oauth-authorization-server" && req.method === "GET") {
+    if ((path === "/.well-known/oauth-authorization-server" || path === "/.well-known/openid-configuration") && req.method === "GET") {
       sendJson(res, 200, metadata(deps.config()));
+      return true;
+    }
+    if (path === "/oauth2/userinfo") {
+      await userInfo(deps, req, res);
       return true;
     }
     if (path === "/oauth2/jwks" && req.method === "GET") {
@@ -69,6 +76,11 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
     resourceOwnerPassword: form.get("password") ?? "",
     refreshToken: form.get("refresh_token") ?? "",
     validityPeriodSeconds: validity && /^\d{1,12}$/.test(validity) ? Number(validity) : 0,
+    // The authorization_code grant's (RFC 6749 section 4.1.3, RFC 7636 section 4.5).
+    requestParameters: {
+      ...(form.has("code") ? { code: form.get("code") ?? "" } : {}),
+      ...(form.has("code_verifier") ? { code_verifier: form.get("code_verifier") ?? "" } : {}),
+    },
   };
   const issued = await deps.tokens.issue(request, requestAddress(req, deps.addresses));
   const { record } = issued;
@@ -88,6 +100,7 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
       expires_in: Math.round((record.expiresAt.getTime() - record.issuedAt.getTime()) / 1000),
       scope: record.scopes.join(" "),
       ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
+      ...(issued.idToken ? { id_token: issued.idToken } : {}),
     },
     NO_STORE,
   );
@@ -129,6 +142,45 @@ function activeToken(r: TokenRecord, issuer: string) {
   };
 }
 
+/**
+ * OpenID Connect UserInfo (Core 5.3), GET or POST with the access token as a Bearer token (RFC
+ * 6750 2.1): the user's claims its scopes give. Errors as RFC 6750 3 says, in WWW-Authenticate.
+ */
+async function userInfo(deps: Deps, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  if (req.method !== "GET" && req.method !== "POST") {
+    sendJson(res, 405, { error: "invalid_request", error_description: "use GET or POST" }, { allow: "GET, POST" });
+    return;
+  }
+  const header = req.headers.authorization ?? "";
+  const token = /^Bearer [A-Za-z0-9\-._~+/]+=*$/.test(header) ? header.slice(7) : "";
+  const challenge = (error: string, description: string) => `Bearer realm="oauth2", error="${error}", error_description="${description}"`;
+  if (token === "") {
+    sendJson(
+      res,
+      401,
+      { error: "invalid_token", error_description: "a Bearer access token is required" },
+      { ...NO_STORE, "www-authenticate": 'Bearer realm="oauth2"' },
+    );
+    return;
+  }
+  try {
+    sendJson(res, 200, await deps.userInfo.claims(token), NO_STORE);
+  } catch (err) {
+    const e = asDomainError(err);
+    if (e?.kind === "unauthenticated") {
+      sendJson(res, 401, { error: "invalid_token", error_description: e.message }, { ...NO_STORE, "www-authenticate": challenge("invalid_token", e.message) });
+    } else if (e?.kind === "permission_denied") {
+      sendJson(
+        res,
+        403,
+        { error: "insufficient_scope", error_description: e.message },
+        { ...NO_STORE, "www-authenticate": challenge("insufficient_scope", e.message) },
+      );
+    } else throw err;
+  }
+}
+
+/** RFC 8414 metadata, with OpenID Connect Discovery 1.0's members: one document at both well-known paths. */
 function metadata(config: Config) {
   return {
     issuer: config.issuer,
@@ -136,15 +188,26 @@ function metadata(config: Config) {
     introspection_endpoint: config.endpoints.introspect,
     revocation_endpoint: config.endpoints.revoke,
     jwks_uri: config.endpoints.jwks,
-    grant_types_supported: ["client_credentials", "password", "refresh_token"],
-    response_types_supported: [],
-    token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+    authorization_endpoint: `${config.issuer}/oauth2/authorize`,
+    grant_types_supported: ["authorization_code", "client_credentials", "password", "refresh_token"],
+    response_types_supported: ["code"],
+    response_modes_supported: ["query"],
+    code_challenge_methods_supported: ["S256"],
+    token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
     introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
     revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+    userinfo_endpoint: `${config.issuer}/oauth2/userinfo`,
+    scopes_supported: [...OIDC_SCOPES],
+    subject_types_supported: ["public"],
+    id_token_signing_alg_values_supported: [config.jwtAlgorithm],
+    claims_supported: ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "name", "email", "roles"],
   };
 }
 
 class OAuthRequestError extends Error {}
+
+/** A form body that could not be read: not form-encoded, too large, a repeated field. */
+export class FormError extends OAuthRequestError {}
 
 /** client_secret_basic (RFC 6749 2.3.1, form-encoded parts) or client_secret_post; not both. */
 function clientCredentials(req: http.IncomingMessage, form: URLSearchParams): { clientId: string; clientSecret: string } {
@@ -166,19 +229,19 @@ function clientCredentials(req: http.IncomingMessage, form: URLSearchParams): { 
   return { clientId: form.get("client_id") ?? "", clientSecret: form.get("client_secret") ?? "" };
 }
 
-async function readForm(req: http.IncomingMessage, maxBytes: number): Promise<URLSearchParams> {
+export async function readForm(req: http.IncomingMessage, maxBytes: number): Promise<URLSearchParams> {
   const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
-  if (type !== "application/x-www-form-urlencoded") throw new OAuthRequestError("the body must be application/x-www-form-urlencoded");
+  if (type !== "application/x-www-form-urlencoded") throw new FormError("the body must be application/x-www-form-urlencoded");
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > maxBytes) throw new OAuthRequestError("the body is too large");
+    if (size > maxBytes) throw new FormError("the body is too large");
     chunks.push(chunk as Buffer);
   }
   const form = new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
   for (const key of new Set(form.keys())) {
-    if (form.getAll(key).length > 1) throw new OAuthRequestError(`${key} is repeated`);
+    if (form.getAll(key).length > 1) throw new FormError(`${key} is repeated`);
   }
   return form;
 }

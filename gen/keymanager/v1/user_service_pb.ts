@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { User } from "./types_pb.js";
 import { file_keymanager_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,14 +14,14 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keymanager/v1/user_service.proto.
  */
 export const file_keymanager_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBrZXltYW5hZ2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSJIChFDcmVhdGVVc2VyUmVxdWVzdBIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyEhAKCHBhc3N3b3JkGAIgASgJIjcKEkNyZWF0ZVVzZXJSZXNwb25zZRIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIiIKDkdldFVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJIjQKD0dldFVzZXJSZXNwb25zZRIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIjwKFlNldFVzZXJQYXNzd29yZFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiPAoXU2V0VXNlclBhc3N3b3JkUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmtleW1hbmFnZXIudjEuVXNlciIlChFEZWxldGVVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiOQoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJQChFMaXN0VXNlcnNSZXNwb25zZRIiCgV1c2VycxgBIAMoCzITLmtleW1hbmFnZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyuQMKC1VzZXJTZXJ2aWNlElEKCkNyZWF0ZVVzZXISIC5rZXltYW5hZ2VyLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiEua2V5bWFuYWdlci52MS5DcmVhdGVVc2VyUmVzcG9uc2USTQoHR2V0VXNlchIdLmtleW1hbmFnZXIudjEuR2V0VXNlclJlcXVlc3QaHi5rZXltYW5hZ2VyLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBEmAKD1NldFVzZXJQYXNzd29yZBIlLmtleW1hbmFnZXIudjEuU2V0VXNlclBhc3N3b3JkUmVxdWVzdBomLmtleW1hbmFnZXIudjEuU2V0VXNlclBhc3N3b3JkUmVzcG9uc2USUQoKRGVsZXRlVXNlchIgLmtleW1hbmFnZXIudjEuRGVsZXRlVXNlclJlcXVlc3QaIS5rZXltYW5hZ2VyLnYxLkRlbGV0ZVVzZXJSZXNwb25zZRJTCglMaXN0VXNlcnMSHy5rZXltYW5hZ2VyLnYxLkxpc3RVc2Vyc1JlcXVlc3QaIC5rZXltYW5hZ2VyLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_keymanager_v1_types]);
+  fileDesc("CiBrZXltYW5hZ2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINa2V5bWFuYWdlci52MSJIChFDcmVhdGVVc2VyUmVxdWVzdBIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyEhAKCHBhc3N3b3JkGAIgASgJIjcKEkNyZWF0ZVVzZXJSZXNwb25zZRIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIiIKDkdldFVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJIjQKD0dldFVzZXJSZXNwb25zZRIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIjwKFlNldFVzZXJQYXNzd29yZFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiPAoXU2V0VXNlclBhc3N3b3JkUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmtleW1hbmFnZXIudjEuVXNlciIlChFEZWxldGVVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiOQoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJQChFMaXN0VXNlcnNSZXNwb25zZRIiCgV1c2VycxgBIAMoCzITLmtleW1hbmFnZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiowEKB0NvbnNlbnQSFAoMY29uc3VtZXJfa2V5GAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEg4KBnNjb3BlcxgDIAMoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlIKF0xpc3RVc2VyQ29uc2VudHNSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl0KGExpc3RVc2VyQ29uc2VudHNSZXNwb25zZRIoCghjb25zZW50cxgBIAMoCzIWLmtleW1hbmFnZXIudjEuQ29uc2VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiQgoYUmV2b2tlVXNlckNvbnNlbnRSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhQKDGNvbnN1bWVyX2tleRgCIAEoCSIbChlSZXZva2VVc2VyQ29uc2VudFJlc3BvbnNlIj0KGFNldFVzZXJBdHRyaWJ1dGVzUmVxdWVzdBIhCgR1c2VyGAEgASgLMhMua2V5bWFuYWdlci52MS5Vc2VyIj4KGVNldFVzZXJBdHRyaWJ1dGVzUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmtleW1hbmFnZXIudjEuVXNlcjLzBQoLVXNlclNlcnZpY2USUQoKQ3JlYXRlVXNlchIgLmtleW1hbmFnZXIudjEuQ3JlYXRlVXNlclJlcXVlc3QaIS5rZXltYW5hZ2VyLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJNCgdHZXRVc2VyEh0ua2V5bWFuYWdlci52MS5HZXRVc2VyUmVxdWVzdBoeLmtleW1hbmFnZXIudjEuR2V0VXNlclJlc3BvbnNlIgOQAgESYAoPU2V0VXNlclBhc3N3b3JkEiUua2V5bWFuYWdlci52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0GiYua2V5bWFuYWdlci52MS5TZXRVc2VyUGFzc3dvcmRSZXNwb25zZRJRCgpEZWxldGVVc2VyEiAua2V5bWFuYWdlci52MS5EZWxldGVVc2VyUmVxdWVzdBohLmtleW1hbmFnZXIudjEuRGVsZXRlVXNlclJlc3BvbnNlElMKCUxpc3RVc2VycxIfLmtleW1hbmFnZXIudjEuTGlzdFVzZXJzUmVxdWVzdBogLmtleW1hbmFnZXIudjEuTGlzdFVzZXJzUmVzcG9uc2UiA5ACARJmChFTZXRVc2VyQXR0cmlidXRlcxInLmtleW1hbmFnZXIudjEuU2V0VXNlckF0dHJpYnV0ZXNSZXF1ZXN0Gigua2V5bWFuYWdlci52MS5TZXRVc2VyQXR0cmlidXRlc1Jlc3BvbnNlEmgKEExpc3RVc2VyQ29uc2VudHMSJi5rZXltYW5hZ2VyLnYxLkxpc3RVc2VyQ29uc2VudHNSZXF1ZXN0Gicua2V5bWFuYWdlci52MS5MaXN0VXNlckNvbnNlbnRzUmVzcG9uc2UiA5ACARJmChFSZXZva2VVc2VyQ29uc2VudBInLmtleW1hbmFnZXIudjEuUmV2b2tlVXNlckNvbnNlbnRSZXF1ZXN0Gigua2V5bWFuYWdlci52MS5SZXZva2VVc2VyQ29uc2VudFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_keymanager_v1_types]);
 
 /**
  * @generated from message keymanager.v1.CreateUserRequest
  */
 export type CreateUserRequest = Message<"keymanager.v1.CreateUserRequest"> & {
   /**
-   * username is required; create_time and update_time are ignored.
+   * username is required; email, name and roles are optional; create_time and update_time are ignored.
    *
    * @generated from field: keymanager.v1.User user = 1;
    */
@@ -213,6 +215,177 @@ export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE_
   messageDesc(file_keymanager_v1_user_service, 9);
 
 /**
+ * A user's consent to a client, given on the consent page.
+ *
+ * @generated from message keymanager.v1.Consent
+ */
+export type Consent = Message<"keymanager.v1.Consent"> & {
+  /**
+   * The client's consumer key (client_id).
+   *
+   * @generated from field: string consumer_key = 1;
+   */
+  consumerKey: string;
+
+  /**
+   * @generated from field: string username = 2;
+   */
+  username: string;
+
+  /**
+   * The scopes consented to, over every approval.
+   *
+   * @generated from field: repeated string scopes = 3;
+   */
+  scopes: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 4;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 5;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keymanager.v1.Consent.
+ * Use `create(ConsentSchema)` to create a new message.
+ */
+export const ConsentSchema: GenMessage<Consent> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_user_service, 10);
+
+/**
+ * @generated from message keymanager.v1.ListUserConsentsRequest
+ */
+export type ListUserConsentsRequest = Message<"keymanager.v1.ListUserConsentsRequest"> & {
+  /**
+   * @generated from field: string username = 1;
+   */
+  username: string;
+
+  /**
+   * At most this many consents; 0: the configured default. Above the configured maximum: the maximum.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty: the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message keymanager.v1.ListUserConsentsRequest.
+ * Use `create(ListUserConsentsRequestSchema)` to create a new message.
+ */
+export const ListUserConsentsRequestSchema: GenMessage<ListUserConsentsRequest> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_user_service, 11);
+
+/**
+ * @generated from message keymanager.v1.ListUserConsentsResponse
+ */
+export type ListUserConsentsResponse = Message<"keymanager.v1.ListUserConsentsResponse"> & {
+  /**
+   * Ordered by consumer key.
+   *
+   * @generated from field: repeated keymanager.v1.Consent consents = 1;
+   */
+  consents: Consent[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message keymanager.v1.ListUserConsentsResponse.
+ * Use `create(ListUserConsentsResponseSchema)` to create a new message.
+ */
+export const ListUserConsentsResponseSchema: GenMessage<ListUserConsentsResponse> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_user_service, 12);
+
+/**
+ * @generated from message keymanager.v1.RevokeUserConsentRequest
+ */
+export type RevokeUserConsentRequest = Message<"keymanager.v1.RevokeUserConsentRequest"> & {
+  /**
+   * @generated from field: string username = 1;
+   */
+  username: string;
+
+  /**
+   * @generated from field: string consumer_key = 2;
+   */
+  consumerKey: string;
+};
+
+/**
+ * Describes the message keymanager.v1.RevokeUserConsentRequest.
+ * Use `create(RevokeUserConsentRequestSchema)` to create a new message.
+ */
+export const RevokeUserConsentRequestSchema: GenMessage<RevokeUserConsentRequest> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_user_service, 13);
+
+/**
+ * @generated from message keymanager.v1.RevokeUserConsentResponse
+ */
+export type RevokeUserConsentResponse = Message<"keymanager.v1.RevokeUserConsentResponse"> & {
+};
+
+/**
+ * Describes the message keymanager.v1.RevokeUserConsentResponse.
+ * Use `create(RevokeUserConsentResponseSchema)` to create a new message.
+ */
+export const RevokeUserConsentResponseSchema: GenMessage<RevokeUserConsentResponse> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_user_service, 14);
+
+/**
+ * @generated from message keymanager.v1.SetUserAttributesRequest
+ */
+export type SetUserAttributesRequest = Message<"keymanager.v1.SetUserAttributesRequest"> & {
+  /**
+   * username selects the user; email, name and roles replace the user's.
+   *
+   * @generated from field: keymanager.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message keymanager.v1.SetUserAttributesRequest.
+ * Use `create(SetUserAttributesRequestSchema)` to create a new message.
+ */
+export const SetUserAttributesRequestSchema: GenMessage<SetUserAttributesRequest> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_user_service, 15);
+
+/**
+ * @generated from message keymanager.v1.SetUserAttributesResponse
+ */
+export type SetUserAttributesResponse = Message<"keymanager.v1.SetUserAttributesResponse"> & {
+  /**
+   * @generated from field: keymanager.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message keymanager.v1.SetUserAttributesResponse.
+ * Use `create(SetUserAttributesResponseSchema)` to create a new message.
+ */
+export const SetUserAttributesResponseSchema: GenMessage<SetUserAttributesResponse> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_user_service, 16);
+
+/**
  * Resource owners for the password grant. Passwords are stored as scrypt hashes.
  *
  * @generated from service keymanager.v1.UserService
@@ -261,6 +434,37 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof ListUsersRequestSchema;
     output: typeof ListUsersResponseSchema;
+  },
+  /**
+   * Replaces a user's attributes (email, name, roles).
+   *
+   * @generated from rpc keymanager.v1.UserService.SetUserAttributes
+   */
+  setUserAttributes: {
+    methodKind: "unary";
+    input: typeof SetUserAttributesRequestSchema;
+    output: typeof SetUserAttributesResponseSchema;
+  },
+  /**
+   * The clients a user let have scopes on the consent page of the authorization code flow.
+   *
+   * @generated from rpc keymanager.v1.UserService.ListUserConsents
+   */
+  listUserConsents: {
+    methodKind: "unary";
+    input: typeof ListUserConsentsRequestSchema;
+    output: typeof ListUserConsentsResponseSchema;
+  },
+  /**
+   * Forgets a user's consent to a client (the consent page is shown again on its next
+   * authorization request) and revokes the tokens the client holds for the user.
+   *
+   * @generated from rpc keymanager.v1.UserService.RevokeUserConsent
+   */
+  revokeUserConsent: {
+    methodKind: "unary";
+    input: typeof RevokeUserConsentRequestSchema;
+    output: typeof RevokeUserConsentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keymanager_v1_user_service, 0);

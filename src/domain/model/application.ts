@@ -35,6 +35,11 @@ export interface OAuthClient extends ClientSettings {
   keyManager: string;
   /** A caller of this service (auth/system-clients.ts), never an application's keys. */
   system?: true;
+  /**
+   * A public client (token endpoint auth method "none"): a single-page or native app that can keep
+   * no secret. It has none, uses only the authorization code (with PKCE) and refresh token grants.
+   */
+  publicClient?: true;
   createdAt: Date;
   updatedAt: Date;
 }

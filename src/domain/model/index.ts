@@ -4,6 +4,7 @@
  */
 export * from "./api.js";
 export * from "./application.js";
+export * from "./authorization.js";
 export * from "./subscription.js";
 export * from "./token.js";
 export * from "./user.js";

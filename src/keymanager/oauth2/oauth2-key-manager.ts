@@ -89,6 +89,8 @@ export class OAuth2KeyManager implements KeyManager {
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
     checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
+    // Registered at the external server as a confidential client (RFC 7591 defaults): public ones are the resident key manager's.
+    if (input.publicClient) v.add("token_endpoint_auth_method", "an external key manager registers confidential clients only");
     v.optionalText("app_owner", input.appOwner, LIMITS.name);
     v.optionalText("group_id", input.groupId, LIMITS.name);
     v.optionalText("application_name", input.applicationName, LIMITS.name);
@@ -347,6 +349,11 @@ export class OAuth2KeyManager implements KeyManager {
 
   deleteRegisteredResourceByApiId(): Promise<void> {
     return Promise.reject(resourcesAreResident());
+  }
+
+  /** The external server's users are its own: it publishes their claims itself (its userinfo endpoint). */
+  getUserClaims(): Promise<Record<string, string>> {
+    return Promise.reject(new UnimplementedError("users are the resident key manager's: an external key manager's claims come from its own server"));
   }
 
   /**

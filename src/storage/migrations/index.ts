@@ -9,6 +9,8 @@ import * as clientRegistrations from "./20261122050000_client_registrations.js";
 import * as clusterReplicas from "./20261123000000_cluster_replicas.js";
 import * as exactIdentifiers from "./20261204000000_exact_identifiers.js";
 import * as changeLog from "./20261204120000_change_log.js";
+import * as authorizationCode from "./20261205000000_authorization_code.js";
+import * as userAttributes from "./20261205010000_user_attributes.js";
 import * as tokenRevocations from "./20261205120000_token_revocations.js";
 
 interface Migration {
@@ -28,6 +30,8 @@ const migrations: Record<string, Migration> = {
   "20261123000000_cluster_replicas": clusterReplicas,
   "20261204000000_exact_identifiers": exactIdentifiers,
   "20261204120000_change_log": changeLog,
+  "20261205000000_authorization_code": authorizationCode,
+  "20261205010000_user_attributes": userAttributes,
   "20261205120000_token_revocations": tokenRevocations,
 };
 

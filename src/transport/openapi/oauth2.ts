@@ -25,6 +25,20 @@ const clientErrors = {
   }),
 };
 
+const html = (description: string, headers: object = {}) => ({
+  description,
+  headers: { "Content-Security-Policy": { description: "default-src 'none'; no script", schema: { type: "string" } }, ...headers },
+  content: { "text/html": { schema: { type: "string", description: "a server-rendered page (no script)" } } },
+});
+const location = (description: string) => ({
+  description,
+  headers: { Location: { description: "the client's redirect URI with code and state, or error, error_description and state", schema: { type: "string" } } },
+});
+const pageForm = {
+  csrf_token: { type: "string", description: "the anti-CSRF token of the page the form came from" },
+  request: { type: "string", description: "the authorization request's query string, as the page carried it" },
+};
+
 export const oauth2OpenApi = {
   openapi: "3.1.0",
   info: {
@@ -32,25 +46,30 @@ export const oauth2OpenApi = {
     version: "1",
     description:
       "RFC 6749 token endpoint, RFC 7662 introspection, RFC 7009 revocation, the JWKS of JWT access tokens, RFC 8414 metadata, and the health check. " +
-      "Clients authenticate with client_secret_basic or client_secret_post. Token, introspection and revocation take POST only (405 with Allow: POST).",
+      "Clients authenticate with client_secret_basic or client_secret_post; public clients (token_endpoint_auth_method none) send only client_id. " +
+      "Token, introspection and revocation take POST only (405 with Allow: POST). " +
+      "The authorization endpoint (RFC 6749 4.1 with PKCE S256, RFC 7636) serves HTML pages to the user's browser: login, consent, errors, logout. " +
+      "OpenID Connect: the openid scope gives an id_token; /oauth2/userinfo and /.well-known/openid-configuration.",
   },
   servers: [{ url: "/", description: "the key manager's HTTP port" }],
   paths: {
     "/oauth2/token": {
       post: {
         operationId: "token",
-        summary: "Issue an access token (client_credentials, password, refresh_token)",
+        summary: "Issue an access token (authorization_code, client_credentials, password, refresh_token)",
         requestBody: form({
           type: "object",
           required: ["grant_type"],
           properties: {
-            grant_type: { type: "string", enum: ["client_credentials", "password", "refresh_token"] },
+            grant_type: { type: "string", enum: ["authorization_code", "client_credentials", "password", "refresh_token"] },
+            code: { type: "string", description: "authorization_code grant: the code the authorization endpoint gave" },
+            code_verifier: { type: "string", description: "authorization_code grant: the PKCE verifier of the request's code_challenge" },
             scope: { type: "string", description: "space-separated; none: all of the client's" },
             username: { type: "string", description: "password grant" },
             password: { type: "string", description: "password grant" },
             refresh_token: { type: "string", description: "refresh_token grant" },
             validity_period: { type: "string", description: "seconds, capped by the configuration" },
-            redirect_uri: { type: "string" },
+            redirect_uri: { type: "string", description: "authorization_code grant: the authorization request's, when it named one" },
             ...clientAuthFields,
           },
         }),
@@ -81,6 +100,61 @@ export const oauth2OpenApi = {
         responses: { "200": { description: "Revoked (or nothing to revoke); no body.", headers: noStore }, ...clientErrors },
       },
     },
+    "/oauth2/authorize": {
+      get: {
+        operationId: "authorize",
+        summary: "The authorization endpoint (RFC 6749 4.1): the login or consent page, or a redirect to the client",
+        parameters: [
+          ["response_type", true, "code"],
+          ["client_id", true, "the client's consumer key"],
+          ["redirect_uri", false, "one of the client's callback URLs, exactly; required when it registered several"],
+          ["scope", false, "space-separated"],
+          ["state", false, "given back with the answer"],
+          ["code_challenge", false, "PKCE S256 challenge; required for public clients and, unless [authorization] require_pkce = false, for all"],
+          ["code_challenge_method", false, "S256"],
+          ["nonce", false, "OpenID Connect"],
+          ["prompt", false, "none, login or consent"],
+        ].map(([name, required, description]) => ({ name, in: "query", required, description, schema: { type: "string" } })),
+        responses: {
+          "200": html("The login page, or (signed in) the consent page."),
+          "302": location("The code (signed in and consented before), or an error once the redirect URI is trusted (RFC 6749 4.1.2.1)."),
+          "400": html("The request cannot be answered at a registered redirect URI: unknown client, redirect_uri not registered."),
+        },
+      },
+      post: {
+        operationId: "authorizeForm",
+        summary: "The login and consent pages' forms",
+        requestBody: form({
+          type: "object",
+          required: ["csrf_token", "request", "action"],
+          properties: {
+            ...pageForm,
+            action: { enum: ["login", "consent", "deny"] },
+            username: { type: "string", description: "action login" },
+            password: { type: "string", description: "action login" },
+          },
+        }),
+        responses: {
+          "200": html("The consent page after a login, or the login page when the session ended."),
+          "303": location("The code after consent (or after a login when consent was given before), or access_denied."),
+          "400": html("Not a form (application/x-www-form-urlencoded), too large, or an unknown action; or the request's redirect URI is not trusted."),
+          "401": html("The login page again: wrong username or password."),
+          "403": html("The anti-CSRF token is missing or not this browser's."),
+          "429": html("The login page: too many failed logins for this username from this address (the client secrets' throttle).", {
+            "Retry-After": { description: "seconds", schema: { type: "string" } },
+          }),
+        },
+      },
+    },
+    "/oauth2/logout": {
+      get: { operationId: "logoutPage", summary: "The sign-out page (a form)", responses: { "200": html("The page.") } },
+      post: {
+        operationId: "logout",
+        summary: "Ends the browser's session",
+        requestBody: form({ type: "object", required: ["csrf_token"], properties: { csrf_token: pageForm.csrf_token } }),
+        responses: { "200": html("Signed out."), "400": html("Not a form."), "403": html("The anti-CSRF token is missing or not this browser's.") },
+      },
+    },
     "/oauth2/jwks": {
       get: {
         operationId: "jwks",
@@ -93,6 +167,28 @@ export const oauth2OpenApi = {
         operationId: "metadata",
         summary: "Authorization server metadata (RFC 8414)",
         responses: { "200": json("The metadata.", "Metadata") },
+      },
+    },
+    "/.well-known/openid-configuration": {
+      get: {
+        operationId: "openidConfiguration",
+        summary: "OpenID Connect Discovery 1.0: the same document as the RFC 8414 metadata",
+        responses: { "200": json("The metadata.", "Metadata") },
+      },
+    },
+    "/oauth2/userinfo": {
+      get: {
+        operationId: "userinfo",
+        summary: "OpenID Connect UserInfo: the claims of the access token's user its scopes give (Authorization: Bearer; POST alike)",
+        responses: {
+          "200": json("sub, and name (profile), email (email), roles (roles) when the user has them.", "UserInfo", noStore),
+          "401": json("invalid_token: no Bearer token, or not an active one of this server (WWW-Authenticate: Bearer).", "OAuthError", {
+            "WWW-Authenticate": { description: "Bearer, with error", schema: { type: "string" } },
+          }),
+          "403": json("insufficient_scope: the token was not issued with openid.", "OAuthError", {
+            "WWW-Authenticate": { description: "Bearer, with error", schema: { type: "string" } },
+          }),
+        },
       },
     },
     "/healthz": {
@@ -124,7 +220,8 @@ export const oauth2OpenApi = {
           token_type: { const: "Bearer" },
           expires_in: { type: "integer", minimum: 0, description: "seconds" },
           scope: { type: "string", description: "space-separated" },
-          refresh_token: { type: "string", description: "password and refresh_token grants, when the client may refresh" },
+          refresh_token: { type: "string", description: "authorization_code, password and refresh_token grants, when the client may refresh" },
+          id_token: { type: "string", description: "OpenID Connect: authorization_code grant of a request with the openid scope" },
         },
       },
       Introspection: {
@@ -186,11 +283,30 @@ export const oauth2OpenApi = {
           introspection_endpoint: { type: "string" },
           revocation_endpoint: { type: "string" },
           jwks_uri: { type: "string" },
+          authorization_endpoint: { type: "string" },
           grant_types_supported: { type: "array", items: { type: "string" } },
           response_types_supported: { type: "array", items: { type: "string" } },
+          response_modes_supported: { type: "array", items: { type: "string" } },
+          code_challenge_methods_supported: { type: "array", items: { const: "S256" } },
           token_endpoint_auth_methods_supported: { type: "array", items: { type: "string" } },
           introspection_endpoint_auth_methods_supported: { type: "array", items: { type: "string" } },
           revocation_endpoint_auth_methods_supported: { type: "array", items: { type: "string" } },
+          userinfo_endpoint: { type: "string" },
+          scopes_supported: { type: "array", items: { type: "string" } },
+          subject_types_supported: { type: "array", items: { const: "public" } },
+          id_token_signing_alg_values_supported: { type: "array", items: { enum: ["ES256", "RS256"] } },
+          claims_supported: { type: "array", items: { type: "string" } },
+        },
+      },
+      UserInfo: {
+        type: "object",
+        additionalProperties: false,
+        required: ["sub"],
+        properties: {
+          sub: { type: "string", description: "the username" },
+          name: { type: "string" },
+          email: { type: "string" },
+          roles: { type: "array", items: { type: "string" } },
         },
       },
       OAuthError: {
