@@ -138,6 +138,24 @@ describe("km against a running server, --json", () => {
     consumerSecret = regenerated.consumerSecret;
   });
 
+  test("apps: add-secret (printed once), secrets (no values), revoke-secret", async () => {
+    const added = await json(["apps", "add-secret", "--consumer-key", consumerKey, "--description", "from km", "--validity-seconds", "600"]);
+    assert.match(added.consumerSecret, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(added.secret.description, "from km");
+    assert.ok(added.secret.expireTime);
+    const listed = await json(["apps", "secrets", "--consumer-key", consumerKey, "--page-size", "10"]);
+    assert.deepEqual(
+      listed.secrets.map((s: { secretId: string }) => s.secretId),
+      [added.secret.secretId],
+    );
+    assert.ok(!JSON.stringify(listed).includes(added.consumerSecret));
+    assert.deepEqual(await json(["apps", "revoke-secret", "--consumer-key", consumerKey, "--secret-id", added.secret.secretId]), {});
+    assert.equal((await json(["apps", "secrets", "--consumer-key", consumerKey])).secrets ?? undefined, undefined);
+    const bad = await km(["apps", "add-secret", "--consumer-key", consumerKey, "--validity-seconds", "soon"]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--validity-seconds soon: not a number/);
+  });
+
   test("apps: unmap, then map the same keys to another application (secret from stdin), delete", async () => {
     const source = await json(["apps", "create", "--app-id", randomUUID(), "--name", "Source", "--key-type", "sandbox"]);
     const key = source.application.consumerKey;

@@ -46,6 +46,8 @@ export interface Config {
   gatewaySync: GatewaySyncSettings;
   /** Page sizes of the List RPCs (and GetActiveTokensByConsumerKey). */
   paging: { defaultPageSize: number; maxPageSize: number };
+  /** Consumer secrets added to a client (CreateConsumerSecret): how many, and how long they may live. */
+  secrets: { maxPerClient: number; maxValiditySeconds: number };
   /** Gateways asking by request: Envoy's ext_authz and forward auth (gateway/gateway-check.ts). */
   gateway: GatewaySettings;
   /** External OAuth2 key managers, in the order their token patterns are tried. */
@@ -201,6 +203,7 @@ export function fromSection(s: KeyManagerSection): Config {
       snapshotPageRows: s.gateway_sync.snapshot_page_rows,
     },
     paging: { defaultPageSize: s.paging.default_page_size, maxPageSize: s.paging.max_page_size },
+    secrets: { maxPerClient: s.secrets.max_per_client, maxValiditySeconds: s.secrets.max_validity_seconds },
     gateway: {
       tokenHeader: s.gateway.token_header,
       versionHeader: s.gateway.version_header,

@@ -288,6 +288,16 @@ export const keyManagerSection = z
       .strict()
       .refine((p) => p.default_page_size <= p.max_page_size, { message: "default_page_size cannot exceed max_page_size" })
       .prefault({}),
+    /** Consumer secrets added to a client beside the one it was created with (CreateConsumerSecret). */
+    secrets: z
+      .object({
+        /** Unexpired added secrets one client may hold; one more is FAILED_PRECONDITION. */
+        max_per_client: count(1000).default(10),
+        /** The longest validity a new secret may ask for. */
+        max_validity_seconds: seconds.default(10 * 365 * 24 * 3600),
+      })
+      .strict()
+      .prefault({}),
     metrics: z
       .object({
         /** Prometheus metrics: counted, and served at GET /metrics. */

@@ -2,9 +2,10 @@ import type { Config } from "../config/config.js";
 import type { Clock } from "../domain/clock.js";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../domain/errors.js";
 import { Validator } from "../domain/validator.js";
-import { LOCK, type ReadOptions } from "../storage/locks.js";
+import { LOCK } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
-import { newConsumerKey, newConsumerSecret, secretsEqual } from "./credentials.js";
+import { acceptsSecret, newConsumerKey, newConsumerSecret } from "./credentials.js";
+import { applicationClient, ConsumerSecrets, type CreatedConsumerSecret, type NewConsumerSecret } from "./consumer-secrets.js";
 import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
 import { ConsumerSecretRefused, type KeyManager, type MapOptions, NO_CLIENT, NO_KEYS, type Precondition } from "./key-manager.js";
 import type { TokenService } from "../oauth/token-service.js";
@@ -16,6 +17,7 @@ import type {
   ApplicationKeyRef,
   ClientSettings,
   ConsumerCredentials,
+  ConsumerSecretRecord,
   OAuthApplication,
   OAuthClient,
   RegisteredResource,
@@ -30,13 +32,16 @@ import type { Page, PageQuery } from "../domain/paging.js";
 /** The built-in key manager: OAuth clients, keys and resources in this service's database. */
 export class ResidentKeyManager implements KeyManager {
   readonly type = "resident";
+  private readonly secrets: ConsumerSecrets;
 
   constructor(
     private readonly store: Store,
     private readonly config: () => Config,
     private readonly clock: Clock,
     private readonly tokens: TokenService,
-  ) {}
+  ) {
+    this.secrets = new ConsumerSecrets(store, clock, () => config().secrets);
+  }
 
   get name(): string {
     return this.config().name;
@@ -146,7 +151,8 @@ export class ResidentKeyManager implements KeyManager {
       const existing = await s.clients.find(input.consumerKey);
       // A system client's key is not an application's, and another subscriber's client is not
       // the caller's: both answer exactly as a wrong secret does.
-      const secretOk = secretsEqual(existing?.consumerSecret ?? "\u0000no-client", input.consumerSecret);
+      const added = existing && !existing.system ? await s.consumerSecrets.ofClient(existing.consumerKey) : [];
+      const secretOk = acceptsSecret(input.consumerSecret, existing?.consumerSecret ?? "\u0000no-client", added, now);
       if (existing && (existing.system || !options.mayUse(existing) || !secretOk)) throw new ConsumerSecretRefused();
       const client = existing ?? (await this.importClient(s, input, now));
       if (await s.applicationKeys.findByConsumerKey(input.consumerKey)) {
@@ -170,7 +176,9 @@ export class ResidentKeyManager implements KeyManager {
   /**
    * A new secret ends what the old one gave: every token of the client is revoked with it (as
    * WSO2's identity server does), on this replica at once and on the others through the change
-   * feed. Refresh tokens go with their access tokens.
+   * feed. Refresh tokens go with their access tokens. Secrets added with CreateConsumerSecret
+   * stay: each is made and revoked on its own, as in WSO2 4.7, where regenerating replaces the
+   * one secret it names and leaves the others.
    */
   async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
     const consumerSecret = newConsumerSecret();
@@ -183,6 +191,18 @@ export class ResidentKeyManager implements KeyManager {
       s.changed({ kind: "tokens", consumerKey });
     });
     return { consumerKey, consumerSecret };
+  }
+
+  createConsumerSecret(input: NewConsumerSecret): Promise<CreatedConsumerSecret> {
+    return this.secrets.create(input);
+  }
+
+  listConsumerSecrets(consumerKey: string, page: PageQuery): Promise<Page<ConsumerSecretRecord>> {
+    return this.secrets.list(consumerKey, page);
+  }
+
+  revokeConsumerSecret(consumerKey: string, secretId: string): Promise<void> {
+    return this.secrets.revoke(consumerKey, secretId);
   }
 
   async getNewApplicationAccessToken(request: AccessTokenRequest, source: string): Promise<AccessTokenInfo> {
@@ -300,13 +320,6 @@ export class ResidentKeyManager implements KeyManager {
     await s.clients.insert(client);
     return client;
   }
-}
-
-/** The client of an application: system clients (this service's callers) are not applications. */
-async function applicationClient(s: Store, consumerKey: string, options: ReadOptions = {}): Promise<OAuthClient> {
-  const client = await s.clients.find(consumerKey, options);
-  if (!client || client.system) throw new NotFoundError(NO_CLIENT);
-  return client;
 }
 
 function settingsOf(client: OAuthClient): ClientSettings {

@@ -12,6 +12,7 @@ import { ConsumerSecretRefused, type KeyManager, NO_CLIENT, NO_KEYS } from "../k
 import type { TokenService } from "../oauth/token-service.js";
 import { applicationToPb, createInputFromPb, mapInputFromPb, patchFromPb } from "./application-mapping.js";
 import { configurationToPb } from "./configuration-mapping.js";
+import { consumerSecretToPb, newSecretFromPb } from "./consumer-secret-mapping.js";
 import { keyTypeFromPb } from "./enums.js";
 import { buildFromJson, buildFromOAuthApp } from "../oauth/token-request.js";
 import { listName, type Paging } from "./page-tokens.js";
@@ -190,6 +191,30 @@ export class KeyManagerServiceImpl implements Impl {
 
   async deleteRegisteredResourceByApiId(req: Parameters<Impl["deleteRegisteredResourceByApiId"]>[0]) {
     await this.keyManager.deleteRegisteredResourceByApiId(requireField("api_id", req.apiId));
+    return {};
+  }
+
+  async createConsumerSecret(req: Parameters<Impl["createConsumerSecret"]>[0], ctx: HandlerContext) {
+    const input = newSecretFromPb(req);
+    await this.ownership.requireConsumerKey(principalOf(ctx), input.consumerKey);
+    const created = await this.keyManager.createConsumerSecret(input);
+    return { secret: consumerSecretToPb(created.secret), consumerSecret: created.consumerSecret };
+  }
+
+  async listConsumerSecrets(req: Parameters<Impl["listConsumerSecrets"]>[0], ctx: HandlerContext) {
+    await this.ownership.requireConsumerKey(principalOf(ctx), requireField("consumer_key", req.consumerKey));
+    const list = listName("ListConsumerSecrets", req.consumerKey);
+    const page = await this.keyManager.listConsumerSecrets(req.consumerKey, this.paging.query(list, req));
+    return { secrets: page.items.map(consumerSecretToPb), nextPageToken: this.paging.nextPageToken(list, page) };
+  }
+
+  async revokeConsumerSecret(req: Parameters<Impl["revokeConsumerSecret"]>[0], ctx: HandlerContext) {
+    const v = new Validator();
+    v.required("consumer_key", req.consumerKey);
+    v.required("secret_id", req.secretId);
+    v.throwIfInvalid();
+    await this.ownership.requireConsumerKey(principalOf(ctx), req.consumerKey);
+    await this.keyManager.revokeConsumerSecret(req.consumerKey, req.secretId);
     return {};
   }
 

@@ -5,6 +5,7 @@ import { ChangeLogRepository } from "./change-log-repository.js";
 import { GatewayViewRepository } from "./gateway-view-repository.js";
 import { ApplicationKeyRepository } from "./application-key-repository.js";
 import { ClientRepository } from "./client-repository.js";
+import { ConsumerSecretRepository } from "./consumer-secret-repository.js";
 import { isDeadlock } from "./errors.js";
 import { ApiRepository } from "./api-repository.js";
 import { RegistrationRepository } from "./registration-repository.js";
@@ -20,6 +21,7 @@ const DEADLOCK_ATTEMPTS = 5;
 /** The repositories over one connection or transaction. */
 export class Store {
   readonly clients: ClientRepository;
+  readonly consumerSecrets: ConsumerSecretRepository;
   readonly applicationKeys: ApplicationKeyRepository;
   readonly resources: ResourceRepository;
   readonly tokens: TokenRepository;
@@ -42,6 +44,7 @@ export class Store {
     private readonly recording?: LoggableChange[],
   ) {
     this.clients = new ClientRepository(db, box);
+    this.consumerSecrets = new ConsumerSecretRepository(db);
     this.applicationKeys = new ApplicationKeyRepository(db);
     this.resources = new ResourceRepository(db);
     this.tokens = new TokenRepository(db);

@@ -14,6 +14,7 @@ import type {
   ApplicationKeyRef,
   ClientSettings,
   ConsumerCredentials,
+  ConsumerSecretRecord,
   OAuthApplication,
   OAuthClient,
   RegisteredResource,
@@ -34,6 +35,7 @@ import { OAuth2HttpClient } from "./http-client.js";
 import { TokenEndpoints } from "./token-endpoints.js";
 import type { ExternalTokenCache } from "./token-cache.js";
 import type { Page } from "../../domain/paging.js";
+import { type CreatedConsumerSecret, NO_SECRET, type NewConsumerSecret } from "../consumer-secrets.js";
 
 export interface OAuth2KeyManagerDeps {
   config: ExternalKeyManagerConfig;
@@ -253,6 +255,23 @@ export class OAuth2KeyManager implements KeyManager {
     }
     await this.saveRemote(current, settingsOf(current), remote);
     return { consumerKey, consumerSecret: remote.clientSecret };
+  }
+
+  /** RFC 7591/7592 give a client one secret: the server keeps it, and this service cannot add others. */
+  async createConsumerSecret(input: NewConsumerSecret): Promise<CreatedConsumerSecret> {
+    await this.client(input.consumerKey);
+    throw new FailedPreconditionError(`key manager "${this.name}" holds one secret per client (RFC 7591): no consumer secret can be added to it`);
+  }
+
+  /** None: secrets cannot be added to this server's clients. */
+  async listConsumerSecrets(consumerKey: string): Promise<Page<ConsumerSecretRecord>> {
+    await this.client(consumerKey);
+    return { items: [] };
+  }
+
+  async revokeConsumerSecret(consumerKey: string): Promise<void> {
+    await this.client(consumerKey);
+    throw new NotFoundError(NO_SECRET);
   }
 
   async getNewApplicationAccessToken(request: AccessTokenRequest): Promise<AccessTokenInfo> {
