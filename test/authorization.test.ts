@@ -149,11 +149,13 @@ describe("scopes gate groups of calls", () => {
       km.createConsumerSecret({ secret: { consumerKey: app.consumerKey } }),
       km.listConsumerSecrets({ consumerKey: app.consumerKey }),
       km.revokeConsumerSecret({ consumerKey: app.consumerKey, secretId: "x" }),
+      km.updateApplicationOwner({ consumerKey: app.consumerKey, appOwner: "mallory" }),
     ];
     for (const token of [gatewayToken, adminToken]) {
       for (const call of storeCalls(server.client(KeyManagerService, { token }))) await rejectsWith(call, Code.PermissionDenied, /apim:subscribe/);
     }
     assert.equal((await server.grpc.listConsumerSecrets({ consumerKey: app.consumerKey })).secrets.length, 0);
+    assert.equal((await server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: app.consumerKey } })).application?.appOwner, "");
     const store = server.client(KeyManagerService, { token: storeToken });
     await rejectsWith(store.listConsumerSecrets({ consumerKey: app.consumerKey }), Code.NotFound, /no OAuth application/);
   });

@@ -156,6 +156,14 @@ describe("km against a running server, --json", () => {
     assert.match(bad.stderr, /--validity-seconds soon: not a number/);
   });
 
+  test("apps: set-owner", async () => {
+    assert.equal((await json(["apps", "set-owner", "--consumer-key", consumerKey, "--owner", "mallory"])).application.appOwner, "mallory");
+    assert.equal((await json(["apps", "get", "--consumer-key", consumerKey])).application.appOwner, "mallory");
+    const missing = await km(["apps", "set-owner", "--consumer-key", consumerKey]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--owner/);
+  });
+
   test("apps: unmap, then map the same keys to another application (secret from stdin), delete", async () => {
     const source = await json(["apps", "create", "--app-id", randomUUID(), "--name", "Source", "--key-type", "sandbox"]);
     const key = source.application.consumerKey;

@@ -109,6 +109,8 @@ export interface KeyManager {
   /** A page of a client's added secrets, oldest first, without their values. */
   listConsumerSecrets(consumerKey: string, page: PageQuery): Promise<Page<ConsumerSecretRecord>>;
   revokeConsumerSecret(consumerKey: string, secretId: string): Promise<void>;
+  /** Gives the client to another owner; `precondition` as in updateApplication. */
+  updateApplicationOwner(consumerKey: string, owner: string, precondition?: Precondition): Promise<OAuthApplication>;
 
   /** `source`: the caller's network address, for the authentication throttle (oauth/authentication-throttle.ts). */
   getNewApplicationAccessToken(request: AccessTokenRequest, source: string): Promise<AccessTokenInfo>;

@@ -5,6 +5,7 @@ import { Validator } from "../domain/validator.js";
 import { LOCK } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
 import { acceptsSecret, newConsumerKey, newConsumerSecret } from "./credentials.js";
+import { changeOwner } from "./application-owner.js";
 import { applicationClient, ConsumerSecrets, type CreatedConsumerSecret, type NewConsumerSecret } from "./consumer-secrets.js";
 import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
 import { ConsumerSecretRefused, type KeyManager, type MapOptions, NO_CLIENT, NO_KEYS, type Precondition } from "./key-manager.js";
@@ -203,6 +204,10 @@ export class ResidentKeyManager implements KeyManager {
 
   revokeConsumerSecret(consumerKey: string, secretId: string): Promise<void> {
     return this.secrets.revoke(consumerKey, secretId);
+  }
+
+  updateApplicationOwner(consumerKey: string, owner: string, precondition?: Precondition): Promise<OAuthApplication> {
+    return changeOwner(this.store, this.clock, consumerKey, owner, precondition);
   }
 
   async getNewApplicationAccessToken(request: AccessTokenRequest, source: string): Promise<AccessTokenInfo> {

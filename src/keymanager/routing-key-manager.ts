@@ -76,6 +76,10 @@ export class RoutingKeyManager implements KeyManager {
     return (await this.registry.forConsumerKey(consumerKey)).revokeConsumerSecret(consumerKey, secretId);
   }
 
+  async updateApplicationOwner(consumerKey: string, owner: string, precondition?: Precondition): Promise<OAuthApplication> {
+    return (await this.registry.forConsumerKey(consumerKey)).updateApplicationOwner(consumerKey, owner, precondition);
+  }
+
   async getNewApplicationAccessToken(request: AccessTokenRequest, source: string): Promise<AccessTokenInfo> {
     return (await this.registry.forConsumerKey(request.clientId)).getNewApplicationAccessToken(request, source);
   }

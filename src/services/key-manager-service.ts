@@ -10,6 +10,7 @@ import { FailedPreconditionError, UnauthenticatedError } from "../domain/errors.
 import { requireField, Validator } from "../domain/validator.js";
 import { ConsumerSecretRefused, type KeyManager, NO_CLIENT, NO_KEYS } from "../keymanager/key-manager.js";
 import type { TokenService } from "../oauth/token-service.js";
+import { LIMITS } from "../keymanager/validation.js";
 import { applicationToPb, createInputFromPb, mapInputFromPb, patchFromPb } from "./application-mapping.js";
 import { configurationToPb } from "./configuration-mapping.js";
 import { consumerSecretToPb, newSecretFromPb } from "./consumer-secret-mapping.js";
@@ -216,6 +217,19 @@ export class KeyManagerServiceImpl implements Impl {
     await this.ownership.requireConsumerKey(principalOf(ctx), req.consumerKey);
     await this.keyManager.revokeConsumerSecret(req.consumerKey, req.secretId);
     return {};
+  }
+
+  async updateApplicationOwner(req: Parameters<Impl["updateApplicationOwner"]>[0], ctx: HandlerContext) {
+    const principal = principalOf(ctx);
+    const v = new Validator();
+    v.required("consumer_key", req.consumerKey);
+    v.text("app_owner", req.appOwner, LIMITS.name);
+    v.throwIfInvalid();
+    const consumerKey = req.consumerKey;
+    // Checked before and again under the change's lock (the owner may change in between).
+    await this.ownership.requireConsumerKey(principal, consumerKey);
+    const app = await this.keyManager.updateApplicationOwner(consumerKey, req.appOwner, this.ownership.ownerChange(principal));
+    return { application: applicationToPb(app) };
   }
 
   private currentConfiguration() {

@@ -43,7 +43,7 @@ function settingsJson(input: CommandInput): JsonObject {
 }
 
 export const applications: CommandGroup = {
-  summary: "an application's OAuth keys: create, get, update, delete, map, unmap, regenerate-secret, add-secret, secrets, revoke-secret",
+  summary: "an application's OAuth keys: create, get, update, delete, map, unmap, regenerate-secret, add-secret, secrets, revoke-secret, set-owner",
   commands: {
     create: rpcCommand(KeyManagerService, "CreateApplication", {
       summary: "create the keys (consumer key and secret) of an application for one key type",
@@ -146,6 +146,11 @@ export const applications: CommandGroup = {
       summary: "revoke one added consumer secret: refused at once wherever a client secret is checked",
       options: { ...consumerKey, "secret-id": { type: "string", value: "ID", help: "the secretId add-secret or secrets showed" } },
       request: (input) => ({ consumerKey: required(input.values, "consumer-key"), secretId: required(input.values, "secret-id") }),
+    }),
+    "set-owner": rpcCommand(KeyManagerService, "UpdateApplicationOwner", {
+      summary: "give an application's keys to another owner (a store caller: only its own applications)",
+      options: { ...consumerKey, owner: { type: "string", value: "SUBSCRIBER", help: "the new owner" } },
+      request: (input) => ({ consumerKey: required(input.values, "consumer-key"), appOwner: required(input.values, "owner") }),
     }),
   },
 };

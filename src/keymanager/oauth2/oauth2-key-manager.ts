@@ -35,6 +35,7 @@ import { OAuth2HttpClient } from "./http-client.js";
 import { TokenEndpoints } from "./token-endpoints.js";
 import type { ExternalTokenCache } from "./token-cache.js";
 import type { Page } from "../../domain/paging.js";
+import { changeOwner } from "../application-owner.js";
 import { type CreatedConsumerSecret, NO_SECRET, type NewConsumerSecret } from "../consumer-secrets.js";
 
 export interface OAuth2KeyManagerDeps {
@@ -255,6 +256,12 @@ export class OAuth2KeyManager implements KeyManager {
     }
     await this.saveRemote(current, settingsOf(current), remote);
     return { consumerKey, consumerSecret: remote.clientSecret };
+  }
+
+  /** The owner is this service's record (RFC 7591 has none): changed here, the server is not asked. */
+  async updateApplicationOwner(consumerKey: string, owner: string, precondition?: Precondition): Promise<OAuthApplication> {
+    await this.client(consumerKey);
+    return changeOwner(this.deps.store, this.deps.clock, consumerKey, owner, precondition);
   }
 
   /** RFC 7591/7592 give a client one secret: the server keeps it, and this service cannot add others. */
