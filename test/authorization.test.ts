@@ -156,6 +156,10 @@ describe("scopes gate groups of calls", () => {
     }
     assert.equal((await server.grpc.listConsumerSecrets({ consumerKey: app.consumerKey })).secrets.length, 0);
     assert.equal((await server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: app.consumerKey } })).application?.appOwner, "");
+    for (const token of [storeToken, adminToken]) {
+      await rejectsWith(server.client(KeyManagerService, { token }).canHandleToken({ token: "t" }), Code.PermissionDenied, /km:gateway/);
+    }
+    assert.equal((await server.client(KeyManagerService, { token: gatewayToken }).canHandleToken({ token: "t" })).keyManager, "Resident Key Manager");
     const store = server.client(KeyManagerService, { token: storeToken });
     await rejectsWith(store.listConsumerSecrets({ consumerKey: app.consumerKey }), Code.NotFound, /no OAuth application/);
   });

@@ -199,6 +199,9 @@ describe("km against a running server, --json", () => {
     assert.equal(meta.token.tokenValid, true);
     assert.equal(meta.token.consumerKey, consumerKey);
 
+    const routed = await json(["tokens", "route", "-", "--key-manager", "Resident Key Manager"], { stdin: token });
+    assert.deepEqual(routed, { keyManager: "Resident Key Manager", type: "resident", routing: "TOKEN_ROUTING_DEFAULT", canHandle: true });
+
     const allowed = await json(["tokens", "validate", token, "--context", "/pizzashack", "--version", "1.0.0", "--resource", "/menu"]);
     assert.equal(allowed.authorized, true, JSON.stringify(allowed));
     assert.equal(allowed.applicationId, appId);

@@ -29,6 +29,9 @@ const ADMIN_KEY_MANAGER_METHODS = new Set([
   "DeleteRegisteredResourceByApiId",
 ]);
 
+// KeyManagerService calls for gateways: which key manager handles a token.
+const GATEWAY_KEY_MANAGER_METHODS = new Set(["CanHandleToken"]);
+
 /** The one table of who may call what: the scope a method needs. */
 export function requiredScope(service: DescService, method: DescMethod): SystemScope {
   switch (service.typeName) {
@@ -37,6 +40,7 @@ export function requiredScope(service: DescService, method: DescMethod): SystemS
     case "envoy.service.auth.v3.Authorization":
       return SCOPES.gateway;
     case "keymanager.v1.KeyManagerService":
+      if (GATEWAY_KEY_MANAGER_METHODS.has(method.name)) return SCOPES.gateway;
       return ADMIN_KEY_MANAGER_METHODS.has(method.name) ? SCOPES.admin : SCOPES.store;
     default:
       return SCOPES.admin;

@@ -14,7 +14,8 @@ import { LIMITS } from "../keymanager/validation.js";
 import { applicationToPb, createInputFromPb, mapInputFromPb, patchFromPb } from "./application-mapping.js";
 import { configurationToPb } from "./configuration-mapping.js";
 import { consumerSecretToPb, newSecretFromPb } from "./consumer-secret-mapping.js";
-import { keyTypeFromPb } from "./enums.js";
+import { keyTypeFromPb, tokenRoutingToPb } from "./enums.js";
+import type { KeyManagerRegistry } from "../keymanager/key-manager-registry.js";
 import { buildFromJson, buildFromOAuthApp } from "../oauth/token-request.js";
 import { listName, type Paging } from "./page-tokens.js";
 import { registeredResourceToPb, resourceInputFromPb, resourcePatchFromPb } from "./resource-mapping.js";
@@ -36,6 +37,8 @@ export class KeyManagerServiceImpl implements Impl {
     private readonly paging: Paging,
     /** The client authentication throttle (TokenService.throttled): MapOAuthApplication checks secrets too. */
     private readonly authentication: Pick<TokenService, "throttled">,
+    /** The key managers' routing rules (CanHandleToken). */
+    private readonly router: Pick<KeyManagerRegistry, "route" | "named">,
     owners: KeyManager = keyManager,
   ) {
     this.ownership = new Ownership(owners);
@@ -230,6 +233,20 @@ export class KeyManagerServiceImpl implements Impl {
     await this.ownership.requireConsumerKey(principal, consumerKey);
     const app = await this.keyManager.updateApplicationOwner(consumerKey, req.appOwner, this.ownership.ownerChange(principal));
     return { application: applicationToPb(app) };
+  }
+
+  /** Routing only: the token is not validated, and nothing about it but the route is answered. */
+  async canHandleToken(req: Parameters<Impl["canHandleToken"]>[0]) {
+    const token = requireField("token", req.token);
+    // An unknown name is a mistake to report (as CreateApplication's key_manager), not a "no".
+    const asked = req.keyManager === "" ? undefined : this.router.named(req.keyManager);
+    const route = this.router.route(token);
+    return {
+      keyManager: route.keyManager.name,
+      type: route.keyManager.type,
+      routing: tokenRoutingToPb(route.rule),
+      canHandle: asked === undefined || asked === route.keyManager,
+    };
   }
 
   private currentConfiguration() {
