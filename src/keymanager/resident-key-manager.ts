@@ -7,7 +7,7 @@ import type { Store } from "../storage/store.js";
 import { acceptsSecret, newConsumerKey, newConsumerSecret } from "./credentials.js";
 import { changeOwner } from "./application-owner.js";
 import { applicationClient, ConsumerSecrets, type CreatedConsumerSecret, type NewConsumerSecret } from "./consumer-secrets.js";
-import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
+import { defaultGrantTypes, requireAppCreation, requireAppMapping } from "./features.js";
 import { ConsumerSecretRefused, type KeyManager, type MapOptions, NO_CLIENT, NO_KEYS, type Precondition } from "./key-manager.js";
 import type { TokenService } from "../oauth/token-service.js";
 import { tokenInfo, unknownTokenInfo } from "./token-info.js";
@@ -27,7 +27,7 @@ import type {
   ValidityPeriods,
 } from "../domain/model/index.js";
 import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "./key-manager.js";
-import { checkClientSettings, checkConsumerKey, checkIdentifier, checkResources, LIMITS, checkProperties } from "./validation.js";
+import { checkAvailableGrantTypes, checkClientSettings, checkConsumerKey, checkIdentifier, checkResources, LIMITS, checkProperties } from "./validation.js";
 import type { Page, PageQuery } from "../domain/paging.js";
 
 /** The built-in key manager: OAuth clients, keys and resources in this service's database. */
@@ -50,10 +50,12 @@ export class ResidentKeyManager implements KeyManager {
 
   async createApplication(input: CreateApplicationInput): Promise<OAuthApplication> {
     this.requireOwnName(input.keyManager);
+    const features = this.config().features;
+    requireAppCreation(this.name, features);
     const settings = this.withDefaults({
       clientName: input.clientName,
       callbackUrls: input.callbackUrls,
-      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : DEFAULT_GRANT_TYPES,
+      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : defaultGrantTypes(features),
       scopes: input.scopes,
       tokenType: input.tokenType ?? this.config().tokenType,
       validity: input.validity,
@@ -62,6 +64,7 @@ export class ResidentKeyManager implements KeyManager {
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
     checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
+    checkAvailableGrantTypes(v, settings.grantTypes, features.availableGrantTypes, this.name);
     v.optionalText("app_owner", input.appOwner, LIMITS.name);
     v.optionalText("group_id", input.groupId, LIMITS.name);
     v.optionalText("application_name", input.applicationName, LIMITS.name);
@@ -105,6 +108,7 @@ export class ResidentKeyManager implements KeyManager {
       });
       const v = new Validator();
       checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
+      if (patch.grantTypes) checkAvailableGrantTypes(v, settings.grantTypes, this.config().features.availableGrantTypes, this.name);
       v.throwIfInvalid();
       const now = this.clock.now();
       await s.clients.updateSettings(consumerKey, settings, now);
@@ -137,6 +141,7 @@ export class ResidentKeyManager implements KeyManager {
 
   async mapOAuthApplication(input: MapApplicationInput, options: MapOptions): Promise<OAuthApplication> {
     this.requireOwnName(input.keyManager);
+    requireAppMapping(this.name, this.config().features);
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
     checkConsumerKey(v, "consumer_key", input.consumerKey);
@@ -303,7 +308,7 @@ export class ResidentKeyManager implements KeyManager {
     const settings = this.withDefaults({
       clientName: input.clientName || `${input.applicationId}_${input.keyType}`,
       callbackUrls: input.callbackUrls,
-      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : DEFAULT_GRANT_TYPES,
+      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : defaultGrantTypes(this.config().features),
       scopes: [],
       tokenType: this.config().tokenType,
       validity: { applicationTokenSeconds: 0, userTokenSeconds: 0, refreshTokenSeconds: 0 },
@@ -311,6 +316,7 @@ export class ResidentKeyManager implements KeyManager {
     });
     const v = new Validator();
     checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
+    checkAvailableGrantTypes(v, settings.grantTypes, this.config().features.availableGrantTypes, this.name);
     v.throwIfInvalid();
     const client: OAuthClient = {
       ...settings,

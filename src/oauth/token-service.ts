@@ -17,6 +17,8 @@ import type { TokenWriter } from "../storage/token-writer.js";
 import { SCOPES } from "../auth/scopes.js";
 import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
 import { grantScopes } from "./scopes.js";
+import { requireTokenGeneration } from "../keymanager/features.js";
+import { withConfiguredClaims } from "./jwt-claims.js";
 import type { SigningKeys } from "./signing-keys.js";
 import { hashToken, newOpaqueToken } from "./token-hash.js";
 import type { Page, PageQuery } from "../domain/paging.js";
@@ -162,6 +164,8 @@ export class TokenService {
     checkCredentialsGiven(request);
     const client = await this.authenticateClient(request.clientId, request.clientSecret, source);
     checkRequest(request);
+    // Applications' tokens follow the key manager's switches; this service's own callers always get theirs.
+    if (!client.system) requireTokenGeneration(this.config().name, this.config().features, request.grantType);
     const outcome = await this.runGrant(client, request);
     const issued = await this.mint(client, request, outcome);
     // Only once the new token is issued (a refused request revokes nothing), and only a token of
@@ -288,14 +292,17 @@ export class TokenService {
     const accessToken =
       client.tokenType === "JWT"
         ? await this.keys.sign(
-            {
-              iss: config.issuer,
-              sub: outcome.endUser || client.consumerKey,
-              aud: client.consumerKey,
-              client_id: client.consumerKey,
-              scope: outcome.scopes.join(" "),
-              jti: id,
-            },
+            withConfiguredClaims(
+              {
+                iss: config.issuer,
+                sub: outcome.endUser || client.consumerKey,
+                aud: client.consumerKey,
+                client_id: client.consumerKey,
+                scope: outcome.scopes.join(" "),
+                jti: id,
+              },
+              config.features,
+            ),
             expiresAt,
             issuedAt,
           )

@@ -24,10 +24,10 @@ import type {
 import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "../key-manager.js";
 import type { ClientRegistrationRecord } from "../../storage/registration-repository.js";
 import type { Store } from "../../storage/store.js";
-import { DEFAULT_GRANT_TYPES } from "../grant-types.js";
 import { ConsumerSecretRefused, type KeyManager, type MapOptions, NO_CLIENT, NO_KEYS, type Precondition } from "../key-manager.js";
 import { unknownTokenInfo } from "../token-info.js";
-import { checkClientSettings, checkConsumerKey, checkIdentifier, LIMITS } from "../validation.js";
+import { checkAvailableGrantTypes, checkClientSettings, checkConsumerKey, checkIdentifier, LIMITS } from "../validation.js";
+import { defaultGrantTypes, requireAppCreation, requireAppMapping, requireTokenGeneration } from "../features.js";
 import { ClientRegistration, type RegisteredClient } from "./client-registration.js";
 import { EndpointResolver } from "./endpoints.js";
 import { recordFromIntrospection, recordFromJwt, JwksVerifier, revokedExternalJwt, unverifiedExpiry } from "./external-tokens.js";
@@ -88,10 +88,12 @@ export class OAuth2KeyManager implements KeyManager {
   }
 
   async createApplication(input: CreateApplicationInput): Promise<OAuthApplication> {
+    requireAppCreation(this.name, this.deps.config.features);
     const settings = this.settingsOf(input);
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
     checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
+    checkAvailableGrantTypes(v, settings.grantTypes, this.deps.config.features.availableGrantTypes, this.name);
     v.optionalText("app_owner", input.appOwner, LIMITS.name);
     v.optionalText("group_id", input.groupId, LIMITS.name);
     v.optionalText("application_name", input.applicationName, LIMITS.name);
@@ -128,6 +130,7 @@ export class OAuth2KeyManager implements KeyManager {
     const settings = this.withDefaults({ ...settingsOf(current), ...patch, validity: { ...current.validity, ...patch.validity } });
     const v = new Validator();
     checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
+    if (patch.grantTypes) checkAvailableGrantTypes(v, settings.grantTypes, this.deps.config.features.availableGrantTypes, this.name);
     v.throwIfInvalid();
     const registration = await this.registrationOf(consumerKey);
     const remote = await this.registration.update(access(registration), consumerKey, settings);
@@ -169,6 +172,7 @@ export class OAuth2KeyManager implements KeyManager {
    * Without its registration access token, this service cannot update or delete it there.
    */
   async mapOAuthApplication(input: MapApplicationInput, options: MapOptions): Promise<OAuthApplication> {
+    requireAppMapping(this.name, this.deps.config.features);
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
     checkConsumerKey(v, "consumer_key", input.consumerKey);
@@ -178,13 +182,14 @@ export class OAuth2KeyManager implements KeyManager {
     const settings = this.withDefaults({
       clientName: input.clientName || `${input.applicationId}_${input.keyType}`,
       callbackUrls: input.callbackUrls,
-      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : DEFAULT_GRANT_TYPES,
+      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : defaultGrantTypes(this.deps.config.features),
       scopes: [],
       tokenType: "OPAQUE",
       validity: zeroValidity(),
       additionalProperties: {},
     });
     checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
+    checkAvailableGrantTypes(v, settings.grantTypes, this.deps.config.features.availableGrantTypes, this.name);
     v.throwIfInvalid();
     const now = this.deps.clock.now();
     const credentials = { consumerKey: input.consumerKey, consumerSecret: input.consumerSecret };
@@ -282,6 +287,7 @@ export class OAuth2KeyManager implements KeyManager {
   }
 
   async getNewApplicationAccessToken(request: AccessTokenRequest): Promise<AccessTokenInfo> {
+    requireTokenGeneration(this.name, this.deps.config.features, request.grantType);
     if (request.tokenToRevoke !== "") {
       // As the resident key manager: an old token that is gone, or cannot be taken back, stops nothing.
       await this.revokeToken(request.tokenToRevoke, "access_token").catch((err: unknown) => {
@@ -403,7 +409,7 @@ export class OAuth2KeyManager implements KeyManager {
   private async lookup(token: string, tokenHash: string, now: number, ttlMs: number): Promise<TokenRecord | undefined> {
     if (looksLikeJwt(token) && this.deps.config.jwtValidation === "jwks") {
       const payload = await this.jwks.verify(token, new Date(now));
-      return payload ? recordFromJwt(payload, tokenHash, token, now, ttlMs) : undefined;
+      return payload ? recordFromJwt(payload, tokenHash, token, now, ttlMs, this.deps.config.features) : undefined;
     }
     const introspection = await this.tokenEndpoints.introspect(token);
     return introspection.active ? recordFromIntrospection(introspection, tokenHash, token, now, ttlMs) : undefined;
