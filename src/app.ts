@@ -215,7 +215,7 @@ export class App {
     const paging = new Paging(PageTokens.fromEncryptionKey(key), () => currentConfig().paging);
     const gatewaySync = this.gatewaySync(store, clock);
     const services: ServiceRegistration[] = [
-      { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore, paging, tokens, resident) as never },
+      { service: KeyManagerService, impl: new KeyManagerServiceImpl(keyManager, this.configStore, paging, tokens, registry, resident) as never },
       {
         service: TokenValidationService,
         impl: new TokenValidationServiceImpl(

@@ -157,6 +157,28 @@ describe("scopes gate groups of calls", () => {
     });
   }
 
+  test("the newer KeyManager RPCs in the matrix: each refused to the scopes it is not for, nothing written", async () => {
+    const app = (await server.grpc.createApplication(createRequest({ appOwner: "" }))).application;
+    assert.ok(app);
+    const storeCalls = (km: ReturnType<typeof server.client<typeof KeyManagerService>>) => [
+      km.createConsumerSecret({ secret: { consumerKey: app.consumerKey } }),
+      km.listConsumerSecrets({ consumerKey: app.consumerKey }),
+      km.revokeConsumerSecret({ consumerKey: app.consumerKey, secretId: "x" }),
+      km.updateApplicationOwner({ consumerKey: app.consumerKey, appOwner: "mallory" }),
+    ];
+    for (const token of [gatewayToken, adminToken]) {
+      for (const call of storeCalls(server.client(KeyManagerService, { token }))) await rejectsWith(call, Code.PermissionDenied, /apim:subscribe/);
+    }
+    assert.equal((await server.grpc.listConsumerSecrets({ consumerKey: app.consumerKey })).secrets.length, 0);
+    assert.equal((await server.grpc.retrieveApplication({ selector: { case: "consumerKey", value: app.consumerKey } })).application?.appOwner, "");
+    for (const token of [storeToken, adminToken]) {
+      await rejectsWith(server.client(KeyManagerService, { token }).canHandleToken({ token: "t" }), Code.PermissionDenied, /km:gateway/);
+    }
+    assert.equal((await server.client(KeyManagerService, { token: gatewayToken }).canHandleToken({ token: "t" })).keyManager, "Resident Key Manager");
+    const store = server.client(KeyManagerService, { token: storeToken });
+    await rejectsWith(store.listConsumerSecrets({ consumerKey: app.consumerKey }), Code.NotFound, /no OAuth application/);
+  });
+
   test("each scope opens its own group", async () => {
     const answer = await server
       .client(TokenValidationService, { token: gatewayToken })

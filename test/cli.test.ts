@@ -138,6 +138,32 @@ describe("km against a running server, --json", () => {
     consumerSecret = regenerated.consumerSecret;
   });
 
+  test("apps: add-secret (printed once), secrets (no values), revoke-secret", async () => {
+    const added = await json(["apps", "add-secret", "--consumer-key", consumerKey, "--description", "from km", "--validity-seconds", "600"]);
+    assert.match(added.consumerSecret, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(added.secret.description, "from km");
+    assert.ok(added.secret.expireTime);
+    const listed = await json(["apps", "secrets", "--consumer-key", consumerKey, "--page-size", "10"]);
+    assert.deepEqual(
+      listed.secrets.map((s: { secretId: string }) => s.secretId),
+      [added.secret.secretId],
+    );
+    assert.ok(!JSON.stringify(listed).includes(added.consumerSecret));
+    assert.deepEqual(await json(["apps", "revoke-secret", "--consumer-key", consumerKey, "--secret-id", added.secret.secretId]), {});
+    assert.equal((await json(["apps", "secrets", "--consumer-key", consumerKey])).secrets ?? undefined, undefined);
+    const bad = await km(["apps", "add-secret", "--consumer-key", consumerKey, "--validity-seconds", "soon"]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--validity-seconds soon: not a number/);
+  });
+
+  test("apps: set-owner", async () => {
+    assert.equal((await json(["apps", "set-owner", "--consumer-key", consumerKey, "--owner", "mallory"])).application.appOwner, "mallory");
+    assert.equal((await json(["apps", "get", "--consumer-key", consumerKey])).application.appOwner, "mallory");
+    const missing = await km(["apps", "set-owner", "--consumer-key", consumerKey]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--owner/);
+  });
+
   test("apps: unmap, then map the same keys to another application (secret from stdin), delete", async () => {
     const source = await json(["apps", "create", "--app-id", randomUUID(), "--name", "Source", "--key-type", "sandbox"]);
     const key = source.application.consumerKey;
@@ -172,6 +198,9 @@ describe("km against a running server, --json", () => {
     const meta = await json(["tokens", "introspect", token]);
     assert.equal(meta.token.tokenValid, true);
     assert.equal(meta.token.consumerKey, consumerKey);
+
+    const routed = await json(["tokens", "route", "-", "--key-manager", "Resident Key Manager"], { stdin: token });
+    assert.deepEqual(routed, { keyManager: "Resident Key Manager", type: "resident", routing: "TOKEN_ROUTING_DEFAULT", canHandle: true });
 
     const allowed = await json(["tokens", "validate", token, "--context", "/pizzashack", "--version", "1.0.0", "--resource", "/menu"]);
     assert.equal(allowed.authorized, true, JSON.stringify(allowed));

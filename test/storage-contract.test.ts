@@ -126,6 +126,45 @@ for (const database of testDatabases()) {
       assert.equal((await store.applicationKeys.findByConsumerKey("ck-map-1"))?.applicationId, "app-1");
     });
 
+    test("consumer secrets: oldest first, paged, expired ones counted out and dropped, deleted with their client", async () => {
+      await store.clients.insert(client("ck-secrets"));
+      const secret = (id: string, createdMs: number, expiresMs?: number) => ({
+        secretId: id,
+        consumerKey: "ck-secrets",
+        secretHash: "ab".repeat(32),
+        hint: "wxyz",
+        description: `secret ${id}`,
+        createdAt: at(createdMs),
+        expiresAt: expiresMs === undefined ? undefined : at(expiresMs),
+      });
+      await store.consumerSecrets.insert(secret("00000000-0000-4000-8000-000000000002", 10, 100));
+      await store.consumerSecrets.insert(secret("00000000-0000-4000-8000-000000000001", 10));
+      await store.consumerSecrets.insert(secret("00000000-0000-4000-8000-000000000003", 5));
+      await assert.rejects(store.consumerSecrets.insert(secret("00000000-0000-4000-8000-000000000003", 5)), AlreadyExistsError);
+      await assert.rejects(
+        store.consumerSecrets.insert({ ...secret("00000000-0000-4000-8000-000000000009", 5), consumerKey: "missing" }),
+        FailedPreconditionError,
+      );
+      const all = await store.consumerSecrets.ofClient("ck-secrets");
+      assert.deepEqual(
+        all.map((s) => s.secretId.slice(-1)),
+        ["3", "1", "2"],
+      );
+      assert.deepEqual(all[2], secret("00000000-0000-4000-8000-000000000002", 10, 100));
+      const first = await store.consumerSecrets.list("ck-secrets", { limit: 2 });
+      assert.deepEqual(first.items, all.slice(0, 2));
+      const rest = await store.consumerSecrets.list("ck-secrets", { limit: 2, ...(first.next ? { after: first.next } : {}) });
+      assert.deepEqual(rest.items, all.slice(2));
+      assert.equal(rest.next, undefined);
+      assert.equal(await store.consumerSecrets.countUnexpired("ck-secrets", at(99)), 3);
+      assert.equal(await store.consumerSecrets.countUnexpired("ck-secrets", at(100)), 2);
+      assert.equal(await store.consumerSecrets.deleteExpired("ck-secrets", at(100)), 1);
+      assert.equal(await store.consumerSecrets.delete("ck-secrets", "00000000-0000-4000-8000-000000000001"), true);
+      assert.equal(await store.consumerSecrets.delete("ck-secrets", "00000000-0000-4000-8000-000000000001"), false);
+      await store.clients.delete("ck-secrets");
+      assert.deepEqual(await store.consumerSecrets.ofClient("ck-secrets"), []);
+    });
+
     test("a mapping needs its client", async () => {
       await assert.rejects(store.applicationKeys.insert(mapping("app-x", "no-such-client")), FailedPreconditionError);
     });

@@ -60,6 +60,21 @@ export class Ownership {
   }
 
   /**
+   * Who may give an application to another owner: admins, and a store caller only for an
+   * application its own subscriber owns. One it cannot see answers as a missing one (NOT_FOUND);
+   * one it sees through its groups but does not own is PERMISSION_DENIED.
+   */
+  ownerChange(principal: Principal | undefined): (app: OAuthApplication) => void {
+    return (app) => {
+      if (!isRestricted(principal)) return;
+      if (!owns(principal, app.client.appOwner, app.client.groupId)) throw new NotFoundError(NO_CLIENT);
+      if (app.client.appOwner !== principal.subscriber) {
+        throw new PermissionDeniedError("only the application's owner may give it to another owner");
+      }
+    };
+  }
+
+  /**
    * The owner and group a new application of this caller gets: its own subscriber when none is
    * given; PERMISSION_DENIED for another subscriber or a group the caller is not in.
    */

@@ -29,8 +29,9 @@ const ADMIN_KEY_MANAGER_METHODS = new Set([
   "DeleteRegisteredResourceByApiId",
 ]);
 
-// KeyManagerService calls of gateways: a user's claims for the backend JWT they build.
-const GATEWAY_KEY_MANAGER_METHODS = new Set(["GetUserClaims"]);
+// KeyManagerService calls of gateways: a user's claims for the backend JWT they build, which key
+// manager handles a token.
+const GATEWAY_KEY_MANAGER_METHODS = new Set(["GetUserClaims", "CanHandleToken"]);
 
 /** The one table of who may call what: the scope a method needs. */
 export function requiredScope(service: DescService, method: DescMethod): SystemScope {

@@ -2,6 +2,7 @@ import type { TokenType } from "../domain/model/index.js";
 import type { ThrottleLimits } from "../oauth/authentication-throttle.js";
 import { type ExternalKeyManagerConfig, externalFromSection } from "./external-key-managers.js";
 import type { KeyManagerSection } from "./schema.js";
+import { type KeyManagerFeatures, featuresFromSection } from "./key-manager-features.js";
 import type { TracingConfig } from "../observability/tracing.js";
 import type { GrpcConnectionLimits } from "../transport/grpc-server.js";
 import type { HttpConnectionLimits } from "../transport/http-port.js";
@@ -48,8 +49,12 @@ export interface Config {
   paging: { defaultPageSize: number; maxPageSize: number };
   /** The authorization code grant and its pages (oauth/authorization-service.ts). */
   authorization: AuthorizationSettings;
+  /** Consumer secrets added to a client (CreateConsumerSecret): how many, and how long they may live. */
+  secrets: { maxPerClient: number; maxValiditySeconds: number };
   /** Gateways asking by request: Envoy's ext_authz and forward auth (gateway/gateway-check.ts). */
   gateway: GatewaySettings;
+  /** The resident key manager's switches (WSO2's key manager configuration). */
+  features: KeyManagerFeatures;
   /** External OAuth2 key managers, in the order their token patterns are tried. */
   externalKeyManagers: ExternalKeyManagerConfig[];
   /** Prometheus metrics: whether kept, and where served (the HTTP port when port is undefined). */
@@ -216,6 +221,7 @@ export function fromSection(s: KeyManagerSection): Config {
       sessionSeconds: s.authorization.session_seconds,
       maxParameterChars: s.authorization.max_parameter_chars,
     },
+    secrets: { maxPerClient: s.secrets.max_per_client, maxValiditySeconds: s.secrets.max_validity_seconds },
     gateway: {
       tokenHeader: s.gateway.token_header,
       versionHeader: s.gateway.version_header,
@@ -233,6 +239,7 @@ export function fromSection(s: KeyManagerSection): Config {
       },
       apiListTtlMs: s.gateway.api_list_ttl_ms,
     },
+    features: featuresFromSection(s.features, true),
     externalKeyManagers: s.external.map(externalFromSection),
     metrics: { enabled: s.metrics.enabled, host: s.metrics.host, port: s.metrics.port },
     tracing: {

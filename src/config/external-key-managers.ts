@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type KeyManagerFeatures, featuresFromSection, keyManagerFeaturesSection } from "./key-manager-features.js";
 
 const url = z.url();
 
@@ -37,13 +38,24 @@ export const externalKeyManagerSection = z
      * end), or verified locally with its JWKS ("jwks": no call per token, but a revocation is seen
      * only by the replica it was made through).
      */
-    jwt_validation: z.enum(["introspection", "jwks"]).default("introspection"),
+    jwt_validation: z.enum(["introspection", "jwks"]).optional(),
     /** Every HTTP call to the server gives up after this long. */
     timeout_ms: z.coerce.number().int().min(10).max(60_000).default(3000),
     /** Validation results are kept at most this long (and never past the token's expiry); 0: not kept. */
     validation_cache_seconds: z.coerce.number().int().min(0).max(3600).default(60),
+    /** WSO2's key manager switches ([key_manager.external.features]). */
+    features: keyManagerFeaturesSection,
   })
   .strict()
+  .refine(
+    (km) =>
+      km.features.enable_self_validation_jwt === undefined ||
+      km.jwt_validation === undefined ||
+      km.features.enable_self_validation_jwt === (km.jwt_validation === "jwks"),
+    {
+      message: 'features.enable_self_validation_jwt contradicts jwt_validation (true is "jwks", false "introspection")',
+    },
+  )
   .refine((km) => Boolean(km.client_id) === Boolean(km.client_secret), { message: "client_id and client_secret must be given together" })
   .refine((km) => km.discovery || (km.endpoints.registration && km.endpoints.token && km.endpoints.introspection), {
     message: "without discovery, endpoints.registration, token and introspection are required",
@@ -72,9 +84,13 @@ export interface ExternalKeyManagerConfig {
   jwtValidation: "jwks" | "introspection";
   timeoutMs: number;
   validationCacheSeconds: number;
+  features: KeyManagerFeatures;
 }
 
 export function externalFromSection(s: ExternalKeyManagerSection): ExternalKeyManagerConfig {
+  // enable_self_validation_jwt alone chooses the validation as jwt_validation would.
+  const self = s.features.enable_self_validation_jwt;
+  const jwtValidation = self === undefined ? (s.jwt_validation ?? "introspection") : self ? "jwks" : "introspection";
   return {
     name: s.name,
     type: s.type,
@@ -84,9 +100,10 @@ export function externalFromSection(s: ExternalKeyManagerSection): ExternalKeyMa
     credentials: s.client_id && s.client_secret ? { clientId: s.client_id, clientSecret: s.client_secret } : undefined,
     initialAccessToken: s.initial_access_token,
     tokenPattern: s.token_pattern === undefined ? undefined : wholeToken(s.token_pattern),
-    jwtValidation: s.jwt_validation,
+    jwtValidation,
     timeoutMs: s.timeout_ms,
     validationCacheSeconds: s.validation_cache_seconds,
+    features: featuresFromSection(s.features, jwtValidation === "jwks"),
   };
 }
 

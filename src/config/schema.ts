@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { externalKeyManagersSection } from "./external-key-managers.js";
+import { keyManagerFeaturesSection } from "./key-manager-features.js";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce
@@ -301,6 +302,16 @@ export const keyManagerSection = z
       })
       .strict()
       .prefault({}),
+    /** Consumer secrets added to a client beside the one it was created with (CreateConsumerSecret). */
+    secrets: z
+      .object({
+        /** Unexpired added secrets one client may hold; one more is FAILED_PRECONDITION. */
+        max_per_client: count(1000).default(10),
+        /** The longest validity a new secret may ask for. */
+        max_validity_seconds: seconds.default(10 * 365 * 24 * 3600),
+      })
+      .strict()
+      .prefault({}),
     metrics: z
       .object({
         /** Prometheus metrics: counted, and served at GET /metrics. */
@@ -363,6 +374,10 @@ export const keyManagerSection = z
       .strict()
       .refine((g) => g.caller_header !== g.token_header, { message: "caller_header (the gateway's own token) cannot be token_header (the API caller's)" })
       .prefault({}),
+    /** The resident key manager's switches, as WSO2 shows them per key manager. */
+    features: keyManagerFeaturesSection.refine((f) => f.enable_self_validation_jwt !== false, {
+      message: "the resident key manager always verifies its own JWTs with its keys: enable_self_validation_jwt cannot be false",
+    }),
     /** External OAuth2 servers acting as key managers beside the resident one (`[[key_manager.external]]`). */
     external: externalKeyManagersSection,
   })

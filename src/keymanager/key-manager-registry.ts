@@ -18,6 +18,8 @@ export class KeyManagerRegistry {
     /** In configuration order: the order opaque token patterns are tried. */
     readonly external: readonly OAuth2KeyManager[],
     private readonly store: Store,
+    /** The resident key manager's issuer (configured, so read per call). */
+    private readonly residentIssuer: () => string = () => "",
   ) {
     this.byName = new Map(external.map((km) => [km.name, km]));
   }
@@ -62,8 +64,29 @@ export class KeyManagerRegistry {
   /** The external key manager of a token, or undefined for the resident one. */
   externalForToken(token: string): OAuth2KeyManager | undefined {
     if (this.external.length === 0 || token === "") return undefined;
-    const issuer = unverifiedIssuer(token);
-    if (issuer !== undefined) return this.external.find((km) => km.issuer === issuer);
-    return this.external.find((km) => km.claimsOpaqueToken(token));
+    return this.route(token).external;
   }
+
+  /**
+   * The rules of forToken with the one that decided (CanHandleToken): nothing is validated or
+   * asked of anyone, only the token's format, a JWT's unverified `iss` and the token patterns.
+   */
+  route(token: string): TokenRoute {
+    const issuer = unverifiedIssuer(token);
+    if (issuer !== undefined) {
+      const external = this.external.find((km) => km.issuer === issuer);
+      if (external) return { keyManager: external, external, rule: "issuer" };
+      return { keyManager: this.resident, rule: issuer === this.residentIssuer() ? "issuer" : "default" };
+    }
+    const external = this.external.find((km) => km.claimsOpaqueToken(token));
+    return external ? { keyManager: external, external, rule: "token_pattern" } : { keyManager: this.resident, rule: "default" };
+  }
+}
+
+/** Which key manager a token goes to, and by which rule (forToken's order). */
+export interface TokenRoute {
+  keyManager: KeyManager;
+  /** Set when the key manager is an external one. */
+  external?: OAuth2KeyManager;
+  rule: "issuer" | "token_pattern" | "default";
 }

@@ -4,6 +4,7 @@ import type {
   ApplicationKeyRef,
   ClientSettings,
   ConsumerCredentials,
+  ConsumerSecretRecord,
   KeyType,
   OAuthApplication,
   RegisteredResource,
@@ -13,6 +14,7 @@ import type {
   ValidityPeriods,
 } from "../domain/model/index.js";
 import type { Page, PageQuery } from "../domain/paging.js";
+import type { CreatedConsumerSecret, NewConsumerSecret } from "./consumer-secrets.js";
 import { InvalidArgumentError } from "../domain/errors.js";
 
 export interface CreateApplicationInput {
@@ -104,6 +106,13 @@ export interface KeyManager {
   mapOAuthApplication(input: MapApplicationInput, options: MapOptions): Promise<OAuthApplication>;
   deleteMappedApplication(consumerKey: string): Promise<void>;
   regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials>;
+  /** Adds a consumer secret to a client (WSO2 4.7 multiple secrets); its value is answered once. */
+  createConsumerSecret(input: NewConsumerSecret): Promise<CreatedConsumerSecret>;
+  /** A page of a client's added secrets, oldest first, without their values. */
+  listConsumerSecrets(consumerKey: string, page: PageQuery): Promise<Page<ConsumerSecretRecord>>;
+  revokeConsumerSecret(consumerKey: string, secretId: string): Promise<void>;
+  /** Gives the client to another owner; `precondition` as in updateApplication. */
+  updateApplicationOwner(consumerKey: string, owner: string, precondition?: Precondition): Promise<OAuthApplication>;
 
   /** `source`: the caller's network address, for the authentication throttle (oauth/authentication-throttle.ts). */
   getNewApplicationAccessToken(request: AccessTokenRequest, source: string): Promise<AccessTokenInfo>;

@@ -32,7 +32,7 @@ export function buildKeyManagers(deps: {
       (config) =>
         new OAuth2KeyManager({ config, serviceConfig: deps.config, store: deps.store, clock: deps.clock, events: deps.events, cache, logger: deps.logger }),
     );
-  const registry = new KeyManagerRegistry(deps.resident, external, deps.store);
+  const registry = new KeyManagerRegistry(deps.resident, external, deps.store, () => deps.config().issuer);
   return {
     registry,
     keyManager: external.length > 0 ? new RoutingKeyManager(registry) : deps.resident,

@@ -2,10 +2,12 @@ import type { Config } from "../config/config.js";
 import type { Clock } from "../domain/clock.js";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../domain/errors.js";
 import { Validator } from "../domain/validator.js";
-import { LOCK, type ReadOptions } from "../storage/locks.js";
+import { LOCK } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
-import { newConsumerKey, newConsumerSecret, secretsEqual } from "./credentials.js";
-import { DEFAULT_GRANT_TYPES } from "./grant-types.js";
+import { acceptsSecret, newConsumerKey, newConsumerSecret } from "./credentials.js";
+import { changeOwner } from "./application-owner.js";
+import { applicationClient, ConsumerSecrets, type CreatedConsumerSecret, type NewConsumerSecret } from "./consumer-secrets.js";
+import { defaultGrantTypes, requireAppCreation, requireAppMapping } from "./features.js";
 import { ConsumerSecretRefused, type KeyManager, type MapOptions, NO_CLIENT, NO_KEYS, type Precondition } from "./key-manager.js";
 import type { TokenService } from "../oauth/token-service.js";
 import { tokenInfo, unknownTokenInfo } from "./token-info.js";
@@ -17,6 +19,7 @@ import type {
   ApplicationKeyRef,
   ClientSettings,
   ConsumerCredentials,
+  ConsumerSecretRecord,
   OAuthApplication,
   OAuthClient,
   RegisteredResource,
@@ -25,19 +28,22 @@ import type {
   ValidityPeriods,
 } from "../domain/model/index.js";
 import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "./key-manager.js";
-import { checkClientSettings, checkConsumerKey, checkIdentifier, checkResources, LIMITS, checkProperties } from "./validation.js";
+import { checkAvailableGrantTypes, checkClientSettings, checkConsumerKey, checkIdentifier, checkResources, LIMITS, checkProperties } from "./validation.js";
 import type { Page, PageQuery } from "../domain/paging.js";
 
 /** The built-in key manager: OAuth clients, keys and resources in this service's database. */
 export class ResidentKeyManager implements KeyManager {
   readonly type = "resident";
+  private readonly secrets: ConsumerSecrets;
 
   constructor(
     private readonly store: Store,
     private readonly config: () => Config,
     private readonly clock: Clock,
     private readonly tokens: TokenService,
-  ) {}
+  ) {
+    this.secrets = new ConsumerSecrets(store, clock, () => config().secrets);
+  }
 
   get name(): string {
     return this.config().name;
@@ -45,10 +51,12 @@ export class ResidentKeyManager implements KeyManager {
 
   async createApplication(input: CreateApplicationInput): Promise<OAuthApplication> {
     this.requireOwnName(input.keyManager);
+    const features = this.config().features;
+    requireAppCreation(this.name, features);
     const settings = this.withDefaults({
       clientName: input.clientName,
       callbackUrls: input.callbackUrls,
-      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : DEFAULT_GRANT_TYPES,
+      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : defaultGrantTypes(features),
       scopes: input.scopes,
       tokenType: input.tokenType ?? this.config().tokenType,
       validity: input.validity,
@@ -57,6 +65,7 @@ export class ResidentKeyManager implements KeyManager {
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
     checkClientSettings(v, settings, this.config().validity.maxTokenSeconds, input.publicClient === true);
+    checkAvailableGrantTypes(v, settings.grantTypes, features.availableGrantTypes, this.name);
     v.optionalText("app_owner", input.appOwner, LIMITS.name);
     v.optionalText("group_id", input.groupId, LIMITS.name);
     v.optionalText("application_name", input.applicationName, LIMITS.name);
@@ -102,6 +111,7 @@ export class ResidentKeyManager implements KeyManager {
       });
       const v = new Validator();
       checkClientSettings(v, settings, this.config().validity.maxTokenSeconds, current.publicClient === true);
+      if (patch.grantTypes) checkAvailableGrantTypes(v, settings.grantTypes, this.config().features.availableGrantTypes, this.name);
       v.throwIfInvalid();
       const now = this.clock.now();
       await s.clients.updateSettings(consumerKey, settings, now);
@@ -134,6 +144,7 @@ export class ResidentKeyManager implements KeyManager {
 
   async mapOAuthApplication(input: MapApplicationInput, options: MapOptions): Promise<OAuthApplication> {
     this.requireOwnName(input.keyManager);
+    requireAppMapping(this.name, this.config().features);
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
     checkConsumerKey(v, "consumer_key", input.consumerKey);
@@ -149,7 +160,8 @@ export class ResidentKeyManager implements KeyManager {
       const existing = await s.clients.find(input.consumerKey);
       // A system client's key is not an application's, and another subscriber's client is not
       // the caller's: both answer exactly as a wrong secret does.
-      const secretOk = secretsEqual(existing?.consumerSecret ?? "\u0000no-client", input.consumerSecret);
+      const added = existing && !existing.system ? await s.consumerSecrets.ofClient(existing.consumerKey) : [];
+      const secretOk = acceptsSecret(input.consumerSecret, existing?.consumerSecret ?? "\u0000no-client", added, now);
       if (existing && (existing.system || !options.mayUse(existing) || !secretOk)) throw new ConsumerSecretRefused();
       const client = existing ?? (await this.importClient(s, input, now));
       if (await s.applicationKeys.findByConsumerKey(input.consumerKey)) {
@@ -173,7 +185,9 @@ export class ResidentKeyManager implements KeyManager {
   /**
    * A new secret ends what the old one gave: every token of the client is revoked with it (as
    * WSO2's identity server does), on this replica at once and on the others through the change
-   * feed. Refresh tokens go with their access tokens.
+   * feed. Refresh tokens go with their access tokens. Secrets added with CreateConsumerSecret
+   * stay: each is made and revoked on its own, as in WSO2 4.7, where regenerating replaces the
+   * one secret it names and leaves the others.
    */
   async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
     const consumerSecret = newConsumerSecret();
@@ -187,6 +201,22 @@ export class ResidentKeyManager implements KeyManager {
       s.changed({ kind: "tokens", consumerKey });
     });
     return { consumerKey, consumerSecret };
+  }
+
+  createConsumerSecret(input: NewConsumerSecret): Promise<CreatedConsumerSecret> {
+    return this.secrets.create(input);
+  }
+
+  listConsumerSecrets(consumerKey: string, page: PageQuery): Promise<Page<ConsumerSecretRecord>> {
+    return this.secrets.list(consumerKey, page);
+  }
+
+  revokeConsumerSecret(consumerKey: string, secretId: string): Promise<void> {
+    return this.secrets.revoke(consumerKey, secretId);
+  }
+
+  updateApplicationOwner(consumerKey: string, owner: string, precondition?: Precondition): Promise<OAuthApplication> {
+    return changeOwner(this.store, this.clock, consumerKey, owner, precondition);
   }
 
   async getNewApplicationAccessToken(request: AccessTokenRequest, source: string): Promise<AccessTokenInfo> {
@@ -289,7 +319,7 @@ export class ResidentKeyManager implements KeyManager {
     const settings = this.withDefaults({
       clientName: input.clientName || `${input.applicationId}_${input.keyType}`,
       callbackUrls: input.callbackUrls,
-      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : DEFAULT_GRANT_TYPES,
+      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : defaultGrantTypes(this.config().features),
       scopes: [],
       tokenType: this.config().tokenType,
       validity: { applicationTokenSeconds: 0, userTokenSeconds: 0, refreshTokenSeconds: 0 },
@@ -297,6 +327,7 @@ export class ResidentKeyManager implements KeyManager {
     });
     const v = new Validator();
     checkClientSettings(v, settings, this.config().validity.maxTokenSeconds);
+    checkAvailableGrantTypes(v, settings.grantTypes, this.config().features.availableGrantTypes, this.name);
     v.throwIfInvalid();
     const client: OAuthClient = {
       ...settings,
@@ -311,13 +342,6 @@ export class ResidentKeyManager implements KeyManager {
     await s.clients.insert(client);
     return client;
   }
-}
-
-/** The client of an application: system clients (this service's callers) are not applications. */
-async function applicationClient(s: Store, consumerKey: string, options: ReadOptions = {}): Promise<OAuthClient> {
-  const client = await s.clients.find(consumerKey, options);
-  if (!client || client.system) throw new NotFoundError(NO_CLIENT);
-  return client;
 }
 
 function settingsOf(client: OAuthClient): ClientSettings {

@@ -5,6 +5,7 @@ import type {
   AccessTokenRequest,
   ApplicationKeyRef,
   ConsumerCredentials,
+  ConsumerSecretRecord,
   OAuthApplication,
   RegisteredResource,
   ResourceInput,
@@ -12,6 +13,7 @@ import type {
 } from "../domain/model/index.js";
 import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "./key-manager.js";
 import type { Page, PageQuery } from "../domain/paging.js";
+import type { CreatedConsumerSecret, NewConsumerSecret } from "./consumer-secrets.js";
 
 /**
  * The KeyManager the services see when several are configured: each call goes to the key
@@ -60,6 +62,22 @@ export class RoutingKeyManager implements KeyManager {
 
   async regenerateConsumerSecret(consumerKey: string): Promise<ConsumerCredentials> {
     return (await this.registry.forConsumerKey(consumerKey)).regenerateConsumerSecret(consumerKey);
+  }
+
+  async createConsumerSecret(input: NewConsumerSecret): Promise<CreatedConsumerSecret> {
+    return (await this.registry.forConsumerKey(input.consumerKey)).createConsumerSecret(input);
+  }
+
+  async listConsumerSecrets(consumerKey: string, page: PageQuery): Promise<Page<ConsumerSecretRecord>> {
+    return (await this.registry.forConsumerKey(consumerKey)).listConsumerSecrets(consumerKey, page);
+  }
+
+  async revokeConsumerSecret(consumerKey: string, secretId: string): Promise<void> {
+    return (await this.registry.forConsumerKey(consumerKey)).revokeConsumerSecret(consumerKey, secretId);
+  }
+
+  async updateApplicationOwner(consumerKey: string, owner: string, precondition?: Precondition): Promise<OAuthApplication> {
+    return (await this.registry.forConsumerKey(consumerKey)).updateApplicationOwner(consumerKey, owner, precondition);
   }
 
   async getNewApplicationAccessToken(request: AccessTokenRequest, source: string): Promise<AccessTokenInfo> {

@@ -169,3 +169,11 @@ export function checkResources(v: Validator, resources: readonly ApiResource[]):
     seen.add(key);
   });
 }
+
+/** Grant types a key manager does not offer (its available_grant_types) are refused, each named. */
+export function checkAvailableGrantTypes(v: Validator, grantTypes: readonly string[], available: readonly string[], keyManager: string): void {
+  if (grantTypes.length > LIMITS.grantTypes) return;
+  grantTypes.forEach((g, i) => {
+    if (isKnownGrantType(g) && !available.includes(g)) v.add(`grant_types[${i}]`, `is not available at key manager "${keyManager}" (available_grant_types)`);
+  });
+}

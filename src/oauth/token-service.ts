@@ -6,7 +6,7 @@ import type { Config } from "../config/config.js";
 import type { ChangeEvents } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { DomainError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnauthenticatedError, UnimplementedError } from "../domain/errors.js";
-import { secretsEqual } from "../keymanager/credentials.js";
+import { type AcceptedSecret, acceptsSecret } from "../keymanager/credentials.js";
 import { isKnownGrantType } from "../keymanager/grant-types.js";
 import { type AccessTokenRequest, type AuthorizationCode, isActive, type OAuthClient, type TokenRecord } from "../domain/model/index.js";
 import { checkScopes } from "../keymanager/validation.js";
@@ -17,6 +17,8 @@ import type { TokenWriter } from "../storage/token-writer.js";
 import { SCOPES } from "../auth/scopes.js";
 import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
 import { grantScopes } from "./scopes.js";
+import { requireTokenGeneration } from "../keymanager/features.js";
+import { withConfiguredClaims } from "./jwt-claims.js";
 import type { SigningKeys } from "./signing-keys.js";
 import { hashToken, newOpaqueToken } from "./token-hash.js";
 import { verifierMatches } from "./pkce.js";
@@ -49,6 +51,12 @@ interface GrantOutcome {
 
 export const CLIENT_CACHE_TTL_MS = 30_000;
 
+/** A client as authentication needs it: with the consumer secrets added to it (CreateConsumerSecret). */
+interface KnownClient {
+  client: OAuthClient;
+  added: AcceptedSecret[];
+}
+
 const SUPPORTED_GRANTS = ["client_credentials", "password", "refresh_token", "authorization_code"];
 
 /**
@@ -61,7 +69,7 @@ export class TokenService {
    * same row each time. Changes on this node drop an entry at once, another replica's change (a
    * regenerated secret) when the cluster change feed brings it, at the latest after CLIENT_CACHE_TTL_MS.
    */
-  private readonly clients = new LRUCache<string, OAuthClient>({ max: 10_000, ttl: CLIENT_CACHE_TTL_MS, dispose: (...a) => this.clientStats.disposed(...a) });
+  private readonly clients = new LRUCache<string, KnownClient>({ max: 10_000, ttl: CLIENT_CACHE_TTL_MS, dispose: (...a) => this.clientStats.disposed(...a) });
   /** Hits, misses and evictions of the clients' cache (the metrics read them). */
   readonly clientStats: CacheStats = new CacheStats("oauth_clients", () => this.clients.size);
   readonly throttle: AuthenticationThrottle;
@@ -93,16 +101,25 @@ export class TokenService {
     this.throttle.check(attempt);
     const cached = clientId ? this.clients.get(clientId) : undefined;
     if (clientId) cached ? this.clientStats.hits++ : this.clientStats.misses++;
-    const client = clientId ? (cached ?? (await this.store.clients.find(clientId))) : undefined;
-    const ok = secretsEqual(client?.consumerSecret ?? "\u0000no-client", clientSecret);
-    if (!client || !ok || clientSecret === "" || this.heldElsewhere(client)) {
+    const known = clientId ? (cached ?? (await this.readClient(clientId))) : undefined;
+    const client = known?.client;
+    // The client's secret or any added one that has not expired (revoked ones are gone).
+    const ok = acceptsSecret(clientSecret, client?.consumerSecret ?? "\u0000no-client", known?.added ?? [], this.clock.now());
+    if (!known || !client || !ok || clientSecret === "" || this.heldElsewhere(client)) {
       const delayMs = this.throttle.failed(attempt);
       if (delayMs > 0) await sleep(delayMs);
       throw new UnauthenticatedError("client authentication failed", { oauth: "invalid_client" });
     }
     this.throttle.succeeded(attempt);
-    this.clients.set(clientId, client);
+    this.clients.set(clientId, known);
     return client;
+  }
+
+  /** A client with its added secrets; system clients (this service's callers) have none. */
+  private async readClient(clientId: string): Promise<KnownClient | undefined> {
+    const client = await this.store.clients.find(clientId);
+    if (!client) return undefined;
+    return { client, added: client.system ? [] : await this.store.consumerSecrets.ofClient(clientId) };
   }
 
   /**
@@ -168,6 +185,8 @@ export class TokenService {
   private async issueToken(request: AccessTokenRequest, source: string): Promise<IssuedToken> {
     const client = (await this.publicClient(request)) ?? (await this.confidentialClient(request, source));
     checkRequest(request);
+    // Applications' tokens follow the key manager's switches; this service's own callers always get theirs.
+    if (!client.system) requireTokenGeneration(this.config().name, this.config().features, request.grantType);
     const outcome = await this.runGrant(client, request);
     const issued = await this.mint(client, request, outcome);
     // Only once the new token is issued (a refused request revokes nothing), and only a token of
@@ -349,14 +368,17 @@ export class TokenService {
     const accessToken =
       client.tokenType === "JWT"
         ? await this.keys.sign(
-            {
-              iss: config.issuer,
-              sub: outcome.endUser || client.consumerKey,
-              aud: client.consumerKey,
-              client_id: client.consumerKey,
-              scope: outcome.scopes.join(" "),
-              jti: id,
-            },
+            withConfiguredClaims(
+              {
+                iss: config.issuer,
+                sub: outcome.endUser || client.consumerKey,
+                aud: client.consumerKey,
+                client_id: client.consumerKey,
+                scope: outcome.scopes.join(" "),
+                jti: id,
+              },
+              config.features,
+            ),
             expiresAt,
             issuedAt,
           )

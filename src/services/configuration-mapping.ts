@@ -1,8 +1,9 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ExternalKeyManagerConfigurationSchema, KeyManagerConfigurationSchema } from "../../gen/keymanager/v1/types_pb.js";
+import type { ExternalKeyManagerConfigurationSchema, KeyManagerConfigurationSchema, KeyManagerFeaturesSchema } from "../../gen/keymanager/v1/types_pb.js";
 import type { Config } from "../config/config.js";
 import type { ExternalKeyManagerConfig } from "../config/external-key-managers.js";
+import type { KeyManagerFeatures } from "../config/key-manager-features.js";
 import { tokenTypeToPb } from "./enums.js";
 
 const REDACTED = "***";
@@ -38,6 +39,7 @@ export function configurationToPb(
     sourceFile: meta.sourceFile ?? "",
     loadTime: timestampFromDate(meta.loadTime),
     externalKeyManagers: config.externalKeyManagers.map(externalToPb),
+    features: featuresToPb(config.features),
   };
 }
 
@@ -59,6 +61,7 @@ function externalToPb(km: ExternalKeyManagerConfig): MessageInitShape<typeof Ext
     jwtValidation: km.jwtValidation,
     timeoutMs: km.timeoutMs,
     validationCacheSeconds: km.validationCacheSeconds,
+    features: featuresToPb(km.features),
   };
 }
 
@@ -75,4 +78,18 @@ export function redactUrl(url: string): string {
   } catch {
     return REDACTED;
   }
+}
+
+function featuresToPb(f: KeyManagerFeatures): MessageInitShape<typeof KeyManagerFeaturesSchema> {
+  return {
+    enableTokenGeneration: f.enableTokenGeneration,
+    enableOauthAppCreation: f.enableOAuthAppCreation,
+    enableMapOauthConsumerApps: f.enableMapOAuthConsumerApps,
+    enableTokenHashing: f.enableTokenHashing,
+    enableSelfValidationJwt: f.enableSelfValidationJwt,
+    consumerKeyClaim: f.consumerKeyClaim,
+    scopesClaim: f.scopesClaim,
+    claimMappings: f.claimMappings.map((m) => ({ remote: m.remote, local: m.local })),
+    availableGrantTypes: [...f.availableGrantTypes],
+  };
 }

@@ -7,7 +7,9 @@ import {
   TokenState as PbTokenState,
   TokenType as PbTokenType,
 } from "../../gen/keymanager/v1/types_pb.js";
+import { TokenRouting as PbTokenRouting } from "../../gen/keymanager/v1/key_manager_service_pb.js";
 import type { Validator } from "../domain/validator.js";
+import type { TokenRoute } from "../keymanager/key-manager-registry.js";
 import type { ApplicationMode, AuthLevel, KeyState, KeyType, SubscriptionState, TokenState, TokenType } from "../domain/model/index.js";
 
 /** Protobuf enums <-> domain string unions. Unknown and UNSPECIFIED values are violations. */
@@ -104,4 +106,14 @@ export function subscriptionStateFromPb(v: Validator, field: string, value: PbSu
 /** UNSPECIFIED means "the registered resource's level" (undefined); unknown values are violations. */
 export function optionalAuthLevelFromPb(v: Validator, field: string, value: PbAuthLevel): AuthLevel | undefined {
   return value === PbAuthLevel.UNSPECIFIED ? undefined : authLevelFromPb(v, field, value);
+}
+
+const TOKEN_ROUTINGS: Record<TokenRoute["rule"], PbTokenRouting> = {
+  issuer: PbTokenRouting.ISSUER,
+  token_pattern: PbTokenRouting.TOKEN_PATTERN,
+  default: PbTokenRouting.DEFAULT,
+};
+
+export function tokenRoutingToPb(value: TokenRoute["rule"]): PbTokenRouting {
+  return TOKEN_ROUTINGS[value];
 }

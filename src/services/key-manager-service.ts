@@ -10,9 +10,12 @@ import { FailedPreconditionError, UnauthenticatedError } from "../domain/errors.
 import { requireField, Validator } from "../domain/validator.js";
 import { ConsumerSecretRefused, type KeyManager, NO_CLIENT, NO_KEYS } from "../keymanager/key-manager.js";
 import type { TokenService } from "../oauth/token-service.js";
+import { LIMITS } from "../keymanager/validation.js";
 import { applicationToPb, createInputFromPb, mapInputFromPb, patchFromPb } from "./application-mapping.js";
 import { configurationToPb } from "./configuration-mapping.js";
-import { keyTypeFromPb } from "./enums.js";
+import { consumerSecretToPb, newSecretFromPb } from "./consumer-secret-mapping.js";
+import { keyTypeFromPb, tokenRoutingToPb } from "./enums.js";
+import type { KeyManagerRegistry } from "../keymanager/key-manager-registry.js";
 import { buildFromJson, buildFromOAuthApp } from "../oauth/token-request.js";
 import { listName, type Paging } from "./page-tokens.js";
 import { registeredResourceToPb, resourceInputFromPb, resourcePatchFromPb } from "./resource-mapping.js";
@@ -34,6 +37,8 @@ export class KeyManagerServiceImpl implements Impl {
     private readonly paging: Paging,
     /** The client authentication throttle (TokenService.throttled): MapOAuthApplication checks secrets too. */
     private readonly authentication: Pick<TokenService, "throttled">,
+    /** The key managers' routing rules (CanHandleToken). */
+    private readonly router: Pick<KeyManagerRegistry, "route" | "named">,
     owners: KeyManager = keyManager,
   ) {
     this.ownership = new Ownership(owners);
@@ -195,6 +200,57 @@ export class KeyManagerServiceImpl implements Impl {
 
   async getUserClaims(req: Parameters<Impl["getUserClaims"]>[0]) {
     return { claims: await this.keyManager.getUserClaims(requireField("username", req.username)) };
+  }
+
+  async createConsumerSecret(req: Parameters<Impl["createConsumerSecret"]>[0], ctx: HandlerContext) {
+    const input = newSecretFromPb(req);
+    await this.ownership.requireConsumerKey(principalOf(ctx), input.consumerKey);
+    const created = await this.keyManager.createConsumerSecret(input);
+    return { secret: consumerSecretToPb(created.secret), consumerSecret: created.consumerSecret };
+  }
+
+  async listConsumerSecrets(req: Parameters<Impl["listConsumerSecrets"]>[0], ctx: HandlerContext) {
+    await this.ownership.requireConsumerKey(principalOf(ctx), requireField("consumer_key", req.consumerKey));
+    const list = listName("ListConsumerSecrets", req.consumerKey);
+    const page = await this.keyManager.listConsumerSecrets(req.consumerKey, this.paging.query(list, req));
+    return { secrets: page.items.map(consumerSecretToPb), nextPageToken: this.paging.nextPageToken(list, page) };
+  }
+
+  async revokeConsumerSecret(req: Parameters<Impl["revokeConsumerSecret"]>[0], ctx: HandlerContext) {
+    const v = new Validator();
+    v.required("consumer_key", req.consumerKey);
+    v.required("secret_id", req.secretId);
+    v.throwIfInvalid();
+    await this.ownership.requireConsumerKey(principalOf(ctx), req.consumerKey);
+    await this.keyManager.revokeConsumerSecret(req.consumerKey, req.secretId);
+    return {};
+  }
+
+  async updateApplicationOwner(req: Parameters<Impl["updateApplicationOwner"]>[0], ctx: HandlerContext) {
+    const principal = principalOf(ctx);
+    const v = new Validator();
+    v.required("consumer_key", req.consumerKey);
+    v.text("app_owner", req.appOwner, LIMITS.name);
+    v.throwIfInvalid();
+    const consumerKey = req.consumerKey;
+    // Checked before and again under the change's lock (the owner may change in between).
+    await this.ownership.requireConsumerKey(principal, consumerKey);
+    const app = await this.keyManager.updateApplicationOwner(consumerKey, req.appOwner, this.ownership.ownerChange(principal));
+    return { application: applicationToPb(app) };
+  }
+
+  /** Routing only: the token is not validated, and nothing about it but the route is answered. */
+  async canHandleToken(req: Parameters<Impl["canHandleToken"]>[0]) {
+    const token = requireField("token", req.token);
+    // An unknown name is a mistake to report (as CreateApplication's key_manager), not a "no".
+    const asked = req.keyManager === "" ? undefined : this.router.named(req.keyManager);
+    const route = this.router.route(token);
+    return {
+      keyManager: route.keyManager.name,
+      type: route.keyManager.type,
+      routing: tokenRoutingToPb(route.rule),
+      canHandle: asked === undefined || asked === route.keyManager,
+    };
   }
 
   private currentConfiguration() {

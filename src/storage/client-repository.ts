@@ -75,6 +75,13 @@ export class ClientRepository {
     if (changed === 0) throw new NotFoundError("no OAuth application with this consumer key");
   }
 
+  async updateOwner(consumerKey: string, appOwner: string, updatedAt: Date): Promise<void> {
+    const changed = await this.db<ClientRow>(TABLE)
+      .where({ consumer_key: consumerKey })
+      .update({ app_owner: appOwner, updated_at: toMillis(updatedAt) });
+    if (changed === 0) throw new NotFoundError("no OAuth application with this consumer key");
+  }
+
   /** A page of system clients, oldest first. */
   listSystem(page: PageQuery): Promise<Page<OAuthClient>> {
     const q = this.db<ClientRow>(TABLE).where({ system_client: true });

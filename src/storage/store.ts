@@ -5,6 +5,7 @@ import { ChangeLogRepository } from "./change-log-repository.js";
 import { GatewayViewRepository } from "./gateway-view-repository.js";
 import { ApplicationKeyRepository } from "./application-key-repository.js";
 import { ClientRepository } from "./client-repository.js";
+import { ConsumerSecretRepository } from "./consumer-secret-repository.js";
 import { isDeadlock } from "./errors.js";
 import { ApiRepository } from "./api-repository.js";
 import { RegistrationRepository } from "./registration-repository.js";
@@ -32,6 +33,7 @@ export interface StoreOptions {
 /** The repositories over one connection or transaction. */
 export class Store {
   readonly clients: ClientRepository;
+  readonly consumerSecrets: ConsumerSecretRepository;
   readonly applicationKeys: ApplicationKeyRepository;
   readonly resources: ResourceRepository;
   readonly tokens: TokenRepository;
@@ -59,6 +61,7 @@ export class Store {
     private readonly options: StoreOptions = {},
   ) {
     this.clients = new ClientRepository(db, box);
+    this.consumerSecrets = new ConsumerSecretRepository(db);
     this.applicationKeys = new ApplicationKeyRepository(db);
     this.resources = new ResourceRepository(db);
     this.tokens = new TokenRepository(db);

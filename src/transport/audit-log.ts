@@ -8,6 +8,8 @@ import { hashToken } from "../oauth/token-hash.js";
 const TARGET_FIELDS = new Set([
   "applicationId",
   "consumerKey",
+  "secretId",
+  "appOwner",
   "clientId",
   "keyType",
   "apiId",

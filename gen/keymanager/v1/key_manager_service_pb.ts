@@ -2,11 +2,11 @@
 // @generated from file keymanager/v1/key_manager_service.proto (package keymanager.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
-import type { AccessTokenInfo, AccessTokenRequest, ApplicationKeyRef, KeyManagerConfiguration, OAuthApplication, RegisteredResource } from "./types_pb.js";
+import type { AccessTokenInfo, AccessTokenRequest, ApplicationKeyRef, ConsumerSecret, KeyManagerConfiguration, OAuthApplication, RegisteredResource } from "./types_pb.js";
 import { file_keymanager_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keymanager/v1/key_manager_service.proto.
  */
 export const file_keymanager_v1_key_manager_service: GenFile = /*@__PURE__*/
-  fileDesc("CidrZXltYW5hZ2VyL3YxL2tleV9tYW5hZ2VyX3NlcnZpY2UucHJvdG8SDWtleW1hbmFnZXIudjEiUAoYQ3JlYXRlQXBwbGljYXRpb25SZXF1ZXN0EjQKC2FwcGxpY2F0aW9uGAEgASgLMh8ua2V5bWFuYWdlci52MS5PQXV0aEFwcGxpY2F0aW9uIlEKGUNyZWF0ZUFwcGxpY2F0aW9uUmVzcG9uc2USNAoLYXBwbGljYXRpb24YASABKAsyHy5rZXltYW5hZ2VyLnYxLk9BdXRoQXBwbGljYXRpb24igQEKGFVwZGF0ZUFwcGxpY2F0aW9uUmVxdWVzdBI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbhIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUQoZVXBkYXRlQXBwbGljYXRpb25SZXNwb25zZRI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbiJ9ChpSZXRyaWV2ZUFwcGxpY2F0aW9uUmVxdWVzdBIWCgxjb25zdW1lcl9rZXkYASABKAlIABI7Cg9hcHBsaWNhdGlvbl9rZXkYAiABKAsyIC5rZXltYW5hZ2VyLnYxLkFwcGxpY2F0aW9uS2V5UmVmSABCCgoIc2VsZWN0b3IiUwobUmV0cmlldmVBcHBsaWNhdGlvblJlc3BvbnNlEjQKC2FwcGxpY2F0aW9uGAEgASgLMh8ua2V5bWFuYWdlci52MS5PQXV0aEFwcGxpY2F0aW9uIjAKGERlbGV0ZUFwcGxpY2F0aW9uUmVxdWVzdBIUCgxjb25zdW1lcl9rZXkYASABKAkiGwoZRGVsZXRlQXBwbGljYXRpb25SZXNwb25zZSJSChpNYXBPQXV0aEFwcGxpY2F0aW9uUmVxdWVzdBI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbiJTChtNYXBPQXV0aEFwcGxpY2F0aW9uUmVzcG9uc2USNAoLYXBwbGljYXRpb24YASABKAsyHy5rZXltYW5hZ2VyLnYxLk9BdXRoQXBwbGljYXRpb24iNgoeRGVsZXRlTWFwcGVkQXBwbGljYXRpb25SZXF1ZXN0EhQKDGNvbnN1bWVyX2tleRgBIAEoCSIhCh9EZWxldGVNYXBwZWRBcHBsaWNhdGlvblJlc3BvbnNlIjcKH1JlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlcXVlc3QSFAoMY29uc3VtZXJfa2V5GAEgASgJIlEKIFJlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlc3BvbnNlEhQKDGNvbnN1bWVyX2tleRgBIAEoCRIXCg9jb25zdW1lcl9zZWNyZXQYAiABKAkiWQojR2V0TmV3QXBwbGljYXRpb25BY2Nlc3NUb2tlblJlcXVlc3QSMgoHcmVxdWVzdBgBIAEoCzIhLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5SZXF1ZXN0IlUKJEdldE5ld0FwcGxpY2F0aW9uQWNjZXNzVG9rZW5SZXNwb25zZRItCgV0b2tlbhgBIAEoCzIeLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5JbmZvImoKJkJ1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbUpzb25SZXF1ZXN0EgwKBGpzb24YASABKAkSMgoHcmVxdWVzdBgCIAEoCzIhLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5SZXF1ZXN0Il0KJ0J1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbUpzb25SZXNwb25zZRIyCgdyZXF1ZXN0GAEgASgLMiEua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QilgEKKkJ1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbU9BdXRoQXBwUmVxdWVzdBI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbhIyCgdyZXF1ZXN0GAIgASgLMiEua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QiYQorQnVpbGRBY2Nlc3NUb2tlblJlcXVlc3RGcm9tT0F1dGhBcHBSZXNwb25zZRIyCgdyZXF1ZXN0GAEgASgLMiEua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QiLwoXR2V0VG9rZW5NZXRhZGF0YVJlcXVlc3QSFAoMYWNjZXNzX3Rva2VuGAEgASgJIkkKGEdldFRva2VuTWV0YWRhdGFSZXNwb25zZRItCgV0b2tlbhgBIAEoCzIeLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5JbmZvImIKI0dldEFjdGl2ZVRva2Vuc0J5Q29uc3VtZXJLZXlSZXF1ZXN0EhQKDGNvbnN1bWVyX2tleRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJvCiRHZXRBY3RpdmVUb2tlbnNCeUNvbnN1bWVyS2V5UmVzcG9uc2USLgoGdG9rZW5zGAEgAygLMh4ua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlbkluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjoKIkdldEFjY2Vzc1Rva2VuQnlDb25zdW1lcktleVJlcXVlc3QSFAoMY29uc3VtZXJfa2V5GAEgASgJIlQKI0dldEFjY2Vzc1Rva2VuQnlDb25zdW1lcktleVJlc3BvbnNlEi0KBXRva2VuGAEgASgLMh4ua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlbkluZm8iPAoSUmV2b2tlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCSIVChNSZXZva2VUb2tlblJlc3BvbnNlIiMKIUdldEtleU1hbmFnZXJDb25maWd1cmF0aW9uUmVxdWVzdCJjCiJHZXRLZXlNYW5hZ2VyQ29uZmlndXJhdGlvblJlc3BvbnNlEj0KDWNvbmZpZ3VyYXRpb24YASABKAsyJi5rZXltYW5hZ2VyLnYxLktleU1hbmFnZXJDb25maWd1cmF0aW9uIhoKGExvYWRDb25maWd1cmF0aW9uUmVxdWVzdCJ0ChlMb2FkQ29uZmlndXJhdGlvblJlc3BvbnNlEj0KDWNvbmZpZ3VyYXRpb24YASABKAsyJi5rZXltYW5hZ2VyLnYxLktleU1hbmFnZXJDb25maWd1cmF0aW9uEhgKEHJlc3RhcnRfcmVxdWlyZWQYAiADKAkiUQoaUmVnaXN0ZXJOZXdSZXNvdXJjZVJlcXVlc3QSMwoIcmVzb3VyY2UYASABKAsyIS5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyZWRSZXNvdXJjZSJSChtSZWdpc3Rlck5ld1Jlc291cmNlUmVzcG9uc2USMwoIcmVzb3VyY2UYASABKAsyIS5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyZWRSZXNvdXJjZSIrChlHZXRSZXNvdXJjZUJ5QXBpSWRSZXF1ZXN0Eg4KBmFwaV9pZBgBIAEoCSJRChpHZXRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZRIzCghyZXNvdXJjZRgBIAEoCzIhLmtleW1hbmFnZXIudjEuUmVnaXN0ZXJlZFJlc291cmNlIocBCh9VcGRhdGVSZWdpc3RlcmVkUmVzb3VyY2VSZXF1ZXN0EjMKCHJlc291cmNlGAEgASgLMiEua2V5bWFuYWdlci52MS5SZWdpc3RlcmVkUmVzb3VyY2USLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIlcKIFVwZGF0ZVJlZ2lzdGVyZWRSZXNvdXJjZVJlc3BvbnNlEjMKCHJlc291cmNlGAEgASgLMiEua2V5bWFuYWdlci52MS5SZWdpc3RlcmVkUmVzb3VyY2UiOAomRGVsZXRlUmVnaXN0ZXJlZFJlc291cmNlQnlBcGlJZFJlcXVlc3QSDgoGYXBpX2lkGAEgASgJIikKJ0RlbGV0ZVJlZ2lzdGVyZWRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZSKkAQoUR2V0VXNlckNsYWltc1JlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSRwoKcHJvcGVydGllcxgCIAMoCzIzLmtleW1hbmFnZXIudjEuR2V0VXNlckNsYWltc1JlcXVlc3QuUHJvcGVydGllc0VudHJ5GjEKD1Byb3BlcnRpZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIogBChVHZXRVc2VyQ2xhaW1zUmVzcG9uc2USQAoGY2xhaW1zGAEgAygLMjAua2V5bWFuYWdlci52MS5HZXRVc2VyQ2xhaW1zUmVzcG9uc2UuQ2xhaW1zRW50cnkaLQoLQ2xhaW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ATKEFAoRS2V5TWFuYWdlclNlcnZpY2USZgoRQ3JlYXRlQXBwbGljYXRpb24SJy5rZXltYW5hZ2VyLnYxLkNyZWF0ZUFwcGxpY2F0aW9uUmVxdWVzdBooLmtleW1hbmFnZXIudjEuQ3JlYXRlQXBwbGljYXRpb25SZXNwb25zZRJmChFVcGRhdGVBcHBsaWNhdGlvbhInLmtleW1hbmFnZXIudjEuVXBkYXRlQXBwbGljYXRpb25SZXF1ZXN0Gigua2V5bWFuYWdlci52MS5VcGRhdGVBcHBsaWNhdGlvblJlc3BvbnNlEnEKE1JldHJpZXZlQXBwbGljYXRpb24SKS5rZXltYW5hZ2VyLnYxLlJldHJpZXZlQXBwbGljYXRpb25SZXF1ZXN0Gioua2V5bWFuYWdlci52MS5SZXRyaWV2ZUFwcGxpY2F0aW9uUmVzcG9uc2UiA5ACARJmChFEZWxldGVBcHBsaWNhdGlvbhInLmtleW1hbmFnZXIudjEuRGVsZXRlQXBwbGljYXRpb25SZXF1ZXN0Gigua2V5bWFuYWdlci52MS5EZWxldGVBcHBsaWNhdGlvblJlc3BvbnNlEmwKE01hcE9BdXRoQXBwbGljYXRpb24SKS5rZXltYW5hZ2VyLnYxLk1hcE9BdXRoQXBwbGljYXRpb25SZXF1ZXN0Gioua2V5bWFuYWdlci52MS5NYXBPQXV0aEFwcGxpY2F0aW9uUmVzcG9uc2USeAoXRGVsZXRlTWFwcGVkQXBwbGljYXRpb24SLS5rZXltYW5hZ2VyLnYxLkRlbGV0ZU1hcHBlZEFwcGxpY2F0aW9uUmVxdWVzdBouLmtleW1hbmFnZXIudjEuRGVsZXRlTWFwcGVkQXBwbGljYXRpb25SZXNwb25zZRJ7ChhSZWdlbmVyYXRlQ29uc3VtZXJTZWNyZXQSLi5rZXltYW5hZ2VyLnYxLlJlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlcXVlc3QaLy5rZXltYW5hZ2VyLnYxLlJlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlc3BvbnNlEocBChxHZXROZXdBcHBsaWNhdGlvbkFjY2Vzc1Rva2VuEjIua2V5bWFuYWdlci52MS5HZXROZXdBcHBsaWNhdGlvbkFjY2Vzc1Rva2VuUmVxdWVzdBozLmtleW1hbmFnZXIudjEuR2V0TmV3QXBwbGljYXRpb25BY2Nlc3NUb2tlblJlc3BvbnNlEpUBCh9CdWlsZEFjY2Vzc1Rva2VuUmVxdWVzdEZyb21Kc29uEjUua2V5bWFuYWdlci52MS5CdWlsZEFjY2Vzc1Rva2VuUmVxdWVzdEZyb21Kc29uUmVxdWVzdBo2LmtleW1hbmFnZXIudjEuQnVpbGRBY2Nlc3NUb2tlblJlcXVlc3RGcm9tSnNvblJlc3BvbnNlIgOQAgESoQEKI0J1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbU9BdXRoQXBwEjkua2V5bWFuYWdlci52MS5CdWlsZEFjY2Vzc1Rva2VuUmVxdWVzdEZyb21PQXV0aEFwcFJlcXVlc3QaOi5rZXltYW5hZ2VyLnYxLkJ1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbU9BdXRoQXBwUmVzcG9uc2UiA5ACARJoChBHZXRUb2tlbk1ldGFkYXRhEiYua2V5bWFuYWdlci52MS5HZXRUb2tlbk1ldGFkYXRhUmVxdWVzdBonLmtleW1hbmFnZXIudjEuR2V0VG9rZW5NZXRhZGF0YVJlc3BvbnNlIgOQAgESjAEKHEdldEFjdGl2ZVRva2Vuc0J5Q29uc3VtZXJLZXkSMi5rZXltYW5hZ2VyLnYxLkdldEFjdGl2ZVRva2Vuc0J5Q29uc3VtZXJLZXlSZXF1ZXN0GjMua2V5bWFuYWdlci52MS5HZXRBY3RpdmVUb2tlbnNCeUNvbnN1bWVyS2V5UmVzcG9uc2UiA5ACARKJAQobR2V0QWNjZXNzVG9rZW5CeUNvbnN1bWVyS2V5EjEua2V5bWFuYWdlci52MS5HZXRBY2Nlc3NUb2tlbkJ5Q29uc3VtZXJLZXlSZXF1ZXN0GjIua2V5bWFuYWdlci52MS5HZXRBY2Nlc3NUb2tlbkJ5Q29uc3VtZXJLZXlSZXNwb25zZSIDkAIBElQKC1Jldm9rZVRva2VuEiEua2V5bWFuYWdlci52MS5SZXZva2VUb2tlblJlcXVlc3QaIi5rZXltYW5hZ2VyLnYxLlJldm9rZVRva2VuUmVzcG9uc2UShgEKGkdldEtleU1hbmFnZXJDb25maWd1cmF0aW9uEjAua2V5bWFuYWdlci52MS5HZXRLZXlNYW5hZ2VyQ29uZmlndXJhdGlvblJlcXVlc3QaMS5rZXltYW5hZ2VyLnYxLkdldEtleU1hbmFnZXJDb25maWd1cmF0aW9uUmVzcG9uc2UiA5ACARJmChFMb2FkQ29uZmlndXJhdGlvbhInLmtleW1hbmFnZXIudjEuTG9hZENvbmZpZ3VyYXRpb25SZXF1ZXN0Gigua2V5bWFuYWdlci52MS5Mb2FkQ29uZmlndXJhdGlvblJlc3BvbnNlEmwKE1JlZ2lzdGVyTmV3UmVzb3VyY2USKS5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyTmV3UmVzb3VyY2VSZXF1ZXN0Gioua2V5bWFuYWdlci52MS5SZWdpc3Rlck5ld1Jlc291cmNlUmVzcG9uc2USbgoSR2V0UmVzb3VyY2VCeUFwaUlkEigua2V5bWFuYWdlci52MS5HZXRSZXNvdXJjZUJ5QXBpSWRSZXF1ZXN0Gikua2V5bWFuYWdlci52MS5HZXRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZSIDkAIBEnsKGFVwZGF0ZVJlZ2lzdGVyZWRSZXNvdXJjZRIuLmtleW1hbmFnZXIudjEuVXBkYXRlUmVnaXN0ZXJlZFJlc291cmNlUmVxdWVzdBovLmtleW1hbmFnZXIudjEuVXBkYXRlUmVnaXN0ZXJlZFJlc291cmNlUmVzcG9uc2USkAEKH0RlbGV0ZVJlZ2lzdGVyZWRSZXNvdXJjZUJ5QXBpSWQSNS5rZXltYW5hZ2VyLnYxLkRlbGV0ZVJlZ2lzdGVyZWRSZXNvdXJjZUJ5QXBpSWRSZXF1ZXN0GjYua2V5bWFuYWdlci52MS5EZWxldGVSZWdpc3RlcmVkUmVzb3VyY2VCeUFwaUlkUmVzcG9uc2USXwoNR2V0VXNlckNsYWltcxIjLmtleW1hbmFnZXIudjEuR2V0VXNlckNsYWltc1JlcXVlc3QaJC5rZXltYW5hZ2VyLnYxLkdldFVzZXJDbGFpbXNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_field_mask, file_keymanager_v1_types]);
+  fileDesc("CidrZXltYW5hZ2VyL3YxL2tleV9tYW5hZ2VyX3NlcnZpY2UucHJvdG8SDWtleW1hbmFnZXIudjEiUAoYQ3JlYXRlQXBwbGljYXRpb25SZXF1ZXN0EjQKC2FwcGxpY2F0aW9uGAEgASgLMh8ua2V5bWFuYWdlci52MS5PQXV0aEFwcGxpY2F0aW9uIlEKGUNyZWF0ZUFwcGxpY2F0aW9uUmVzcG9uc2USNAoLYXBwbGljYXRpb24YASABKAsyHy5rZXltYW5hZ2VyLnYxLk9BdXRoQXBwbGljYXRpb24igQEKGFVwZGF0ZUFwcGxpY2F0aW9uUmVxdWVzdBI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbhIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUQoZVXBkYXRlQXBwbGljYXRpb25SZXNwb25zZRI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbiJ9ChpSZXRyaWV2ZUFwcGxpY2F0aW9uUmVxdWVzdBIWCgxjb25zdW1lcl9rZXkYASABKAlIABI7Cg9hcHBsaWNhdGlvbl9rZXkYAiABKAsyIC5rZXltYW5hZ2VyLnYxLkFwcGxpY2F0aW9uS2V5UmVmSABCCgoIc2VsZWN0b3IiUwobUmV0cmlldmVBcHBsaWNhdGlvblJlc3BvbnNlEjQKC2FwcGxpY2F0aW9uGAEgASgLMh8ua2V5bWFuYWdlci52MS5PQXV0aEFwcGxpY2F0aW9uIjAKGERlbGV0ZUFwcGxpY2F0aW9uUmVxdWVzdBIUCgxjb25zdW1lcl9rZXkYASABKAkiGwoZRGVsZXRlQXBwbGljYXRpb25SZXNwb25zZSJSChpNYXBPQXV0aEFwcGxpY2F0aW9uUmVxdWVzdBI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbiJTChtNYXBPQXV0aEFwcGxpY2F0aW9uUmVzcG9uc2USNAoLYXBwbGljYXRpb24YASABKAsyHy5rZXltYW5hZ2VyLnYxLk9BdXRoQXBwbGljYXRpb24iNgoeRGVsZXRlTWFwcGVkQXBwbGljYXRpb25SZXF1ZXN0EhQKDGNvbnN1bWVyX2tleRgBIAEoCSIhCh9EZWxldGVNYXBwZWRBcHBsaWNhdGlvblJlc3BvbnNlIjcKH1JlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlcXVlc3QSFAoMY29uc3VtZXJfa2V5GAEgASgJIlEKIFJlZ2VuZXJhdGVDb25zdW1lclNlY3JldFJlc3BvbnNlEhQKDGNvbnN1bWVyX2tleRgBIAEoCRIXCg9jb25zdW1lcl9zZWNyZXQYAiABKAkiWQojR2V0TmV3QXBwbGljYXRpb25BY2Nlc3NUb2tlblJlcXVlc3QSMgoHcmVxdWVzdBgBIAEoCzIhLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5SZXF1ZXN0IlUKJEdldE5ld0FwcGxpY2F0aW9uQWNjZXNzVG9rZW5SZXNwb25zZRItCgV0b2tlbhgBIAEoCzIeLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5JbmZvImoKJkJ1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbUpzb25SZXF1ZXN0EgwKBGpzb24YASABKAkSMgoHcmVxdWVzdBgCIAEoCzIhLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5SZXF1ZXN0Il0KJ0J1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbUpzb25SZXNwb25zZRIyCgdyZXF1ZXN0GAEgASgLMiEua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QilgEKKkJ1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbU9BdXRoQXBwUmVxdWVzdBI0CgthcHBsaWNhdGlvbhgBIAEoCzIfLmtleW1hbmFnZXIudjEuT0F1dGhBcHBsaWNhdGlvbhIyCgdyZXF1ZXN0GAIgASgLMiEua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QiYQorQnVpbGRBY2Nlc3NUb2tlblJlcXVlc3RGcm9tT0F1dGhBcHBSZXNwb25zZRIyCgdyZXF1ZXN0GAEgASgLMiEua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlblJlcXVlc3QiLwoXR2V0VG9rZW5NZXRhZGF0YVJlcXVlc3QSFAoMYWNjZXNzX3Rva2VuGAEgASgJIkkKGEdldFRva2VuTWV0YWRhdGFSZXNwb25zZRItCgV0b2tlbhgBIAEoCzIeLmtleW1hbmFnZXIudjEuQWNjZXNzVG9rZW5JbmZvImIKI0dldEFjdGl2ZVRva2Vuc0J5Q29uc3VtZXJLZXlSZXF1ZXN0EhQKDGNvbnN1bWVyX2tleRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJvCiRHZXRBY3RpdmVUb2tlbnNCeUNvbnN1bWVyS2V5UmVzcG9uc2USLgoGdG9rZW5zGAEgAygLMh4ua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlbkluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjoKIkdldEFjY2Vzc1Rva2VuQnlDb25zdW1lcktleVJlcXVlc3QSFAoMY29uc3VtZXJfa2V5GAEgASgJIlQKI0dldEFjY2Vzc1Rva2VuQnlDb25zdW1lcktleVJlc3BvbnNlEi0KBXRva2VuGAEgASgLMh4ua2V5bWFuYWdlci52MS5BY2Nlc3NUb2tlbkluZm8iPAoSUmV2b2tlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCSIVChNSZXZva2VUb2tlblJlc3BvbnNlIiMKIUdldEtleU1hbmFnZXJDb25maWd1cmF0aW9uUmVxdWVzdCJjCiJHZXRLZXlNYW5hZ2VyQ29uZmlndXJhdGlvblJlc3BvbnNlEj0KDWNvbmZpZ3VyYXRpb24YASABKAsyJi5rZXltYW5hZ2VyLnYxLktleU1hbmFnZXJDb25maWd1cmF0aW9uIhoKGExvYWRDb25maWd1cmF0aW9uUmVxdWVzdCJ0ChlMb2FkQ29uZmlndXJhdGlvblJlc3BvbnNlEj0KDWNvbmZpZ3VyYXRpb24YASABKAsyJi5rZXltYW5hZ2VyLnYxLktleU1hbmFnZXJDb25maWd1cmF0aW9uEhgKEHJlc3RhcnRfcmVxdWlyZWQYAiADKAkiUQoaUmVnaXN0ZXJOZXdSZXNvdXJjZVJlcXVlc3QSMwoIcmVzb3VyY2UYASABKAsyIS5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyZWRSZXNvdXJjZSJSChtSZWdpc3Rlck5ld1Jlc291cmNlUmVzcG9uc2USMwoIcmVzb3VyY2UYASABKAsyIS5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyZWRSZXNvdXJjZSIrChlHZXRSZXNvdXJjZUJ5QXBpSWRSZXF1ZXN0Eg4KBmFwaV9pZBgBIAEoCSJRChpHZXRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZRIzCghyZXNvdXJjZRgBIAEoCzIhLmtleW1hbmFnZXIudjEuUmVnaXN0ZXJlZFJlc291cmNlIocBCh9VcGRhdGVSZWdpc3RlcmVkUmVzb3VyY2VSZXF1ZXN0EjMKCHJlc291cmNlGAEgASgLMiEua2V5bWFuYWdlci52MS5SZWdpc3RlcmVkUmVzb3VyY2USLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIlcKIFVwZGF0ZVJlZ2lzdGVyZWRSZXNvdXJjZVJlc3BvbnNlEjMKCHJlc291cmNlGAEgASgLMiEua2V5bWFuYWdlci52MS5SZWdpc3RlcmVkUmVzb3VyY2UiOAomRGVsZXRlUmVnaXN0ZXJlZFJlc291cmNlQnlBcGlJZFJlcXVlc3QSDgoGYXBpX2lkGAEgASgJIikKJ0RlbGV0ZVJlZ2lzdGVyZWRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZSKkAQoUR2V0VXNlckNsYWltc1JlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSRwoKcHJvcGVydGllcxgCIAMoCzIzLmtleW1hbmFnZXIudjEuR2V0VXNlckNsYWltc1JlcXVlc3QuUHJvcGVydGllc0VudHJ5GjEKD1Byb3BlcnRpZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIogBChVHZXRVc2VyQ2xhaW1zUmVzcG9uc2USQAoGY2xhaW1zGAEgAygLMjAua2V5bWFuYWdlci52MS5HZXRVc2VyQ2xhaW1zUmVzcG9uc2UuQ2xhaW1zRW50cnkaLQoLQ2xhaW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJtChtDcmVhdGVDb25zdW1lclNlY3JldFJlcXVlc3QSLQoGc2VjcmV0GAEgASgLMh0ua2V5bWFuYWdlci52MS5Db25zdW1lclNlY3JldBIfChd2YWxpZGl0eV9wZXJpb2Rfc2Vjb25kcxgCIAEoAyJmChxDcmVhdGVDb25zdW1lclNlY3JldFJlc3BvbnNlEi0KBnNlY3JldBgBIAEoCzIdLmtleW1hbmFnZXIudjEuQ29uc3VtZXJTZWNyZXQSFwoPY29uc3VtZXJfc2VjcmV0GAIgASgJIlkKGkxpc3RDb25zdW1lclNlY3JldHNSZXF1ZXN0EhQKDGNvbnN1bWVyX2tleRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJmChtMaXN0Q29uc3VtZXJTZWNyZXRzUmVzcG9uc2USLgoHc2VjcmV0cxgBIAMoCzIdLmtleW1hbmFnZXIudjEuQ29uc3VtZXJTZWNyZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkYKG1Jldm9rZUNvbnN1bWVyU2VjcmV0UmVxdWVzdBIUCgxjb25zdW1lcl9rZXkYASABKAkSEQoJc2VjcmV0X2lkGAIgASgJIh4KHFJldm9rZUNvbnN1bWVyU2VjcmV0UmVzcG9uc2UiSAodVXBkYXRlQXBwbGljYXRpb25Pd25lclJlcXVlc3QSFAoMY29uc3VtZXJfa2V5GAEgASgJEhEKCWFwcF9vd25lchgCIAEoCSJWCh5VcGRhdGVBcHBsaWNhdGlvbk93bmVyUmVzcG9uc2USNAoLYXBwbGljYXRpb24YASABKAsyHy5rZXltYW5hZ2VyLnYxLk9BdXRoQXBwbGljYXRpb24iOwoVQ2FuSGFuZGxlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhMKC2tleV9tYW5hZ2VyGAIgASgJIn0KFkNhbkhhbmRsZVRva2VuUmVzcG9uc2USEwoLa2V5X21hbmFnZXIYASABKAkSDAoEdHlwZRgCIAEoCRIsCgdyb3V0aW5nGAMgASgOMhsua2V5bWFuYWdlci52MS5Ub2tlblJvdXRpbmcSEgoKY2FuX2hhbmRsZRgEIAEoCCqDAQoMVG9rZW5Sb3V0aW5nEh0KGVRPS0VOX1JPVVRJTkdfVU5TUEVDSUZJRUQQABIYChRUT0tFTl9ST1VUSU5HX0lTU1VFUhABEh8KG1RPS0VOX1JPVVRJTkdfVE9LRU5fUEFUVEVSThACEhkKFVRPS0VOX1JPVVRJTkdfREVGQVVMVBADMrQYChFLZXlNYW5hZ2VyU2VydmljZRJmChFDcmVhdGVBcHBsaWNhdGlvbhInLmtleW1hbmFnZXIudjEuQ3JlYXRlQXBwbGljYXRpb25SZXF1ZXN0Gigua2V5bWFuYWdlci52MS5DcmVhdGVBcHBsaWNhdGlvblJlc3BvbnNlEmYKEVVwZGF0ZUFwcGxpY2F0aW9uEicua2V5bWFuYWdlci52MS5VcGRhdGVBcHBsaWNhdGlvblJlcXVlc3QaKC5rZXltYW5hZ2VyLnYxLlVwZGF0ZUFwcGxpY2F0aW9uUmVzcG9uc2UScQoTUmV0cmlldmVBcHBsaWNhdGlvbhIpLmtleW1hbmFnZXIudjEuUmV0cmlldmVBcHBsaWNhdGlvblJlcXVlc3QaKi5rZXltYW5hZ2VyLnYxLlJldHJpZXZlQXBwbGljYXRpb25SZXNwb25zZSIDkAIBEmYKEURlbGV0ZUFwcGxpY2F0aW9uEicua2V5bWFuYWdlci52MS5EZWxldGVBcHBsaWNhdGlvblJlcXVlc3QaKC5rZXltYW5hZ2VyLnYxLkRlbGV0ZUFwcGxpY2F0aW9uUmVzcG9uc2USbAoTTWFwT0F1dGhBcHBsaWNhdGlvbhIpLmtleW1hbmFnZXIudjEuTWFwT0F1dGhBcHBsaWNhdGlvblJlcXVlc3QaKi5rZXltYW5hZ2VyLnYxLk1hcE9BdXRoQXBwbGljYXRpb25SZXNwb25zZRJ4ChdEZWxldGVNYXBwZWRBcHBsaWNhdGlvbhItLmtleW1hbmFnZXIudjEuRGVsZXRlTWFwcGVkQXBwbGljYXRpb25SZXF1ZXN0Gi4ua2V5bWFuYWdlci52MS5EZWxldGVNYXBwZWRBcHBsaWNhdGlvblJlc3BvbnNlEnsKGFJlZ2VuZXJhdGVDb25zdW1lclNlY3JldBIuLmtleW1hbmFnZXIudjEuUmVnZW5lcmF0ZUNvbnN1bWVyU2VjcmV0UmVxdWVzdBovLmtleW1hbmFnZXIudjEuUmVnZW5lcmF0ZUNvbnN1bWVyU2VjcmV0UmVzcG9uc2UShwEKHEdldE5ld0FwcGxpY2F0aW9uQWNjZXNzVG9rZW4SMi5rZXltYW5hZ2VyLnYxLkdldE5ld0FwcGxpY2F0aW9uQWNjZXNzVG9rZW5SZXF1ZXN0GjMua2V5bWFuYWdlci52MS5HZXROZXdBcHBsaWNhdGlvbkFjY2Vzc1Rva2VuUmVzcG9uc2USlQEKH0J1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbUpzb24SNS5rZXltYW5hZ2VyLnYxLkJ1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbUpzb25SZXF1ZXN0GjYua2V5bWFuYWdlci52MS5CdWlsZEFjY2Vzc1Rva2VuUmVxdWVzdEZyb21Kc29uUmVzcG9uc2UiA5ACARKhAQojQnVpbGRBY2Nlc3NUb2tlblJlcXVlc3RGcm9tT0F1dGhBcHASOS5rZXltYW5hZ2VyLnYxLkJ1aWxkQWNjZXNzVG9rZW5SZXF1ZXN0RnJvbU9BdXRoQXBwUmVxdWVzdBo6LmtleW1hbmFnZXIudjEuQnVpbGRBY2Nlc3NUb2tlblJlcXVlc3RGcm9tT0F1dGhBcHBSZXNwb25zZSIDkAIBEmgKEEdldFRva2VuTWV0YWRhdGESJi5rZXltYW5hZ2VyLnYxLkdldFRva2VuTWV0YWRhdGFSZXF1ZXN0Gicua2V5bWFuYWdlci52MS5HZXRUb2tlbk1ldGFkYXRhUmVzcG9uc2UiA5ACARKMAQocR2V0QWN0aXZlVG9rZW5zQnlDb25zdW1lcktleRIyLmtleW1hbmFnZXIudjEuR2V0QWN0aXZlVG9rZW5zQnlDb25zdW1lcktleVJlcXVlc3QaMy5rZXltYW5hZ2VyLnYxLkdldEFjdGl2ZVRva2Vuc0J5Q29uc3VtZXJLZXlSZXNwb25zZSIDkAIBEokBChtHZXRBY2Nlc3NUb2tlbkJ5Q29uc3VtZXJLZXkSMS5rZXltYW5hZ2VyLnYxLkdldEFjY2Vzc1Rva2VuQnlDb25zdW1lcktleVJlcXVlc3QaMi5rZXltYW5hZ2VyLnYxLkdldEFjY2Vzc1Rva2VuQnlDb25zdW1lcktleVJlc3BvbnNlIgOQAgESVAoLUmV2b2tlVG9rZW4SIS5rZXltYW5hZ2VyLnYxLlJldm9rZVRva2VuUmVxdWVzdBoiLmtleW1hbmFnZXIudjEuUmV2b2tlVG9rZW5SZXNwb25zZRKGAQoaR2V0S2V5TWFuYWdlckNvbmZpZ3VyYXRpb24SMC5rZXltYW5hZ2VyLnYxLkdldEtleU1hbmFnZXJDb25maWd1cmF0aW9uUmVxdWVzdBoxLmtleW1hbmFnZXIudjEuR2V0S2V5TWFuYWdlckNvbmZpZ3VyYXRpb25SZXNwb25zZSIDkAIBEmYKEUxvYWRDb25maWd1cmF0aW9uEicua2V5bWFuYWdlci52MS5Mb2FkQ29uZmlndXJhdGlvblJlcXVlc3QaKC5rZXltYW5hZ2VyLnYxLkxvYWRDb25maWd1cmF0aW9uUmVzcG9uc2USbAoTUmVnaXN0ZXJOZXdSZXNvdXJjZRIpLmtleW1hbmFnZXIudjEuUmVnaXN0ZXJOZXdSZXNvdXJjZVJlcXVlc3QaKi5rZXltYW5hZ2VyLnYxLlJlZ2lzdGVyTmV3UmVzb3VyY2VSZXNwb25zZRJuChJHZXRSZXNvdXJjZUJ5QXBpSWQSKC5rZXltYW5hZ2VyLnYxLkdldFJlc291cmNlQnlBcGlJZFJlcXVlc3QaKS5rZXltYW5hZ2VyLnYxLkdldFJlc291cmNlQnlBcGlJZFJlc3BvbnNlIgOQAgESewoYVXBkYXRlUmVnaXN0ZXJlZFJlc291cmNlEi4ua2V5bWFuYWdlci52MS5VcGRhdGVSZWdpc3RlcmVkUmVzb3VyY2VSZXF1ZXN0Gi8ua2V5bWFuYWdlci52MS5VcGRhdGVSZWdpc3RlcmVkUmVzb3VyY2VSZXNwb25zZRKQAQofRGVsZXRlUmVnaXN0ZXJlZFJlc291cmNlQnlBcGlJZBI1LmtleW1hbmFnZXIudjEuRGVsZXRlUmVnaXN0ZXJlZFJlc291cmNlQnlBcGlJZFJlcXVlc3QaNi5rZXltYW5hZ2VyLnYxLkRlbGV0ZVJlZ2lzdGVyZWRSZXNvdXJjZUJ5QXBpSWRSZXNwb25zZRJvChRDcmVhdGVDb25zdW1lclNlY3JldBIqLmtleW1hbmFnZXIudjEuQ3JlYXRlQ29uc3VtZXJTZWNyZXRSZXF1ZXN0Gisua2V5bWFuYWdlci52MS5DcmVhdGVDb25zdW1lclNlY3JldFJlc3BvbnNlEnEKE0xpc3RDb25zdW1lclNlY3JldHMSKS5rZXltYW5hZ2VyLnYxLkxpc3RDb25zdW1lclNlY3JldHNSZXF1ZXN0Gioua2V5bWFuYWdlci52MS5MaXN0Q29uc3VtZXJTZWNyZXRzUmVzcG9uc2UiA5ACARJvChRSZXZva2VDb25zdW1lclNlY3JldBIqLmtleW1hbmFnZXIudjEuUmV2b2tlQ29uc3VtZXJTZWNyZXRSZXF1ZXN0Gisua2V5bWFuYWdlci52MS5SZXZva2VDb25zdW1lclNlY3JldFJlc3BvbnNlEnUKFlVwZGF0ZUFwcGxpY2F0aW9uT3duZXISLC5rZXltYW5hZ2VyLnYxLlVwZGF0ZUFwcGxpY2F0aW9uT3duZXJSZXF1ZXN0Gi0ua2V5bWFuYWdlci52MS5VcGRhdGVBcHBsaWNhdGlvbk93bmVyUmVzcG9uc2USYgoOQ2FuSGFuZGxlVG9rZW4SJC5rZXltYW5hZ2VyLnYxLkNhbkhhbmRsZVRva2VuUmVxdWVzdBolLmtleW1hbmFnZXIudjEuQ2FuSGFuZGxlVG9rZW5SZXNwb25zZSIDkAIBEl8KDUdldFVzZXJDbGFpbXMSIy5rZXltYW5hZ2VyLnYxLkdldFVzZXJDbGFpbXNSZXF1ZXN0GiQua2V5bWFuYWdlci52MS5HZXRVc2VyQ2xhaW1zUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_keymanager_v1_types]);
 
 /**
  * @generated from message keymanager.v1.CreateApplicationRequest
@@ -821,6 +821,299 @@ export const GetUserClaimsResponseSchema: GenMessage<GetUserClaimsResponse> = /*
   messageDesc(file_keymanager_v1_key_manager_service, 41);
 
 /**
+ * @generated from message keymanager.v1.CreateConsumerSecretRequest
+ */
+export type CreateConsumerSecretRequest = Message<"keymanager.v1.CreateConsumerSecretRequest"> & {
+  /**
+   * consumer_key is required, description optional; the other fields are output only.
+   *
+   * @generated from field: keymanager.v1.ConsumerSecret secret = 1;
+   */
+  secret?: ConsumerSecret | undefined;
+
+  /**
+   * Seconds the secret is accepted for; 0: until it is revoked. At most
+   * secrets.max_validity_seconds.
+   *
+   * @generated from field: int64 validity_period_seconds = 2;
+   */
+  validityPeriodSeconds: bigint;
+};
+
+/**
+ * Describes the message keymanager.v1.CreateConsumerSecretRequest.
+ * Use `create(CreateConsumerSecretRequestSchema)` to create a new message.
+ */
+export const CreateConsumerSecretRequestSchema: GenMessage<CreateConsumerSecretRequest> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_key_manager_service, 42);
+
+/**
+ * @generated from message keymanager.v1.CreateConsumerSecretResponse
+ */
+export type CreateConsumerSecretResponse = Message<"keymanager.v1.CreateConsumerSecretResponse"> & {
+  /**
+   * @generated from field: keymanager.v1.ConsumerSecret secret = 1;
+   */
+  secret?: ConsumerSecret | undefined;
+
+  /**
+   * The secret's value, shown this once: only its hash is kept.
+   *
+   * @generated from field: string consumer_secret = 2;
+   */
+  consumerSecret: string;
+};
+
+/**
+ * Describes the message keymanager.v1.CreateConsumerSecretResponse.
+ * Use `create(CreateConsumerSecretResponseSchema)` to create a new message.
+ */
+export const CreateConsumerSecretResponseSchema: GenMessage<CreateConsumerSecretResponse> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_key_manager_service, 43);
+
+/**
+ * @generated from message keymanager.v1.ListConsumerSecretsRequest
+ */
+export type ListConsumerSecretsRequest = Message<"keymanager.v1.ListConsumerSecretsRequest"> & {
+  /**
+   * @generated from field: string consumer_key = 1;
+   */
+  consumerKey: string;
+
+  /**
+   * At most this many secrets; 0: the configured default. Above the configured maximum: the maximum.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page, with the same consumer_key; empty: the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message keymanager.v1.ListConsumerSecretsRequest.
+ * Use `create(ListConsumerSecretsRequestSchema)` to create a new message.
+ */
+export const ListConsumerSecretsRequestSchema: GenMessage<ListConsumerSecretsRequest> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_key_manager_service, 44);
+
+/**
+ * @generated from message keymanager.v1.ListConsumerSecretsResponse
+ */
+export type ListConsumerSecretsResponse = Message<"keymanager.v1.ListConsumerSecretsResponse"> & {
+  /**
+   * Oldest first, expired ones included (until the next CreateConsumerSecret of the client drops them).
+   *
+   * @generated from field: repeated keymanager.v1.ConsumerSecret secrets = 1;
+   */
+  secrets: ConsumerSecret[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message keymanager.v1.ListConsumerSecretsResponse.
+ * Use `create(ListConsumerSecretsResponseSchema)` to create a new message.
+ */
+export const ListConsumerSecretsResponseSchema: GenMessage<ListConsumerSecretsResponse> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_key_manager_service, 45);
+
+/**
+ * @generated from message keymanager.v1.RevokeConsumerSecretRequest
+ */
+export type RevokeConsumerSecretRequest = Message<"keymanager.v1.RevokeConsumerSecretRequest"> & {
+  /**
+   * @generated from field: string consumer_key = 1;
+   */
+  consumerKey: string;
+
+  /**
+   * @generated from field: string secret_id = 2;
+   */
+  secretId: string;
+};
+
+/**
+ * Describes the message keymanager.v1.RevokeConsumerSecretRequest.
+ * Use `create(RevokeConsumerSecretRequestSchema)` to create a new message.
+ */
+export const RevokeConsumerSecretRequestSchema: GenMessage<RevokeConsumerSecretRequest> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_key_manager_service, 46);
+
+/**
+ * @generated from message keymanager.v1.RevokeConsumerSecretResponse
+ */
+export type RevokeConsumerSecretResponse = Message<"keymanager.v1.RevokeConsumerSecretResponse"> & {
+};
+
+/**
+ * Describes the message keymanager.v1.RevokeConsumerSecretResponse.
+ * Use `create(RevokeConsumerSecretResponseSchema)` to create a new message.
+ */
+export const RevokeConsumerSecretResponseSchema: GenMessage<RevokeConsumerSecretResponse> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_key_manager_service, 47);
+
+/**
+ * @generated from message keymanager.v1.UpdateApplicationOwnerRequest
+ */
+export type UpdateApplicationOwnerRequest = Message<"keymanager.v1.UpdateApplicationOwnerRequest"> & {
+  /**
+   * The client whose owner changes.
+   *
+   * @generated from field: string consumer_key = 1;
+   */
+  consumerKey: string;
+
+  /**
+   * The new owner: a subscriber name (required, at most 255 characters).
+   *
+   * @generated from field: string app_owner = 2;
+   */
+  appOwner: string;
+};
+
+/**
+ * Describes the message keymanager.v1.UpdateApplicationOwnerRequest.
+ * Use `create(UpdateApplicationOwnerRequestSchema)` to create a new message.
+ */
+export const UpdateApplicationOwnerRequestSchema: GenMessage<UpdateApplicationOwnerRequest> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_key_manager_service, 48);
+
+/**
+ * @generated from message keymanager.v1.UpdateApplicationOwnerResponse
+ */
+export type UpdateApplicationOwnerResponse = Message<"keymanager.v1.UpdateApplicationOwnerResponse"> & {
+  /**
+   * @generated from field: keymanager.v1.OAuthApplication application = 1;
+   */
+  application?: OAuthApplication | undefined;
+};
+
+/**
+ * Describes the message keymanager.v1.UpdateApplicationOwnerResponse.
+ * Use `create(UpdateApplicationOwnerResponseSchema)` to create a new message.
+ */
+export const UpdateApplicationOwnerResponseSchema: GenMessage<UpdateApplicationOwnerResponse> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_key_manager_service, 49);
+
+/**
+ * @generated from message keymanager.v1.CanHandleTokenRequest
+ */
+export type CanHandleTokenRequest = Message<"keymanager.v1.CanHandleTokenRequest"> & {
+  /**
+   * The token to route (required): read for its format and, for a JWT, its unverified "iss";
+   * never validated, stored, logged or answered back.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * Optional: the name of a configured key manager, to ask whether that one handles the token
+   * (WSO2's canHandleToken of one key manager). Empty: only which one does.
+   *
+   * @generated from field: string key_manager = 2;
+   */
+  keyManager: string;
+};
+
+/**
+ * Describes the message keymanager.v1.CanHandleTokenRequest.
+ * Use `create(CanHandleTokenRequestSchema)` to create a new message.
+ */
+export const CanHandleTokenRequestSchema: GenMessage<CanHandleTokenRequest> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_key_manager_service, 50);
+
+/**
+ * @generated from message keymanager.v1.CanHandleTokenResponse
+ */
+export type CanHandleTokenResponse = Message<"keymanager.v1.CanHandleTokenResponse"> & {
+  /**
+   * The name of the key manager that handles the token.
+   *
+   * @generated from field: string key_manager = 1;
+   */
+  keyManager: string;
+
+  /**
+   * Its type: "resident" or "oauth2".
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * The rule that chose it.
+   *
+   * @generated from field: keymanager.v1.TokenRouting routing = 3;
+   */
+  routing: TokenRouting;
+
+  /**
+   * Whether key_manager of the request is the one; true when the request named none.
+   *
+   * @generated from field: bool can_handle = 4;
+   */
+  canHandle: boolean;
+};
+
+/**
+ * Describes the message keymanager.v1.CanHandleTokenResponse.
+ * Use `create(CanHandleTokenResponseSchema)` to create a new message.
+ */
+export const CanHandleTokenResponseSchema: GenMessage<CanHandleTokenResponse> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_key_manager_service, 51);
+
+/**
+ * The rule that sends a token to a key manager, tried in this order.
+ *
+ * @generated from enum keymanager.v1.TokenRouting
+ */
+export enum TokenRouting {
+  /**
+   * @generated from enum value: TOKEN_ROUTING_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A JWT whose "iss" is the key manager's issuer.
+   *
+   * @generated from enum value: TOKEN_ROUTING_ISSUER = 1;
+   */
+  ISSUER = 1,
+
+  /**
+   * Not a JWT: the first external key manager whose token_pattern matches the whole token.
+   *
+   * @generated from enum value: TOKEN_ROUTING_TOKEN_PATTERN = 2;
+   */
+  TOKEN_PATTERN = 2,
+
+  /**
+   * No rule matched: the resident key manager.
+   *
+   * @generated from enum value: TOKEN_ROUTING_DEFAULT = 3;
+   */
+  DEFAULT = 3,
+}
+
+/**
+ * Describes the enum keymanager.v1.TokenRouting.
+ */
+export const TokenRoutingSchema: GenEnum<TokenRouting> = /*@__PURE__*/
+  enumDesc(file_keymanager_v1_key_manager_service, 0);
+
+/**
  * The WSO2 API Manager KeyManager extension point, one RPC per method of the Java interface.
  *
  * @generated from service keymanager.v1.KeyManagerService
@@ -1025,6 +1318,59 @@ export const KeyManagerService: GenService<{
     methodKind: "unary";
     input: typeof DeleteRegisteredResourceByApiIdRequestSchema;
     output: typeof DeleteRegisteredResourceByApiIdResponseSchema;
+  },
+  /**
+   * Adds a consumer secret to a client beside the ones it has (WSO2 4.7 multiple secrets); the
+   * value is shown once, in the answer. The token endpoint accepts any unexpired one.
+   *
+   * @generated from rpc keymanager.v1.KeyManagerService.CreateConsumerSecret
+   */
+  createConsumerSecret: {
+    methodKind: "unary";
+    input: typeof CreateConsumerSecretRequestSchema;
+    output: typeof CreateConsumerSecretResponseSchema;
+  },
+  /**
+   * Lists a client's added consumer secrets, oldest first, never their values.
+   *
+   * @generated from rpc keymanager.v1.KeyManagerService.ListConsumerSecrets
+   */
+  listConsumerSecrets: {
+    methodKind: "unary";
+    input: typeof ListConsumerSecretsRequestSchema;
+    output: typeof ListConsumerSecretsResponseSchema;
+  },
+  /**
+   * Revokes one added consumer secret: refused at once wherever a client secret is checked.
+   *
+   * @generated from rpc keymanager.v1.KeyManagerService.RevokeConsumerSecret
+   */
+  revokeConsumerSecret: {
+    methodKind: "unary";
+    input: typeof RevokeConsumerSecretRequestSchema;
+    output: typeof RevokeConsumerSecretResponseSchema;
+  },
+  /**
+   * Gives an application's OAuth client to another owner (updateApplicationOwner); gateways'
+   * copies (Watch) hear of it.
+   *
+   * @generated from rpc keymanager.v1.KeyManagerService.UpdateApplicationOwner
+   */
+  updateApplicationOwner: {
+    methodKind: "unary";
+    input: typeof UpdateApplicationOwnerRequestSchema;
+    output: typeof UpdateApplicationOwnerResponseSchema;
+  },
+  /**
+   * Which key manager handles a token (canHandleToken): the routing rules of the configured key
+   * managers, applied to the token without validating it.
+   *
+   * @generated from rpc keymanager.v1.KeyManagerService.CanHandleToken
+   */
+  canHandleToken: {
+    methodKind: "unary";
+    input: typeof CanHandleTokenRequestSchema;
+    output: typeof CanHandleTokenResponseSchema;
   },
   /**
    * getUserClaims: the claims of a user of this key manager (UserService attributes), for a

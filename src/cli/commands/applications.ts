@@ -3,6 +3,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { KeyManagerService } from "../../../gen/keymanager/v1/key_manager_service_pb.js";
 import { type CliOption, type CommandGroup, type CommandInput, defined, enumName, list, optional, required, UsageError } from "../command.js";
 import { rpcCommand, updateMask } from "../rpc.js";
+import { pagingOptions, pagingRequest } from "./paging.js";
 
 const KEY_TYPES = ["production", "sandbox"] as const;
 const TOKEN_TYPES = ["opaque", "jwt"] as const;
@@ -42,7 +43,7 @@ function settingsJson(input: CommandInput): JsonObject {
 }
 
 export const applications: CommandGroup = {
-  summary: "an application's OAuth keys: create, get, update, delete, map, unmap, regenerate-secret",
+  summary: "an application's OAuth keys: create, get, update, delete, map, unmap, regenerate-secret, add-secret, secrets, revoke-secret, set-owner",
   commands: {
     create: rpcCommand(KeyManagerService, "CreateApplication", {
       summary: "create the keys (consumer key and secret) of an application for one key type",
@@ -119,6 +120,37 @@ export const applications: CommandGroup = {
       summary: "a new consumer secret (printed once); the old one stops working",
       options: consumerKey,
       request: (input) => ({ consumerKey: required(input.values, "consumer-key") }),
+    }),
+    "add-secret": rpcCommand(KeyManagerService, "CreateConsumerSecret", {
+      summary: "one more consumer secret (printed once) beside the others; each works until it expires or is revoked",
+      options: {
+        ...consumerKey,
+        description: { type: "string", value: "TEXT", help: "what the secret is for" },
+        "validity-seconds": { type: "string", value: "N", help: "seconds the secret works (until revoked otherwise)" },
+      },
+      request: (input) => {
+        const seconds = optional(input.values, "validity-seconds");
+        if (seconds !== undefined && !/^\d+$/.test(seconds)) throw new UsageError(`--validity-seconds ${seconds}: not a number`);
+        return defined({
+          secret: defined({ consumerKey: required(input.values, "consumer-key"), description: optional(input.values, "description") }),
+          validityPeriodSeconds: seconds,
+        });
+      },
+    }),
+    secrets: rpcCommand(KeyManagerService, "ListConsumerSecrets", {
+      summary: "the consumer secrets added to an application's keys (ids, descriptions, expiry; never the values)",
+      options: { ...consumerKey, ...pagingOptions },
+      request: (input) => ({ consumerKey: required(input.values, "consumer-key"), ...pagingRequest(input) }),
+    }),
+    "revoke-secret": rpcCommand(KeyManagerService, "RevokeConsumerSecret", {
+      summary: "revoke one added consumer secret: refused at once wherever a client secret is checked",
+      options: { ...consumerKey, "secret-id": { type: "string", value: "ID", help: "the secretId add-secret or secrets showed" } },
+      request: (input) => ({ consumerKey: required(input.values, "consumer-key"), secretId: required(input.values, "secret-id") }),
+    }),
+    "set-owner": rpcCommand(KeyManagerService, "UpdateApplicationOwner", {
+      summary: "give an application's keys to another owner (a store caller: only its own applications)",
+      options: { ...consumerKey, owner: { type: "string", value: "SUBSCRIBER", help: "the new owner" } },
+      request: (input) => ({ consumerKey: required(input.values, "consumer-key"), appOwner: required(input.values, "owner") }),
     }),
   },
 };

@@ -7,7 +7,7 @@ import { rpcCommand } from "../rpc.js";
 const AUTH_LEVELS = ["application", "application_user", "any", "none"] as const;
 
 export const tokens: CommandGroup = {
-  summary: "access tokens: issue, introspect, revoke, validate",
+  summary: "access tokens: issue, introspect, revoke, validate, route",
   commands: {
     issue: rpcCommand(KeyManagerService, "GetNewApplicationAccessToken", {
       summary: "a token for an application's keys (client_credentials unless told otherwise)",
@@ -50,6 +50,13 @@ export const tokens: CommandGroup = {
       options: { "type-hint": { type: "string", value: "HINT", help: "access_token or refresh_token" } },
       request: async (input, context) =>
         defined({ token: await positionalOrStdin(input, context, "the token"), tokenTypeHint: optional(input.values, "type-hint") }),
+    }),
+    route: rpcCommand(KeyManagerService, "CanHandleToken", {
+      summary: "which key manager handles a token, by which rule (nothing validated; km:gateway scope)",
+      positionals: "<token>|-",
+      options: { "key-manager": { type: "string", value: "NAME", help: "ask whether this key manager handles it" } },
+      request: async (input, context) =>
+        defined({ token: await positionalOrStdin(input, context, "the token"), keyManager: optional(input.values, "key-manager") }),
     }),
     validate: rpcCommand(TokenValidationService, "ValidateToken", {
       summary: "the gateway's question: may this token call this API resource? (km:gateway scope)",

@@ -73,3 +73,20 @@ export interface ConsumerCredentials {
   consumerKey: string;
   consumerSecret: string;
 }
+
+/**
+ * A consumer secret added to a client beside the one it was created with (WSO2 4.7 multiple
+ * consumer secrets). Its value is shown once; only its SHA-256 is kept.
+ */
+export interface ConsumerSecretRecord {
+  secretId: string;
+  consumerKey: string;
+  /** SHA-256 of the value, hex. */
+  secretHash: string;
+  /** The value's last characters, to tell secrets apart. */
+  hint: string;
+  description: string;
+  createdAt: Date;
+  /** Undefined: accepted until revoked. */
+  expiresAt: Date | undefined;
+}

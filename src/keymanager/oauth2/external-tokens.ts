@@ -3,6 +3,8 @@ import { createRemoteJWKSet, decodeJwt, type JWTPayload, jwtVerify } from "jose"
 import { UnavailableError } from "../../domain/errors.js";
 import type { TokenRecord } from "../../domain/model/index.js";
 import { looksLikeJwt } from "../../oauth/signing-keys.js";
+import { readConfiguredClaims } from "../../oauth/jwt-claims.js";
+import type { KeyManagerFeatures } from "../../config/key-manager-features.js";
 import type { Introspection } from "./token-endpoints.js";
 
 /** The resident TokenRecord shape of an external token, so the gateway check treats both alike. */
@@ -19,15 +21,29 @@ export function recordFromIntrospection(i: Introspection, tokenHash: string, tok
   });
 }
 
-export function recordFromJwt(p: JWTPayload, tokenHash: string, token: string, nowMs: number, fallbackTtlMs: number): TokenRecord {
-  const clientId = typeof p.client_id === "string" ? p.client_id : typeof p.azp === "string" ? p.azp : "";
-  const scope = typeof p.scope === "string" ? p.scope : "";
+/** The default claim names: the consumer key in client_id (else azp), the scopes in scope. */
+const STANDARD_CLAIMS: ClaimNames = { consumerKeyClaim: "client_id", scopesClaim: "scope", claimMappings: [] };
+
+type ClaimNames = Pick<KeyManagerFeatures, "consumerKeyClaim" | "scopesClaim" | "claimMappings">;
+
+/** `names`: the key manager's consumer_key_claim, scopes_claim and claim_mappings ([key_manager.external.features]). */
+export function recordFromJwt(
+  p: JWTPayload,
+  tokenHash: string,
+  token: string,
+  nowMs: number,
+  fallbackTtlMs: number,
+  names: ClaimNames = STANDARD_CLAIMS,
+): TokenRecord {
+  const read = readConfiguredClaims(p, names);
+  const clientId = read.clientId ?? (typeof p.client_id === "string" ? p.client_id : typeof p.azp === "string" ? p.azp : "");
+  const sub = read.claims.sub;
   return record({
     tokenHash,
     token,
     clientId,
-    endUser: p.sub && p.sub !== clientId ? p.sub : "",
-    scopes: scope.split(" ").filter((s) => s !== ""),
+    endUser: typeof sub === "string" && sub !== clientId ? sub : "",
+    scopes: read.scopes ?? [],
     issuedAtMs: p.iat ? p.iat * 1000 : nowMs,
     expiresAtMs: p.exp ? p.exp * 1000 : nowMs + fallbackTtlMs,
     tokenId: p.jti ?? "",

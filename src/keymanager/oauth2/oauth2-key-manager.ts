@@ -14,6 +14,7 @@ import type {
   ApplicationKeyRef,
   ClientSettings,
   ConsumerCredentials,
+  ConsumerSecretRecord,
   OAuthApplication,
   OAuthClient,
   RegisteredResource,
@@ -23,10 +24,10 @@ import type {
 import type { ApplicationPatch, CreateApplicationInput, MapApplicationInput } from "../key-manager.js";
 import type { ClientRegistrationRecord } from "../../storage/registration-repository.js";
 import type { Store } from "../../storage/store.js";
-import { DEFAULT_GRANT_TYPES } from "../grant-types.js";
 import { ConsumerSecretRefused, type KeyManager, type MapOptions, NO_CLIENT, NO_KEYS, type Precondition } from "../key-manager.js";
 import { unknownTokenInfo } from "../token-info.js";
-import { checkClientSettings, checkConsumerKey, checkIdentifier, LIMITS } from "../validation.js";
+import { checkAvailableGrantTypes, checkClientSettings, checkConsumerKey, checkIdentifier, LIMITS } from "../validation.js";
+import { defaultGrantTypes, requireAppCreation, requireAppMapping, requireTokenGeneration } from "../features.js";
 import { ClientRegistration, type RegisteredClient } from "./client-registration.js";
 import { EndpointResolver } from "./endpoints.js";
 import { recordFromIntrospection, recordFromJwt, JwksVerifier, revokedExternalJwt, unverifiedExpiry } from "./external-tokens.js";
@@ -34,6 +35,8 @@ import { OAuth2HttpClient } from "./http-client.js";
 import { TokenEndpoints } from "./token-endpoints.js";
 import type { ExternalTokenCache } from "./token-cache.js";
 import type { Page } from "../../domain/paging.js";
+import { changeOwner } from "../application-owner.js";
+import { type CreatedConsumerSecret, NO_SECRET, type NewConsumerSecret } from "../consumer-secrets.js";
 
 export interface OAuth2KeyManagerDeps {
   config: ExternalKeyManagerConfig;
@@ -85,12 +88,14 @@ export class OAuth2KeyManager implements KeyManager {
   }
 
   async createApplication(input: CreateApplicationInput): Promise<OAuthApplication> {
+    requireAppCreation(this.name, this.deps.config.features);
     const settings = this.settingsOf(input);
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
     checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
     // Registered at the external server as a confidential client (RFC 7591 defaults): public ones are the resident key manager's.
     if (input.publicClient) v.add("token_endpoint_auth_method", "an external key manager registers confidential clients only");
+    checkAvailableGrantTypes(v, settings.grantTypes, this.deps.config.features.availableGrantTypes, this.name);
     v.optionalText("app_owner", input.appOwner, LIMITS.name);
     v.optionalText("group_id", input.groupId, LIMITS.name);
     v.optionalText("application_name", input.applicationName, LIMITS.name);
@@ -127,6 +132,7 @@ export class OAuth2KeyManager implements KeyManager {
     const settings = this.withDefaults({ ...settingsOf(current), ...patch, validity: { ...current.validity, ...patch.validity } });
     const v = new Validator();
     checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
+    if (patch.grantTypes) checkAvailableGrantTypes(v, settings.grantTypes, this.deps.config.features.availableGrantTypes, this.name);
     v.throwIfInvalid();
     const registration = await this.registrationOf(consumerKey);
     const remote = await this.registration.update(access(registration), consumerKey, settings);
@@ -168,6 +174,7 @@ export class OAuth2KeyManager implements KeyManager {
    * Without its registration access token, this service cannot update or delete it there.
    */
   async mapOAuthApplication(input: MapApplicationInput, options: MapOptions): Promise<OAuthApplication> {
+    requireAppMapping(this.name, this.deps.config.features);
     const v = new Validator();
     checkIdentifier(v, "application_id", input.applicationId);
     checkConsumerKey(v, "consumer_key", input.consumerKey);
@@ -177,13 +184,14 @@ export class OAuth2KeyManager implements KeyManager {
     const settings = this.withDefaults({
       clientName: input.clientName || `${input.applicationId}_${input.keyType}`,
       callbackUrls: input.callbackUrls,
-      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : DEFAULT_GRANT_TYPES,
+      grantTypes: input.grantTypes.length > 0 ? input.grantTypes : defaultGrantTypes(this.deps.config.features),
       scopes: [],
       tokenType: "OPAQUE",
       validity: zeroValidity(),
       additionalProperties: {},
     });
     checkClientSettings(v, settings, this.deps.serviceConfig().validity.maxTokenSeconds);
+    checkAvailableGrantTypes(v, settings.grantTypes, this.deps.config.features.availableGrantTypes, this.name);
     v.throwIfInvalid();
     const now = this.deps.clock.now();
     const credentials = { consumerKey: input.consumerKey, consumerSecret: input.consumerSecret };
@@ -257,7 +265,31 @@ export class OAuth2KeyManager implements KeyManager {
     return { consumerKey, consumerSecret: remote.clientSecret };
   }
 
+  /** The owner is this service's record (RFC 7591 has none): changed here, the server is not asked. */
+  async updateApplicationOwner(consumerKey: string, owner: string, precondition?: Precondition): Promise<OAuthApplication> {
+    await this.client(consumerKey);
+    return changeOwner(this.deps.store, this.deps.clock, consumerKey, owner, precondition);
+  }
+
+  /** RFC 7591/7592 give a client one secret: the server keeps it, and this service cannot add others. */
+  async createConsumerSecret(input: NewConsumerSecret): Promise<CreatedConsumerSecret> {
+    await this.client(input.consumerKey);
+    throw new FailedPreconditionError(`key manager "${this.name}" holds one secret per client (RFC 7591): no consumer secret can be added to it`);
+  }
+
+  /** None: secrets cannot be added to this server's clients. */
+  async listConsumerSecrets(consumerKey: string): Promise<Page<ConsumerSecretRecord>> {
+    await this.client(consumerKey);
+    return { items: [] };
+  }
+
+  async revokeConsumerSecret(consumerKey: string): Promise<void> {
+    await this.client(consumerKey);
+    throw new NotFoundError(NO_SECRET);
+  }
+
   async getNewApplicationAccessToken(request: AccessTokenRequest): Promise<AccessTokenInfo> {
+    requireTokenGeneration(this.name, this.deps.config.features, request.grantType);
     if (request.tokenToRevoke !== "") {
       // As the resident key manager: an old token that is gone, or cannot be taken back, stops nothing.
       await this.revokeToken(request.tokenToRevoke, "access_token").catch((err: unknown) => {
@@ -384,7 +416,7 @@ export class OAuth2KeyManager implements KeyManager {
   private async lookup(token: string, tokenHash: string, now: number, ttlMs: number): Promise<TokenRecord | undefined> {
     if (looksLikeJwt(token) && this.deps.config.jwtValidation === "jwks") {
       const payload = await this.jwks.verify(token, new Date(now));
-      return payload ? recordFromJwt(payload, tokenHash, token, now, ttlMs) : undefined;
+      return payload ? recordFromJwt(payload, tokenHash, token, now, ttlMs, this.deps.config.features) : undefined;
     }
     const introspection = await this.tokenEndpoints.introspect(token);
     return introspection.active ? recordFromIntrospection(introspection, tokenHash, token, now, ttlMs) : undefined;

@@ -12,6 +12,7 @@ import * as changeLog from "./20261204120000_change_log.js";
 import * as authorizationCode from "./20261205000000_authorization_code.js";
 import * as userAttributes from "./20261205010000_user_attributes.js";
 import * as tokenRevocations from "./20261205120000_token_revocations.js";
+import * as consumerSecrets from "./20261205120000_consumer_secrets.js";
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -33,6 +34,7 @@ const migrations: Record<string, Migration> = {
   "20261205000000_authorization_code": authorizationCode,
   "20261205010000_user_attributes": userAttributes,
   "20261205120000_token_revocations": tokenRevocations,
+  "20261205120000_consumer_secrets": consumerSecrets,
 };
 
 /** Migrations compiled into the service, so they run the same from source or a bundle. */
