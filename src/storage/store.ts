@@ -13,6 +13,7 @@ import type { SecretBox } from "./secret-box.js";
 import { SigningKeyRepository } from "./signing-key-repository.js";
 import { SubscriptionRepository } from "./subscription-repository.js";
 import { TokenRepository } from "./token-repository.js";
+import { TrustedIssuerRepository } from "./trusted-issuer-repository.js";
 import { UserRepository } from "./user-repository.js";
 
 const DEADLOCK_ATTEMPTS = 5;
@@ -30,6 +31,7 @@ export class Store {
   readonly registrations: RegistrationRepository;
   readonly changeLog: ChangeLogRepository;
   readonly gatewayView: GatewayViewRepository;
+  readonly trustedIssuers: TrustedIssuerRepository;
 
   /**
    * `events` hears of every change committed through this store (change log entries), once
@@ -52,6 +54,7 @@ export class Store {
     this.registrations = new RegistrationRepository(db, box);
     this.changeLog = new ChangeLogRepository(db);
     this.gatewayView = new GatewayViewRepository(db);
+    this.trustedIssuers = new TrustedIssuerRepository(db);
   }
 
   /**

@@ -7,3 +7,4 @@ export * from "./application.js";
 export * from "./subscription.js";
 export * from "./token.js";
 export * from "./user.js";
+export * from "./trusted-issuer.js";

@@ -9,6 +9,7 @@ import * as clientRegistrations from "./20261122050000_client_registrations.js";
 import * as clusterReplicas from "./20261123000000_cluster_replicas.js";
 import * as exactIdentifiers from "./20261204000000_exact_identifiers.js";
 import * as changeLog from "./20261204120000_change_log.js";
+import * as trustedIssuers from "./20261205120000_trusted_issuers.js";
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -27,6 +28,7 @@ const migrations: Record<string, Migration> = {
   "20261123000000_cluster_replicas": clusterReplicas,
   "20261204000000_exact_identifiers": exactIdentifiers,
   "20261204120000_change_log": changeLog,
+  "20261205120000_trusted_issuers": trustedIssuers,
 };
 
 /** Migrations compiled into the service, so they run the same from source or a bundle. */
