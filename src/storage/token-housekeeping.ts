@@ -2,6 +2,7 @@ import { setImmediate as yieldToOthers } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Clock } from "../domain/clock.js";
 import type { TokenRepository } from "./token-repository.js";
+import type { TrustedIssuerRepository } from "./trusted-issuer-repository.js";
 
 const BATCH = 1000;
 
@@ -27,6 +28,8 @@ export class TokenHousekeeping {
     private readonly clock: Clock,
     private readonly settings: () => HousekeepingSettings,
     private readonly logger: Logger,
+    /** Spent assertion ids (JWT bearer grant), purged with the tokens once they expire. */
+    private readonly usedAssertions?: TrustedIssuerRepository,
   ) {}
 
   start(): void {
@@ -60,6 +63,17 @@ export class TokenHousekeeping {
       await yieldToOthers();
     }
     if (total > 0) this.logger.info({ deleted: total, endedBefore: before.toISOString() }, "purged ended tokens");
+    if (this.usedAssertions) await this.purgeUsedAssertions(this.usedAssertions);
     return total;
+  }
+
+  /** Used assertions whose JWTs have expired: a replay of them is refused as expired anyway. */
+  private async purgeUsedAssertions(repository: TrustedIssuerRepository): Promise<void> {
+    const now = this.clock.now();
+    for (;;) {
+      const deleted = await repository.purgeUsedAssertions(now, BATCH);
+      if (deleted < BATCH || this.stopped) break;
+      await yieldToOthers();
+    }
   }
 }

@@ -3,7 +3,7 @@ import type { Config } from "../config/config.js";
 import type { SigningKeys } from "../oauth/signing-keys.js";
 import { parseScopeParameter } from "../oauth/scopes.js";
 import { emptyTokenRequest } from "../oauth/token-request.js";
-import type { TokenService } from "../oauth/token-service.js";
+import { SUPPORTED_GRANTS, type TokenService } from "../oauth/token-service.js";
 import type { TokenRecord } from "../domain/model/index.js";
 import type { ClientAddresses } from "./client-address.js";
 import type { AuditLog } from "./audit-log.js";
@@ -69,6 +69,7 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
     resourceOwnerPassword: form.get("password") ?? "",
     refreshToken: form.get("refresh_token") ?? "",
     validityPeriodSeconds: validity && /^\d{1,12}$/.test(validity) ? Number(validity) : 0,
+    requestParameters: grantParameters(form),
   };
   const issued = await deps.tokens.issue(request, requestAddress(req, deps.addresses));
   const { record } = issued;
@@ -88,6 +89,7 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
       expires_in: Math.round((record.expiresAt.getTime() - record.issuedAt.getTime()) / 1000),
       scope: record.scopes.join(" "),
       ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
+      ...(issued.issuedTokenType ? { issued_token_type: issued.issuedTokenType } : {}),
     },
     NO_STORE,
   );
@@ -113,6 +115,27 @@ async function revoke(deps: Deps, req: http.IncomingMessage, res: http.ServerRes
   res.writeHead(200, NO_STORE).end();
 }
 
+/** Parameters of the JWT bearer grant (RFC 7523) and token exchange (RFC 8693), as given. */
+const GRANT_PARAMETERS = [
+  "assertion",
+  "subject_token",
+  "subject_token_type",
+  "actor_token",
+  "actor_token_type",
+  "requested_token_type",
+  "audience",
+  "resource",
+] as const;
+
+function grantParameters(form: URLSearchParams): Record<string, string> {
+  const parameters: Record<string, string> = {};
+  for (const name of GRANT_PARAMETERS) {
+    const value = form.get(name);
+    if (value !== null) parameters[name] = value;
+  }
+  return parameters;
+}
+
 function activeToken(r: TokenRecord, issuer: string) {
   return {
     active: true,
@@ -136,7 +159,7 @@ function metadata(config: Config) {
     introspection_endpoint: config.endpoints.introspect,
     revocation_endpoint: config.endpoints.revoke,
     jwks_uri: config.endpoints.jwks,
-    grant_types_supported: ["client_credentials", "password", "refresh_token"],
+    grant_types_supported: SUPPORTED_GRANTS,
     response_types_supported: [],
     token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
     introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
@@ -190,6 +213,7 @@ const STATUS: Record<string, number> = {
   unauthorized_client: 400,
   unsupported_grant_type: 400,
   invalid_scope: 400,
+  invalid_target: 400,
   temporarily_unavailable: 503,
 };
 
