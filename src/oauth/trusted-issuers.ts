@@ -87,7 +87,11 @@ export function checkTrustedIssuer(i: TrustedIssuer, prefix = "trusted_issuer.")
   }
   if (i.allowedSubjects.length === 0) v.add(f("allowed_subjects"), `name at least one subject, or "${ANY_SUBJECT}" for any`);
   if (i.allowedSubjects.length > ISSUER_LIMITS.subjects) v.add(f("allowed_subjects"), `at most ${ISSUER_LIMITS.subjects}`);
-  else i.allowedSubjects.forEach((s, n) => v.text(f(`allowed_subjects[${n}]`), s, ISSUER_LIMITS.subject));
+  else {
+    i.allowedSubjects.forEach((s, n) => {
+      v.text(f(`allowed_subjects[${n}]`), s, ISSUER_LIMITS.subject);
+    });
+  }
   checkScopes(v, f("allowed_scopes"), i.allowedScopes);
   v.nonNegativeInteger(f("max_token_seconds"), i.maxTokenSeconds, ISSUER_LIMITS.seconds);
   v.nonNegativeInteger(f("max_assertion_seconds"), i.maxAssertionSeconds, ISSUER_LIMITS.seconds);
