@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import * as net from "node:net";
 import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { decodeJwt } from "jose";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
@@ -314,3 +318,55 @@ describeOnEachDatabase("JWT bearer and token exchange with trusted issuers", (da
 function basic(id: string, secret: string): string {
   return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString("base64")}`;
 }
+
+// The README's section, as written: its sh blocks in one bash session against a server and an
+// external issuer of this test's own, given through the variables the README names.
+test("the README's trusted issuer commands, as written", { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  const idp = await startOidcServer({ jwtAccessTokens: true, jwtAudience: `${base}/oauth2/token`, clients: IDP_CLIENTS, scopes: SCOPES });
+  try {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const heading = "\n## Trusted issuers: JWT bearer and token exchange\n";
+    const start = readme.indexOf(heading);
+    assert.ok(start > 0, "the README has the section");
+    const rest = readme.slice(start + heading.length);
+    const section = rest.slice(0, rest.search(/\n## /));
+    const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+    assert.equal(blocks.length, 4, "the blocks this test knows how to check");
+    const mark = "----- end of README block -----";
+    // The jwt-bearer block once more: the same assertion is refused the second time.
+    const script = ["set -euo pipefail", ...blocks.map((b) => `${b}\necho '${mark}'`), blocks[2]?.split("\n").slice(2).join("\n") ?? ""].join("\n");
+    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
+    const alice = IDP_CLIENTS[0];
+    assert.ok(alice);
+    const { stdout } = await promisify(execFile)("bash", ["-c", script], {
+      cwd: fileURLToPath(new URL("..", import.meta.url)),
+      env: {
+        ...inherited,
+        KM_HTTP: base,
+        KM_GRPC: `http://127.0.0.1:${server.grpcPort}`,
+        TOKEN: server.token,
+        IDP_ISSUER: idp.issuer,
+        IDP_CLIENT_ID: alice.clientId,
+        IDP_CLIENT_SECRET: alice.clientSecret,
+      },
+      timeout: 110_000,
+    });
+    const [created, keys, bearer, exchanged, replayed] = stdout.split(`${mark}\n`).map((o) => o.trim());
+    assert.deepEqual(JSON.parse(created ?? "").trustedIssuer.allowedSubjects, ["alice", "bob"]);
+    assert.equal(keys, "", "variables only");
+    const issued = JSON.parse(bearer ?? "");
+    assert.equal(issued.expires_in, 900);
+    assert.equal(issued.scope, "order:read");
+    const user = await server.grpc.getTokenMetadata({ accessToken: issued.access_token });
+    assert.equal(user.token?.endUserName, "alice");
+    const exchange = JSON.parse(exchanged ?? "");
+    assert.equal(exchange.issued_token_type, "urn:ietf:params:oauth:token-type:jwt");
+    assert.equal(decodeJwt(exchange.access_token).sub, "alice");
+    assert.deepEqual(JSON.parse(replayed ?? ""), { error: "invalid_grant", error_description: "assertion: has been used already (jti)" });
+  } finally {
+    await idp.stop();
+    await server.close();
+  }
+});
