@@ -143,11 +143,9 @@ describe("scopes gate groups of calls", () => {
       // TrustedIssuerService: km:admin only; trusting an issuer would let its JWTs become user tokens.
       for (const token of [storeToken, gatewayToken]) {
         await rejectsWith(
-          server
-            .client(TrustedIssuerService, { protocol, token })
-            .createTrustedIssuer({
-              trustedIssuer: { issuer: `https://mallory-${protocol}.example.com`, jwksUri: "https://mallory.example.com/jwks", allowedSubjects: ["*"] },
-            }),
+          server.client(TrustedIssuerService, { protocol, token }).createTrustedIssuer({
+            trustedIssuer: { issuer: `https://mallory-${protocol}.example.com`, jwksUri: "https://mallory.example.com/jwks", allowedSubjects: ["*"] },
+          }),
           Code.PermissionDenied,
           /km:admin/,
         );
