@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import * as http from "node:http";
 import * as net from "node:net";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -289,6 +290,28 @@ describeOnEachDatabase("JWT bearer and token exchange with trusted issuers", (da
     await refused({ grant_type: JWT_BEARER, assertion }, 503, "temporarily_unavailable", /keys of trusted issuer .* cannot be fetched/);
     const waited = Date.now() - started;
     assert.ok(waited >= 400 && waited < 3000, `answered after ${waited} ms (jwks_timeout_ms 500)`);
+
+    // A JWKS answer past jwks_max_bytes (here one that never ends) is a fetch failure too.
+    const endless = http.createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      const more = (): void => {
+        if (!res.destroyed) res.write(`{"keys":[${" ".repeat(64 * 1024)}`, () => setImmediate(more));
+      };
+      more();
+    });
+    await new Promise<void>((resolve) => endless.listen(0, "127.0.0.1", resolve));
+    try {
+      await trusted.updateTrustedIssuer({
+        trustedIssuer: { issuer: slowIdp.issuer, jwksUri: `http://127.0.0.1:${(endless.address() as net.AddressInfo).port}/jwks` },
+        updateMask: { paths: ["jwks_uri"] },
+      });
+      const bigStarted = Date.now();
+      await refused({ grant_type: JWT_BEARER, assertion }, 503, "temporarily_unavailable", /cannot be fetched/);
+      assert.ok(Date.now() - bigStarted < 3000);
+    } finally {
+      endless.closeAllConnections();
+      endless.close();
+    }
 
     // Its key given as a JWK instead (the one its JWKS publishes): no fetch, and the same
     // assertion, unspent by the refusal, is accepted for its subject (any, "*").

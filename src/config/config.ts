@@ -60,6 +60,7 @@ export interface Config {
 
 export interface TrustedIssuerSettings {
   jwksTimeoutMs: number;
+  jwksMaxBytes: number;
   jwksCacheMaxAgeMs: number;
   jwksCooldownMs: number;
   jwksCachedIssuers: number;
@@ -203,6 +204,7 @@ export function fromSection(s: KeyManagerSection): Config {
     validation: { streamMaxInFlight: s.validation.stream_max_in_flight, negativeCacheBytes: s.validation.negative_cache_bytes },
     trustedIssuers: {
       jwksTimeoutMs: s.trusted_issuers.jwks_timeout_ms,
+      jwksMaxBytes: s.trusted_issuers.jwks_max_bytes,
       jwksCacheMaxAgeMs: s.trusted_issuers.jwks_cache_max_age_ms,
       jwksCooldownMs: s.trusted_issuers.jwks_cooldown_ms,
       jwksCachedIssuers: s.trusted_issuers.jwks_cached_issuers,

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from "jose";
 import { LRUCache } from "lru-cache";
 import type { TrustedIssuerSettings } from "../config/config.js";
 import type { TrustedIssuer } from "../domain/model/index.js";
@@ -49,8 +49,33 @@ export class IssuerKeys {
 
   private remote(uri: string): JWTVerifyGetKey {
     const s = this.settings();
-    return createRemoteJWKSet(new URL(uri), { timeoutDuration: s.jwksTimeoutMs, cacheMaxAge: s.jwksCacheMaxAgeMs, cooldownDuration: s.jwksCooldownMs });
+    return createRemoteJWKSet(new URL(uri), {
+      timeoutDuration: s.jwksTimeoutMs,
+      cacheMaxAge: s.jwksCacheMaxAgeMs,
+      cooldownDuration: s.jwksCooldownMs,
+      [customFetch]: (url, options) => fetchAtMost(url, options, s.jwksMaxBytes),
+    });
   }
+}
+
+/**
+ * fetch, with the answer's body read up to `maxBytes`: a JWKS endpoint answering megabytes (or
+ * without end) is a fetch failure, not memory spent. The timeout's signal bounds the reading too.
+ */
+async function fetchAtMost(url: string, options: RequestInit, maxBytes: number): Promise<Response> {
+  const response = await fetch(url, options);
+  if (!response.body) return response;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += chunk.byteLength;
+    if (size > maxBytes) {
+      await response.body.cancel().catch(() => undefined);
+      throw new Error(`the JWKS answer is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return new Response(Buffer.concat(chunks), { status: response.status, headers: response.headers });
 }
 
 /** A JWKS that could not be fetched (unreachable, slow, not a JWKS), as opposed to a bad token. */
