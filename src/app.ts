@@ -7,6 +7,11 @@ import { SigningKeyService } from "../gen/keymanager/v1/signing_key_service_pb.j
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
+import { TrustedIssuerService } from "../gen/keymanager/v1/trusted_issuer_service_pb.js";
+import { IssuerJwts } from "./oauth/issuer-jwts.js";
+import { IssuerKeys } from "./oauth/issuer-keys.js";
+import { TrustedIssuers } from "./oauth/trusted-issuers.js";
+import { TrustedIssuerServiceImpl } from "./services/trusted-issuer-service.js";
 import { GatewaySyncService } from "../gen/keymanager/v1/gateway_sync_service_pb.js";
 import { GatewaySyncServiceImpl } from "./services/gateway-sync-service.js";
 import { GatewaySync } from "./sync/gateway-sync.js";
@@ -180,13 +185,25 @@ export class App {
       this.logger,
       store.tokenRevocations,
       async (before) => (await store.authorizationCodes.purgeExpired(before)) + (await store.loginSessions.purgeExpired(before)),
+      store.trustedIssuers,
     );
     this.changeLogHousekeeping = new ChangeLogHousekeeping(
       store.changeLog,
       () => ({ intervalSeconds: currentConfig().housekeeping.intervalSeconds, retainSeconds: config.cluster.changeLogRetainSeconds }),
       this.logger,
     );
-    const tokens = new TokenService(store, signingKeys, currentConfig, clock, events, new TokenWriter(this.db), config.authentication.throttle, metrics);
+    const issuerJwts = new IssuerJwts(store, new IssuerKeys(() => currentConfig().trustedIssuers), currentConfig, clock);
+    const tokens = new TokenService(
+      store,
+      signingKeys,
+      currentConfig,
+      clock,
+      events,
+      new TokenWriter(this.db),
+      config.authentication.throttle,
+      metrics,
+      issuerJwts,
+    );
     const authorization = new AuthorizationService(store, currentConfig, clock, tokens.throttle);
     const addresses = new ClientAddresses(config.authentication.trustedProxies, config.authentication.forwardedForHeader);
     const resident = new ResidentKeyManager(store, currentConfig, clock, tokens);
@@ -233,6 +250,7 @@ export class App {
       { service: SigningKeyService, impl: new SigningKeyServiceImpl(signingKeys, paging) as never },
       { service: SystemClientService, impl: new SystemClientServiceImpl(this.systemClients, paging) as never },
       { service: GatewaySyncService, impl: gatewaySync as never },
+      { service: TrustedIssuerService, impl: new TrustedIssuerServiceImpl(new TrustedIssuers(store, clock), paging) as never },
     ];
     const tls = config.tls
       ? {

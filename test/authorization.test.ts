@@ -8,6 +8,7 @@ import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_p
 import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
+import { TrustedIssuerService } from "../gen/keymanager/v1/trusted_issuer_service_pb.js";
 import { KeyType } from "../gen/keymanager/v1/types_pb.js";
 import { DEFAULT_THROTTLE_LIMITS } from "../src/oauth/authentication-throttle.js";
 import { rejectsWith } from "./support/assert-rpc.js";
@@ -154,6 +155,17 @@ describe("scopes gate groups of calls", () => {
       );
       const users = await server.client(UserService).listUsers({});
       assert.ok(!users.users.some((u) => u.username === "mallory"));
+      // TrustedIssuerService: km:admin only; trusting an issuer would let its JWTs become user tokens.
+      for (const token of [storeToken, gatewayToken]) {
+        await rejectsWith(
+          server.client(TrustedIssuerService, { protocol, token }).createTrustedIssuer({
+            trustedIssuer: { issuer: `https://mallory-${protocol}.example.com`, jwksUri: "https://mallory.example.com/jwks", allowedSubjects: ["*"] },
+          }),
+          Code.PermissionDenied,
+          /km:admin/,
+        );
+      }
+      await rejectsWith(server.client(TrustedIssuerService).getTrustedIssuer({ issuer: `https://mallory-${protocol}.example.com` }), Code.NotFound);
     });
   }
 
@@ -186,6 +198,7 @@ describe("scopes gate groups of calls", () => {
     assert.equal(answer.authorized, false);
     assert.ok((await server.client(KeyManagerService, { token: storeToken }).createApplication(createRequest({ appOwner: "" }))).application);
     assert.ok((await server.client(KeyManagerService, { token: adminToken }).getKeyManagerConfiguration({})).configuration);
+    assert.deepEqual((await server.client(TrustedIssuerService, { token: adminToken }).listTrustedIssuers({})).trustedIssuers, []);
   });
 
   test("applications may not hold system scopes, and system clients are not applications", async () => {

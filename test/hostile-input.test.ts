@@ -39,6 +39,7 @@ import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.j
 import { SigningKeyService } from "../gen/keymanager/v1/signing_key_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
+import { TrustedIssuerService } from "../gen/keymanager/v1/trusted_issuer_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
 import { KeyType } from "../gen/keymanager/v1/types_pb.js";
@@ -46,7 +47,15 @@ import { createKnex } from "../src/storage/database.js";
 import { createRequest, sampleResources } from "./support/fixtures.js";
 import { bearer, startServer, type TestServer } from "./support/server.js";
 
-const SERVICES: readonly DescService[] = [KeyManagerService, TokenValidationService, SubscriptionService, UserService, SigningKeyService, SystemClientService];
+const SERVICES: readonly DescService[] = [
+  KeyManagerService,
+  TokenValidationService,
+  SubscriptionService,
+  UserService,
+  SigningKeyService,
+  SystemClientService,
+  TrustedIssuerService,
+];
 const METHODS: ReadonlyArray<{ service: DescService; method: DescMethod; path: string }> = SERVICES.flatMap((service) =>
   service.methods.map((method) => ({ service, method, path: `/${service.typeName}/${method.name}` })),
 );
@@ -434,6 +443,9 @@ before(async () => {
   const subscription = (await subs.createSubscription({ subscription: { applicationId: target.applicationId, apiId: "fuzz-api", tier: "Gold" } })).subscription;
   subscriptionId = subscription?.subscriptionId ?? "";
   await server.client(UserService).createUser({ user: { username: "fuzz-user" }, password: "correct horse battery" });
+  await server.client(TrustedIssuerService).createTrustedIssuer({
+    trustedIssuer: { issuer: "https://fuzz-issuer.example.com", jwksUri: "https://fuzz-issuer.example.com/jwks", allowedSubjects: ["*"] },
+  });
   const issued = await server.grpc.getNewApplicationAccessToken({
     request: { clientId: target.consumerKey, clientSecret: target.consumerSecret, grantType: "client_credentials" },
   });
@@ -458,6 +470,7 @@ before(async () => {
     target.applicationId,
     "fuzz-api",
     "fuzz-user",
+    "https://fuzz-issuer.example.com",
     subscription?.subscriptionId ?? "",
     issued.token?.accessToken ?? "",
     "admin",
@@ -580,6 +593,15 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
       "UserService/CreateUser": (id) => ({ user: { username: `user-${id.slice(0, 8)}` }, password: "correct horse battery" }),
       "UserService/SetUserPassword": () => ({ username: "fuzz-user", password: "another horse battery" }),
       "SystemClientService/CreateSystemClient": (id) => ({ systemClient: { name: `near ${id}`, scopes: ["km:gateway"] } }),
+      "TrustedIssuerService/CreateTrustedIssuer": (id) => ({
+        trustedIssuer: {
+          issuer: `https://${id}.example.com`,
+          jwksUri: `https://${id}.example.com/jwks`,
+          allowedSubjects: ["alice"],
+          allowedScopes: ["read:orders"],
+        },
+      }),
+      "TrustedIssuerService/UpdateTrustedIssuer": () => ({ trustedIssuer: { issuer: "https://fuzz-issuer.example.com", description: "near" } }),
     };
     for (const { service, method } of METHODS) {
       const label = `${service.name}/${method.name}`;

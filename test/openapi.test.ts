@@ -75,7 +75,11 @@ describe("OpenAPI documents against real answers", () => {
 
   test("the OAuth2 endpoints and /healthz", async () => {
     const doc = await served("oauth2");
-    const app = (await server.grpc.createApplication(createRequest())).application;
+    const app = (
+      await server.grpc.createApplication(
+        createRequest({ grantTypes: ["client_credentials", "password", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"] }),
+      )
+    ).application;
     assert.ok(app);
     await server.client(UserService).createUser({ user: { username: "openapi-user" }, password: "a long password 1" });
     const post = (path: string, body: string, headers: Record<string, string> = {}) =>
@@ -87,8 +91,13 @@ describe("OpenAPI documents against real answers", () => {
       "/oauth2/token",
       "post",
       await post("/oauth2/token", "grant_type=password&username=openapi-user&password=a+long+password+1", asApp),
-    )) as { refresh_token?: string };
+    )) as { access_token: string; refresh_token?: string };
     assert.ok(user.refresh_token, "the password grant answers a refresh token too");
+    // Token exchange (RFC 8693) of the client's own user token: its answer names issued_token_type.
+    const exchange = `grant_type=${encodeURIComponent("urn:ietf:params:oauth:grant-type:token-exchange")}&subject_token=${user.access_token}&subject_token_type=${encodeURIComponent("urn:ietf:params:oauth:token-type:access_token")}`;
+    const exchanged = (await doc.check("/oauth2/token", "post", await post("/oauth2/token", exchange, asApp))) as { issued_token_type?: string };
+    assert.equal(exchanged.issued_token_type, "urn:ietf:params:oauth:token-type:access_token");
+    await doc.check("/oauth2/token", "post", await post("/oauth2/token", `${exchange}&audience=elsewhere`, asApp));
     await doc.check("/oauth2/token", "post", await post("/oauth2/token", "grant_type=implicit", asApp));
     await doc.check("/oauth2/token", "post", await post("/oauth2/token", "grant_type=client_credentials", { authorization: basic(app.consumerKey, "wrong") }));
 

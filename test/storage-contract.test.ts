@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import type { Knex } from "knex";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../src/domain/errors.js";
-import type { ApplicationKeyMapping, OAuthClient, RegisteredResource, TokenRecord } from "../src/domain/model/index.js";
+import type { ApplicationKeyMapping, OAuthClient, RegisteredResource, TokenRecord, TrustedIssuer } from "../src/domain/model/index.js";
 import { createKnex, migrate } from "../src/storage/database.js";
 import { LOCK } from "../src/storage/locks.js";
 import { migrationSource } from "../src/storage/migrations/index.js";
@@ -479,6 +479,65 @@ for (const database of testDatabases()) {
       assert.equal(last?.length, 1, "one per consumer key");
       const r = last?.[0]?.kind === "token-revocation" ? last[0].revocation : undefined;
       assert.ok(r && r.keepUntil !== undefined && r.keepUntil - r.at === 3_600_000 && r.revoked.length === 0);
+    });
+
+    test("trusted issuers round-trip exactly; duplicates AlreadyExists, unknown NotFound; listed in pages by issuer", async () => {
+      const issuer = (name: string): TrustedIssuer => ({
+        issuer: `https://${name}.example.com`,
+        jwksUri: `https://${name}.example.com/jwks`,
+        jwk: "",
+        allowedSubjects: ["alice", "Bob 🍕"],
+        allowedScopes: ["read", "write"],
+        maxTokenSeconds: 600,
+        maxAssertionSeconds: 300,
+        audience: "https://km.example.com/oauth2/token",
+        description: "corp idp",
+        createdAt: at(1),
+        updatedAt: at(1),
+      });
+      const a = issuer("idp-a");
+      await store.trustedIssuers.insert(a);
+      assert.deepEqual(await store.trustedIssuers.get(a.issuer), a);
+      await assert.rejects(store.trustedIssuers.insert(a), AlreadyExistsError);
+      // Identifiers compare exactly: another case is another issuer.
+      assert.equal(await store.trustedIssuers.find(a.issuer.toUpperCase()), undefined);
+      const changed = { ...a, jwksUri: "", jwk: '{"kty":"EC"}', allowedSubjects: ["*"], updatedAt: at(5) };
+      await store.trustedIssuers.update(changed);
+      assert.deepEqual(await store.trustedIssuers.get(a.issuer), changed);
+      await assert.rejects(store.trustedIssuers.update(issuer("idp-missing")), NotFoundError);
+      await store.trustedIssuers.insert(issuer("idp-b"));
+      await store.trustedIssuers.insert(issuer("idp-c"));
+      const first = await store.trustedIssuers.list({ limit: 2 });
+      assert.deepEqual(
+        first.items.map((i) => i.issuer),
+        ["https://idp-a.example.com", "https://idp-b.example.com"],
+      );
+      const second = await store.trustedIssuers.list({ limit: 2, after: first.next });
+      assert.deepEqual(
+        second.items.map((i) => i.issuer),
+        ["https://idp-c.example.com"],
+      );
+      await store.trustedIssuers.delete(a.issuer);
+      await assert.rejects(store.trustedIssuers.get(a.issuer), NotFoundError);
+      await assert.rejects(store.trustedIssuers.delete(a.issuer), NotFoundError);
+    });
+
+    test("used assertions: a jti is spent once per issuer until it expires, stored hashed, purged after", async () => {
+      const now = at(0);
+      const exp = at(60_000);
+      assert.equal(await store.trustedIssuers.spendJti("https://idp.example.com", "jti-1", exp, now), true);
+      assert.equal(await store.trustedIssuers.spendJti("https://idp.example.com", "jti-1", exp, at(1000)), false);
+      // Another issuer's jti of the same value is another assertion.
+      assert.equal(await store.trustedIssuers.spendJti("https://other.example.com", "jti-1", exp, now), true);
+      const rows = await db("used_assertions").select();
+      assert.ok(rows.every((r: { jti_hash: string }) => /^[0-9a-f]{64}$/.test(r.jti_hash) && !r.jti_hash.includes("jti-1")));
+      // Past its expiry the row no longer counts (the JWT itself is refused as expired anyway).
+      assert.equal(await store.trustedIssuers.spendJti("https://idp.example.com", "jti-1", at(200_000), at(61_000)), true);
+      assert.equal(await store.trustedIssuers.spendJti("https://idp.example.com", "jti-1", at(200_000), at(62_000)), false);
+      const concurrent = await Promise.all(Array.from({ length: 8 }, () => store.trustedIssuers.spendJti("https://idp.example.com", "jti-race", exp, now)));
+      assert.equal(concurrent.filter(Boolean).length, 1);
+      assert.equal(await store.trustedIssuers.purgeUsedAssertions(at(100_000), 1000), 2);
+      assert.equal(await store.trustedIssuers.spendJti("https://other.example.com", "jti-1", exp, now), true);
     });
 
     test("migrations go down and up again", async () => {

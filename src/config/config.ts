@@ -43,6 +43,8 @@ export interface Config {
   cluster: { pollIntervalMs: number; changeLogRetainSeconds: number };
   /** The gateways' checks: how many requests of one ValidateTokens stream are worked on at once. */
   validation: { streamMaxInFlight: number; negativeCacheBytes: number };
+  /** Outside issuers' JWTs (JWT bearer grant, token exchange): fetching their keys, judging their times. */
+  trustedIssuers: TrustedIssuerSettings;
   /** The gateways' Watch streams (GatewaySyncService). */
   gatewaySync: GatewaySyncSettings;
   /** Page sizes of the List RPCs (and GetActiveTokensByConsumerKey). */
@@ -68,6 +70,15 @@ export interface AuthorizationSettings {
   requirePkce: boolean;
   sessionSeconds: number;
   maxParameterChars: number;
+}
+
+export interface TrustedIssuerSettings {
+  jwksTimeoutMs: number;
+  jwksMaxBytes: number;
+  jwksCacheMaxAgeMs: number;
+  jwksCooldownMs: number;
+  jwksCachedIssuers: number;
+  clockSkewSeconds: number;
 }
 
 export interface GatewaySyncSettings {
@@ -205,6 +216,14 @@ export function fromSection(s: KeyManagerSection): Config {
     housekeeping: { intervalSeconds: s.housekeeping.purge_interval_seconds, retainSeconds: s.housekeeping.retain_seconds },
     cluster: { pollIntervalMs: s.cluster.poll_interval_ms, changeLogRetainSeconds: s.cluster.change_log_retain_seconds },
     validation: { streamMaxInFlight: s.validation.stream_max_in_flight, negativeCacheBytes: s.validation.negative_cache_bytes },
+    trustedIssuers: {
+      jwksTimeoutMs: s.trusted_issuers.jwks_timeout_ms,
+      jwksMaxBytes: s.trusted_issuers.jwks_max_bytes,
+      jwksCacheMaxAgeMs: s.trusted_issuers.jwks_cache_max_age_ms,
+      jwksCooldownMs: s.trusted_issuers.jwks_cooldown_ms,
+      jwksCachedIssuers: s.trusted_issuers.jwks_cached_issuers,
+      clockSkewSeconds: s.trusted_issuers.clock_skew_seconds,
+    },
     gatewaySync: {
       maxWatchers: s.gateway_sync.max_watchers,
       heartbeatIntervalMs: s.gateway_sync.heartbeat_interval_ms,

@@ -262,6 +262,33 @@ export const keyManagerSection = z
       })
       .strict()
       .prefault({}),
+    trusted_issuers: z
+      .object({
+        /** One fetch of a trusted issuer's JWKS; past it the request is refused temporarily_unavailable. */
+        jwks_timeout_ms: timeout.default(3000),
+        /** The largest JWKS answer read; a larger one is a fetch failure. */
+        jwks_max_bytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .max(64 * 1024 * 1024)
+          .default(1024 * 1024),
+        /** A fetched JWKS is used this long before it is fetched again. */
+        jwks_cache_max_age_ms: z.coerce
+          .number()
+          .int()
+          .min(1000)
+          .max(7 * 24 * 3_600_000)
+          .default(600_000),
+        /** After a fetch, a JWT naming an unknown kid waits this long before the JWKS is fetched again. */
+        jwks_cooldown_ms: ms(3_600_000).default(30_000),
+        /** Issuers whose fetched keys are kept in memory at once; the least recently used go first. Read at start. */
+        jwks_cached_issuers: count(1_000_000).default(1000),
+        /** Leeway for exp, nbf and iat of an issuer's JWTs. */
+        clock_skew_seconds: z.coerce.number().int().min(0).max(600).default(60),
+      })
+      .strict()
+      .prefault({}),
     gateway_sync: z
       .object({
         /** Watch streams one replica serves at once; past it a new one is refused RESOURCE_EXHAUSTED. */

@@ -17,7 +17,9 @@ export type OAuthErrorCode =
   | "unauthorized_client"
   | "unsupported_grant_type"
   | "invalid_scope"
-  | "temporarily_unavailable";
+  | "temporarily_unavailable"
+  /** RFC 8693 section 2.2.2: a token exchange's audience or resource this server does not serve. */
+  | "invalid_target";
 
 export abstract class DomainError extends Error {
   abstract readonly kind: DomainErrorKind;

@@ -15,3 +15,19 @@ export function grantScopes(requested: readonly string[], allowed: readonly stri
 export function parseScopeParameter(scope: string | undefined): string[] {
   return (scope ?? "").split(" ").filter((s) => s.length > 0);
 }
+
+/**
+ * The scopes of a token derived from another token or an assertion (JWT bearer, token exchange):
+ * those requested that are `available`; with none requested, those of `whenNoneRequested` that are
+ * available, else "default". Undefined when scopes were requested and none is available (the
+ * grant answers invalid_scope).
+ */
+export function narrowScopes(requested: readonly string[], available: readonly string[], whenNoneRequested: readonly string[]): string[] | undefined {
+  const allowed = new Set(available);
+  if (requested.length > 0) {
+    const granted = [...new Set(requested)].filter((s) => allowed.has(s));
+    return granted.length > 0 ? granted : undefined;
+  }
+  const granted = [...new Set(whenNoneRequested)].filter((s) => allowed.has(s));
+  return granted.length > 0 ? granted : [DEFAULT_SCOPE];
+}

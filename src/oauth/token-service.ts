@@ -26,6 +26,10 @@ import { claimsFor } from "./user-claims.js";
 import type { Page, PageQuery } from "../domain/paging.js";
 import { CacheStats } from "../observability/cache-stats.js";
 import type { Metrics } from "../observability/metrics.js";
+import type { GrantOutcome } from "./grants/grant-outcome.js";
+import { JWT_BEARER, jwtBearerGrant } from "./grants/jwt-bearer.js";
+import { TOKEN_EXCHANGE, tokenExchangeGrant } from "./grants/token-exchange.js";
+import type { IssuerJwts } from "./issuer-jwts.js";
 
 export interface IssuedToken {
   accessToken: string;
@@ -33,20 +37,8 @@ export interface IssuedToken {
   /** OpenID Connect: the code of a request with the openid scope gives one. */
   idToken?: string;
   record: TokenRecord;
-}
-
-/** What a grant decided: who the token is for, with which scopes, descending from what. */
-interface GrantOutcome {
-  endUser: string;
-  scopes: string[];
-  familyId: string;
-  withRefresh: boolean;
-  /** refresh_token grant: the token whose refresh token the new one replaces. */
-  replaces?: TokenRecord;
-  /** password grant: the password hash the credentials were checked against. */
-  passwordHash?: string;
-  /** authorization_code grant: the code, spent when the token is stored. */
-  code?: AuthorizationCode;
+  /** Token exchange (RFC 8693): the issued_token_type of the answer. */
+  issuedTokenType?: string;
 }
 
 export const CLIENT_CACHE_TTL_MS = 30_000;
@@ -57,7 +49,8 @@ interface KnownClient {
   added: AcceptedSecret[];
 }
 
-const SUPPORTED_GRANTS = ["client_credentials", "password", "refresh_token", "authorization_code"];
+/** The grants this key manager runs (a client may use those of its grant types). */
+export const SUPPORTED_GRANTS: readonly string[] = ["client_credentials", "password", "refresh_token", "authorization_code", JWT_BEARER, TOKEN_EXCHANGE];
 
 /**
  * The OAuth2 server: authenticates clients, runs the grants, issues opaque or JWT tokens
@@ -83,6 +76,8 @@ export class TokenService {
     private readonly writer: TokenWriter,
     throttleLimits?: ThrottleLimits,
     private readonly metrics?: Metrics,
+    /** Trusted issuers' JWTs: the JWT bearer and token exchange grants (refused without). */
+    private readonly issuerJwts?: IssuerJwts,
   ) {
     this.throttle = new AuthenticationThrottle(clock, throttleLimits, metrics && ((scope) => metrics.lockout(scope)));
     events.subscribe((change) => {
@@ -211,6 +206,11 @@ export class TokenService {
     }
     if (grant === "password") return this.passwordGrant(client, request);
     if (grant === "authorization_code") return this.authorizationCodeGrant(client, request);
+    if (grant === JWT_BEARER || grant === TOKEN_EXCHANGE) {
+      if (!this.issuerJwts) throw new UnimplementedError(`the ${grant} grant is not supported by this key manager`, { oauth: "unsupported_grant_type" });
+      const deps = { store: this.store, issuerJwts: this.issuerJwts, clock: this.clock, config: this.config, ownToken: (t: string) => this.lookup(t) };
+      return grant === JWT_BEARER ? jwtBearerGrant(deps, client, request) : tokenExchangeGrant(deps, client, request);
+    }
     return this.refreshGrant(client, request);
   }
 
@@ -358,18 +358,21 @@ export class TokenService {
     // A JWT carries its times in whole seconds (iat, exp): its record holds the same instants, so a
     // gateway verifying it in process (@keymanager/gateway) reports the times ValidateToken does.
     const now = this.clock.now();
-    const issuedAt = client.tokenType === "JWT" ? new Date(Math.floor(now.getTime() / 1000) * 1000) : now;
+    const tokenType = outcome.tokenType ?? client.tokenType;
+    const issuedAt = tokenType === "JWT" ? new Date(Math.floor(now.getTime() / 1000) * 1000) : now;
     const base = outcome.endUser === "" ? client.validity.applicationTokenSeconds : client.validity.userTokenSeconds;
     // A system client's token opens this service's own calls: short-lived whatever was asked.
     const longest = client.system ? Math.min(config.validity.systemTokenSeconds, config.validity.maxTokenSeconds) : config.validity.maxTokenSeconds;
-    const seconds = Math.min(request.validityPeriodSeconds > 0 ? request.validityPeriodSeconds : base, longest);
+    const grantLongest = outcome.maxSeconds && outcome.maxSeconds > 0 ? outcome.maxSeconds : longest;
+    const seconds = Math.min(request.validityPeriodSeconds > 0 ? request.validityPeriodSeconds : base, longest, grantLongest);
     const expiresAt = new Date(issuedAt.getTime() + seconds * 1000);
     const id = randomUUID();
     const accessToken =
-      client.tokenType === "JWT"
+      tokenType === "JWT"
         ? await this.keys.sign(
             withConfiguredClaims(
               {
+                ...outcome.claims,
                 iss: config.issuer,
                 sub: outcome.endUser || client.consumerKey,
                 aud: client.consumerKey,
@@ -391,7 +394,7 @@ export class TokenService {
       consumerKey: client.consumerKey,
       endUser: outcome.endUser,
       scopes: outcome.scopes,
-      tokenType: client.tokenType,
+      tokenType,
       grantType: request.grantType,
       issuedAt,
       expiresAt,
@@ -408,7 +411,7 @@ export class TokenService {
         return { accessToken, refreshToken, idToken: await this.idToken(client, outcome.code, accessToken, record), record };
     } else if (outcome.passwordHash !== undefined) await this.storeUserToken(outcome.passwordHash, record);
     else await this.writer.insert(record);
-    return { accessToken, refreshToken, record };
+    return { accessToken, refreshToken, record, ...(outcome.issuedTokenType ? { issuedTokenType: outcome.issuedTokenType } : {}) };
   }
 
   /**

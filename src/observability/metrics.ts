@@ -8,7 +8,13 @@ const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.
 const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** Grant types a label may name; anything else a caller sends is "other". */
-const GRANT_TYPES = new Set(["client_credentials", "password", "refresh_token"]);
+const GRANT_TYPES = new Set([
+  "client_credentials",
+  "password",
+  "refresh_token",
+  "urn:ietf:params:oauth:grant-type:jwt-bearer",
+  "urn:ietf:params:oauth:grant-type:token-exchange",
+]);
 /** Outcomes a label may name (OAuth2 error codes and "issued"); anything else is "error". */
 const GRANT_OUTCOMES = new Set([
   "issued",
@@ -18,6 +24,8 @@ const GRANT_OUTCOMES = new Set([
   "unauthorized_client",
   "unsupported_grant_type",
   "invalid_scope",
+  "invalid_target",
+  "temporarily_unavailable",
   "throttled",
   "error",
 ]);

@@ -15,6 +15,7 @@ import { SigningKeyRepository } from "./signing-key-repository.js";
 import { SubscriptionRepository } from "./subscription-repository.js";
 import { TokenRepository } from "./token-repository.js";
 import { TokenRevocationRepository } from "./token-revocation-repository.js";
+import { TrustedIssuerRepository } from "./trusted-issuer-repository.js";
 import { UserRepository } from "./user-repository.js";
 import { AuthorizationCodeRepository } from "./authorization-code-repository.js";
 import { ConsentRepository } from "./consent-repository.js";
@@ -48,6 +49,7 @@ export class Store {
   readonly authorizationCodes: AuthorizationCodeRepository;
   readonly loginSessions: LoginSessionRepository;
   readonly consents: ConsentRepository;
+  readonly trustedIssuers: TrustedIssuerRepository;
 
   /**
    * `events` hears of every change committed through this store (change log entries), once
@@ -76,6 +78,7 @@ export class Store {
     this.authorizationCodes = new AuthorizationCodeRepository(db);
     this.loginSessions = new LoginSessionRepository(db);
     this.consents = new ConsentRepository(db);
+    this.trustedIssuers = new TrustedIssuerRepository(db);
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../domain/clock.js";
 import type { TokenRepository } from "./token-repository.js";
 import type { TokenRevocationRepository } from "./token-revocation-repository.js";
+import type { TrustedIssuerRepository } from "./trusted-issuer-repository.js";
 
 const BATCH = 1000;
 
@@ -32,6 +33,8 @@ export class TokenHousekeeping {
     private readonly revocations?: TokenRevocationRepository,
     /** Other ended rows to delete with the tokens (authorization codes, login sessions): how many went. */
     private readonly purgeOthers: (before: Date) => Promise<number> = async () => 0,
+    /** Spent assertion ids (JWT bearer grant), purged with the tokens once they expire. */
+    private readonly usedAssertions?: TrustedIssuerRepository,
   ) {}
 
   start(): void {
@@ -77,6 +80,17 @@ export class TokenHousekeeping {
       }
       if (revocations > 0) this.logger.info({ deleted: revocations }, "purged revocations no live token is left for");
     }
+    if (this.usedAssertions) await this.purgeUsedAssertions(this.usedAssertions);
     return total;
+  }
+
+  /** Used assertions whose JWTs have expired: a replay of them is refused as expired anyway. */
+  private async purgeUsedAssertions(repository: TrustedIssuerRepository): Promise<void> {
+    const now = this.clock.now();
+    for (;;) {
+      const deleted = await repository.purgeUsedAssertions(now, BATCH);
+      if (deleted < BATCH || this.stopped) break;
+      await yieldToOthers();
+    }
   }
 }

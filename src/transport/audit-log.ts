@@ -20,6 +20,7 @@ const TARGET_FIELDS = new Set([
   "grantType",
   "tier",
   "state",
+  "issuer",
 ]);
 /** Token-valued fields: logged only as a short reference (the first 12 hex digits of the stored hash). */
 const TOKEN_FIELDS = new Set(["token", "tokenToRevoke"]);

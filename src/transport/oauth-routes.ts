@@ -3,7 +3,7 @@ import type { Config } from "../config/config.js";
 import type { SigningKeys } from "../oauth/signing-keys.js";
 import { parseScopeParameter } from "../oauth/scopes.js";
 import { emptyTokenRequest } from "../oauth/token-request.js";
-import type { TokenService } from "../oauth/token-service.js";
+import { SUPPORTED_GRANTS, type TokenService } from "../oauth/token-service.js";
 import type { TokenRecord } from "../domain/model/index.js";
 import type { ClientAddresses } from "./client-address.js";
 import type { AuditLog } from "./audit-log.js";
@@ -76,11 +76,7 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
     resourceOwnerPassword: form.get("password") ?? "",
     refreshToken: form.get("refresh_token") ?? "",
     validityPeriodSeconds: validity && /^\d{1,12}$/.test(validity) ? Number(validity) : 0,
-    // The authorization_code grant's (RFC 6749 section 4.1.3, RFC 7636 section 4.5).
-    requestParameters: {
-      ...(form.has("code") ? { code: form.get("code") ?? "" } : {}),
-      ...(form.has("code_verifier") ? { code_verifier: form.get("code_verifier") ?? "" } : {}),
-    },
+    requestParameters: grantParameters(form),
   };
   const issued = await deps.tokens.issue(request, requestAddress(req, deps.addresses));
   const { record } = issued;
@@ -101,6 +97,7 @@ async function token(deps: Deps, req: http.IncomingMessage, res: http.ServerResp
       scope: record.scopes.join(" "),
       ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
       ...(issued.idToken ? { id_token: issued.idToken } : {}),
+      ...(issued.issuedTokenType ? { issued_token_type: issued.issuedTokenType } : {}),
     },
     NO_STORE,
   );
@@ -124,6 +121,31 @@ async function revoke(deps: Deps, req: http.IncomingMessage, res: http.ServerRes
   // RFC 7009: an unknown token or another client's is answered 200 too; the audit line says what was asked.
   deps.audit.changeBy(clientId, "POST /oauth2/revoke", { consumerKey: client.consumerKey, tokenRef: hashToken(value).slice(0, 12) });
   res.writeHead(200, NO_STORE).end();
+}
+
+/** Parameters of the JWT bearer grant (RFC 7523) and token exchange (RFC 8693), as given. */
+const GRANT_PARAMETERS = [
+  // The authorization_code grant's (RFC 6749 section 4.1.3, RFC 7636 section 4.5).
+  "code",
+  "code_verifier",
+  // JWT bearer (RFC 7523) and token exchange (RFC 8693).
+  "assertion",
+  "subject_token",
+  "subject_token_type",
+  "actor_token",
+  "actor_token_type",
+  "requested_token_type",
+  "audience",
+  "resource",
+] as const;
+
+function grantParameters(form: URLSearchParams): Record<string, string> {
+  const parameters: Record<string, string> = {};
+  for (const name of GRANT_PARAMETERS) {
+    const value = form.get(name);
+    if (value !== null) parameters[name] = value;
+  }
+  return parameters;
 }
 
 function activeToken(r: TokenRecord, issuer: string) {
@@ -189,7 +211,7 @@ function metadata(config: Config) {
     revocation_endpoint: config.endpoints.revoke,
     jwks_uri: config.endpoints.jwks,
     authorization_endpoint: `${config.issuer}/oauth2/authorize`,
-    grant_types_supported: ["authorization_code", "client_credentials", "password", "refresh_token"],
+    grant_types_supported: SUPPORTED_GRANTS,
     response_types_supported: ["code"],
     response_modes_supported: ["query"],
     code_challenge_methods_supported: ["S256"],
@@ -253,6 +275,7 @@ const STATUS: Record<string, number> = {
   unauthorized_client: 400,
   unsupported_grant_type: 400,
   invalid_scope: 400,
+  invalid_target: 400,
   temporarily_unavailable: 503,
 };
 

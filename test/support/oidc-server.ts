@@ -17,6 +17,17 @@ export interface ExternalServer {
   stop(): Promise<void>;
 }
 
+export interface OidcServerOptions {
+  /** Access tokens as JWTs (RFC 9068) signed with its JWKS, for `jwtAudience` unless a request names a `resource`. */
+  jwtAccessTokens?: boolean;
+  /** The aud of its JWT access tokens (default urn:weather-api): another server's token endpoint, to use them as assertions there. */
+  jwtAudience?: string;
+  /** More clients (client_credentials), each with the subject (sub) its tokens name (default: its client_id). */
+  clients?: Array<{ clientId: string; clientSecret: string; subject?: string }>;
+  /** Scopes it knows (default read, write). */
+  scopes?: string[];
+}
+
 /** Opaque tokens of 384 random bits: 64 characters, unlike the resident key manager's 43. */
 export const EXTERNAL_TOKEN_PATTERN = "[A-Za-z0-9_-]{64}";
 
@@ -29,7 +40,7 @@ export const EXTERNAL_TOKEN_PATTERN = "[A-Za-z0-9_-]{64}";
  * unsupported_token_type; oidc-provider 8, the release that runs on Node 20, would answer 200 and
  * revoke nothing, so that answer is given here before the provider sees the request.
  */
-export async function startOidcServer(options: { jwtAccessTokens?: boolean } = {}): Promise<ExternalServer> {
+export async function startOidcServer(options: OidcServerOptions = {}): Promise<ExternalServer> {
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -43,10 +54,26 @@ export async function startOidcServer(options: { jwtAccessTokens?: boolean } = {
         redirect_uris: [],
         response_types: [],
       },
+      ...(options.clients ?? []).map((c) => ({
+        client_id: c.clientId,
+        client_secret: c.clientSecret,
+        grant_types: ["client_credentials"],
+        redirect_uris: [],
+        response_types: [],
+      })),
     ],
-    scopes: ["read", "write"],
+    scopes: options.scopes ?? ["read", "write"],
     cookies: { keys: [randomBytes(16).toString("hex")] },
-    formats: { bitsOfOpaqueRandomness: 384 },
+    formats: {
+      bitsOfOpaqueRandomness: 384,
+      // A client's tokens name the subject given for it, as a user's token would.
+      customizers: {
+        jwt: (_ctx: unknown, token: { clientId?: string }, jwt: { payload: Record<string, unknown> }) => {
+          const subject = options.clients?.find((c) => c.clientId === token.clientId)?.subject;
+          if (subject) jwt.payload.sub = subject;
+        },
+      },
+    },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -67,9 +94,14 @@ export async function startOidcServer(options: { jwtAccessTokens?: boolean } = {
         ? {
             resourceIndicators: {
               enabled: true,
-              defaultResource: () => "urn:weather-api",
+              defaultResource: () => options.jwtAudience ?? "urn:weather-api",
               useGrantedResource: () => true,
-              getResourceServerInfo: () => ({ scope: "read write", accessTokenFormat: "jwt", jwt: { sign: { alg: "RS256" } } }),
+              getResourceServerInfo: () => ({
+                scope: (options.scopes ?? ["read", "write"]).join(" "),
+                accessTokenFormat: "jwt",
+                ...(options.jwtAudience ? { accessTokenTTL: 300 } : {}),
+                jwt: { sign: { alg: "RS256" } },
+              }),
             },
           }
         : {}),

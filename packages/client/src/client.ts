@@ -9,6 +9,7 @@ import { SubscriptionService } from "../../../gen/keymanager/v1/subscription_ser
 import { SystemClientService } from "../../../gen/keymanager/v1/system_client_service_pb.js";
 import { TokenValidationService } from "../../../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../../../gen/keymanager/v1/user_service_pb.js";
+import { TrustedIssuerService } from "../../../gen/keymanager/v1/trusted_issuer_service_pb.js";
 import { type ClientCredentials, TokenSource } from "./token-source.js";
 
 export type { ClientCredentials };
@@ -44,6 +45,7 @@ export interface KeyManagerClient {
   users: Client<typeof UserService>;
   signingKeys: Client<typeof SigningKeyService>;
   systemClients: Client<typeof SystemClientService>;
+  trustedIssuers: Client<typeof TrustedIssuerService>;
   /** A client of any service over the same transport and token. */
   client<S extends DescService>(service: S): Client<S>;
   transport: Transport;
@@ -97,6 +99,7 @@ export function createKeyManagerClient(options: KeyManagerClientOptions): KeyMan
     users: client(UserService),
     signingKeys: client(SigningKeyService),
     systemClients: client(SystemClientService),
+    trustedIssuers: client(TrustedIssuerService),
     client,
     transport,
     tokens,

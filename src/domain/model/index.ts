@@ -8,3 +8,4 @@ export * from "./authorization.js";
 export * from "./subscription.js";
 export * from "./token.js";
 export * from "./user.js";
+export * from "./trusted-issuer.js";

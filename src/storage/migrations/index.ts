@@ -11,8 +11,9 @@ import * as exactIdentifiers from "./20261204000000_exact_identifiers.js";
 import * as changeLog from "./20261204120000_change_log.js";
 import * as authorizationCode from "./20261205000000_authorization_code.js";
 import * as userAttributes from "./20261205010000_user_attributes.js";
-import * as tokenRevocations from "./20261205120000_token_revocations.js";
 import * as consumerSecrets from "./20261205120000_consumer_secrets.js";
+import * as tokenRevocations from "./20261205120000_token_revocations.js";
+import * as trustedIssuers from "./20261205120000_trusted_issuers.js";
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -33,8 +34,9 @@ const migrations: Record<string, Migration> = {
   "20261204120000_change_log": changeLog,
   "20261205000000_authorization_code": authorizationCode,
   "20261205010000_user_attributes": userAttributes,
-  "20261205120000_token_revocations": tokenRevocations,
   "20261205120000_consumer_secrets": consumerSecrets,
+  "20261205120000_token_revocations": tokenRevocations,
+  "20261205120000_trusted_issuers": trustedIssuers,
 };
 
 /** Migrations compiled into the service, so they run the same from source or a bundle. */

@@ -16,13 +16,19 @@ const clientAuthFields = {
 };
 
 const clientErrors = {
-  "400": oauthError("invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope (RFC 6749 5.2)."),
+  "400": oauthError(
+    "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope (RFC 6749 5.2); invalid_target (token exchange, RFC 8693 2.2.2).",
+  ),
   "401": oauthError("invalid_client: unknown client or wrong secret (WWW-Authenticate: Basic with HTTP Basic)."),
   "429": oauthError("Too many failed authentications for this client id from this address: retry in N s."),
-  "503": json("temporarily_unavailable: the database does not answer now (down, or past its deadline); retry (Retry-After).", "OAuthError", {
-    ...noStore,
-    "Retry-After": { description: "seconds", schema: { type: "string" } },
-  }),
+  "503": json(
+    "temporarily_unavailable: the database does not answer now (down, or past its deadline), or a trusted issuer's JWKS cannot be fetched within its timeout; retry (Retry-After).",
+    "OAuthError",
+    {
+      ...noStore,
+      "Retry-After": { description: "seconds", schema: { type: "string" } },
+    },
+  ),
 };
 
 const html = (description: string, headers: object = {}) => ({
@@ -56,12 +62,22 @@ export const oauth2OpenApi = {
     "/oauth2/token": {
       post: {
         operationId: "token",
-        summary: "Issue an access token (authorization_code, client_credentials, password, refresh_token)",
+        summary: "Issue an access token (authorization_code, client_credentials, password, refresh_token, JWT bearer RFC 7523, token exchange RFC 8693)",
         requestBody: form({
           type: "object",
           required: ["grant_type"],
           properties: {
-            grant_type: { type: "string", enum: ["authorization_code", "client_credentials", "password", "refresh_token"] },
+            grant_type: {
+              type: "string",
+              enum: [
+                "authorization_code",
+                "client_credentials",
+                "password",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+              ],
+            },
             code: { type: "string", description: "authorization_code grant: the code the authorization endpoint gave" },
             code_verifier: { type: "string", description: "authorization_code grant: the PKCE verifier of the request's code_challenge" },
             scope: { type: "string", description: "space-separated; none: all of the client's" },
@@ -70,6 +86,27 @@ export const oauth2OpenApi = {
             refresh_token: { type: "string", description: "refresh_token grant" },
             validity_period: { type: "string", description: "seconds, capped by the configuration" },
             redirect_uri: { type: "string", description: "authorization_code grant: the authorization request's, when it named one" },
+            assertion: {
+              type: "string",
+              description: "jwt-bearer: a JWT of a trusted issuer (TrustedIssuerService), for this key manager (aud), used once (jti)",
+            },
+            subject_token: {
+              type: "string",
+              description: "token exchange: a JWT of a trusted issuer, or a user token this key manager issued to the same client",
+            },
+            subject_token_type: { type: "string", enum: ["urn:ietf:params:oauth:token-type:access_token", "urn:ietf:params:oauth:token-type:jwt"] },
+            actor_token: { type: "string", description: "token exchange: who acts for the subject (a JWT access token's act claim)" },
+            actor_token_type: { type: "string", enum: ["urn:ietf:params:oauth:token-type:access_token", "urn:ietf:params:oauth:token-type:jwt"] },
+            requested_token_type: {
+              type: "string",
+              enum: ["urn:ietf:params:oauth:token-type:access_token", "urn:ietf:params:oauth:token-type:jwt"],
+              description: "token exchange: jwt gives a JWT access token whatever the client's token type",
+            },
+            audience: {
+              type: "string",
+              description: "token exchange: this key manager's issuer or token endpoint, the client's id, or an API id registered here",
+            },
+            resource: { type: "string", description: "token exchange: an absolute URI under this key manager's issuer" },
             ...clientAuthFields,
           },
         }),
@@ -222,6 +259,10 @@ export const oauth2OpenApi = {
           scope: { type: "string", description: "space-separated" },
           refresh_token: { type: "string", description: "authorization_code, password and refresh_token grants, when the client may refresh" },
           id_token: { type: "string", description: "OpenID Connect: authorization_code grant of a request with the openid scope" },
+          issued_token_type: {
+            enum: ["urn:ietf:params:oauth:token-type:access_token", "urn:ietf:params:oauth:token-type:jwt"],
+            description: "token exchange (RFC 8693 2.2.1)",
+          },
         },
       },
       Introspection: {
