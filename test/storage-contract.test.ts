@@ -115,6 +115,16 @@ for (const database of testDatabases()) {
       assert.equal((await store.users.find("Exact.User"))?.username, "Exact.User");
     });
 
+    test("every table compares identifiers exactly (MySQL/MariaDB: each table in the binary NO PAD collation)", async () => {
+      if (!/mysql/i.test(String(db.client.config.client))) return; // SQLite and PostgreSQL compare exactly by default
+      const [rows] = (await db.raw(
+        "SELECT table_name AS name, table_collation AS collation FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'knex\\_%'",
+      )) as [Array<{ name: string; collation: string }>];
+      assert.ok(rows.length > 10, "the schema's tables are listed");
+      const inexact = rows.filter((r) => !/^utf8mb4_(nopad_bin|0900_bin)$/.test(r.collation));
+      assert.deepEqual(inexact, [], "tables comparing without case or trailing spaces");
+    });
+
     test("one mapping per application key and per consumer key", async () => {
       await store.clients.insert(client("ck-map-1"));
       await store.clients.insert(client("ck-map-2"));

@@ -43,12 +43,20 @@ interface ForeignKey {
 
 const RULES = new Set(["CASCADE", "RESTRICT", "NO ACTION", "SET NULL", "SET DEFAULT"]);
 
-async function convert(knex: Knex, collation: string): Promise<void> {
+/**
+ * Converts the tables not yet in `collation` (every table, the first time). knex names the
+ * connection's character set in each CREATE TABLE, which gives a new table that character set's
+ * default collation (case-insensitive) rather than the database's: tables made by later migrations
+ * are converted by a later migration calling this again.
+ */
+export async function convert(knex: Knex, collation: string): Promise<void> {
   const [[{ name }]] = (await knex.raw("SELECT DATABASE() AS name")) as [[{ name: string }]];
   await knex.raw(`ALTER DATABASE ?? CHARACTER SET utf8mb4 COLLATE ${collation}`, [name]);
   const [tables] = (await knex.raw(
-    "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'knex\\_%'",
+    "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'knex\\_%' AND table_collation <> ?",
+    [collation],
   )) as [Array<{ name: string }>];
+  if (tables.length === 0) return;
   // MariaDB will not change the collation of a column a foreign key joins, checks off or not: the
   // keys are dropped, the tables converted, and the keys made again as they were.
   const [keys] = (await knex.raw(
