@@ -60,36 +60,31 @@ export class TokenHousekeeping {
 
   private async purgeAll(): Promise<number> {
     const before = new Date(this.clock.now().getTime() - this.settings().retainSeconds * 1000);
-    let total = 0;
-    for (;;) {
-      const deleted = await this.tokens.purgeEnded(before, BATCH);
-      total += deleted;
-      if (deleted < BATCH || this.stopped) break;
-      await yieldToOthers();
-    }
+    let total = await this.inBatches((n) => this.tokens.purgeEnded(before, n));
     total += await this.purgeOthers(before);
     if (total > 0) this.logger.info({ deleted: total, endedBefore: before.toISOString() }, "purged ended tokens");
-    if (this.revocations) {
+    const revocations = this.revocations;
+    if (revocations) {
       const now = this.clock.now().getTime();
-      let revocations = 0;
-      for (;;) {
-        const deleted = await this.revocations.purgeEnded(now, BATCH);
-        revocations += deleted;
-        if (deleted < BATCH || this.stopped) break;
-        await yieldToOthers();
-      }
-      if (revocations > 0) this.logger.info({ deleted: revocations }, "purged revocations no live token is left for");
+      const deleted = await this.inBatches((n) => revocations.purgeEnded(now, n));
+      if (deleted > 0) this.logger.info({ deleted }, "purged revocations no live token is left for");
     }
-    if (this.usedAssertions) await this.purgeUsedAssertions(this.usedAssertions);
+    // Used assertions whose JWTs have expired: a replay of them is refused as expired anyway.
+    const assertions = this.usedAssertions;
+    if (assertions) {
+      const now = this.clock.now();
+      await this.inBatches((n) => assertions.purgeUsedAssertions(now, n));
+    }
     return total;
   }
 
-  /** Used assertions whose JWTs have expired: a replay of them is refused as expired anyway. */
-  private async purgeUsedAssertions(repository: TrustedIssuerRepository): Promise<void> {
-    const now = this.clock.now();
+  /** Deletes BATCH rows at a time, other work let in between, until fewer come or the purge stops. */
+  private async inBatches(purgeBatch: (rows: number) => Promise<number>): Promise<number> {
+    let total = 0;
     for (;;) {
-      const deleted = await repository.purgeUsedAssertions(now, BATCH);
-      if (deleted < BATCH || this.stopped) break;
+      const deleted = await purgeBatch(BATCH);
+      total += deleted;
+      if (deleted < BATCH || this.stopped) return total;
       await yieldToOthers();
     }
   }
