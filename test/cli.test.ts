@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { exportJWK, generateKeyPair } from "jose";
 import { COMMANDS, runCli } from "../src/cli/main.js";
 import { startServer, type TestServer } from "./support/server.js";
 
@@ -257,6 +258,57 @@ describe("km against a running server, --json", () => {
     const keys = (await json(["signing-keys", "list"])).signingKeys;
     assert.equal(keys.length, before.length + 1);
     assert.equal(keys[0].kid, rotated.signingKey.kid);
+  });
+
+  test("trusted-issuers: create, get, list, update, delete", async () => {
+    const { publicKey } = await generateKeyPair("ES256");
+    const jwk = JSON.stringify(await exportJWK(publicKey));
+    const iss = "https://idp.example.com";
+    const created = await json([
+      "trusted-issuers",
+      "create",
+      "--issuer",
+      iss,
+      "--jwk",
+      jwk,
+      "--subject",
+      "svc-a",
+      "--subject",
+      "svc-b",
+      "--scope",
+      "read",
+      "--max-token-seconds",
+      "600",
+      "--description",
+      "partner IdP",
+    ]);
+    assert.equal(created.trustedIssuer.issuer, iss);
+    assert.deepEqual(created.trustedIssuer.allowedSubjects, ["svc-a", "svc-b"]);
+    assert.deepEqual(created.trustedIssuer.allowedScopes, ["read"]);
+    assert.equal(created.trustedIssuer.maxTokenSeconds, "600");
+    assert.equal((await json(["trusted-issuers", "get", "--issuer", iss])).trustedIssuer.description, "partner IdP");
+
+    const updated = await json(["trusted-issuers", "update", "--issuer", iss, "--subject", "svc-c", "--max-assertion-seconds", "120"]);
+    assert.deepEqual(updated.trustedIssuer.allowedSubjects, ["svc-c"], "--subject replaces the list");
+    assert.equal(updated.trustedIssuer.maxAssertionSeconds, "120");
+    assert.deepEqual(updated.trustedIssuer.allowedScopes, ["read"], "what was not given is kept");
+    assert.deepEqual(
+      (await json(["trusted-issuers", "list"])).trustedIssuers.map((t: { issuer: string }) => t.issuer),
+      [iss],
+    );
+
+    // The server's refusal (no key source) is exit code 1, its code on stderr; a mistake in the
+    // command line is 2 and calls nothing.
+    const refused = await km(["trusted-issuers", "create", "--issuer", "https://other.example.com", "--subject", "x"]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /InvalidArgument/);
+    const mistake = await km(["trusted-issuers", "update", "--issuer", iss, "--max-token-seconds", "ten"]);
+    assert.equal(mistake.code, 2, mistake.stderr);
+    assert.equal(mistake.stdout, "");
+    assert.equal((await json(["trusted-issuers", "get", "--issuer", iss])).trustedIssuer.maxTokenSeconds, "600");
+
+    assert.deepEqual(await json(["trusted-issuers", "delete", "--issuer", iss]), {});
+    assert.deepEqual((await json(["trusted-issuers", "list"])).trustedIssuers ?? [], []);
   });
 
   test("config: show, reload, check a file offline", async () => {

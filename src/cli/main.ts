@@ -12,6 +12,7 @@ import { bootstrap } from "./commands/bootstrap.js";
 import { clients, signingKeys, users } from "./commands/admin.js";
 import { config, health } from "./commands/config.js";
 import { tokens } from "./commands/tokens.js";
+import { trustedIssuers } from "./commands/trusted-issuers.js";
 import { serverContext, TokenRefused } from "./connection.js";
 import { human } from "./output.js";
 
@@ -26,6 +27,7 @@ export const COMMANDS: Record<string, Command | CommandGroup> = {
   users,
   clients,
   "signing-keys": signingKeys,
+  "trusted-issuers": trustedIssuers,
   config,
 };
 
