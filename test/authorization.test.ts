@@ -61,7 +61,7 @@ describe("callers authenticate", () => {
     });
   }
 
-  test("a revoked caller token and a deleted system client stop working at once", async () => {
+  test("a revoked caller token, a regenerated system client secret and a deleted system client stop working at once", async () => {
     const store = await server.caller(["apim:subscribe"], { subscriber: "dave" });
     const km = server.client(KeyManagerService, { token: store.token });
     await km.createApplication(createRequest({ appOwner: "" }));
@@ -80,8 +80,23 @@ describe("callers authenticate", () => {
     const gateway = await server.caller(["km:gateway"]);
     const check = server.client(TokenValidationService, { token: gateway.token });
     await check.validateToken({ context: "/a", version: "1", accessToken: "t", matchingResource: "/", httpVerb: "GET" });
-    await server.client(SystemClientService).deleteSystemClient({ clientId: gateway.clientId });
+    // A regenerated secret ends the tokens of the old one, as an application's does.
+    const regenerated = await server.client(SystemClientService).regenerateSystemClientSecret({ clientId: gateway.clientId });
     await rejectsWith(check.validateToken({ context: "/a", version: "1", accessToken: "t", matchingResource: "/", httpVerb: "GET" }), Code.Unauthenticated);
+    const res2 = await fetch(`http://127.0.0.1:${server.httpPort}/oauth2/token`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        authorization: `Basic ${Buffer.from(`${gateway.clientId}:${regenerated.clientSecret}`).toString("base64")}`,
+      },
+      body: "grant_type=client_credentials",
+    });
+    assert.equal(res2.status, 200);
+    const renewed = server.client(TokenValidationService, { token: ((await res2.json()) as { access_token: string }).access_token });
+    await renewed.validateToken({ context: "/a", version: "1", accessToken: "t", matchingResource: "/", httpVerb: "GET" });
+
+    await server.client(SystemClientService).deleteSystemClient({ clientId: gateway.clientId });
+    await rejectsWith(renewed.validateToken({ context: "/a", version: "1", accessToken: "t", matchingResource: "/", httpVerb: "GET" }), Code.Unauthenticated);
   });
 });
 

@@ -75,12 +75,19 @@ export class SystemClients {
     return { items: items.map(toSystemClient), next };
   }
 
+  /**
+   * A new secret ends what the old one gave, as an application's does: the client's tokens are
+   * revoked with it, on this replica at once and on the others through the change feed.
+   */
   async regenerateSecret(clientId: string): Promise<string> {
     await this.find(clientId);
     const secret = newConsumerSecret();
     await this.store.transaction(async (s) => {
-      await s.clients.updateSecret(clientId, secret, this.clock.now());
+      const now = this.clock.now();
+      await s.clients.updateSecret(clientId, secret, now);
+      await s.tokens.revokeClient(clientId, now);
       s.changed({ kind: "application", consumerKey: clientId });
+      s.changed({ kind: "tokens", consumerKey: clientId });
     });
     return secret;
   }

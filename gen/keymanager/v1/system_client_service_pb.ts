@@ -249,7 +249,8 @@ export const SystemClientService: GenService<{
     output: typeof ListSystemClientsResponseSchema;
   },
   /**
-   * A new secret; the old one stops working at once. Tokens already issued stay valid.
+   * A new secret; the old one and every token the client holds stop working at once (as an
+   * application's RegenerateConsumerSecret: a secret is regenerated because it may have leaked).
    *
    * @generated from rpc keymanager.v1.SystemClientService.RegenerateSystemClientSecret
    */
