@@ -59,8 +59,8 @@ import { createKnex, dialectOf, prepareSchema } from "./storage/database.js";
 import { DatabaseHealth } from "./storage/database-health.js";
 import { loadOrCreateEncryptionKey, SecretBox } from "./storage/secret-box.js";
 import { Store } from "./storage/store.js";
-import { ChangeLogHousekeeping } from "./storage/change-log-housekeeping.js";
-import { TokenHousekeeping } from "./storage/token-housekeeping.js";
+import { Housekeeping } from "./storage/housekeeping.js";
+import { changeLogPurge, tokenPurges } from "./storage/purges.js";
 import { TokenWriter } from "./storage/token-writer.js";
 import { GrpcServer, type ServiceRegistration } from "./transport/grpc-server.js";
 import type { GrpcHandlerOptions } from "./transport/grpc-service.js";
@@ -120,8 +120,7 @@ export class App {
   /** Available once started: the bootstrap command and tests create callers with it. */
   systemClients: SystemClients | undefined;
   tokens: TokenService | undefined;
-  housekeeping: TokenHousekeeping | undefined;
-  changeLogHousekeeping: ChangeLogHousekeeping | undefined;
+  housekeeping: Housekeeping | undefined;
 
   constructor(private readonly options: BuildOptions) {
     this.configStore = new ConfigStore(options.config);
@@ -178,18 +177,12 @@ export class App {
       this.logger,
     );
     await signingKeys.load();
-    this.housekeeping = new TokenHousekeeping(
-      store.tokens,
-      clock,
-      () => currentConfig().housekeeping,
-      this.logger,
-      store.tokenRevocations,
-      async (before) => (await store.authorizationCodes.purgeExpired(before)) + (await store.loginSessions.purgeExpired(before)),
-      store.trustedIssuers,
-    );
-    this.changeLogHousekeeping = new ChangeLogHousekeeping(
-      store.changeLog,
-      () => ({ intervalSeconds: currentConfig().housekeeping.intervalSeconds, retainSeconds: config.cluster.changeLogRetainSeconds }),
+    this.housekeeping = new Housekeeping(
+      [
+        ...tokenPurges(store, clock, () => currentConfig().housekeeping.retainSeconds),
+        changeLogPurge(store.changeLog, () => config.cluster.changeLogRetainSeconds),
+      ],
+      () => currentConfig().housekeeping.intervalSeconds,
       this.logger,
     );
     const issuerJwts = new IssuerJwts(store, new IssuerKeys(() => currentConfig().trustedIssuers), currentConfig, clock);
@@ -335,7 +328,6 @@ export class App {
     databaseHealth.onChange((reachable) => this.grpcServer?.setServing(this.ready && reachable));
     databaseHealth.start();
     this.housekeeping.start();
-    this.changeLogHousekeeping.start();
     this.logger.info({ grpcPort, httpPort, metricsPort, database: config.database.url.split(":")[0] }, "key manager listening");
     return { grpcPort, httpPort, ...(metricsPort === undefined ? {} : { metricsPort }) };
   }
@@ -421,7 +413,6 @@ export class App {
       this.metricsServer ? closeHttp(this.metricsServer, SHUTDOWN_GRACE_MS) : undefined,
     ]);
     await this.housekeeping?.stop();
-    await this.changeLogHousekeeping?.stop();
     await this.feed?.close();
     this.feed = undefined;
     this.unregisterWatchers?.();

@@ -7,7 +7,8 @@ import { pino } from "pino";
 import { type ChangeFeed, startChangeFeed } from "../src/cluster/change-feed.js";
 import { LISTENER_APPLICATION_NAME } from "../src/cluster/postgres-waker.js";
 import { type Change, ChangeEvents, type LoggedChange, type Origin } from "../src/domain/change-events.js";
-import { ChangeLogHousekeeping } from "../src/storage/change-log-housekeeping.js";
+import { Housekeeping } from "../src/storage/housekeeping.js";
+import { changeLogPurge } from "../src/storage/purges.js";
 import { createKnex, migrate } from "../src/storage/database.js";
 import { SecretBox } from "../src/storage/secret-box.js";
 import { Store } from "../src/storage/store.js";
@@ -178,11 +179,16 @@ for (const database of testDatabases()) {
         const head = await a.store.changeLog.head();
         await createApi(a, "while-b-away-1");
         await createApi(a, "while-b-away-2");
-        await new ChangeLogHousekeeping(
-          a.store.changeLog,
-          () => ({ intervalSeconds: 0, retainSeconds: 0 }),
+        await new Housekeeping(
+          [
+            changeLogPurge(
+              a.store.changeLog,
+              () => 0,
+              () => Date.now() + 1000,
+            ),
+          ],
+          () => 0,
           logger,
-          () => Date.now() + 1000,
         ).purge();
         await createApi(a, "after-purge");
         const seenBefore = b.seen.length;

@@ -304,6 +304,43 @@ for (const database of testDatabases()) {
       assert.deepEqual(await store.tokens.findByHash(refreshable.tokenHash), refreshable, "its refresh token still works");
     });
 
+    test("purging expired authorization codes and login sessions goes in batches and keeps the rest", async () => {
+      await store.clients.insert(client("ck-purge-codes"));
+      await store.users.insert({ username: "purge.user", passwordHash: "h", email: "", name: "", roles: [], createdAt: at(0), updatedAt: at(0) });
+      const code = (expiresAt: Date) => ({
+        codeHash: randomBytes(32).toString("base64url"),
+        consumerKey: "ck-purge-codes",
+        username: "purge.user",
+        scopes: ["default"],
+        redirectUri: "",
+        codeChallenge: "",
+        nonce: "",
+        familyId: randomUUID(),
+        authTime: at(0),
+        createdAt: at(0),
+        expiresAt,
+        usedAt: undefined,
+      });
+      const session = (expiresAt: Date) => ({ sessionHash: randomBytes(32).toString("base64url"), username: "purge.user", authTime: at(0), expiresAt });
+      const expiredCodes = Array.from({ length: 3 }, () => code(at(1000)));
+      const liveCode = code(at(1_000_000));
+      for (const c of [...expiredCodes, liveCode]) await store.authorizationCodes.insert(c);
+      const expiredSessions = Array.from({ length: 3 }, () => session(at(1000)));
+      const liveSession = session(at(1_000_000));
+      for (const s of [...expiredSessions, liveSession]) await store.loginSessions.insert(s);
+
+      assert.equal(await store.authorizationCodes.purgeExpired(at(2000), 2), 2, "one batch at a time");
+      assert.equal(await store.authorizationCodes.purgeExpired(at(2000), 100), 1);
+      assert.equal(await store.authorizationCodes.purgeExpired(at(2000), 100), 0);
+      assert.equal(await store.loginSessions.purgeExpired(at(2000), 2), 2, "one batch at a time");
+      assert.equal(await store.loginSessions.purgeExpired(at(2000), 100), 1);
+      assert.equal(await store.loginSessions.purgeExpired(at(2000), 100), 0);
+      for (const gone of expiredCodes) assert.equal(await store.authorizationCodes.findByHash(gone.codeHash), undefined);
+      assert.deepEqual(await store.authorizationCodes.findByHash(liveCode.codeHash), liveCode);
+      for (const gone of expiredSessions) assert.equal(await store.loginSessions.find(gone.sessionHash), undefined);
+      assert.deepEqual(await store.loginSessions.find(liveSession.sessionHash), liveSession);
+    });
+
     test("change log: an entry per change, written with it, holding the state it left; none for a rolled-back transaction", async () => {
       const head = await store.changeLog.head();
       await store.transaction(async (s) => {

@@ -59,9 +59,17 @@ export class AuthorizationCodeRepository {
     return changed > 0;
   }
 
-  /** Deletes codes that expired before `before`; how many. */
-  purgeExpired(before: Date): Promise<number> {
-    return this.db<CodeRow>(TABLE).where("expires_at", "<", toMillis(before)).delete();
+  /** Deletes up to `limit` that expired before `before`; how many went. */
+  async purgeExpired(before: Date, limit: number): Promise<number> {
+    // MySQL cannot delete from a table it selects from in a subquery: the keys are read first.
+    const rows = await this.db<CodeRow>(TABLE).select("code_hash").where("expires_at", "<", toMillis(before)).limit(limit);
+    if (rows.length === 0) return 0;
+    return this.db<CodeRow>(TABLE)
+      .whereIn(
+        "code_hash",
+        rows.map((r) => r.code_hash),
+      )
+      .delete();
   }
 }
 

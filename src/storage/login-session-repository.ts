@@ -38,7 +38,16 @@ export class LoginSessionRepository {
     await this.db<SessionRow>(TABLE).where({ username }).delete();
   }
 
-  purgeExpired(before: Date): Promise<number> {
-    return this.db<SessionRow>(TABLE).where("expires_at", "<", toMillis(before)).delete();
+  /** Deletes up to `limit` that expired before `before`; how many went. */
+  async purgeExpired(before: Date, limit: number): Promise<number> {
+    // MySQL cannot delete from a table it selects from in a subquery: the keys are read first.
+    const rows = await this.db<SessionRow>(TABLE).select("session_hash").where("expires_at", "<", toMillis(before)).limit(limit);
+    if (rows.length === 0) return 0;
+    return this.db<SessionRow>(TABLE)
+      .whereIn(
+        "session_hash",
+        rows.map((r) => r.session_hash),
+      )
+      .delete();
   }
 }
