@@ -1,13 +1,10 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Client, createClient } from "@connectrpc/connect";
@@ -25,6 +22,7 @@ import { createKnex, migrate } from "../src/storage/database.js";
 import { SecretBox } from "../src/storage/secret-box.js";
 import { Store } from "../src/storage/store.js";
 import { type TestDatabase, testDatabases } from "./support/databases.js";
+import { type ExampleGateway, startExampleGateway } from "./support/example-gateway.js";
 import { createRequest } from "./support/fixtures.js";
 import { clientToken, type ReplicaProcess, startReplica } from "./support/replica-process.js";
 import { bearer } from "./support/server.js";
@@ -51,7 +49,7 @@ for (const database of testDatabases().filter((d) => d.name === "postgres")) {
     let subs: Client<typeof SubscriptionService>;
     let proxy: CutProxy;
     let upstream: http.Server;
-    let gateway: ChildProcess;
+    let gateway: ExampleGateway;
     let base: string;
     let configDir: string;
     const apps: Record<"jwt" | "opaque", { consumerKey: string; consumerSecret: string; subscriptionId: string }> = {} as never;
@@ -101,34 +99,20 @@ for (const database of testDatabases().filter((d) => d.name === "postgres")) {
       await proxy.start();
       upstream = backend();
       await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
-      gateway = spawn(process.execPath, ["--conditions=keymanager-source", "--import", "tsx", "examples/gateway/gateway.ts"], {
-        env: {
-          ...process.env,
-          KM_GRPC: `127.0.0.1:${b.grpcPort}`,
-          KM_WATCH_GRPC: `127.0.0.1:${proxy.port}`,
-          KM_GATEWAY_TOKEN: token,
-          UPSTREAM: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
-          API_CONTEXT: API.context,
-          API_VERSION: API.version,
-          STALENESS_BOUND_MS: String(BOUND_MS),
-          PORT: "0",
-        },
-        stdio: ["ignore", "pipe", "inherit"],
+      gateway = await startExampleGateway({
+        KM_GRPC: `127.0.0.1:${b.grpcPort}`,
+        KM_WATCH_GRPC: `127.0.0.1:${proxy.port}`,
+        KM_GATEWAY_TOKEN: token,
+        UPSTREAM: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+        API_CONTEXT: API.context,
+        API_VERSION: API.version,
+        STALENESS_BOUND_MS: String(BOUND_MS),
       });
-      const lines = createInterface({ input: gateway.stdout! });
-      const [line] = (await Promise.race([
-        once(lines, "line"),
-        sleep(60_000, undefined, { ref: false }).then(() => assert.fail("the example gateway did not start within 60 s")),
-      ])) as [string];
-      const started = JSON.parse(line) as { listening: number; copy: { usable: boolean } };
-      assert.equal(started.copy.usable, true);
-      base = `http://127.0.0.1:${started.listening}`;
+      assert.equal(gateway.started.copy.usable, true);
+      base = gateway.base;
     });
     after(async () => {
-      if (gateway && gateway.exitCode === null) {
-        gateway.kill("SIGTERM");
-        await Promise.race([once(gateway, "exit"), sleep(10_000, undefined, { ref: false }).then(() => gateway.kill("SIGKILL"))]);
-      }
+      await gateway?.stop();
       upstream?.close();
       await proxy?.close();
       await Promise.all([a?.stop(), b?.stop()]);

@@ -1,19 +1,16 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import type * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { backend } from "../examples/gateway/backend.js";
 import { API, createFixture, type Fixture } from "../packages/gateway/test/fixture.js";
+import { type ExampleGateway, startExampleGateway } from "./support/example-gateway.js";
 import { startServer, type TestServer } from "./support/server.js";
 
 let server: TestServer;
 let fixture: Fixture;
 let upstream: http.Server;
-let gateway: ChildProcess;
+let gateway: ExampleGateway;
 let base: string;
 
 before(async () => {
@@ -21,33 +18,19 @@ before(async () => {
   fixture = await createFixture(server);
   upstream = backend();
   await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
-  gateway = spawn(process.execPath, ["--conditions=keymanager-source", "--import", "tsx", "examples/gateway/gateway.ts"], {
-    env: {
-      ...process.env,
-      KM_GRPC: `127.0.0.1:${server.grpcPort}`,
-      KM_GATEWAY_TOKEN: fixture.gatewayToken,
-      UPSTREAM: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
-      API_CONTEXT: API.context,
-      API_VERSION: API.version,
-      PORT: "0",
-    },
-    stdio: ["ignore", "pipe", "inherit"],
+  gateway = await startExampleGateway({
+    KM_GRPC: `127.0.0.1:${server.grpcPort}`,
+    KM_GATEWAY_TOKEN: fixture.gatewayToken,
+    UPSTREAM: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+    API_CONTEXT: API.context,
+    API_VERSION: API.version,
   });
-  const lines = createInterface({ input: gateway.stdout! });
-  const [line] = (await Promise.race([
-    once(lines, "line"),
-    sleep(60_000, undefined, { ref: false }).then(() => assert.fail("the example gateway did not start within 60 s")),
-  ])) as [string];
-  const started = JSON.parse(line) as { listening: number; copy: { usable: boolean; apis: number } };
-  assert.equal(started.copy.usable, true, "it starts once its copy is loaded");
-  assert.equal(started.copy.apis, 1);
-  base = `http://127.0.0.1:${started.listening}`;
+  assert.equal(gateway.started.copy.usable, true, "it starts once its copy is loaded");
+  assert.equal(gateway.started.copy.apis, 1);
+  base = gateway.base;
 });
 after(async () => {
-  if (gateway && gateway.exitCode === null) {
-    gateway.kill("SIGTERM");
-    await Promise.race([once(gateway, "exit"), sleep(10_000, undefined, { ref: false }).then(() => gateway.kill("SIGKILL"))]);
-  }
+  await gateway?.stop();
   upstream?.close();
   await server?.close();
 });
