@@ -348,6 +348,7 @@ export class App {
           jwksUri: km.endpoints.jwks ?? "",
           jwtValidation: km.jwtValidation,
           tokenPattern: km.tokenPattern?.source ?? "",
+          validationCacheSeconds: km.validationCacheSeconds,
         })),
       pageRows: () => config().gatewaySync.snapshotPageRows,
     });

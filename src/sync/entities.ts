@@ -10,6 +10,8 @@ export interface GatewayExternalKeyManager {
   jwtValidation: "jwks" | "introspection";
   /** Source of the anchored pattern; empty: none. */
   tokenPattern: string;
+  /** How long the key manager keeps this server's word on one of its tokens; 0: not kept. */
+  validationCacheSeconds: number;
 }
 
 /** Tokens revoked together at `at` (epoch ms): by consumer key, by end user, or listed. */

@@ -135,7 +135,13 @@ export class CopyState {
       case "externalKeyManager": {
         const km = e.value;
         const issuer = km.issuer.replace(/\/+$/, "");
-        this.externals.set(issuer, { name: km.name, issuer, jwksUri: km.jwksUri, jwtValidation: km.jwtValidation });
+        this.externals.set(issuer, {
+          name: km.name,
+          issuer,
+          jwksUri: km.jwksUri,
+          jwtValidation: km.jwtValidation,
+          validationCacheMs: km.validationCacheSeconds * 1000,
+        });
         return;
       }
       case undefined:

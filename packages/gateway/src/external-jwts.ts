@@ -8,6 +8,8 @@ export interface ExternalIssuer {
   jwksUri: string;
   /** Its JWTs verified with its JWKS ("jwks"), or introspected by the server ("introspection"). */
   jwtValidation: string;
+  /** How long the server keeps this issuer's word on one of its tokens before asking again (ms). */
+  validationCacheMs: number;
 }
 
 type RemoteKeys = ReturnType<typeof createRemoteJWKSet>;

@@ -234,6 +234,11 @@ export class LiveCopy implements LocalCopy {
     return undefined;
   }
 
+  keepAnswerMs(keyManager: string): number | undefined {
+    for (const external of this.state?.externals.values() ?? []) if (external.name === keyManager) return external.validationCacheMs;
+    return undefined;
+  }
+
   private async run(): Promise<void> {
     let delay = this.options.reconnectInitialDelayMs;
     const signal = this.abort.signal;

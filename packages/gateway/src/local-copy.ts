@@ -34,6 +34,13 @@ export interface LocalCopy extends Omit<Facts, "token"> {
    * revoked. Asked at each use of a kept answer.
    */
   revocation(facts: TokenFacts, keptAtVersion: bigint | undefined): Revocation;
+  /**
+   * How long (ms) what the server said of a token of key manager `keyManager` may be kept: an
+   * external key manager's tokens are revoked at its own server, which the server asks again only
+   * after its validation cache period. undefined (or no such method): until the token expires (the
+   * resident key manager's revocations reach the copy).
+   */
+  keepAnswerMs?(keyManager: string): number | undefined;
 }
 
 export type Revocation = "revoked" | "recheck" | undefined;

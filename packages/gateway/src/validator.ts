@@ -16,7 +16,7 @@ import { answerFromDecision, answerFromResponse, answerWithStatus, type GatewayA
 import { LiveCopy } from "./live-copy.js";
 import type { LocalCopy } from "./local-copy.js";
 import { type GatewayValidatorOptions, type ResolvedOptions, resolveOptions } from "./options.js";
-import { TokenCache } from "./token-cache.js";
+import { keptUntil, TokenCache } from "./token-cache.js";
 import { ValidationStream } from "./validation-stream.js";
 
 /** The gateway's question: ValidateToken's request. */
@@ -179,6 +179,8 @@ class Validator implements GatewayValidator {
       return known.answer;
     }
     const version = copy.version;
+    // Lowered by a kept answer the server will not vouch for that long (an external token's).
+    const bound = { until: Number.POSITIVE_INFINITY };
     let decision: Decision;
     try {
       decision = await decideAsync(
@@ -187,7 +189,7 @@ class Validator implements GatewayValidator {
           resources: (api) => copy.resources(api),
           keyMapping: (k) => copy.keyMapping(k),
           subscription: (a, b) => copy.subscription(a, b),
-          token: () => this.localToken(copy, input.token, now),
+          token: () => this.localToken(copy, input.token, now, bound),
         },
         decisionRequest(input, now),
       );
@@ -198,7 +200,8 @@ class Validator implements GatewayValidator {
     }
     this.counts.local++;
     const answer = answerFromDecision(decision);
-    if (copy.version === version) this.decisions.set(key, { answer, version, validUntil: decision.token?.expiresAt.getTime() ?? Number.POSITIVE_INFINITY });
+    const validUntil = Math.min(decision.token?.expiresAt.getTime() ?? Number.POSITIVE_INFINITY, bound.until);
+    if (copy.version === version) this.decisions.set(key, { answer, version, validUntil });
     return answer;
   }
 
@@ -222,13 +225,19 @@ class Validator implements GatewayValidator {
   }
 
   /** The token's facts from the copy (a JWT) or from what the server said of it before. */
-  private localToken(copy: LocalCopy, token: string, now: number): TokenFacts | undefined | Promise<TokenFacts | undefined> {
+  private localToken(copy: LocalCopy, token: string, now: number, bound: { until: number }): TokenFacts | undefined | Promise<TokenFacts | undefined> {
     const verified = copy.verifyToken(token, now);
-    if (verified instanceof Promise) return verified.then((v) => this.judged(copy, token, v, now));
-    return this.judged(copy, token, verified, now);
+    if (verified instanceof Promise) return verified.then((v) => this.judged(copy, token, v, now, bound));
+    return this.judged(copy, token, verified, now, bound);
   }
 
-  private judged(copy: LocalCopy, token: string, verified: TokenFacts | null | undefined | "server", now: number): TokenFacts | undefined {
+  private judged(
+    copy: LocalCopy,
+    token: string,
+    verified: TokenFacts | null | undefined | "server",
+    now: number,
+    bound: { until: number },
+  ): TokenFacts | undefined {
     if (verified === null) return undefined;
     if (verified === "server") throw ASK_SERVER;
     // A genuine JWT whose application the copy does not hold: the server judges (its token may be gone).
@@ -249,6 +258,7 @@ class Validator implements GatewayValidator {
       this.tokens.delete(key);
       throw ASK_SERVER;
     }
+    bound.until = Math.min(bound.until, keptUntil(kept));
     return revocation === "revoked" ? { ...kept.facts, revokedAt: new Date(now) } : kept.facts;
   }
 
@@ -256,7 +266,10 @@ class Validator implements GatewayValidator {
     const version = this.deps.copy?.version;
     const answer = await this.remote(input);
     const facts = tokenFacts(answer);
-    if (facts) this.tokens.set(TokenCache.key(input.token), { facts, version }, now);
+    if (!facts) return answer;
+    // An external key manager's token: kept no longer than the server keeps its server's word on it.
+    const keepMs = this.deps.copy?.keepAnswerMs?.(answer.keyManager);
+    this.tokens.set(TokenCache.key(input.token), { facts, version, keepUntil: keepMs === undefined ? undefined : now + keepMs }, now);
     return answer;
   }
 
