@@ -28,5 +28,6 @@ declare module "oidc-provider" {
       policies?: string[];
     }) => { save(): Promise<string> };
     Client: { find(clientId: string): Promise<{ clientId: string; clientSecret?: string; metadata(): Record<string, unknown> } | undefined> };
+    ClientCredentials: { find(token: string): Promise<{ destroy(): Promise<void> } | undefined> };
   }
 }

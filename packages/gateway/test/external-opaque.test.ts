@@ -85,7 +85,7 @@ after(async () => {
 test(`a kept answer on an external opaque token lasts no longer than the server's validation cache (${CACHE_SECONDS} s)`, async () => {
   const input = { ...request, token };
   const first = await v.validate(input);
-  assert.equal(first.authorized, true, first.description);
+  assert.equal(first.authorized, true, first.statusDescription);
   assert.deepEqual(first, await serverAnswer(server, input));
   const asked = v.stats().remote;
   assert.deepEqual(await v.validate(input), first);
