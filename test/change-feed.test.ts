@@ -5,10 +5,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Knex } from "knex";
 import { pino } from "pino";
 import { type ChangeFeed, startChangeFeed } from "../src/cluster/change-feed.js";
+import { ChangeLogReader } from "../src/cluster/change-log-reader.js";
 import { LISTENER_APPLICATION_NAME } from "../src/cluster/postgres-waker.js";
 import { type Change, ChangeEvents, type LoggedChange, type Origin } from "../src/domain/change-events.js";
 import { Housekeeping } from "../src/storage/housekeeping.js";
 import { changeLogPurge } from "../src/storage/purges.js";
+import type { ChangeLogRepository } from "../src/storage/change-log-repository.js";
 import { createKnex, migrate } from "../src/storage/database.js";
 import { SecretBox } from "../src/storage/secret-box.js";
 import { Store } from "../src/storage/store.js";
@@ -244,3 +246,35 @@ for (const database of testDatabases()) {
     }
   });
 }
+
+test("a replica's own entry that reaches its reader (NOTIFY, a read) before its commit is announced is published once, as local; a peer's as peer", async () => {
+  const events = new ChangeEvents();
+  const seen: Array<{ change: Change; origin: Origin }> = [];
+  events.subscribe((change, origin) => seen.push({ change, origin }));
+  const unread = { readAfter: async () => [], head: async () => 0 } as unknown as ChangeLogRepository;
+  const reader = new ChangeLogReader(unread, events, logger, 0);
+  const own: LoggedChange = {
+    version: 1,
+    at: 1,
+    change: { kind: "api", apiId: "own" },
+    detail: { kind: "api", apiId: "own" },
+    by: events.replica,
+  } as LoggedChange;
+  const peer: LoggedChange = {
+    version: 2,
+    at: 2,
+    change: { kind: "api", apiId: "peer" },
+    detail: { kind: "api", apiId: "peer" },
+    by: "another",
+  } as LoggedChange;
+  reader.offer([own]);
+  assert.deepEqual(seen, [], "heard before the commit returned: not a peer's change");
+  events.committed([own]);
+  reader.offer([peer]);
+  assert.deepEqual(seen, [
+    { change: own.change, origin: "local" },
+    { change: peer.change, origin: "peer" },
+  ]);
+  assert.equal(reader.version, 2);
+  await reader.close();
+});

@@ -27,8 +27,6 @@ export class ChangeLogReader {
   private again = false;
   private failing = false;
   private closed = false;
-  /** Versions this replica committed and has published already. */
-  private readonly local = new Set<number>();
   private readonly listeners = new Set<ChangeLogListener>();
   private recent: LoggedChange[] = [];
   /** Entries handed on as heard (without reading the log), and as read from it. */
@@ -44,10 +42,7 @@ export class ChangeLogReader {
     private readonly metrics?: Metrics,
   ) {
     this.last = start;
-    this.unsubscribe = events.onCommitted((entries) => {
-      for (const e of entries) if (e.version > this.last) this.local.add(e.version);
-      this.offer(entries);
-    });
+    this.unsubscribe = events.onCommitted((entries) => this.offer(entries));
   }
 
   /** The newest version read (and handed to the listeners). */
@@ -163,7 +158,9 @@ export class ChangeLogReader {
       for (const l of this.listeners) l.missed?.();
     }
     for (const entry of entries) {
-      if (this.local.delete(entry.version)) continue;
+      // This replica's own: published at its commit (which may come a moment after a read or a
+      // NOTIFY brought the entry here), not again.
+      if (entry.by === this.events.replica) continue;
       this.metrics?.changeApplied(entry.at);
       try {
         this.events.publish(entry.change, "peer");
@@ -175,8 +172,6 @@ export class ChangeLogReader {
     this.last = (entries.at(-1) as LoggedChange).version;
     this.recent.push(...entries);
     if (this.recent.length > RECENT_ENTRIES) this.recent = this.recent.slice(this.recent.length - RECENT_ENTRIES);
-    // A local version never read back (deleted first) must not stay forever.
-    for (const v of this.local) if (v <= this.last) this.local.delete(v);
     for (const l of this.listeners) l.entries(entries);
     for (const resolve of this.waiters.splice(0)) resolve();
   }

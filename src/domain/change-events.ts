@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Api, ApiResource, KeyMapping, Subscription, TokenType } from "@keymanager/core";
 
@@ -82,6 +83,8 @@ export interface LoggedChange {
   at: number;
   change: LoggableChange;
   detail: ChangeDetail;
+  /** The replica that committed it (its ChangeEvents.replica); absent in older entries. */
+  by?: string;
 }
 
 /**
@@ -96,6 +99,8 @@ export type Origin = "local" | "peer";
  */
 export class ChangeEvents {
   private readonly emitter = new EventEmitter();
+  /** This replica, as its log entries name it: a replica tells its own entries from its peers'. */
+  readonly replica: string = randomUUID();
 
   constructor() {
     // Every Watch stream of a replica listens for the log entries (GatewaySyncService).

@@ -26,6 +26,7 @@ const INSERT_CHUNK = 200;
 interface Payload {
   change: LoggableChange;
   detail: ChangeDetail;
+  by?: string;
 }
 
 /**
@@ -42,16 +43,16 @@ export class ChangeLogRepository {
    * here to their commit, so versions are handed out in commit order, and one rolled back hands
    * its versions to the next (no gaps). On PostgreSQL, NOTIFY is sent with the commit.
    */
-  async append(entries: ReadonlyArray<{ change: LoggableChange; detail: ChangeDetail }>, at: number): Promise<LoggedChange[]> {
+  async append(entries: ReadonlyArray<{ change: LoggableChange; detail: ChangeDetail }>, at: number, by?: string): Promise<LoggedChange[]> {
     if (entries.length === 0) return [];
     if (!this.db.isTransaction) throw new Error("change log entries are appended in the transaction of their change");
     const last = await this.advanceHead(entries.length);
     const first = last - entries.length + 1;
-    const logged = entries.map((e, i) => ({ version: first + i, at, change: e.change, detail: e.detail }));
+    const logged: LoggedChange[] = entries.map((e, i) => ({ version: first + i, at, change: e.change, detail: e.detail, ...(by === undefined ? {} : { by }) }));
     const rows = logged.map((e) => ({
       version: e.version,
       kind: e.change.kind,
-      payload: JSON.stringify({ change: e.change, detail: e.detail } satisfies Payload),
+      payload: JSON.stringify({ change: e.change, detail: e.detail, by: e.by } satisfies Payload),
       created_at: at,
     }));
     const lastChunk = Math.floor((rows.length - 1) / INSERT_CHUNK) * INSERT_CHUNK;
@@ -146,5 +147,7 @@ export function entriesOfNotice(payload: string | undefined): LoggedChange[] | u
 
 function fromRow(row: EventRow): LoggedChange {
   const payload = fromJson<Payload>(row.payload);
-  return { version: Number(row.version), at: Number(row.created_at), change: payload.change, detail: payload.detail };
+  const entry: LoggedChange = { version: Number(row.version), at: Number(row.created_at), change: payload.change, detail: payload.detail };
+  if (typeof payload.by === "string") entry.by = payload.by;
+  return entry;
 }

@@ -127,7 +127,7 @@ export class Store {
     const entries = [];
     for (const change of changes) entries.push({ change, detail: await describeChange(this.gatewayView, change, described, horizonMs) });
     const at = Date.now();
-    const logged = await this.changeLog.append(entries, at);
+    const logged = await this.changeLog.append(entries, at, this.events?.replica);
     for (const { detail } of entries) {
       if (detail.kind !== "tokens") continue;
       const keepUntil = detail.keepUntil ?? detail.at + horizonMs;
