@@ -177,6 +177,7 @@ export class App {
       this.logger,
     );
     await signingKeys.load();
+    this.announceSelfValidationChanges(store);
     this.housekeeping = new Housekeeping(
       [
         ...tokenPurges(store, clock, () => currentConfig().housekeeping.retainSeconds),
@@ -332,6 +333,30 @@ export class App {
     return { grpcPort, httpPort, ...(metricsPort === undefined ? {} : { metricsPort }) };
   }
 
+  /**
+   * `[key_manager.features] enable_self_validation_jwt` changed by a reload: a signing-keys change
+   * in the change log, so that connected gateways get the Jwks again with the new
+   * validate_remotely at once (the Watch stream's events), without reconnecting. Not recorded (the
+   * database failing): logged, and recorded at the next reload.
+   */
+  private announceSelfValidationChanges(store: Store): void {
+    let announced: boolean | undefined = this.configStore.current.features.enableSelfValidationJwt;
+    this.configStore.onChange((c) => {
+      const selfValidation = c.features.enableSelfValidationJwt;
+      if (selfValidation === announced) return;
+      announced = selfValidation;
+      store
+        .transaction(async (s) => s.changed({ kind: "signing-keys" }))
+        .catch((err: unknown) => {
+          announced = undefined;
+          this.logger.error(
+            { err },
+            "enable_self_validation_jwt changed, but the change log could not record it for the gateways: tried again at the next reload",
+          );
+        });
+    });
+  }
+
   /** The gateways' Watch streams over the change feed; their count is the stream watchers gauge. */
   private gatewaySync(store: Store, clock: Clock): GatewaySyncServiceImpl {
     const feed = this.feed;
@@ -365,6 +390,7 @@ export class App {
       sync,
       () => config().gatewaySync,
       () => config().issuer,
+      () => config().features.enableSelfValidationJwt,
     );
     sizeOf = impl.sizeOf;
     this.watchStreams = sync;

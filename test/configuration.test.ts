@@ -115,6 +115,17 @@ describe("loading the deployment file", () => {
     assert.throws(() => loadConfig({ file: join(dir, "missing.toml"), env: {} }), /cannot read file: ENOENT/);
   });
 
+  test("the resident key manager's enable_self_validation_jwt: true by default, false accepted from the file, anything else named", () => {
+    assert.equal(loadConfig({ file: deploymentFile("[key_manager]\n"), env: {} }).features.enableSelfValidationJwt, true);
+    const off = deploymentFile("[key_manager.features]\nenable_self_validation_jwt = false\n");
+    assert.equal(loadConfig({ file: off, env: {} }).features.enableSelfValidationJwt, false);
+    const wrong = deploymentFile('[key_manager.features]\nenable_self_validation_jwt = "no"\n');
+    assert.throws(
+      () => loadConfig({ file: wrong, env: {} }),
+      (err: ConfigError) => err.problems.some((p) => /key_manager.features.enable_self_validation_jwt/.test(p)),
+    );
+  });
+
   test("trusted proxies: a list in the file, comma-separated in KM_TRUSTED_PROXIES, each an address or CIDR range", () => {
     assert.deepEqual(loadConfig({ file: undefined, env: { KM_TRUSTED_PROXIES: "10.0.0.0/8, fd00::/8,192.0.2.1" } }).authentication.trustedProxies, [
       "10.0.0.0/8",

@@ -107,6 +107,7 @@ describeOnEachDatabase("gateway sync (Watch)", (database) => {
     assert.deepEqual([sub.apiId, sub.tier, sub.state], [apiId, "Silver", SubscriptionState.UNBLOCKED]);
     const [jwks] = entitiesOf(snapshot.entities, "signingKeys");
     assert.ok(jwks && jwks.keys.length > 0 && jwks.issuer.startsWith("http"), "the JWKS and its issuer");
+    assert.equal(jwks.validateRemotely, false, "enable_self_validation_jwt by default: gateways verify the JWTs with these keys");
     assert.ok(
       jwks.keys.every((k) => typeof k.kid === "string" && k.d === undefined),
       "public keys only",

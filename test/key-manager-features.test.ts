@@ -21,6 +21,7 @@ describeOnEachDatabase("key manager switches", (database) => {
         features: {
           enable_token_generation: false,
           enable_map_oauth_consumer_apps: false,
+          enable_self_validation_jwt: false,
           consumer_key_claim: "azp",
           scopes_claim: "scp",
           claim_mappings: [{ remote: "appid", local: "client_id" }],
@@ -43,7 +44,7 @@ describeOnEachDatabase("key manager switches", (database) => {
     const f = c?.features;
     assert.deepEqual(
       [f?.enableTokenGeneration, f?.enableOauthAppCreation, f?.enableMapOauthConsumerApps, f?.enableTokenHashing, f?.enableSelfValidationJwt],
-      [false, true, false, true, true],
+      [false, true, false, true, false],
     );
     assert.equal(f?.consumerKeyClaim, "azp");
     assert.equal(f?.scopesClaim, "scp");
@@ -153,11 +154,13 @@ test("switches the service cannot turn off are refused with a clear message", ()
     }
   };
   assert.match(problems({ features: { enable_token_hashing: false } }), /enable_token_hashing cannot be false/);
-  assert.match(problems({ features: { enable_self_validation_jwt: false } }), /enable_self_validation_jwt cannot be false/);
+  assert.match(problems({ features: { enable_self_validation_jwt: "no" } }), /enable_self_validation_jwt/);
   assert.match(
     problems({ external: [{ name: "x", issuer: "https://x.example.com", jwt_validation: "introspection", features: { enable_self_validation_jwt: true } }] }),
     /contradicts jwt_validation/,
   );
   assert.match(problems({ features: { available_grant_types: ["magic"] } }), /must be one of/);
   assert.equal(problems({ features: { enable_token_generation: false } }), "");
+  // The resident key manager's JWTs are then validated by the server (gateways are told: validate_remotely).
+  assert.equal(problems({ features: { enable_self_validation_jwt: false } }), "");
 });

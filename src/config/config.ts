@@ -258,7 +258,7 @@ export function fromSection(s: KeyManagerSection): Config {
       },
       apiListTtlMs: s.gateway.api_list_ttl_ms,
     },
-    features: featuresFromSection(s.features, true),
+    features: featuresFromSection(s.features, s.features.enable_self_validation_jwt ?? true),
     externalKeyManagers: s.external.map(externalFromSection),
     metrics: { enabled: s.metrics.enabled, host: s.metrics.host, port: s.metrics.port },
     tracing: {

@@ -24,8 +24,8 @@ export const keyManagerFeaturesSection = z
     enable_token_hashing: z.literal(true, { message: "tokens are always stored as SHA-256 hashes here: enable_token_hashing cannot be false" }).default(true),
     /**
      * JWTs are validated locally with the key manager's keys. External key managers: the same as
-     * jwt_validation = "jwks" (false: "introspection"). The resident key manager always verifies its
-     * own JWTs with its own keys: false is refused there.
+     * jwt_validation = "jwks" (false: "introspection"). The resident key manager (default true): false
+     * tells gateways (the Watch stream's Jwks, validate_remotely) to ask the server for each of its JWTs.
      */
     enable_self_validation_jwt: z.boolean().optional(),
     /** The claim of a JWT holding the consumer key (client id). */

@@ -402,9 +402,7 @@ export const keyManagerSection = z
       .refine((g) => g.caller_header !== g.token_header, { message: "caller_header (the gateway's own token) cannot be token_header (the API caller's)" })
       .prefault({}),
     /** The resident key manager's switches, as WSO2 shows them per key manager. */
-    features: keyManagerFeaturesSection.refine((f) => f.enable_self_validation_jwt !== false, {
-      message: "the resident key manager always verifies its own JWTs with its keys: enable_self_validation_jwt cannot be false",
-    }),
+    features: keyManagerFeaturesSection,
     /** External OAuth2 servers acting as key managers beside the resident one (`[[key_manager.external]]`). */
     external: externalKeyManagersSection,
   })

@@ -51,6 +51,8 @@ export class GatewaySyncServiceImpl implements Impl {
     private readonly settings: () => ChunkSettings,
     /** The "iss" of this key manager's JWTs. */
     private readonly issuer: () => string,
+    /** Whether gateways may verify this key manager's JWTs with its keys (else they ask the server: validate_remotely). */
+    private readonly selfValidationJwt: () => boolean,
   ) {}
 
   /** The bytes of an event's message (GatewaySync bounds each watcher's buffer with it). */
@@ -167,7 +169,7 @@ export class GatewaySyncServiceImpl implements Impl {
         };
       }
       case "signing-keys":
-        return { case: "signingKeys", value: { keys: e.keys as JsonObject[], issuer: this.issuer() } };
+        return { case: "signingKeys", value: { keys: e.keys as JsonObject[], issuer: this.issuer(), validateRemotely: !this.selfValidationJwt() } };
       case "external-key-manager":
         return { case: "externalKeyManager", value: { ...e.keyManager } };
       case "revoked-token":

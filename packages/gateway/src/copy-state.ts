@@ -7,7 +7,6 @@ import {
   KeyType as PbKeyType,
   type RevokedToken,
   SubscriptionState as PbSubscriptionState,
-  TokenType as PbTokenType,
 } from "@keymanager/client";
 import { type Api, type ApiResource, type AuthLevel, type KeyMapping, ResourceTable, type Subscription, type SubscriptionState } from "@keymanager/core";
 import { createLocalJWKSet, type JSONWebKeySet } from "jose";
@@ -37,6 +36,8 @@ interface HeldApi {
 export interface SigningKeys {
   issuer: string;
   keys: ReturnType<typeof createLocalJWKSet>;
+  /** Its JWTs are not verified with the keys but asked of the server (enable_self_validation_jwt = false). */
+  validateRemotely: boolean;
 }
 
 /**
@@ -58,8 +59,11 @@ export class CopyState {
   readonly revokedByUser = new Map<string, number>();
   /** When no token a revocation of `revokedByConsumer` or `revokedByUser` refuses is alive (epoch ms). */
   private readonly revocationExpiry = new Map<string, number>();
-  /** The last version at which an opaque token of a consumer key was revoked by itself. */
-  readonly opaqueRevokedAt = new Map<string, bigint>();
+  /**
+   * The last version at which a token of a consumer key (opaque or JWT) was revoked by itself:
+   * answers the server gave on its tokens before it are asked again.
+   */
+  readonly keptRecheckAt = new Map<string, bigint>();
 
   api(context: string, version: string): Api | undefined {
     const id = this.apiIds.get(apiKey(context, version));
@@ -118,7 +122,11 @@ export class CopyState {
         return;
       }
       case "signingKeys":
-        this.signing = { issuer: e.value.issuer, keys: createLocalJWKSet({ keys: e.value.keys } as unknown as JSONWebKeySet) };
+        this.signing = {
+          issuer: e.value.issuer,
+          keys: createLocalJWKSet({ keys: e.value.keys } as unknown as JSONWebKeySet),
+          validateRemotely: e.value.validateRemotely,
+        };
         return;
       case "revokedToken":
         this.revoke(e.value, version);
@@ -190,9 +198,10 @@ export class CopyState {
 
   private revoke(t: RevokedToken, version: bigint): void {
     this.revokedIds.set(t.jti, t.expireTime ? timestampMs(t.expireTime) : Number.MAX_SAFE_INTEGER);
-    // An opaque token's id cannot be told from the token: what was kept of its consumer key's
-    // opaque tokens before this version is asked of the server again.
-    if (t.tokenType !== PbTokenType.JWT && t.consumerKey) this.opaqueRevokedAt.set(t.consumerKey, version);
+    // What the server said of a token is kept by the token, not its id (an opaque token's cannot be
+    // told from it; a JWT's is not kept): what was kept of the consumer key's tokens before this
+    // version, opaque tokens and JWTs the copy does not verify, is asked of the server again.
+    if (t.consumerKey) this.keptRecheckAt.set(t.consumerKey, version);
   }
 }
 

@@ -109,7 +109,8 @@ export class LiveCopy implements LocalCopy {
    * key manager configured for JWKS validation, verified against its JWKS as the server does
    * (expired, not genuine, revoked, or naming another key manager's client: null, as the server
    * knows none of these). null: not genuine. undefined: not a JWT the copy can judge (opaque,
-   * another issuer's, an external one's whose JWKS cannot be had). "server": only the server can
+   * another issuer's, an external one's whose JWKS cannot be had, this key manager's while its keys
+   * come with validate_remotely). "server": only the server can
    * tell (a revocation in the same second as the token's whole-second issue time).
    */
   verifyToken(token: string, now: number): Promise<JudgedToken> | JudgedToken {
@@ -136,6 +137,8 @@ export class LiveCopy implements LocalCopy {
     if (external) return external.jwtValidation === "jwks" ? this.verifyExternal(token, external, now) : undefined;
     const signing = state.signing;
     if (!signing || claims.iss !== signing.issuer || !token.startsWith("eyJ")) return undefined;
+    // enable_self_validation_jwt = false: the server judges this key manager's JWTs (and the answer is kept).
+    if (signing.validateRemotely) return undefined;
     try {
       await compactVerify(token, signing.keys);
     } catch {
@@ -229,8 +232,8 @@ export class LiveCopy implements LocalCopy {
     const bulk = this.bulkRevocation(facts);
     if (bulk === "revoked") return "revoked";
     if (bulk === "unsure") return "recheck";
-    const opaque = state.opaqueRevokedAt.get(facts.consumerKey);
-    if (opaque !== undefined && (keptAtVersion === undefined || opaque > keptAtVersion)) return "recheck";
+    const revokedAt = state.keptRecheckAt.get(facts.consumerKey);
+    if (revokedAt !== undefined && (keptAtVersion === undefined || revokedAt > keptAtVersion)) return "recheck";
     return undefined;
   }
 

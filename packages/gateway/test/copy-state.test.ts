@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { GatewayEntitySchema } from "@keymanager/client";
+import { GatewayEntitySchema, TokenType } from "@keymanager/client";
 import { CopyState } from "../src/copy-state.js";
 
 function revocation(at: number, until: number | undefined, who: { consumerKey?: string; endUser?: string }) {
@@ -33,4 +33,18 @@ test("revocations by consumer key and end user: the latest time and the furthest
   assert.equal(state.revokedByConsumer.has("ck"), false);
   state.forgetExpired(Number.MAX_SAFE_INTEGER - 1);
   assert.equal(state.revokedByUser.get("bob"), 4_000, "without an expire_time: kept");
+});
+
+test("a token revoked by itself, opaque or JWT, has what was kept of its consumer key's tokens asked again; the keys' validate_remotely is held", () => {
+  const state = new CopyState();
+  const revoked = (jti: string, consumerKey: string, tokenType: TokenType) =>
+    create(GatewayEntitySchema, { entity: { case: "revokedToken", value: { jti, consumerKey, tokenType, expireTime: timestampFromMs(9_000) } } });
+  state.upsert(revoked("j1", "ck-jwt", TokenType.JWT), 3n);
+  state.upsert(revoked("o1", "ck-opaque", TokenType.OPAQUE), 4n);
+  assert.equal(state.keptRecheckAt.get("ck-jwt"), 3n);
+  assert.equal(state.keptRecheckAt.get("ck-opaque"), 4n);
+  state.upsert(create(GatewayEntitySchema, { entity: { case: "signingKeys", value: { keys: [], issuer: "https://km", validateRemotely: true } } }), 5n);
+  assert.equal(state.signing?.validateRemotely, true);
+  state.upsert(create(GatewayEntitySchema, { entity: { case: "signingKeys", value: { keys: [], issuer: "https://km" } } }), 6n);
+  assert.equal(state.signing?.validateRemotely, false);
 });
