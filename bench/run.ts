@@ -606,9 +606,18 @@ async function main() {
         await kmClient.revokeToken({ token });
       },
       revocationSamples: Number(process.env.KM_BENCH_REVOCATION_SAMPLES ?? 400),
+      // KM_BENCH_REVOCATION_ONLY=1: only the revocation-to-refusal figures.
+      revocationOnly: process.env.KM_BENCH_REVOCATION_ONLY === "1",
     });
     const rv = r.revocation;
     const ms = (p: Percentiles) => `${p.p50.toFixed(1)} / ${p.p99.toFixed(1)} / ${p.max.toFixed(1)} ms`;
+    if (process.env.KM_BENCH_REVOCATION_ONLY === "1") {
+      console.log(
+        `revocation to refusal through the example gateway (RevokeToken answered -> first 401), ${rv.samples} samples: p50 / p99 / max ${ms(rv.all)}`,
+      );
+      console.log(`the same, JWT (decided in process): ${ms(rv.jwt)}; opaque (asked again of the server): ${ms(rv.opaque)}`);
+      return;
+    }
     const perRound = (lib: { rps: number }[], base: Outcome[]) => medianOf(lib.map((l, i) => l.rps / (base[i]?.rps || 1)));
     const cpuRatio = (lib: { cpuUs: number }[], base: Outcome[]) => medianOf(lib.map((l, i) => (base[i]?.cpuUs ?? 0) / (l.cpuUs || 1)));
     const mj = [...r.jwt].sort((a, b) => a.rps - b.rps)[Math.floor(r.jwt.length / 2)]!;
