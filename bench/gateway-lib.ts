@@ -32,6 +32,8 @@ export interface LibBenchContext<O extends { rps: number; cpuUs: number }> {
   revoke: (token: string) => Promise<void>;
   /** Revocations timed through the example gateway (half JWT, half opaque). */
   revocationSamples: number;
+  /** Only the revocation-to-refusal figures: no rounds, no memory (KM_BENCH_REVOCATION_ONLY=1). */
+  revocationOnly?: boolean;
 }
 
 /** Time from RevokeToken's answer to the example gateway's first 401, in ms. */
@@ -85,11 +87,6 @@ function gc(): () => void {
 }
 
 export async function gatewayLibPhase<O extends { rps: number; cpuUs: number }>(ctx: LibBenchContext<O>): Promise<LibBenchResult<O>> {
-  const options = { target: `127.0.0.1:${ctx.grpcPort}`, token: ctx.gatewayToken };
-  const v = createGatewayValidator(options);
-  await v.ready();
-  const jwtInput = { ...ctx.request, token: ctx.tokens.jwt };
-  const opaqueInput = { ...ctx.request, token: ctx.tokens.opaque };
   const result: LibBenchResult<O> = {
     jwt: [],
     opaque: [],
@@ -98,6 +95,15 @@ export async function gatewayLibPhase<O extends { rps: number; cpuUs: number }>(
     memory: { subscriptions: 0, heapMiB: 0, bytesPerSubscription: 0, loadMs: 0 },
     revocation: { samples: 0, all: NONE, jwt: NONE, opaque: NONE },
   };
+  if (ctx.revocationOnly) {
+    result.revocation = await revocationToRefusal(ctx);
+    return result;
+  }
+  const options = { target: `127.0.0.1:${ctx.grpcPort}`, token: ctx.gatewayToken };
+  const v = createGatewayValidator(options);
+  await v.ready();
+  const jwtInput = { ...ctx.request, token: ctx.tokens.jwt };
+  const opaqueInput = { ...ctx.request, token: ctx.tokens.opaque };
   try {
     for (let round = 0; round < ctx.rounds; round++) {
       const u = await ctx.unary();

@@ -606,9 +606,18 @@ async function main() {
         await kmClient.revokeToken({ token });
       },
       revocationSamples: Number(process.env.KM_BENCH_REVOCATION_SAMPLES ?? 400),
+      // KM_BENCH_REVOCATION_ONLY=1: only the revocation-to-refusal figures.
+      revocationOnly: process.env.KM_BENCH_REVOCATION_ONLY === "1",
     });
     const rv = r.revocation;
     const ms = (p: Percentiles) => `${p.p50.toFixed(1)} / ${p.p99.toFixed(1)} / ${p.max.toFixed(1)} ms`;
+    if (process.env.KM_BENCH_REVOCATION_ONLY === "1") {
+      console.log(
+        `revocation to refusal through the example gateway (RevokeToken answered -> first 401), ${rv.samples} samples: p50 / p99 / max ${ms(rv.all)}`,
+      );
+      console.log(`the same, JWT (decided in process): ${ms(rv.jwt)}; opaque (asked again of the server): ${ms(rv.opaque)}`);
+      return;
+    }
     const perRound = (lib: { rps: number }[], base: Outcome[]) => medianOf(lib.map((l, i) => l.rps / (base[i]?.rps || 1)));
     const cpuRatio = (lib: { cpuUs: number }[], base: Outcome[]) => medianOf(lib.map((l, i) => (base[i]?.cpuUs ?? 0) / (l.cpuUs || 1)));
     const mj = [...r.jwt].sort((a, b) => a.rps - b.rps)[Math.floor(r.jwt.length / 2)]!;
@@ -690,12 +699,12 @@ async function main() {
       ],
       [`ValidateTokens stream, ${STREAM_CHECKS} checks per call, per check`, () => streamLoad("/keymanager.v1.TokenValidationService/ValidateTokens", true)],
     ];
+    // KM_BENCH_LOADS=0,2,3: only those loads (by their place in the list above); ratios whose two
+    // loads both ran are printed.
+    const chosen = process.env.KM_BENCH_LOADS ? new Set(process.env.KM_BENCH_LOADS.split(",").map(Number)) : undefined;
+    const runs = [...loads.keys()].filter((i) => !chosen || chosen.has(i));
     if (CALLGRIND) {
-      // KM_BENCH_LOADS=0,1: only those loads (by their place in the list above).
-      if (process.env.KM_BENCH_LOADS) {
-        const keep = new Set(process.env.KM_BENCH_LOADS.split(",").map(Number));
-        for (let i = loads.length - 1; i >= 0; i--) if (!keep.has(i)) loads.splice(i, 1);
-      }
+      for (let i = loads.length - 1; i >= 0; i--) if (!runs.includes(i)) loads.splice(i, 1);
       // A first pass warms each load up (V8 compiles the hot paths); the counted passes follow.
       const counts: number[][] = loads.map(() => []);
       for (let round = 0; round <= ROUNDS; round++) {
@@ -712,10 +721,10 @@ async function main() {
     // KM_BENCH_PROFILE=DIR: a CPU profile of the server per load and round (load-I-round-R.cpuprofile).
     const profileDir = process.env.KM_BENCH_PROFILE;
     let profiles = 0;
-    for (const [i, [name]] of loads.entries()) console.log(`load ${i}: ${name}`);
+    for (const i of runs) console.log(`load ${i}: ${loads[i]?.[0]}`);
     for (let round = 0; round < ROUNDS; round++) {
-      for (let k = 0; k < loads.length; k++) {
-        const i = (k + round) % loads.length;
+      for (let k = 0; k < runs.length; k++) {
+        const i = runs[(k + round) % runs.length] as number;
         const [, load] = loads[i] as [string, () => Load[]];
         if (profileDir) process.kill(pid, "SIGUSR2");
         outcomes[i]?.push(await drive(load()));
@@ -727,21 +736,29 @@ async function main() {
           renameSync(written, join(profileDir, `load-${i}-round-${round + 1}.cpuprofile`));
         }
       }
-      console.log(`round ${round + 1}: ${loads.map((_, i) => `load ${i}: ${outcomes[i]?.[round]?.rps}/s ${outcomes[i]?.[round]?.cpuUs} µs`).join("; ")}`);
+      console.log(`round ${round + 1}: ${runs.map((i) => `load ${i}: ${outcomes[i]?.[round]?.rps}/s ${outcomes[i]?.[round]?.cpuUs} µs`).join("; ")}`);
     }
-    for (const [i, [name]] of loads.entries()) record(name, median(outcomes[i] as Outcome[]));
-    const [bare, , pipeline, unary, bareStream, stream] = outcomes as [Outcome[], Outcome[], Outcome[], Outcome[], Outcome[], Outcome[]];
-    const cpuRatio = (a: Outcome[], b: Outcome[]) => medianOf(a.map((o, i) => (b[i]?.cpuUs ?? 0) / (o.cpuUs || 1)));
-    const ratios = {
-      "ValidateToken / bare grpc-js no-op, throughput (median of per-round ratios)": pairedRatio(unary, bare),
-      "ValidateToken / bare grpc-js no-op, CPU per call bare / ValidateToken (median of per-round ratios)": cpuRatio(unary, bare),
-      "ValidateToken / pipeline no-op, throughput (median of per-round ratios)": pairedRatio(unary, pipeline),
-      "ValidateTokens stream / unary ValidateToken, checks per second (median of per-round ratios)": pairedRatio(stream, unary),
-      "ValidateTokens stream / bare grpc-js bidi stream, messages per second (median of per-round ratios)": pairedRatio(stream, bareStream),
-      "bare grpc-js bidi stream / bare grpc-js unary no-op, messages per second (median of per-round ratios)": pairedRatio(bareStream, bare),
-    };
-    for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
-    for (const [i] of loads.entries()) console.log(`load ${i} rounds (req/s, µs CPU): ${JSON.stringify(outcomes[i]?.map((o) => [o.rps, o.cpuUs]))}`);
+    for (const i of runs) record(loads[i]?.[0] as string, median(outcomes[i] as Outcome[]));
+    // Each round's own ratio; printed as the median and the spread over rounds.
+    const cpuRatio = (a: Outcome[], b: Outcome[]) => a.map((o, i) => (b[i]?.cpuUs ?? 0) / (o.cpuUs || 1));
+    const pairedRatio = (a: Outcome[], b: Outcome[]) => a.map((o, i) => o.rps / (b[i]?.rps || 1));
+    const ratios: Array<[string, number, number, (a: Outcome[], b: Outcome[]) => number[]]> = [
+      ["ValidateToken / bare grpc-js no-op, throughput (median of per-round ratios)", 3, 0, pairedRatio],
+      ["ValidateToken / bare grpc-js no-op, CPU per call bare / ValidateToken (median of per-round ratios)", 3, 0, cpuRatio],
+      ["ValidateToken / bare grpc-js no-op with the authorization header, throughput (median of per-round ratios)", 3, 1, pairedRatio],
+      ["ValidateToken / bare grpc-js no-op with the authorization header, CPU per call (median of per-round ratios)", 3, 1, cpuRatio],
+      ["ValidateToken / pipeline no-op, throughput (median of per-round ratios)", 3, 2, pairedRatio],
+      ["ValidateTokens stream / unary ValidateToken, checks per second (median of per-round ratios)", 5, 3, pairedRatio],
+      ["ValidateTokens stream / bare grpc-js bidi stream, messages per second (median of per-round ratios)", 5, 4, pairedRatio],
+      ["bare grpc-js bidi stream / bare grpc-js unary no-op, messages per second (median of per-round ratios)", 4, 0, pairedRatio],
+    ];
+    for (const [k, a, b, ratio] of ratios) {
+      if (!runs.includes(a) || !runs.includes(b)) continue;
+      const perRound = ratio(outcomes[a] as Outcome[], outcomes[b] as Outcome[]);
+      const spread = `${Math.min(...perRound).toFixed(2)}-${Math.max(...perRound).toFixed(2)}`;
+      console.log(`${k}: ${medianOf(perRound).toFixed(2)} (rounds ${spread})`);
+    }
+    for (const i of runs) console.log(`load ${i} rounds (req/s, µs CPU): ${JSON.stringify(outcomes[i]?.map((o) => [o.rps, o.cpuUs]))}`);
     return;
   }
 

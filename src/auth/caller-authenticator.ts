@@ -58,7 +58,7 @@ export class CallerAuthenticator {
     const token = bearerToken(authorization);
     const hash = hashToken(token);
     const known = this.callers.get(hash);
-    if (known && known.expiresAt > this.clock.now().getTime()) {
+    if (known && known.expiresAt > this.clock.nowMs()) {
       this.stats.hits++;
       return known.principal;
     }
@@ -75,7 +75,7 @@ export class CallerAuthenticator {
   private async resolve(token: string, hash: string): Promise<Principal> {
     const changes = this.changes;
     const record = await this.lookup.token(token);
-    const client = record && isActive(record, this.clock.now().getTime()) ? await this.lookup.client(record.consumerKey) : undefined;
+    const client = record && isActive(record, this.clock.nowMs()) ? await this.lookup.client(record.consumerKey) : undefined;
     if (!record || !client?.system) throw new UnauthenticatedError("the bearer token is not valid for this service");
     const principal: Principal = {
       clientId: client.consumerKey,

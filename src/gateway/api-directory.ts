@@ -50,7 +50,7 @@ export class ApiDirectory {
   }
 
   private current(): ApiIndex | Promise<ApiIndex> {
-    if (this.index && this.clock.now().getTime() - this.readAt < this.ttlMs()) return this.index;
+    if (this.index && this.clock.nowMs() - this.readAt < this.ttlMs()) return this.index;
     this.loading ??= this.load().finally(() => {
       this.loading = undefined;
     });
@@ -59,7 +59,7 @@ export class ApiDirectory {
 
   private async load(): Promise<ApiIndex> {
     const changes = this.changes;
-    const startedAt = this.clock.now().getTime();
+    const startedAt = this.clock.nowMs();
     const index = new ApiIndex();
     let page: Page<Api> = { items: [], next: undefined };
     let query: PageQuery = { limit: PAGE };

@@ -90,7 +90,7 @@ export class AuthenticationThrottle {
 
   /** RESOURCE_EXHAUSTED while the attempt's source is paused, for its subject or for all. */
   check(attempt: Attempt): void {
-    const now = this.clock.now().getTime();
+    const now = this.clock.nowMs();
     const until = Math.max(this.pairs.get(pairKey(attempt))?.pausedUntil ?? 0, this.sources.get(attempt.source)?.pausedUntil ?? 0);
     if (until > now) {
       const seconds = Math.ceil((until - now) / 1000);
@@ -103,7 +103,7 @@ export class AuthenticationThrottle {
    * the subject is under a spread-out attack).
    */
   failed(attempt: Attempt): number {
-    const now = this.clock.now().getTime();
+    const now = this.clock.nowMs();
     if (this.count(this.pairs, pairKey(attempt), now, 0, this.limits.freeFailures).pausedUntil > now) this.onLockout("pair");
     if (this.count(this.sources, attempt.source, now, this.limits.sourceForgiveMs, this.limits.sourceFreeFailures).pausedUntil > now) this.onLockout("address");
     const subject = this.count(this.subjects, subjectKey(attempt.subject), now, 0, Number.POSITIVE_INFINITY);

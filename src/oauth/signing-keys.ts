@@ -91,7 +91,7 @@ export class SigningKeys {
   }
 
   private async use(keys: StoredSigningKey[]): Promise<void> {
-    const now = this.clock.now().getTime();
+    const now = this.clock.nowMs();
     const horizon = this.settings().maxTokenSeconds * 1000;
     const current = keys.find((k) => !k.retiredAt && k.alg === this.settings().algorithm);
     if (!current) throw new Error("no active signing key");
@@ -143,7 +143,7 @@ export class SigningKeys {
     const first = await this.tryVerify(token, issuer);
     if (first !== "unknown key") return first;
     // Signed by a key this replica does not hold: perhaps another replica's newer one.
-    const now = this.clock.now().getTime();
+    const now = this.clock.nowMs();
     if (this.reloading === undefined && now - this.lastUnpromptedReload < UNKNOWN_KID_RELOAD_MS) return undefined;
     if (this.reloading === undefined) this.lastUnpromptedReload = now;
     await this.reload();

@@ -495,7 +495,7 @@ export class TokenService {
   }
 
   isActive(record: TokenRecord): boolean {
-    return isActive(record, this.clock.now().getTime());
+    return isActive(record, this.clock.nowMs());
   }
 }
 

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Knex } from "knex";
-import { collectDefaultMetrics, Counter, Gauge, Histogram, type LabelValues, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { type BucketCounts, BucketHistogram } from "./bucket-histogram.js";
 import type { CacheStats } from "./cache-stats.js";
 
 /** Seconds; from a cached answer on loopback (~50 µs) to a slow database call. */
@@ -64,7 +65,8 @@ class Tally<K extends string> {
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly requestDuration: Histogram<"port" | "service" | "method" | "code">;
+  /** Every call's: a BucketHistogram (prom-client's observe costs ~0.9 µs a call; this ~0.1). */
+  private readonly requestDuration: BucketHistogram;
   private readonly decisionCounts = new Map<number, { status: string; count: number }>();
   private readonly grants = new Tally<string>();
   private readonly lockoutCounts = new Tally<string>();
@@ -78,13 +80,12 @@ export class Metrics {
   constructor(readonly enabled: boolean) {
     const registers = [this.registry];
     if (enabled) collectDefaultMetrics({ register: this.registry });
-    this.requestDuration = new Histogram({
-      name: "keymanager_request_duration_seconds",
-      help: "Requests by listener (grpc, http), service, method (RPC name or route) and code (gRPC code name or HTTP status), with their durations.",
-      labelNames: ["port", "service", "method", "code"],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.requestDuration = new BucketHistogram(
+      "keymanager_request_duration_seconds",
+      "Requests by listener (grpc, http), service, method (RPC name or route) and code (gRPC code name or HTTP status), with their durations.",
+      ["port", "service", "method", "code"],
+      LATENCY_BUCKETS,
+    ).register(this.registry);
     const decisions = this.decisionCounts;
     new Counter({
       name: "keymanager_token_validations_total",
@@ -199,16 +200,16 @@ export class Metrics {
   requests(port: Port, service: string, method: string): RequestMeter {
     if (!this.enabled) return OFF_METER;
     const histogram = this.requestDuration;
-    const byCode = new Map<string, { observe: (value: number) => void }>();
+    const byCode = new Map<string, BucketCounts>();
     return {
       start: () => performance.now(),
       done(startedAt: number, code: string) {
-        let child = byCode.get(code);
-        if (!child) {
-          child = histogram.labels({ port, service, method, code } as LabelValues<"port" | "service" | "method" | "code">);
-          byCode.set(code, child);
+        let counts = byCode.get(code);
+        if (!counts) {
+          counts = histogram.labels({ port, service, method, code });
+          byCode.set(code, counts);
         }
-        child.observe((performance.now() - startedAt) / 1000);
+        counts.observe((performance.now() - startedAt) / 1000);
       },
     };
   }

@@ -6,7 +6,7 @@ import type { Store } from "./store.js";
 
 /** Rows ended more than `retainSeconds()` before the clock's now. */
 function endedBefore(clock: Clock, retainSeconds: () => number): Date {
-  return new Date(clock.now().getTime() - retainSeconds() * 1000);
+  return new Date(clock.nowMs() - retainSeconds() * 1000);
 }
 
 /**
@@ -41,7 +41,7 @@ export function tokenPurges(store: Store, clock: Clock, retainSeconds: () => num
     {
       what: "bulk revocations",
       round() {
-        const now = clock.now().getTime();
+        const now = clock.nowMs();
         return { deleteBatch: (rows) => store.tokenRevocations.purgeEnded(now, rows) };
       },
     },

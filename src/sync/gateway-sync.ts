@@ -142,7 +142,7 @@ export class GatewaySync {
     let lastSent = performance.now();
     const heartbeat = (): WatchOutput => {
       lastSent = performance.now();
-      return { kind: "heartbeat", version, at: this.clock.now().getTime() };
+      return { kind: "heartbeat", version, at: this.clock.nowMs() };
     };
     const untilHeartbeat = () => Math.max(0, settings.heartbeatIntervalMs - (performance.now() - lastSent));
 

@@ -89,7 +89,7 @@ export class SnapshotReader {
       (s) => s.id,
       (subscription) => put({ kind: "subscription", subscription }),
     );
-    const now = clock.now().getTime();
+    const now = clock.nowMs();
     await pages(
       rows,
       (after) => view.revokedTokens(now, after, rows),

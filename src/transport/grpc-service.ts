@@ -305,6 +305,18 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
       });
       continue;
     }
+    const answered = (
+      response: unknown,
+      callback: grpc.sendUnaryData<unknown>,
+      principal: Principal,
+      request: unknown,
+      started: number,
+      record: CallRecord | undefined,
+    ) => {
+      if (changes) options.audit.record(principal, method, request);
+      observer.end(started, record, grpc.status.OK);
+      callback(null, response);
+    };
     // Runs once the caller is authenticated: only then is the request decoded and looked at, so
     // an unauthenticated caller costs no decoding, validation or error description.
     const run = (
@@ -320,8 +332,9 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
         callback({ code: grpc.status.UNIMPLEMENTED, details: `${procedure} is not implemented` });
         return;
       }
-      const ctx = new GrpcHandlerContext(service, method, call, options.addresses);
-      ctx.values.set(PRINCIPAL, principal).set(CALL_ORIGIN, ctx);
+      // The context's values (principal, call origin) are made only if the handler reads them:
+      // ValidateToken does not, and it is most calls.
+      const ctx = new GrpcHandlerContext(service, method, call, options.addresses, principal);
       let request: unknown;
       let response: unknown;
       try {
@@ -331,15 +344,14 @@ export function grpcHandlers<S extends DescService>(service: S, impl: Partial<Se
         fail(err, callback, started, record);
         return;
       }
-      const done = (r: unknown) => {
-        if (changes) options.audit.record(principal, method, request);
-        observer.end(started, record, grpc.status.OK);
-        callback(null, r);
-      };
       // A handler that answers at once (the gateway check from its cache) is answered at once,
       // without closures or microtask hops.
-      if (!isThenable(response)) done(response);
-      else response.then(done, (err: unknown) => fail(err, callback, started, record));
+      if (!isThenable(response)) answered(response, callback, principal, request, started, record);
+      else
+        response.then(
+          (r) => answered(r, callback, principal, request, started, record),
+          (err: unknown) => fail(err, callback, started, record),
+        );
     };
     const serve = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, started: number, record: CallRecord | undefined) => {
       let principal: Principal | Promise<Principal>;
@@ -388,6 +400,8 @@ class GrpcHandlerContext implements HandlerContext, CallOrigin {
     readonly method: DescMethod,
     private readonly call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
     private readonly addresses: ClientAddresses,
+    /** Put in the values (with the call origin) when they are first read. */
+    private readonly principal?: Principal,
   ) {}
 
   address(): string {
@@ -433,7 +447,10 @@ class GrpcHandlerContext implements HandlerContext, CallOrigin {
   }
 
   get values(): ContextValues {
-    if (!this.contextValues) this.contextValues = createContextValues();
+    if (!this.contextValues) {
+      this.contextValues = createContextValues();
+      if (this.principal) this.contextValues.set(PRINCIPAL, this.principal).set(CALL_ORIGIN, this);
+    }
     return this.contextValues;
   }
 }

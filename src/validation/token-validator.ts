@@ -82,7 +82,7 @@ export class TokenValidator {
     try {
       tokenHash = req.accessToken === "" ? "" : hashToken(req.accessToken);
       key = decisionKey(req, tokenHash);
-      const known = this.decisions.get(key, this.clock.now().getTime());
+      const known = this.decisions.get(key, this.clock.nowMs());
       if (known) return known;
     } catch (err) {
       return this.failed(err, req);
@@ -98,7 +98,7 @@ export class TokenValidator {
   private decide(req: ValidationRequest, tokenHash: string, key: string): ValidationResult | Promise<ValidationResult> {
     let worked: { result: ValidationResult | Promise<ValidationResult>; facts: CachedFacts; now: number; generation: number };
     try {
-      const now = this.clock.now().getTime();
+      const now = this.clock.nowMs();
       const generation = this.decisions.generation;
       const facts = new CachedFacts(this, req.accessToken, tokenHash);
       const result = decideEager(facts, {

@@ -12,6 +12,10 @@ export class TestClock implements Clock {
     return new Date(this.at);
   }
 
+  nowMs(): number {
+    return this.at;
+  }
+
   advance(seconds: number): void {
     this.at += seconds * 1000;
   }

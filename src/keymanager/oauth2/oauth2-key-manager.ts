@@ -357,7 +357,7 @@ export class OAuth2KeyManager implements KeyManager {
     const tokenHash = hashToken(token);
     await this.deps.store.transaction(async (s) => s.changed({ kind: "token", tokenHash, external: revokedExternalJwt(token, owner?.clientId ?? "") }));
     // A JWT verified by JWKS alone would pass again: remember the revocation until it expires.
-    const now = this.deps.clock.now().getTime();
+    const now = this.deps.clock.nowMs();
     const until = unverifiedExpiry(token) ?? now + this.deps.config.validationCacheSeconds * 1000;
     if (until > now) this.deps.cache.set(tokenHash, undefined, until, this.deps.cache.currentEpoch);
   }
@@ -393,7 +393,7 @@ export class OAuth2KeyManager implements KeyManager {
    * UnavailableError when the server cannot say. Cached as configured, never past the token's expiry.
    */
   async validationRecord(token: string, tokenHash = hashToken(token)): Promise<TokenRecord | undefined> {
-    const now = this.deps.clock.now().getTime();
+    const now = this.deps.clock.nowMs();
     const hit = this.deps.cache.get(tokenHash, now);
     if (hit) return hit.record;
     const epoch = this.deps.cache.currentEpoch;

@@ -53,7 +53,7 @@ export async function tokenExchangeGrant(deps: TokenExchangeDeps, client: OAuthC
   await checkTarget(deps, client, p.audience ?? "", p.resource ?? "");
   const subject = await party(deps, client, p.subject_token ?? "", "subject_token", request.scopes);
   const actor = p.actor_token ? await party(deps, client, p.actor_token, "actor_token", []) : undefined;
-  const now = deps.clock.now().getTime();
+  const now = deps.clock.nowMs();
   const remaining = Math.floor((subject.expiresAt.getTime() - now) / 1000);
   if (remaining < 1) throw invalid("subject_token", "has expired");
   const claims: JWTPayload | undefined = actor ? { act: { sub: actor.subject, ...(actor.issuer ? { iss: actor.issuer } : {}) } } : undefined;
@@ -125,7 +125,7 @@ async function party(deps: TokenExchangeDeps, client: OAuthClient, token: string
   const own = await deps.ownToken(token);
   // Only a user token of the same client: another client's token (or an application token) is
   // not this client's to trade, and is answered as an unknown one.
-  if (!own || !isActive(own, deps.clock.now().getTime()) || own.consumerKey !== client.consumerKey || own.endUser === "") {
+  if (!own || !isActive(own, deps.clock.nowMs()) || own.consumerKey !== client.consumerKey || own.endUser === "") {
     throw invalid(field, "is neither a JWT of a trusted issuer nor an active user token of this client");
   }
   return { subject: own.endUser, issuer: undefined, scopes: scopesOrRefusal(narrowScopes(requested, own.scopes, own.scopes)), expiresAt: own.expiresAt };
