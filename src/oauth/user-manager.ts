@@ -29,13 +29,19 @@ function checkAttributes(v: Validator, a: UserAttributes): void {
     v.add("user.roles", `at most ${l.roles} roles`);
     return;
   }
-  a.roles.forEach((role, i) => {
+  checkRoleNames(v, "user.roles", a.roles);
+}
+
+/** Role names, as users hold them and scopes bind them (the count is checked by the caller). */
+export function checkRoleNames(v: Validator, field: string, roles: readonly string[]): void {
+  const l = USER_ATTRIBUTE_LIMITS;
+  roles.forEach((role, i) => {
     // Roles travel comma-separated in GetUserClaims: a comma would split one.
     if (role.length === 0 || role.length > l.role || hasControlCharacters(role) || role.includes(",")) {
-      v.add(`user.roles[${i}]`, `must be 1 to ${l.role} printable characters without commas`);
+      v.add(`${field}[${i}]`, `must be 1 to ${l.role} printable characters without commas`);
     }
   });
-  if (new Set(a.roles).size !== a.roles.length) v.add("user.roles", "must not repeat a role");
+  if (new Set(roles).size !== roles.length) v.add(field, "must not repeat a role");
 }
 
 /** Resource owners of the password grant and the login page; passwords kept only as scrypt hashes. */

@@ -89,6 +89,8 @@ export function eventOf(entry: LoggedChange): SyncEvent | undefined {
     }
     case "signing-keys":
       return { version, at, upsert: { kind: "signing-keys", keys: detail.keys } };
+    case "scope":
+      return undefined;
   }
 }
 
