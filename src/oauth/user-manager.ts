@@ -1,6 +1,7 @@
 import type { Clock } from "../domain/clock.js";
 import { Validator } from "../domain/validator.js";
 import type { Store } from "../storage/store.js";
+import { LOCK } from "../storage/locks.js";
 import { hashPassword } from "./passwords.js";
 import type { User, UserAttributes } from "../domain/model/index.js";
 import { hasControlCharacters } from "../domain/validator.js";
@@ -76,7 +77,16 @@ export class UserManager {
     const v = new Validator();
     checkAttributes(v, attributes);
     v.throwIfInvalid();
-    await this.store.users.setAttributes(username, attributes, this.clock.now());
+    const now = this.clock.now();
+    await this.store.transaction(async (s) => {
+      const before = await s.users.find(username, LOCK);
+      await s.users.setAttributes(username, attributes, now);
+      // Role-based scopes: tokens granted by the old roles may hold scopes the new ones do not give.
+      if (before && !sameRoles(before.roles, attributes.roles)) {
+        await s.tokens.revokeUser(username, now);
+        s.changed({ kind: "tokens", endUser: username });
+      }
+    });
     return this.store.users.get(username);
   }
 
@@ -104,4 +114,8 @@ export class UserManager {
       s.changed({ kind: "tokens", endUser: username });
     });
   }
+}
+
+function sameRoles(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((role) => b.includes(role));
 }
