@@ -11,6 +11,7 @@ import {
   RegisterScopeResponseSchema,
   ScopeService,
 } from "../gen/keymanager/v1/scope_service_pb.js";
+import { GatewaySyncService } from "../gen/keymanager/v1/gateway_sync_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { AuthLevel } from "../gen/keymanager/v1/types_pb.js";
@@ -18,6 +19,7 @@ import { rejectsWith } from "./support/assert-rpc.js";
 import { describeOnEachDatabase } from "./support/each-database.js";
 import { createRequest } from "./support/fixtures.js";
 import { startServer, type TestServer } from "./support/server.js";
+import { entitiesOf, upserted, Watcher } from "./support/watcher.js";
 
 const RESOURCES = [
   { uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" },
@@ -236,6 +238,39 @@ describeOnEachDatabase("ScopeService", (database) => {
     assert.equal(await validate(withScope), 0);
     await scopes.detachResourceScopes({ apiId, resources: [{ uriTemplate: "/order/{id}", httpVerb: "POST", scopes: ["kitchen:cook"] }] });
     assert.equal(await validate(without), 0);
+  });
+
+  test("Watch: scopes in the snapshot; registered, updated and deleted scopes and resources' scope changes as events", async () => {
+    const apiId = `api-${randomUUID()}`;
+    await api(apiId);
+    await scopes.registerScope({ scope: { name: "watch:before", roles: ["chef"] } });
+    const w = new Watcher(server.client(GatewaySyncService));
+    try {
+      await w.until("snapshot", (x) => x.snapshot() !== undefined);
+      const inSnapshot = entitiesOf(w.snapshot()?.entities ?? [], "scope").find((s) => s.name === "watch:before");
+      assert.deepEqual(inSnapshot?.roles, ["chef"]);
+
+      await scopes.registerScope({ scope: { name: "watch:after", displayName: "After" } });
+      await scopes.updateScope({ scope: { name: "watch:after", roles: ["waiter"] } });
+      await scopes.attachResourceScopes({ apiId, resources: [{ uriTemplate: "/menu", httpVerb: "GET", scopes: ["watch:after"] }] });
+      await scopes.detachResourceScopes({ apiId, resources: [{ uriTemplate: "/menu", httpVerb: "GET", scopes: [] }] });
+      await scopes.deleteScope({ name: "watch:after" });
+      const scopeEvents = () =>
+        w.events().filter((e) => upserted(e, "scope")?.name === "watch:after" || (e.change.case === "delete" && e.change.value.key.case === "scopeName"));
+      await w.until("scope events", () => scopeEvents().length >= 3);
+      const [registered, updated, deleted] = scopeEvents();
+      assert.equal(upserted(registered as never, "scope")?.displayName, "After");
+      assert.deepEqual(upserted(updated as never, "scope")?.roles, ["waiter"]);
+      assert.deepEqual(deleted?.change.value, { $typeName: "keymanager.v1.GatewayEntityKey", key: { case: "scopeName", value: "watch:after" } });
+      const apiEvents = () => w.events().flatMap((e) => (upserted(e, "api")?.apiId === apiId ? [upserted(e, "api")] : []));
+      await w.until("resource events", () => apiEvents().length >= 2);
+      assert.deepEqual(
+        apiEvents().map((a) => a?.resources.find((r) => r.uriTemplate === "/menu")?.scopes),
+        [["watch:after"], []],
+      );
+    } finally {
+      await w.close();
+    }
   });
 
   test("plain grpc-js with the generated binary codecs", async () => {
