@@ -247,7 +247,7 @@ export class App {
       { service: SystemClientService, impl: new SystemClientServiceImpl(this.systemClients, paging) as never },
       { service: GatewaySyncService, impl: gatewaySync as never },
       { service: TrustedIssuerService, impl: new TrustedIssuerServiceImpl(new TrustedIssuers(store, clock), paging) as never },
-      { service: ScopeService, impl: new ScopeServiceImpl(new ScopeManager(store, clock), paging) as never },
+      { service: ScopeService, impl: new ScopeServiceImpl(new ScopeManager(store, clock, () => currentConfig().scopes), paging) as never },
     ];
     const tls = config.tls
       ? {

@@ -34,7 +34,10 @@ describeOnEachDatabase("ScopeService", (database) => {
   let server: TestServer;
   let scopes: Client<typeof ScopeService>;
   before(async () => {
-    server = await startServer({ databaseUrl: database.url(), overrides: { paging: { default_page_size: 2, max_page_size: 2 } } });
+    server = await startServer({
+      databaseUrl: database.url(),
+      overrides: { paging: { default_page_size: 2, max_page_size: 2 }, scopes: { max_names_per_call: 4, max_description_chars: 500 } },
+    });
     scopes = server.client(ScopeService);
   });
   after(() => server?.close());
@@ -95,11 +98,11 @@ describeOnEachDatabase("ScopeService", (database) => {
   test("bad input for every RPC: INVALID_ARGUMENT (or the right code) naming the field, nothing written", async () => {
     const bad: Array<[Record<string, unknown>, RegExp]> = [
       [{ name: "" }, /scope\.name: is required/],
-      [{ name: "has space" }, /scope\.name\[0\]: must be 1 to 100 printable/],
-      [{ name: "x".repeat(101) }, /scope\.name\[0\]/],
+      [{ name: "has space" }, /scope\.name: must be 1 to 100 printable/],
+      [{ name: "x".repeat(101) }, /scope\.name: must be 1 to 100/],
       [{ name: "km:admin" }, /scope\.name: is reserved for system clients/],
       [{ name: "bad:1", displayName: "x".repeat(256) }, /scope\.display_name: must be at most 255/],
-      [{ name: "bad:1", description: "x".repeat(1025) }, /scope\.description: must be at most 1024/],
+      [{ name: "bad:1", description: "x".repeat(501) }, /scope\.description: must be at most 500/],
       [{ name: "bad:1", roles: ["a,b"] }, /scope\.roles\[0\]: must be 1 to 100 printable characters without commas/],
       [{ name: "bad:1", roles: ["a", "a"] }, /scope\.roles: must not repeat a role/],
       [{ name: "bad:1", roles: Array.from({ length: 51 }, (_, i) => `r${i}`) }, /scope\.roles: at most 50 roles/],
@@ -127,6 +130,10 @@ describeOnEachDatabase("ScopeService", (database) => {
     await rejectsWith(scopes.validateScopes({ names: ["ok", "bad name"] }), Code.InvalidArgument, /names\[1\]/);
     await rejectsWith(scopes.getScopesForAPIs({ apiIds: [] }), Code.InvalidArgument, /api_ids: name at least one API/);
     await rejectsWith(scopes.getScopesForAPIs({ apiIds: ["ok", "not ok"] }), Code.InvalidArgument, /api_ids\[1\]/);
+    // scopes.max_names_per_call (4 here): one more is refused.
+    await rejectsWith(scopes.validateScopes({ names: ["a", "b", "c", "d", "e"] }), Code.InvalidArgument, /names: at most 4/);
+    await rejectsWith(scopes.getScopesForAPIs({ apiIds: ["a", "b", "c", "d", "e"] }), Code.InvalidArgument, /api_ids: at most 4/);
+    assert.equal((await scopes.validateScopes({ names: ["a", "b", "c", "d"] })).valid, false);
   });
 
   test("resource scopes: attach, update, detach; bad input changes nothing; a required scope is not deleted", async () => {

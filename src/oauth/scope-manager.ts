@@ -1,36 +1,32 @@
 import { isSystemScope } from "../auth/scopes.js";
+import type { ScopeLimits } from "../config/config.js";
 import type { Clock } from "../domain/clock.js";
 import { FailedPreconditionError } from "../domain/errors.js";
 import type { ApiResource, RegisteredResource, ResourceScopes, Scope, ScopeInput } from "../domain/model/index.js";
 import type { Page, PageQuery } from "../domain/paging.js";
 import { Validator } from "../domain/validator.js";
-import { checkIdentifier, checkScopes, LIMITS } from "../keymanager/validation.js";
+import { checkIdentifier, checkScopes, checkScopeToken, LIMITS } from "../keymanager/validation.js";
 import { LOCK } from "../storage/locks.js";
 import type { Store } from "../storage/store.js";
 import { checkRoleNames, USER_ATTRIBUTE_LIMITS } from "./user-manager.js";
 
-/** Bounds of a scope's fields and of the lists ScopeService takes. */
-export const SCOPE_LIMITS = {
-  displayName: 255,
-  description: 1024,
-  /** Role bindings of one scope: as many as a user may hold. */
-  roles: USER_ATTRIBUTE_LIMITS.roles,
-  /** Names of ValidateScopes, API ids of GetScopesForAPIs. */
-  names: LIMITS.scopes,
-} as const;
+/** Role bindings of one scope: as many as a user may hold (fixed, as users' roles are). */
+const MAX_ROLES = USER_ATTRIBUTE_LIMITS.roles;
 
 /** How Attach-, Update- and DetachResourceScopes change one resource's scopes. */
 export type ResourceScopeChange = "attach" | "update" | "detach";
 
 /** ScopeService's domain: scopes, their role bindings, and the scopes APIs' resources require. */
 export class ScopeManager {
+  /** `limits` is read per call, so a configuration reload applies at once. */
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    private readonly limits: () => ScopeLimits,
   ) {}
 
   async register(input: ScopeInput): Promise<Scope> {
-    checkScope(input);
+    checkScope(input, this.limits());
     const now = this.clock.now();
     const scope: Scope = { ...input, createdAt: now, updatedAt: now };
     await this.store.transaction(async (s) => {
@@ -60,7 +56,7 @@ export class ScopeManager {
     return this.store.transaction(async (s) => {
       const current = await s.scopes.get(name, LOCK);
       const next: Scope = { ...current, ...patch, name: current.name, updatedAt: this.clock.now() };
-      checkScope(next);
+      checkScope(next, this.limits());
       await s.scopes.update(next);
       s.changed({ kind: "scope", name });
       return next;
@@ -82,7 +78,7 @@ export class ScopeManager {
   /** The names that are not registered scopes, in the order given. */
   async unknown(names: readonly string[]): Promise<string[]> {
     const v = new Validator();
-    checkNameList(v, "names", names);
+    checkNameList(v, "names", names, this.limits().maxNamesPerCall);
     v.throwIfInvalid();
     const known = new Set((await this.store.scopes.findMany(names)).map((s) => s.name));
     return names.filter((n) => !known.has(n));
@@ -92,7 +88,7 @@ export class ScopeManager {
   async forApis(apiIds: readonly string[]): Promise<Array<{ apiId: string; scopes: Scope[] }>> {
     const v = new Validator();
     if (apiIds.length === 0) v.add("api_ids", "name at least one API");
-    else if (apiIds.length > SCOPE_LIMITS.names) v.add("api_ids", `at most ${SCOPE_LIMITS.names}`);
+    else if (apiIds.length > this.limits().maxNamesPerCall) v.add("api_ids", `at most ${this.limits().maxNamesPerCall}`);
     else {
       apiIds.forEach((id, i) => {
         checkIdentifier(v, `api_ids[${i}]`, id);
@@ -167,23 +163,28 @@ function checkName(name: string, field = "name"): void {
 function checkScopeName(v: Validator, field: string, name: string): void {
   if (!v.required(field, name)) return;
   const before = v.ok;
-  checkScopes(v, field, [name]);
+  checkScopeToken(v, field, name);
   if (before && !v.ok) return;
   if (isSystemScope(name)) v.add(field, "is reserved for system clients");
 }
 
-function checkNameList(v: Validator, field: string, names: readonly string[]): void {
+function checkNameList(v: Validator, field: string, names: readonly string[], max: number): void {
   if (names.length === 0) v.add(field, "name at least one scope");
-  else checkScopes(v, field, names);
+  else if (names.length > max) v.add(field, `at most ${max}`);
+  else {
+    names.forEach((name, i) => {
+      checkScopeToken(v, `${field}[${i}]`, name);
+    });
+  }
 }
 
 /** Every rule of a scope's fields, so one answer names every bad field. */
-export function checkScope(s: ScopeInput, prefix = "scope."): void {
+export function checkScope(s: ScopeInput, limits: ScopeLimits, prefix = "scope."): void {
   const v = new Validator();
   checkScopeName(v, `${prefix}name`, s.name);
-  v.optionalText(`${prefix}display_name`, s.displayName, SCOPE_LIMITS.displayName);
-  v.optionalText(`${prefix}description`, s.description, SCOPE_LIMITS.description);
-  if (s.roles.length > SCOPE_LIMITS.roles) v.add(`${prefix}roles`, `at most ${SCOPE_LIMITS.roles} roles`);
+  v.optionalText(`${prefix}display_name`, s.displayName, limits.maxDisplayNameChars);
+  v.optionalText(`${prefix}description`, s.description, limits.maxDescriptionChars);
+  if (s.roles.length > MAX_ROLES) v.add(`${prefix}roles`, `at most ${MAX_ROLES} roles`);
   else checkRoleNames(v, `${prefix}roles`, s.roles);
   v.throwIfInvalid();
 }

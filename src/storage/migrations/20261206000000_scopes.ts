@@ -11,8 +11,8 @@ export async function up(knex: Knex): Promise<void> {
       t.collate(collation);
     }
     t.string("name", 100).primary().comment("the scope as tokens carry it");
-    t.string("display_name", 255).notNullable();
-    t.string("description", 1024).notNullable();
+    t.text("display_name").notNullable().comment("bounded by scopes.max_display_name_chars");
+    t.text("description").notNullable().comment("bounded by scopes.max_description_chars");
     t.text("roles").notNullable().comment("JSON list of roles of which a user needs one; empty: any user");
     t.bigInteger("created_at").notNullable().comment("epoch ms");
     t.bigInteger("updated_at").notNullable().comment("epoch ms");
