@@ -12,6 +12,9 @@ import { IssuerJwts } from "./oauth/issuer-jwts.js";
 import { IssuerKeys } from "./oauth/issuer-keys.js";
 import { TrustedIssuers } from "./oauth/trusted-issuers.js";
 import { TrustedIssuerServiceImpl } from "./services/trusted-issuer-service.js";
+import { ScopeService } from "../gen/keymanager/v1/scope_service_pb.js";
+import { ScopeManager } from "./oauth/scope-manager.js";
+import { ScopeServiceImpl } from "./services/scope-service.js";
 import { GatewaySyncService } from "../gen/keymanager/v1/gateway_sync_service_pb.js";
 import { GatewaySyncServiceImpl } from "./services/gateway-sync-service.js";
 import { GatewaySync } from "./sync/gateway-sync.js";
@@ -245,6 +248,7 @@ export class App {
       { service: SystemClientService, impl: new SystemClientServiceImpl(this.systemClients, paging) as never },
       { service: GatewaySyncService, impl: gatewaySync as never },
       { service: TrustedIssuerService, impl: new TrustedIssuerServiceImpl(new TrustedIssuers(store, clock), paging) as never },
+      { service: ScopeService, impl: new ScopeServiceImpl(new ScopeManager(store, clock, () => currentConfig().scopes), paging) as never },
     ];
     const tls = config.tls
       ? {

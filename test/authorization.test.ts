@@ -9,6 +9,7 @@ import { SystemClientService } from "../gen/keymanager/v1/system_client_service_
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
 import { TrustedIssuerService } from "../gen/keymanager/v1/trusted_issuer_service_pb.js";
+import { ScopeService } from "../gen/keymanager/v1/scope_service_pb.js";
 import { KeyType } from "../gen/keymanager/v1/types_pb.js";
 import { DEFAULT_THROTTLE_LIMITS } from "../src/oauth/authentication-throttle.js";
 import { rejectsWith } from "./support/assert-rpc.js";
@@ -204,6 +205,40 @@ describe("scopes gate groups of calls", () => {
     assert.equal((await server.client(KeyManagerService, { token: gatewayToken }).canHandleToken({ token: "t" })).keyManager, "Resident Key Manager");
     const store = server.client(KeyManagerService, { token: storeToken });
     await rejectsWith(store.listConsumerSecrets({ consumerKey: app.consumerKey }), Code.NotFound, /no OAuth application/);
+  });
+
+  test("ScopeService in the matrix: every RPC km:admin only, refused to the store and gateways, nothing written", async () => {
+    await server.client(SubscriptionService).createApi({ api: { apiId: "scoped-api", name: "s", context: "/scoped-api", version: "1" } });
+    await server.grpc.registerNewResource({
+      resource: { apiId: "scoped-api", resources: [{ uriTemplate: "/x", httpVerb: "GET", authLevel: 1, scopes: [], throttlingTier: "Unlimited" }] },
+    });
+    await server.client(ScopeService).registerScope({ scope: { name: "matrix:kept" } });
+    const resources = [{ uriTemplate: "/x", httpVerb: "GET", scopes: ["matrix:kept"] }];
+    // Thunks by method, so the count is checked without calling anything.
+    const calls = (s: ReturnType<typeof server.client<typeof ScopeService>>): Record<string, () => Promise<unknown>> => ({
+      registerScope: () => s.registerScope({ scope: { name: "matrix:new" } }),
+      getScopeByName: () => s.getScopeByName({ name: "matrix:kept" }),
+      getAllScopes: () => s.getAllScopes({}),
+      updateScope: () => s.updateScope({ scope: { name: "matrix:kept", description: "changed" } }),
+      deleteScope: () => s.deleteScope({ name: "matrix:kept" }),
+      isScopeExists: () => s.isScopeExists({ name: "matrix:kept" }),
+      validateScopes: () => s.validateScopes({ names: ["matrix:kept"] }),
+      getScopesForAPIs: () => s.getScopesForAPIs({ apiIds: ["scoped-api"] }),
+      attachResourceScopes: () => s.attachResourceScopes({ apiId: "scoped-api", resources }),
+      updateResourceScopes: () => s.updateResourceScopes({ apiId: "scoped-api", resources }),
+      detachResourceScopes: () => s.detachResourceScopes({ apiId: "scoped-api", resources }),
+    });
+    assert.deepEqual(Object.keys(calls(server.client(ScopeService))).sort(), ScopeService.methods.map((m) => m.localName).sort(), "every RPC of the service");
+    for (const protocol of protocols) {
+      for (const token of [storeToken, gatewayToken]) {
+        for (const call of Object.values(calls(server.client(ScopeService, { protocol, token })))) await rejectsWith(call(), Code.PermissionDenied, /km:admin/);
+      }
+      for (const call of Object.values(calls(server.client(ScopeService, { protocol, token: "" })))) await rejectsWith(call(), Code.Unauthenticated);
+    }
+    const admin = server.client(ScopeService, { token: adminToken });
+    assert.equal((await admin.isScopeExists({ name: "matrix:new" })).exists, false);
+    assert.equal((await admin.getScopeByName({ name: "matrix:kept" })).scope?.description, "");
+    assert.deepEqual((await server.grpc.getResourceByApiId({ apiId: "scoped-api" })).resource?.resources[0]?.scopes, []);
   });
 
   test("each scope opens its own group", async () => {

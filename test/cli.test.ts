@@ -311,6 +311,46 @@ describe("km against a running server, --json", () => {
     assert.deepEqual((await json(["trusted-issuers", "list"])).trustedIssuers ?? [], []);
   });
 
+  test("scopes: register, get, list, update, exists, validate, attach, for-apis, set, detach, delete", async () => {
+    await json(["apis", "create", "--api-id", "scoped", "--name", "Scoped", "--context", "/scoped", "--version", "1.0.0"]);
+    await json(["resources", "register", "--api-id", "scoped", "--resource", "GET /menu", "--resource", "POST /order/{id}"]);
+    const registered = await json(["scopes", "register", "--name", "order:write", "--display-name", "Order", "--role", "chef", "--role", "waiter"]);
+    assert.deepEqual(registered.scope.roles, ["chef", "waiter"]);
+    await json(["scopes", "register", "--name", "menu:edit"]);
+    assert.equal((await json(["scopes", "get", "--name", "order:write"])).scope.displayName, "Order");
+    const updated = await json(["scopes", "update", "--name", "order:write", "--role", "chef"]);
+    assert.deepEqual(updated.scope.roles, ["chef"], "--role replaces the roles");
+    assert.equal(updated.scope.displayName, "Order", "what was not given is kept");
+    assert.deepEqual(
+      (await json(["scopes", "list"])).scopes.map((s: { name: string }) => s.name),
+      ["menu:edit", "order:write"],
+    );
+    assert.equal((await json(["scopes", "exists", "--name", "order:write"])).exists, true);
+    assert.deepEqual(await json(["scopes", "validate", "--name", "order:write", "--name", "nope"]), { unknownNames: ["nope"] });
+
+    const attached = await json(["scopes", "attach", "--api-id", "scoped", "--resource", "POST /order/{id} order:write,menu:edit"]);
+    assert.deepEqual(attached.resource.resources[1].scopes, ["order:write", "menu:edit"]);
+    assert.deepEqual(
+      (await json(["scopes", "for-apis", "--api-id", "scoped"])).apis[0].scopes.map((s: { name: string }) => s.name),
+      ["menu:edit", "order:write"],
+    );
+    const refused = await km(["scopes", "delete", "--name", "order:write"]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /FailedPrecondition/);
+    const mistake = await km(["scopes", "attach", "--api-id", "scoped"]);
+    assert.equal(mistake.code, 2, mistake.stderr);
+    assert.equal(
+      (await json(["scopes", "set", "--api-id", "scoped", "--resource", "POST /order/{id} order:write"])).resource.resources[1].scopes[0],
+      "order:write",
+    );
+    assert.deepEqual((await json(["scopes", "detach", "--api-id", "scoped", "--resource", "POST /order/{id}"])).resource.resources[1].scopes ?? [], []);
+    assert.deepEqual(await json(["scopes", "delete", "--name", "order:write"]), {});
+    assert.equal((await json(["scopes", "exists", "--name", "order:write"])).exists ?? false, false);
+    // Leaves the server's APIs as it found them (later tests list them).
+    await json(["resources", "delete", "--api-id", "scoped"]);
+    await json(["apis", "delete", "--api-id", "scoped"]);
+  });
+
   test("config: show, reload, check a file offline", async () => {
     const shown = await json(["config", "show"]);
     assert.equal(shown.configuration.httpPort, server.httpPort);

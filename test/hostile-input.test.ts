@@ -40,6 +40,7 @@ import { SigningKeyService } from "../gen/keymanager/v1/signing_key_service_pb.j
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
 import { TrustedIssuerService } from "../gen/keymanager/v1/trusted_issuer_service_pb.js";
+import { ScopeService } from "../gen/keymanager/v1/scope_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
 import { KeyType } from "../gen/keymanager/v1/types_pb.js";
@@ -55,6 +56,7 @@ const SERVICES: readonly DescService[] = [
   SigningKeyService,
   SystemClientService,
   TrustedIssuerService,
+  ScopeService,
 ];
 const METHODS: ReadonlyArray<{ service: DescService; method: DescMethod; path: string }> = SERVICES.flatMap((service) =>
   service.methods.map((method) => ({ service, method, path: `/${service.typeName}/${method.name}` })),
@@ -438,6 +440,7 @@ before(async () => {
   assert.ok(created2);
   target = created2;
   await server.grpc.registerNewResource({ resource: { apiId: "fuzz-api", resources: sampleResources() } });
+  await server.client(ScopeService).registerScope({ scope: { name: "read:orders" } });
   const subs = server.client(SubscriptionService);
   await subs.createApi({ api: { apiId: "fuzz-api", name: "FuzzAPI", context: "/fuzz", version: "1.0.0", publisher: "admin", apiTier: "Gold" } });
   const subscription = (await subs.createSubscription({ subscription: { applicationId: target.applicationId, apiId: "fuzz-api", tier: "Gold" } })).subscription;
@@ -602,6 +605,9 @@ describe("hostile input: no server fault, nothing written by a rejected call", (
         },
       }),
       "TrustedIssuerService/UpdateTrustedIssuer": () => ({ trustedIssuer: { issuer: "https://fuzz-issuer.example.com", description: "near" } }),
+      "ScopeService/RegisterScope": (id) => ({ scope: { name: `near:${id.slice(0, 8)}`, displayName: "Near", roles: ["chef"] } }),
+      "ScopeService/UpdateScope": () => ({ scope: { name: "read:orders", description: "near", roles: ["chef"] } }),
+      "ScopeService/AttachResourceScopes": () => ({ apiId: "fuzz-api", resources: [{ uriTemplate: "/orders", httpVerb: "GET", scopes: ["read:orders"] }] }),
     };
     for (const { service, method } of METHODS) {
       const label = `${service.name}/${method.name}`;

@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import type { Knex } from "knex";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../src/domain/errors.js";
-import type { ApplicationKeyMapping, OAuthClient, RegisteredResource, TokenRecord, TrustedIssuer } from "../src/domain/model/index.js";
+import type { ApplicationKeyMapping, OAuthClient, RegisteredResource, Scope, TokenRecord, TrustedIssuer } from "../src/domain/model/index.js";
 import { createKnex, migrate } from "../src/storage/database.js";
 import { LOCK } from "../src/storage/locks.js";
 import { migrationSource } from "../src/storage/migrations/index.js";
@@ -585,6 +585,75 @@ for (const database of testDatabases()) {
       assert.equal(concurrent.filter(Boolean).length, 1);
       assert.equal(await store.trustedIssuers.purgeUsedAssertions(at(100_000), 1000), 2);
       assert.equal(await store.trustedIssuers.spendJti("https://other.example.com", "jti-1", exp, now), true);
+    });
+
+    test("scopes round-trip exactly; duplicates AlreadyExists, unknown NotFound; listed in pages by name; exact names", async () => {
+      const scope = (name: string, roles: string[] = []): Scope => ({
+        name,
+        displayName: "Zutaten 🍕 lesen",
+        description: "d",
+        roles,
+        createdAt: at(1),
+        updatedAt: at(1),
+      });
+      const a = scope("scope:a", ["chef", "Chef "]);
+      await store.scopes.insert(a);
+      assert.deepEqual(await store.scopes.get(a.name), a);
+      await assert.rejects(store.scopes.insert(a), AlreadyExistsError);
+      // Names compare exactly (case, trailing spaces) on every database.
+      assert.equal(await store.scopes.find("SCOPE:A"), undefined);
+      assert.equal(await store.scopes.find("scope:a "), undefined);
+      await store.scopes.insert(scope("SCOPE:A"));
+      const changed = { ...a, roles: [], description: "changed", updatedAt: at(5) };
+      await store.scopes.update(changed);
+      assert.deepEqual(await store.scopes.get(a.name), changed);
+      await assert.rejects(store.scopes.update(scope("scope:missing")), NotFoundError);
+      await store.scopes.insert(scope("scope:b"));
+      await store.scopes.insert(scope("scope:c"));
+      assert.deepEqual(
+        (await store.scopes.findMany(["scope:c", "scope:a", "scope:none", "scope:a"])).map((s) => s.name),
+        ["scope:a", "scope:c"],
+      );
+      const first = await store.scopes.list({ limit: 2 });
+      assert.deepEqual(
+        first.items.map((s) => s.name),
+        ["SCOPE:A", "scope:a"],
+      );
+      const second = await store.scopes.list({ limit: 2, after: first.next });
+      assert.deepEqual(
+        second.items.map((s) => s.name),
+        ["scope:b", "scope:c"],
+      );
+      await store.scopes.delete(a.name);
+      await assert.rejects(store.scopes.get(a.name), NotFoundError);
+      await assert.rejects(store.scopes.delete(a.name), NotFoundError);
+    });
+
+    test("resources requiring a scope are found by it, not by a template or tier spelling its name, nor by LIKE wildcards", async () => {
+      const resource = (uriTemplate: string, scopes: string[], throttlingTier = "Unlimited") => ({
+        uriTemplate,
+        httpVerb: "GET" as const,
+        authLevel: "ANY" as const,
+        scopes,
+        throttlingTier,
+      });
+      const r = (apiId: string, resources: ReturnType<typeof resource>[]): RegisteredResource => ({
+        apiId,
+        resources,
+        properties: {},
+        createdAt: at(1),
+        updatedAt: at(1),
+      });
+      await store.resources.insert(r("api-req-1", [resource("/a", []), resource("/b", ["orders:write_all"])]));
+      await store.resources.insert(r("api-req-2", [resource("/c", [], "orders:read")]));
+      assert.equal(await store.resources.apiRequiring("orders:write_all"), "api-req-1");
+      assert.equal(await store.resources.apiRequiring("orders:write%"), undefined, "% is no wildcard");
+      assert.equal(await store.resources.apiRequiring("orders:write_al_"), undefined, "_ is no wildcard");
+      assert.equal(await store.resources.apiRequiring("orders:read"), undefined, "a tier of that name is no scope");
+      assert.equal(await store.resources.apiRequiring("ORDERS:WRITE_ALL"), undefined);
+      assert.deepEqual((await store.resources.findMany(["api-req-2", "api-none", "api-req-1"])).map((x) => x.apiId).sort(), ["api-req-1", "api-req-2"]);
+      await store.resources.delete("api-req-1");
+      await store.resources.delete("api-req-2");
     });
 
     test("migrations go down and up again", async () => {

@@ -6,7 +6,7 @@ export const SCOPES = {
   store: "apim:subscribe",
   /** Gateways: ValidateToken, Watch, Envoy's ext_authz Check, forward auth. */
   gateway: "km:gateway",
-  /** Operators: configuration, resources, APIs, subscriptions, users, signing keys, system clients. */
+  /** Operators: configuration, resources, APIs, subscriptions, users, signing keys, system clients, trusted issuers, scopes (ScopeService). */
   admin: "km:admin",
 } as const;
 

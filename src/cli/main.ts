@@ -13,6 +13,7 @@ import { clients, signingKeys, users } from "./commands/admin.js";
 import { config, health } from "./commands/config.js";
 import { tokens } from "./commands/tokens.js";
 import { trustedIssuers } from "./commands/trusted-issuers.js";
+import { scopes } from "./commands/scopes.js";
 import { serverContext, TokenRefused } from "./connection.js";
 import { human } from "./output.js";
 
@@ -28,6 +29,7 @@ export const COMMANDS: Record<string, Command | CommandGroup> = {
   clients,
   "signing-keys": signingKeys,
   "trusted-issuers": trustedIssuers,
+  scopes,
   config,
 };
 

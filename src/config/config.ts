@@ -53,6 +53,8 @@ export interface Config {
   authorization: AuthorizationSettings;
   /** Consumer secrets added to a client (CreateConsumerSecret): how many, and how long they may live. */
   secrets: { maxPerClient: number; maxValiditySeconds: number };
+  /** Scopes (ScopeService): bounds of their text and of the lists its calls take. */
+  scopes: ScopeLimits;
   /** Gateways asking by request: Envoy's ext_authz and forward auth (gateway/gateway-check.ts). */
   gateway: GatewaySettings;
   /** The resident key manager's switches (WSO2's key manager configuration). */
@@ -70,6 +72,13 @@ export interface AuthorizationSettings {
   requirePkce: boolean;
   sessionSeconds: number;
   maxParameterChars: number;
+}
+
+export interface ScopeLimits {
+  maxDisplayNameChars: number;
+  maxDescriptionChars: number;
+  /** Names of one ValidateScopes, API ids of one GetScopesForAPIs. */
+  maxNamesPerCall: number;
 }
 
 export interface TrustedIssuerSettings {
@@ -241,6 +250,11 @@ export function fromSection(s: KeyManagerSection): Config {
       maxParameterChars: s.authorization.max_parameter_chars,
     },
     secrets: { maxPerClient: s.secrets.max_per_client, maxValiditySeconds: s.secrets.max_validity_seconds },
+    scopes: {
+      maxDisplayNameChars: s.scopes.max_display_name_chars,
+      maxDescriptionChars: s.scopes.max_description_chars,
+      maxNamesPerCall: s.scopes.max_names_per_call,
+    },
     gateway: {
       tokenHeader: s.gateway.token_header,
       versionHeader: s.gateway.version_header,

@@ -339,6 +339,18 @@ export const keyManagerSection = z
       })
       .strict()
       .prefault({}),
+    /** Scopes (ScopeService): the bounds of their text and of the lists its calls take. */
+    scopes: z
+      .object({
+        /** A scope's display_name, in characters. */
+        max_display_name_chars: count(65_536).default(255),
+        /** A scope's description, in characters. */
+        max_description_chars: count(65_536).default(1024),
+        /** Names of one ValidateScopes, API ids of one GetScopesForAPIs. */
+        max_names_per_call: count(10_000).default(100),
+      })
+      .strict()
+      .prefault({}),
     metrics: z
       .object({
         /** Prometheus metrics: counted, and served at GET /metrics. */

@@ -13,6 +13,8 @@ export type Change =
   | { kind: "subscription"; applicationId: string; apiId: string }
   /** A JWT signing key was added or retired: replicas read the keys again. */
   | { kind: "signing-keys" }
+  /** A scope registered, updated or deleted (ScopeService). */
+  | { kind: "scope"; name: string }
   /** Anything may have changed (changes of other replicas were missed): caches drop everything. */
   | { kind: "all" };
 
@@ -22,6 +24,14 @@ export type LoggableChange = Exclude<Change, { kind: "all" }>;
 /** An API with its resources (none registered: empty), as a gateway needs it. */
 export interface GatewayApi extends Api {
   resources: ApiResource[];
+}
+
+/** A scope as a gateway needs it: what its resources' scopes mean, and who may hold it. */
+export interface GatewayScope {
+  name: string;
+  displayName: string;
+  description: string;
+  roles: string[];
 }
 
 /** A subscription as a gateway needs it, with its API's context (for gateways that keep some APIs only). */
@@ -73,7 +83,9 @@ export type ChangeDetail =
       keepUntil?: number;
     }
   /** The public keys tokens may be signed with (JWKS `keys`), the active one first. */
-  | { kind: "signing-keys"; keys: Array<Record<string, unknown>> };
+  | { kind: "signing-keys"; keys: Array<Record<string, unknown>> }
+  /** A scope as it is now (absent: deleted). */
+  | { kind: "scope"; name: string; scope?: GatewayScope };
 
 /** One entry of the change log. */
 export interface LoggedChange {

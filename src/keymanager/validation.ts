@@ -124,10 +124,15 @@ export function checkScopes(v: Validator, field: string, scopes: readonly string
     return;
   }
   scopes.forEach((scope, i) => {
-    if (scope.length === 0 || scope.length > LIMITS.scope || !SCOPE_TOKEN.test(scope)) {
-      v.add(`${field}[${i}]`, `must be 1 to ${LIMITS.scope} printable characters without spaces, quotes or backslashes`);
-    }
+    checkScopeToken(v, `${field}[${i}]`, scope);
   });
+}
+
+/** One scope-token (RFC 6749 section 3.3), at most LIMITS.scope characters. */
+export function checkScopeToken(v: Validator, field: string, scope: string): void {
+  if (scope.length === 0 || scope.length > LIMITS.scope || !SCOPE_TOKEN.test(scope)) {
+    v.add(field, `must be 1 to ${LIMITS.scope} printable characters without spaces, quotes or backslashes`);
+  }
 }
 
 export function checkProperties(v: Validator, field: string, properties: Record<string, string>): void {

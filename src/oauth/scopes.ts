@@ -31,3 +31,18 @@ export function narrowScopes(requested: readonly string[], available: readonly s
   const granted = [...new Set(whenNoneRequested)].filter((s) => allowed.has(s));
   return granted.length > 0 ? granted : [DEFAULT_SCOPE];
 }
+
+/**
+ * Role-based scopes (WSO2's): the scopes a user's token may get of those a grant decided. A scope
+ * bound to roles (`bindings`: registered scopes' roles by name) only when the user holds one of
+ * them; a scope without roles, or not registered, as before; "default" when that leaves nothing.
+ * Application tokens (client credentials) are not subject to it: their client's scopes decide.
+ */
+export function scopesForUser(granted: readonly string[], userRoles: readonly string[], bindings: ReadonlyMap<string, readonly string[]>): string[] {
+  const held = new Set(userRoles);
+  const kept = granted.filter((scope) => {
+    const roles = bindings.get(scope) ?? [];
+    return roles.length === 0 || roles.some((role) => held.has(role));
+  });
+  return kept.length > 0 ? kept : [DEFAULT_SCOPE];
+}

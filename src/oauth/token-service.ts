@@ -16,7 +16,7 @@ import type { Store } from "../storage/store.js";
 import type { TokenWriter } from "../storage/token-writer.js";
 import { SCOPES } from "../auth/scopes.js";
 import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
-import { grantScopes } from "./scopes.js";
+import { grantScopes, scopesForUser } from "./scopes.js";
 import { requireTokenGeneration } from "../keymanager/features.js";
 import { withConfiguredClaims } from "./jwt-claims.js";
 import type { SigningKeys } from "./signing-keys.js";
@@ -182,12 +182,27 @@ export class TokenService {
     checkRequest(request);
     // Applications' tokens follow the key manager's switches; this service's own callers always get theirs.
     if (!client.system) requireTokenGeneration(this.config().name, this.config().features, request.grantType);
-    const outcome = await this.runGrant(client, request);
+    const outcome = await this.withUserRoles(client, await this.runGrant(client, request));
     const issued = await this.mint(client, request, outcome);
     // Only once the new token is issued (a refused request revokes nothing), and only a token of
     // the same client: nobody revokes another client's tokens this way.
     if (request.tokenToRevoke) await this.revoke(request.tokenToRevoke, { consumerKey: client.consumerKey });
     return issued;
+  }
+
+  /**
+   * A user's token (every grant with an end user: password, authorization code, refresh, JWT
+   * bearer, token exchange) keeps the role-bound scopes the user holds a role of (scopesForUser).
+   * A subject that is no user here (an outside issuer's) holds no roles. System clients' own
+   * scopes are not registered scopes.
+   */
+  private async withUserRoles(client: OAuthClient, outcome: GrantOutcome): Promise<GrantOutcome> {
+    if (outcome.endUser === "" || client.system) return outcome;
+    const bound = (await this.store.scopes.findMany(outcome.scopes)).filter((s) => s.roles.length > 0);
+    if (bound.length === 0) return outcome;
+    const user = await this.store.users.find(outcome.endUser);
+    const scopes = scopesForUser(outcome.scopes, user?.roles ?? [], new Map(bound.map((s) => [s.name, s.roles])));
+    return { ...outcome, scopes };
   }
 
   private async runGrant(client: OAuthClient, request: AccessTokenRequest): Promise<GrantOutcome> {

@@ -1,6 +1,7 @@
 import type { Clock } from "../domain/clock.js";
 import { Validator } from "../domain/validator.js";
 import type { Store } from "../storage/store.js";
+import { LOCK } from "../storage/locks.js";
 import { hashPassword } from "./passwords.js";
 import type { User, UserAttributes } from "../domain/model/index.js";
 import { hasControlCharacters } from "../domain/validator.js";
@@ -29,13 +30,19 @@ function checkAttributes(v: Validator, a: UserAttributes): void {
     v.add("user.roles", `at most ${l.roles} roles`);
     return;
   }
-  a.roles.forEach((role, i) => {
+  checkRoleNames(v, "user.roles", a.roles);
+}
+
+/** Role names, as users hold them and scopes bind them (the count is checked by the caller). */
+export function checkRoleNames(v: Validator, field: string, roles: readonly string[]): void {
+  const l = USER_ATTRIBUTE_LIMITS;
+  roles.forEach((role, i) => {
     // Roles travel comma-separated in GetUserClaims: a comma would split one.
     if (role.length === 0 || role.length > l.role || hasControlCharacters(role) || role.includes(",")) {
-      v.add(`user.roles[${i}]`, `must be 1 to ${l.role} printable characters without commas`);
+      v.add(`${field}[${i}]`, `must be 1 to ${l.role} printable characters without commas`);
     }
   });
-  if (new Set(a.roles).size !== a.roles.length) v.add("user.roles", "must not repeat a role");
+  if (new Set(roles).size !== roles.length) v.add(field, "must not repeat a role");
 }
 
 /** Resource owners of the password grant and the login page; passwords kept only as scrypt hashes. */
@@ -70,7 +77,16 @@ export class UserManager {
     const v = new Validator();
     checkAttributes(v, attributes);
     v.throwIfInvalid();
-    await this.store.users.setAttributes(username, attributes, this.clock.now());
+    const now = this.clock.now();
+    await this.store.transaction(async (s) => {
+      const before = await s.users.find(username, LOCK);
+      await s.users.setAttributes(username, attributes, now);
+      // Role-based scopes: tokens granted by the old roles may hold scopes the new ones do not give.
+      if (before && !sameRoles(before.roles, attributes.roles)) {
+        await s.tokens.revokeUser(username, now);
+        s.changed({ kind: "tokens", endUser: username });
+      }
+    });
     return this.store.users.get(username);
   }
 
@@ -98,4 +114,8 @@ export class UserManager {
       s.changed({ kind: "tokens", endUser: username });
     });
   }
+}
+
+function sameRoles(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((role) => b.includes(role));
 }

@@ -172,6 +172,8 @@ export class GatewaySyncServiceImpl implements Impl {
         return { case: "signingKeys", value: { keys: e.keys as JsonObject[], issuer: this.issuer(), validateRemotely: !this.selfValidationJwt() } };
       case "external-key-manager":
         return { case: "externalKeyManager", value: { ...e.keyManager } };
+      case "scope":
+        return { case: "scope", value: { ...e.scope } };
       case "revoked-token":
         return { case: "revokedToken", value: revokedToPb(e.token) };
       case "token-revocation": {
@@ -226,6 +228,8 @@ function keyToPb(key: SyncEntityKey) {
       return { key: { case: "consumerKey" as const, value: key.consumerKey } };
     case "subscription":
       return { key: { case: "subscription" as const, value: { applicationId: key.applicationId, apiId: key.apiId } } };
+    case "scope":
+      return { key: { case: "scopeName" as const, value: key.name } };
   }
 }
 

@@ -41,5 +41,7 @@ export async function describeChange(view: GatewayViewRepository, change: Loggab
     }
     case "signing-keys":
       return { kind: "signing-keys", keys: await view.signingKeys() };
+    case "scope":
+      return { kind: "scope", name: change.name, scope: await view.scope(change.name) };
   }
 }

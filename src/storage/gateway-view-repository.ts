@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import type { ApiResource, KeyType, Subscription, SubscriptionState, TokenType } from "@keymanager/core";
-import type { GatewayApi, GatewayKeyMapping, GatewaySubscription, RevokedToken } from "../domain/change-events.js";
+import type { GatewayApi, GatewayKeyMapping, GatewayScope, GatewaySubscription, RevokedToken } from "../domain/change-events.js";
+import { ScopeRepository } from "./scope-repository.js";
 import { fromJson } from "./rows.js";
 
 interface MappingRow {
@@ -48,6 +49,17 @@ export class GatewayViewRepository {
   async keyMappings(after: string, limit: number): Promise<GatewayKeyMapping[]> {
     const rows = (await this.mappings().where("k.consumer_key", ">", after).orderBy("k.consumer_key").limit(limit)) as MappingRow[];
     return rows.map(toMapping);
+  }
+
+  async scope(name: string): Promise<GatewayScope | undefined> {
+    const found = await new ScopeRepository(this.db).find(name);
+    return found && { name: found.name, displayName: found.displayName, description: found.description, roles: found.roles };
+  }
+
+  /** A page of scopes after `after` (by name). */
+  async scopes(after: string, limit: number): Promise<GatewayScope[]> {
+    const page = await new ScopeRepository(this.db).list(after === "" ? { limit } : { limit, after: [after] });
+    return page.items.map((s) => ({ name: s.name, displayName: s.displayName, description: s.description, roles: s.roles }));
   }
 
   async api(apiId: string): Promise<GatewayApi | undefined> {

@@ -37,13 +37,25 @@ export class ResourceRepository {
   async get(apiId: string, options: ReadOptions = {}): Promise<RegisteredResource> {
     const row = await lockRows(this.db<ResourceRow>(TABLE).where({ api_id: apiId }), options).first();
     if (!row) throw new NotFoundError(MISSING);
-    return {
-      apiId: row.api_id,
-      resources: fromJson<ApiResource[]>(row.resources),
-      properties: fromJson(row.properties),
-      createdAt: toDate(row.created_at),
-      updatedAt: toDate(row.updated_at),
-    };
+    return fromRow(row);
+  }
+
+  /** The registered resources of these APIs that have some (bounded by the caller's list). */
+  async findMany(apiIds: readonly string[]): Promise<RegisteredResource[]> {
+    if (apiIds.length === 0) return [];
+    const rows = await this.db<ResourceRow>(TABLE).whereIn("api_id", [...new Set(apiIds)]);
+    return rows.map(fromRow);
+  }
+
+  /**
+   * The id of one API whose resources require `scope`, if any. Rows whose JSON holds the quoted
+   * name are read (a scope token has no quotes or backslashes, so JSON spells it as it is), then
+   * each checked: the name may also be some resource's template or tier.
+   */
+  async apiRequiring(scope: string, options: ReadOptions = {}): Promise<string | undefined> {
+    const pattern = `%${JSON.stringify(scope).replace(/[!%_]/g, (c) => `!${c}`)}%`;
+    const rows = await lockRows(this.db<ResourceRow>(TABLE).whereRaw("resources like ? escape '!'", [pattern]), options);
+    return rows.map(fromRow).find((r) => r.resources.some((res) => res.scopes.includes(scope)))?.apiId;
   }
 
   async replace(apiId: string, resources: ApiResource[], properties: Record<string, string>, updatedAt: Date): Promise<void> {
@@ -57,4 +69,14 @@ export class ResourceRepository {
     const deleted = await this.db<ResourceRow>(TABLE).where({ api_id: apiId }).delete();
     if (deleted === 0) throw new NotFoundError(MISSING);
   }
+}
+
+function fromRow(row: ResourceRow): RegisteredResource {
+  return {
+    apiId: row.api_id,
+    resources: fromJson<ApiResource[]>(row.resources),
+    properties: fromJson(row.properties),
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+  };
 }

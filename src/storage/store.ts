@@ -10,6 +10,7 @@ import { isDeadlock } from "./errors.js";
 import { ApiRepository } from "./api-repository.js";
 import { RegistrationRepository } from "./registration-repository.js";
 import { ResourceRepository } from "./resource-repository.js";
+import { ScopeRepository } from "./scope-repository.js";
 import type { SecretBox } from "./secret-box.js";
 import { SigningKeyRepository } from "./signing-key-repository.js";
 import { SubscriptionRepository } from "./subscription-repository.js";
@@ -50,6 +51,7 @@ export class Store {
   readonly loginSessions: LoginSessionRepository;
   readonly consents: ConsentRepository;
   readonly trustedIssuers: TrustedIssuerRepository;
+  readonly scopes: ScopeRepository;
 
   /**
    * `events` hears of every change committed through this store (change log entries), once
@@ -79,6 +81,7 @@ export class Store {
     this.loginSessions = new LoginSessionRepository(db);
     this.consents = new ConsentRepository(db);
     this.trustedIssuers = new TrustedIssuerRepository(db);
+    this.scopes = new ScopeRepository(db);
   }
 
   /**

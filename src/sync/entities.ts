@@ -1,5 +1,5 @@
 import type { KeyType } from "@keymanager/core";
-import type { GatewayApi, GatewayKeyMapping, GatewaySubscription, LoggedChange, RevokedToken } from "../domain/change-events.js";
+import type { GatewayApi, GatewayKeyMapping, GatewayScope, GatewaySubscription, LoggedChange, RevokedToken } from "../domain/change-events.js";
 
 /** An external key manager as a gateway needs it (from the deployment file). */
 export interface GatewayExternalKeyManager {
@@ -32,13 +32,15 @@ export type SyncEntity =
   | { kind: "signing-keys"; keys: Array<Record<string, unknown>> }
   | { kind: "external-key-manager"; keyManager: GatewayExternalKeyManager }
   | { kind: "revoked-token"; token: RevokedToken }
-  | { kind: "token-revocation"; revocation: TokenRevocation };
+  | { kind: "token-revocation"; revocation: TokenRevocation }
+  | { kind: "scope"; scope: GatewayScope };
 
 /** Which entity a delete removes. */
 export type SyncEntityKey =
   | { kind: "api"; apiId: string }
   | { kind: "key-mapping"; consumerKey: string }
-  | { kind: "subscription"; applicationId: string; apiId: string };
+  | { kind: "subscription"; applicationId: string; apiId: string }
+  | { kind: "scope"; name: string };
 
 /** One change of the log as a gateway applies it: an entity as it is now, or gone. */
 export interface SyncEvent {
@@ -89,6 +91,8 @@ export function eventOf(entry: LoggedChange): SyncEvent | undefined {
     }
     case "signing-keys":
       return { version, at, upsert: { kind: "signing-keys", keys: detail.keys } };
+    case "scope":
+      return detail.scope ? { version, at, upsert: { kind: "scope", scope: detail.scope } } : { version, at, delete: { kind: "scope", name: detail.name } };
   }
 }
 
@@ -122,6 +126,8 @@ export function identityOf(entity: SyncEntity): string | undefined {
       return `sub\u0000${entity.subscription.applicationId}\u0000${entity.subscription.apiId}`;
     case "signing-keys":
       return "jwks";
+    case "scope":
+      return `scope\u0000${entity.scope.name}`;
     case "revoked-token":
       return `jti\u0000${entity.token.jti}`;
     case "token-revocation": {
@@ -143,5 +149,7 @@ export function identityOfKey(key: SyncEntityKey): string {
       return `key\u0000${key.consumerKey}`;
     case "subscription":
       return `sub\u0000${key.applicationId}\u0000${key.apiId}`;
+    case "scope":
+      return `scope\u0000${key.name}`;
   }
 }

@@ -114,6 +114,12 @@ export class SnapshotReader {
           }),
       );
     }
+    await pages(
+      rows,
+      (after) => view.scopes(after, rows),
+      (s) => s.name,
+      (scope) => put({ kind: "scope", scope }),
+    );
     put({ kind: "signing-keys", keys: await view.signingKeys() });
     const end = await log.head();
     for (let version = start; version < end; ) {

@@ -5,6 +5,7 @@ import type {
   GatewayEntity,
   GatewayExternalKeyManager,
   GatewayKeyMapping,
+  GatewayScope,
   GatewaySubscription,
   Jwks,
   RevokedToken,
@@ -103,6 +104,7 @@ interface Entities {
   externalKeyManager: GatewayExternalKeyManager;
   revokedToken: RevokedToken;
   tokenRevocation: TokenRevocation;
+  scope: GatewayScope;
 }
 type Kind = keyof Entities;
 export type EntityOf<K extends Kind> = Entities[K];

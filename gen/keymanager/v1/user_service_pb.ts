@@ -436,7 +436,8 @@ export const UserService: GenService<{
     output: typeof ListUsersResponseSchema;
   },
   /**
-   * Replaces a user's attributes (email, name, roles).
+   * Replaces a user's attributes (email, name, roles). A change of roles revokes the user's
+   * tokens: their role-based scopes (ScopeService) may no longer hold.
    *
    * @generated from rpc keymanager.v1.UserService.SetUserAttributes
    */

@@ -10,6 +10,7 @@ import { SystemClientService } from "../../../gen/keymanager/v1/system_client_se
 import { TokenValidationService } from "../../../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../../../gen/keymanager/v1/user_service_pb.js";
 import { TrustedIssuerService } from "../../../gen/keymanager/v1/trusted_issuer_service_pb.js";
+import { ScopeService } from "../../../gen/keymanager/v1/scope_service_pb.js";
 import { type ClientCredentials, TokenSource } from "./token-source.js";
 
 export type { ClientCredentials };
@@ -46,6 +47,8 @@ export interface KeyManagerClient {
   signingKeys: Client<typeof SigningKeyService>;
   systemClients: Client<typeof SystemClientService>;
   trustedIssuers: Client<typeof TrustedIssuerService>;
+  /** Scopes and role-based scopes, and the scopes of APIs' resources. */
+  scopes: Client<typeof ScopeService>;
   /** A client of any service over the same transport and token. */
   client<S extends DescService>(service: S): Client<S>;
   transport: Transport;
@@ -100,6 +103,7 @@ export function createKeyManagerClient(options: KeyManagerClientOptions): KeyMan
     signingKeys: client(SigningKeyService),
     systemClients: client(SystemClientService),
     trustedIssuers: client(TrustedIssuerService),
+    scopes: client(ScopeService),
     client,
     transport,
     tokens,

@@ -50,6 +50,8 @@ export class CopyState {
   readonly keyMappings = new Map<string, KeyMapping>();
   readonly subscriptions = new Map<string, Subscription>();
   signing: SigningKeys | undefined;
+  /** Registered scopes by name, with the roles a user needs for each (ScopeService). */
+  readonly scopes = new Map<string, { name: string; displayName: string; description: string; roles: string[] }>();
   /** External key managers by issuer (snapshot only: they come from the server's deployment file). */
   readonly externals = new Map<string, ExternalIssuer>();
   /** Revoked tokens by id (a JWT's jti), until they expire (epoch ms). */
@@ -152,6 +154,11 @@ export class CopyState {
         });
         return;
       }
+      case "scope": {
+        const { name, displayName, description, roles } = e.value;
+        this.scopes.set(name, { name, displayName, description, roles: [...roles] });
+        return;
+      }
       case undefined:
         return;
     }
@@ -174,6 +181,9 @@ export class CopyState {
         return;
       case "subscription":
         this.subscriptions.delete(subscriptionKey(k.value.applicationId, k.value.apiId));
+        return;
+      case "scopeName":
+        this.scopes.delete(k.value);
         return;
       case undefined:
         return;

@@ -101,6 +101,10 @@ export class LiveCopy implements LocalCopy {
   subscription(applicationId: string, apiId: string) {
     return this.state?.subscription(applicationId, apiId);
   }
+  /** A registered scope (name, display name, description, role bindings), as the key manager has it. */
+  scope(name: string) {
+    return this.state?.scopes.get(name);
+  }
 
   /**
    * A JWT of this key manager, verified against the streamed keys (signature and issuer; expiry

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { GatewayEntitySchema, TokenType } from "@keymanager/client";
+import { GatewayEntityKeySchema, GatewayEntitySchema, TokenType } from "@keymanager/client";
 import { CopyState } from "../src/copy-state.js";
 
 function revocation(at: number, until: number | undefined, who: { consumerKey?: string; endUser?: string }) {
@@ -47,4 +47,16 @@ test("a token revoked by itself, opaque or JWT, has what was kept of its consume
   assert.equal(state.signing?.validateRemotely, true);
   state.upsert(create(GatewayEntitySchema, { entity: { case: "signingKeys", value: { keys: [], issuer: "https://km" } } }), 6n);
   assert.equal(state.signing?.validateRemotely, false);
+});
+
+test("scopes: an upsert keeps a scope with its role bindings, a later one replaces it, a delete by name removes it", () => {
+  const state = new CopyState();
+  const scope = (roles: string[]) =>
+    create(GatewayEntitySchema, { entity: { case: "scope", value: { name: "kitchen:cook", displayName: "Cook", description: "d", roles } } });
+  state.upsert(scope(["chef"]), 1n);
+  assert.deepEqual(state.scopes.get("kitchen:cook"), { name: "kitchen:cook", displayName: "Cook", description: "d", roles: ["chef"] });
+  state.upsert(scope(["chef", "sous-chef"]), 2n);
+  assert.deepEqual(state.scopes.get("kitchen:cook")?.roles, ["chef", "sous-chef"]);
+  state.delete(create(GatewayEntityKeySchema, { key: { case: "scopeName", value: "kitchen:cook" } }));
+  assert.equal(state.scopes.has("kitchen:cook"), false);
 });

@@ -9,3 +9,4 @@ export * from "./subscription.js";
 export * from "./token.js";
 export * from "./user.js";
 export * from "./trusted-issuer.js";
+export * from "./scope.js";

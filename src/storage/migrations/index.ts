@@ -15,6 +15,7 @@ import * as consumerSecrets from "./20261205120000_consumer_secrets.js";
 import * as tokenRevocations from "./20261205120000_token_revocations.js";
 import * as trustedIssuers from "./20261205120000_trusted_issuers.js";
 import * as exactIdentifiersNewTables from "./20261205230000_exact_identifiers_new_tables.js";
+import * as scopes from "./20261206000000_scopes.js";
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -39,6 +40,7 @@ const migrations: Record<string, Migration> = {
   "20261205120000_token_revocations": tokenRevocations,
   "20261205120000_trusted_issuers": trustedIssuers,
   "20261205230000_exact_identifiers_new_tables": exactIdentifiersNewTables,
+  "20261206000000_scopes": scopes,
 };
 
 /** Migrations compiled into the service, so they run the same from source or a bundle. */
