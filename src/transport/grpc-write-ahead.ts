@@ -17,8 +17,10 @@ export interface WriteAheadStats {
  * one's HTTP/2 write has called back, so each answer pays a write of its own (a DATA frame, a
  * syscall). Here each answer's callback is given back at once while fewer than `limit` answers
  * are in flight on the HTTP/2 stream (past it, when one completes), so the handler writes up to
- * `limit` ahead; and the HTTP/2 stream is corked while a burst is written, uncorked on the next
- * tick, so the burst leaves as one writev: few DATA frames, one syscall.
+ * `limit` ahead; and the HTTP/2 stream is corked while a burst is written, uncorked once the
+ * event loop's turn is done (setImmediate: grpc-js hands the handler one request per read, a
+ * tick apart, so uncorking on the next tick wrote one answer per write), so the answers of one
+ * turn's reads leave as one writev: few DATA frames, one syscall.
  *
  * Backpressure stays: at most `limit` answers wait in the HTTP/2 stream (flow control holds
  * them while the peer does not read), then the call's Writable fills and `write()` returns
@@ -75,7 +77,7 @@ class WriteAheadCall implements grpc.ServerInterceptingCallInterface {
     if (!this.corked && !this.stream.destroyed) {
       this.corked = true;
       this.stream.cork();
-      process.nextTick(this.uncork);
+      setImmediate(this.uncork);
     }
     this.inFlight++;
     // grpc-js calls back only once the write succeeded; a failed write ends the call with INTERNAL.
