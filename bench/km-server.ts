@@ -106,7 +106,20 @@ function addRawStream(server: grpc.Server): void {
 }
 
 const app = new App({
-  config: { file: undefined, env: process.env, overrides: { grpc: { host: "127.0.0.1", port: 0 }, http: { host: "127.0.0.1", port: 0 }, log_level: "silent" } },
+  config: {
+    file: undefined,
+    env: process.env,
+    overrides: {
+      // KM_BENCH_STREAM_WRITE_AHEAD=0: the ValidateTokens stream's answers written one at a time (grpc.stream_write_ahead).
+      grpc: {
+        host: "127.0.0.1",
+        port: 0,
+        ...(process.env.KM_BENCH_STREAM_WRITE_AHEAD ? { stream_write_ahead: Number(process.env.KM_BENCH_STREAM_WRITE_AHEAD) } : {}),
+      },
+      http: { host: "127.0.0.1", port: 0 },
+      log_level: "silent",
+    },
+  },
   logger: pino({ level: "silent" }),
   configureGrpc: addNoops,
 });

@@ -66,6 +66,7 @@ import { Housekeeping } from "./storage/housekeeping.js";
 import { changeLogPurge, tokenPurges } from "./storage/purges.js";
 import { TokenWriter } from "./storage/token-writer.js";
 import { GrpcServer, type ServiceRegistration } from "./transport/grpc-server.js";
+import type { WriteAheadStats } from "./transport/grpc-write-ahead.js";
 import type { GrpcHandlerOptions } from "./transport/grpc-service.js";
 import { ClientAddresses } from "./transport/client-address.js";
 import { closeHttp, createHttpServer, listen } from "./transport/http-server.js";
@@ -124,6 +125,11 @@ export class App {
   systemClients: SystemClients | undefined;
   tokens: TokenService | undefined;
   housekeeping: Housekeeping | undefined;
+
+  /** The gRPC port's bidi calls written ahead (corked) or plainly (grpc-write-ahead.ts); once started. */
+  get grpcWriteAhead(): WriteAheadStats | undefined {
+    return this.grpcServer?.writeAhead;
+  }
 
   constructor(private readonly options: BuildOptions) {
     this.configStore = new ConfigStore(options.config);
@@ -266,6 +272,7 @@ export class App {
         : grpc.ServerCredentials.createInsecure(),
       maxMessageBytes: config.grpc.maxMessageBytes,
       connections: config.grpc.connections,
+      streamWriteAhead: config.grpc.streamWriteAhead,
       authorizer,
       clientCertificates: tls?.clientCa !== undefined,
       audit,

@@ -30,7 +30,14 @@ export interface Config {
     /** The longest a system client's token lives. */
     systemTokenSeconds: number;
   };
-  grpc: { host: string; port: number; maxMessageBytes: number; connections: GrpcConnectionLimits };
+  grpc: {
+    host: string;
+    port: number;
+    maxMessageBytes: number;
+    connections: GrpcConnectionLimits;
+    /** Answers of a bidi stream written ahead and corked in bursts (grpc-write-ahead.ts); 0 or 1: off. */
+    streamWriteAhead: number;
+  };
   http: { host: string; port: number; maxMessageBytes: number; maxBodyBytes: number; connections: HttpConnectionLimits };
   /** Where the data lives, and how long the service waits on it (storage/deadlines.ts). */
   database: { url: string; poolMax: number; deadlines: DatabaseDeadlines; healthCheckIntervalMs: number };
@@ -176,6 +183,7 @@ export function fromSection(s: KeyManagerSection): Config {
         keepalivePermitWithoutCalls: s.grpc.keepalive_permit_without_calls,
         keepaliveMaxPingStrikes: s.grpc.keepalive_max_ping_strikes,
       },
+      streamWriteAhead: s.grpc.stream_write_ahead,
     },
     http: {
       host: s.http.host,

@@ -107,6 +107,8 @@ export const keyManagerSection = z
         keepalive_permit_without_calls: z.union([z.boolean(), z.stringbool()]).default(false),
         /** Strikes forgiven; the next closes the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (grpc.http2.max_ping_strikes). */
         keepalive_max_ping_strikes: z.coerce.number().int().min(0).max(1000).default(2),
+        /** Answers of a bidi stream (ValidateTokens) written ahead of their writes' completion, corked in bursts; 0 or 1: off. */
+        stream_write_ahead: z.coerce.number().int().min(0).max(65_536).default(128),
       })
       .strict()
       .prefault({}),

@@ -6,6 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { type GrpcHandlerOptions, grpcHandlers, grpcServiceDefinition } from "./grpc-service.js";
+import { writeAheadInterceptor, type WriteAheadStats } from "./grpc-write-ahead.js";
 import { addReflection } from "./reflection.js";
 
 export interface ServiceRegistration<S extends DescService = DescService> {
@@ -54,7 +55,11 @@ export interface GrpcServerOptions extends GrpcHandlerOptions {
   maxMessageBytes: number;
   /** Connection, stream and ping bounds; DEFAULT_GRPC_CONNECTION_LIMITS when absent. */
   connections?: GrpcConnectionLimits;
+  /** Answers of a bidi stream written ahead of their writes' completion (grpc-write-ahead.ts); 0 or 1: off. Default 128. */
+  streamWriteAhead?: number;
 }
+
+export const DEFAULT_STREAM_WRITE_AHEAD = 128;
 
 /**
  * The grpc.health.v1 service name that answers liveness: SERVING while the process runs, whatever
@@ -74,6 +79,8 @@ export class GrpcServer {
   refusedConnections = 0;
   /** Connections closed for pinging too often. */
   pingViolations = 0;
+  /** Bidi calls written ahead and corked, or left to plain writes (grpc-js's HTTP/2 stream not found). */
+  readonly writeAhead: WriteAheadStats = { corked: 0, plain: 0 };
   private readonly serviceNames: string[];
   private readonly limits: GrpcConnectionLimits;
   private readonly listener: net.Server;
@@ -93,6 +100,7 @@ export class GrpcServer {
         ? { "grpc.max_connection_age_ms": limits.maxConnectionAgeMs, "grpc.max_connection_age_grace_ms": limits.maxConnectionAgeGraceMs }
         : {}),
       "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+      interceptors: [writeAheadInterceptor(options.streamWriteAhead ?? DEFAULT_STREAM_WRITE_AHEAD, this.writeAhead, () => this.warnPlainWrites())],
     });
     for (const { service, impl } of options.services) {
       this.server.addService(grpcServiceDefinition(service), grpcHandlers(service, impl, options));
@@ -165,6 +173,15 @@ export class GrpcServer {
         done();
       });
     });
+  }
+
+  private warnedPlainWrites = false;
+
+  /** Once: a grpc-js whose calls do not hold their HTTP/2 stream where write-ahead looks for it. */
+  private warnPlainWrites(): void {
+    if (this.warnedPlainWrites) return;
+    this.warnedPlainWrites = true;
+    this.options.logger.warn("gRPC streams: grpc-js's HTTP/2 stream not found, answers written one at a time (grpc.stream_write_ahead has no effect)");
   }
 
   /**
