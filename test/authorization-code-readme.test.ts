@@ -6,6 +6,7 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { FormBrowser } from "./support/form-browser.js";
 import { startServer, type TestServer } from "./support/server.js";
+import { environmentWithoutKm, readmeSection, readmeShellBlocks } from "./support/readme.js";
 
 // README's "Sign users in" section, as written: its `sh` blocks run in one bash session against a
 // real server on port 0 (KM_HTTP, KM_GRPC, KM_DATA_DIR as the README reads them); where the
@@ -15,15 +16,6 @@ import { startServer, type TestServer } from "./support/server.js";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SECTION = "Sign users in: authorization code, PKCE and OpenID Connect";
 const EXAMPLE = "examples/authorization-code/sign-in.ts";
-const README = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-
-function section(markdown: string, heading: string): string {
-  const start = markdown.indexOf(`\n## ${heading}\n`);
-  if (start < 0) throw new Error(`README has no "## ${heading}" section`);
-  const rest = markdown.slice(start + heading.length + 5);
-  const end = rest.search(/\n## /);
-  return end < 0 ? rest : rest.slice(0, end);
-}
 
 /** A port free on loopback now (the example's callback listens on it). */
 function freePort(): Promise<number> {
@@ -44,18 +36,17 @@ before(async () => {
 after(() => server.close());
 
 test("the README shows the sign-in example as it is", () => {
-  assert.ok(section(README, SECTION).includes(readFileSync(new URL(`../${EXAMPLE}`, import.meta.url), "utf8")), `README.md shows ${EXAMPLE} verbatim`);
+  assert.ok(readmeSection(SECTION).includes(readFileSync(new URL(`../${EXAMPLE}`, import.meta.url), "utf8")), `README.md shows ${EXAMPLE} verbatim`);
 });
 
 test("the README's sign-in blocks and example, as written: tokens, id_token claims, userinfo", { timeout: 120_000 }, async () => {
-  const blocks = [...section(README, SECTION).matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+  const blocks = readmeShellBlocks(SECTION);
   assert.equal(blocks.length, 2, "the blocks this test knows how to run");
   const port = await freePort();
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
   const child = spawn("bash", ["-c", ["set -euo pipefail", ...blocks].join("\n")], {
     cwd: ROOT,
     env: {
-      ...inherited,
+      ...environmentWithoutKm(),
       KM_HTTP: `http://127.0.0.1:${server.httpPort}`,
       KM_GRPC: `http://127.0.0.1:${server.grpcPort}`,
       KM_DATA_DIR: server.dataDir,

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { KeyType } from "../gen/keymanager/v1/types_pb.js";
 import { startServer, type TestServer } from "./support/server.js";
+import { environmentWithoutKm, markedScript, README_BLOCK_MARK, readmeShellBlocks } from "./support/readme.js";
 
 // The README's quick start, as written: the `sh` blocks under the headings below are run in one
 // bash session (set -euo pipefail) against a real server on port 0, whose addresses and data
@@ -15,17 +15,6 @@ import { startServer, type TestServer } from "./support/server.js";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const run = promisify(execFile);
 const TESTED_SECTIONS = ["Gateway quick start", "Store REST API", "Gateways that keep a copy: Watch"];
-const MARK = "----- end of README block -----";
-
-/** The ```sh blocks of a `## heading` section of the README, in order. */
-function shellBlocks(markdown: string, heading: string): string[] {
-  const start = markdown.indexOf(`\n## ${heading}\n`);
-  if (start < 0) throw new Error(`README has no "## ${heading}" section`);
-  const rest = markdown.slice(start + heading.length + 5);
-  const end = rest.search(/\n## /);
-  const section = end < 0 ? rest : rest.slice(0, end);
-  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
-}
 
 let server: TestServer;
 before(async () => {
@@ -34,15 +23,12 @@ before(async () => {
 after(() => server.close());
 
 test("the README's gateway quick start and Store REST API commands, as written", { timeout: 180_000 }, async () => {
-  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-  const blocks = TESTED_SECTIONS.flatMap((heading) => shellBlocks(readme, heading));
+  const blocks = TESTED_SECTIONS.flatMap((heading) => readmeShellBlocks(heading));
   assert.equal(blocks.length, 9, "the blocks this test knows how to check");
-  const script = ["set -euo pipefail", ...blocks.map((b) => `${b}\necho '${MARK}'`)].join("\n");
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
-  const { stdout } = await run("bash", ["-c", script], {
+  const { stdout } = await run("bash", ["-c", markedScript(blocks)], {
     cwd: ROOT,
     env: {
-      ...inherited,
+      ...environmentWithoutKm(),
       KM_HTTP: `http://127.0.0.1:${server.httpPort}`,
       KM_GRPC: `http://127.0.0.1:${server.grpcPort}`,
       KM_DATA_DIR: server.dataDir,
@@ -51,7 +37,7 @@ test("the README's gateway quick start and Store REST API commands, as written",
     timeout: 170_000,
     maxBuffer: 16 * 1024 * 1024,
   });
-  const outputs = stdout.split(`${MARK}\n`).map((o) => o.trim());
+  const outputs = stdout.split(`${README_BLOCK_MARK}\n`).map((o) => o.trim());
   const [admin, api, keys, subscription, validated, refused, storeGet, storePut, watched] = outputs;
   assert.equal(admin, "", "variables only");
   const [createdApi, registered] = (api ?? "").split(/\n(?=\{)/).map((o) => JSON.parse(o));

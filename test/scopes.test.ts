@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
@@ -24,6 +23,7 @@ import { describeOnEachDatabase } from "./support/each-database.js";
 import { createRequest } from "./support/fixtures.js";
 import { startServer, type TestServer } from "./support/server.js";
 import { entitiesOf, upserted, Watcher } from "./support/watcher.js";
+import { environmentWithoutKm, markedScript, README_BLOCK_MARK, readmeShellBlocks } from "./support/readme.js";
 
 const RESOURCES = [
   { uriTemplate: "/menu", httpVerb: "GET", authLevel: AuthLevel.ANY, scopes: [], throttlingTier: "Unlimited" },
@@ -333,23 +333,14 @@ describeOnEachDatabase("ScopeService", (database) => {
 test("the README's scope commands, as written", { timeout: 240_000 }, async () => {
   const server = await startServer();
   try {
-    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-    const heading = "\n## Scopes and role-based scopes\n";
-    const start = readme.indexOf(heading);
-    assert.ok(start > 0, "the README has the section");
-    const rest = readme.slice(start + heading.length);
-    const section = rest.slice(0, rest.search(/\n## /));
-    const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+    const blocks = readmeShellBlocks("Scopes and role-based scopes");
     assert.equal(blocks.length, 4, "the blocks this test knows how to check");
-    const mark = "----- end of README block -----";
-    const script = ["set -euo pipefail", ...blocks.map((b) => `${b}\necho '${mark}'`)].join("\n");
-    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
-    const { stdout, stderr } = await promisify(execFile)("bash", ["-c", script], {
+    const { stdout, stderr } = await promisify(execFile)("bash", ["-c", markedScript(blocks)], {
       cwd: fileURLToPath(new URL("..", import.meta.url)),
-      env: { ...inherited, KM_HTTP: `http://127.0.0.1:${server.httpPort}`, KM_GRPC: `http://127.0.0.1:${server.grpcPort}`, TOKEN: server.token },
+      env: { ...environmentWithoutKm(), KM_HTTP: `http://127.0.0.1:${server.httpPort}`, KM_GRPC: `http://127.0.0.1:${server.grpcPort}`, TOKEN: server.token },
       timeout: 230_000,
     });
-    const [registered, users, scopes, deleted] = stdout.split(`${mark}\n`).map((o) => o.trim());
+    const [registered, users, scopes, deleted] = stdout.split(`${README_BLOCK_MARK}\n`).map((o) => o.trim());
     assert.deepEqual(JSON.parse(registered ?? "").scope.roles, ["chef"]);
     assert.equal(users, "", "variables only");
     assert.deepEqual(scopes?.split("\n"), ["kitchen:cook", "default"]);

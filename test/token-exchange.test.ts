@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
 import { after, before, test } from "node:test";
@@ -17,6 +16,7 @@ import { describeOnEachDatabase } from "./support/each-database.js";
 import { createRequest } from "./support/fixtures.js";
 import { type ExternalServer, startOidcServer } from "./support/oidc-server.js";
 import { startServer, type TestServer } from "./support/server.js";
+import { environmentWithoutKm, markedScript, README_BLOCK_MARK, readmeShellBlocks } from "./support/readme.js";
 
 const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -349,24 +349,16 @@ test("the README's trusted issuer commands, as written", { timeout: 120_000 }, a
   const base = `http://127.0.0.1:${server.httpPort}`;
   const idp = await startOidcServer({ jwtAccessTokens: true, jwtAudience: `${base}/oauth2/token`, clients: IDP_CLIENTS, scopes: SCOPES });
   try {
-    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-    const heading = "\n## Trusted issuers: JWT bearer and token exchange\n";
-    const start = readme.indexOf(heading);
-    assert.ok(start > 0, "the README has the section");
-    const rest = readme.slice(start + heading.length);
-    const section = rest.slice(0, rest.search(/\n## /));
-    const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+    const blocks = readmeShellBlocks("Trusted issuers: JWT bearer and token exchange");
     assert.equal(blocks.length, 4, "the blocks this test knows how to check");
-    const mark = "----- end of README block -----";
     // The jwt-bearer block once more: the same assertion is refused the second time.
-    const script = ["set -euo pipefail", ...blocks.map((b) => `${b}\necho '${mark}'`), blocks[2]?.split("\n").slice(2).join("\n") ?? ""].join("\n");
-    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KM_")));
+    const script = [markedScript(blocks), blocks[2]?.split("\n").slice(2).join("\n") ?? ""].join("\n");
     const alice = IDP_CLIENTS[0];
     assert.ok(alice);
     const { stdout } = await promisify(execFile)("bash", ["-c", script], {
       cwd: fileURLToPath(new URL("..", import.meta.url)),
       env: {
-        ...inherited,
+        ...environmentWithoutKm(),
         KM_HTTP: base,
         KM_GRPC: `http://127.0.0.1:${server.grpcPort}`,
         TOKEN: server.token,
@@ -376,7 +368,7 @@ test("the README's trusted issuer commands, as written", { timeout: 120_000 }, a
       },
       timeout: 110_000,
     });
-    const [created, keys, bearer, exchanged, replayed] = stdout.split(`${mark}\n`).map((o) => o.trim());
+    const [created, keys, bearer, exchanged, replayed] = stdout.split(`${README_BLOCK_MARK}\n`).map((o) => o.trim());
     assert.deepEqual(JSON.parse(created ?? "").trustedIssuer.allowedSubjects, ["alice", "bob"]);
     assert.equal(keys, "", "variables only");
     const issued = JSON.parse(bearer ?? "");
