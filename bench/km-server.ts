@@ -1,7 +1,10 @@
 // The key manager as the benchmark runs it: its own process, SQLite or PostgreSQL from
-// KM_DATABASE_URL, plus a no-op unary RPC on the same grpc-js server as the baseline.
+// KM_DATABASE_URL, plus the baselines: a no-op unary RPC through this service's pipeline on the
+// key manager's grpc-js server, and the bare grpc-js no-op and bidi stream on a plain grpc-js
+// server of their own in the same process (no interceptors: the key manager's server has the
+// write-ahead one, which would make the bare stream this service's).
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import {
   TokenValidationService,
@@ -39,20 +42,31 @@ const CANNED_MESSAGE = create(ValidateTokenResponseSchema, {
 const CANNED = Buffer.from(toBinary(ValidateTokenResponseSchema, CANNED_MESSAGE));
 
 /**
- * Two baselines. bench.NoopService/Noop goes through this service's own handler pipeline, as
- * every RPC of it does: the caller's bearer token checked (gateway scope), the request decoded,
- * a handler context, the (cached) encoded answer. ValidateToken differs from it only by the
- * check. bench.RawNoopService/Noop is bare grpc-js: decode, then the pre-encoded bytes.
+ * bench.NoopService/Noop goes through this service's own handler pipeline, as every RPC of it
+ * does: the caller's bearer token checked (gateway scope), the request decoded, a handler
+ * context, the (cached) encoded answer. ValidateToken differs from it only by the check.
  */
-function addNoops(server: grpc.Server, options: GrpcHandlerOptions): void {
+function addPipelineNoop(server: grpc.Server, options: GrpcHandlerOptions): void {
   const definition = grpcServiceDefinition(TokenValidationService);
   const handlers = grpcHandlers(TokenValidationService, { validateToken: () => CANNED_MESSAGE }, options);
   server.addService(
     { noop: { ...(definition.validateToken as grpc.MethodDefinition<unknown, unknown>), path: "/bench.NoopService/Noop" } },
     { noop: handlers.validateToken as grpc.handleUnaryCall<unknown, unknown> },
   );
+}
+
+/**
+ * Bare grpc-js: a plain grpc.Server with grpc-js's defaults but channelz off (as the key
+ * manager's), no interceptors; bench.RawNoopService/Noop decodes the request and answers the
+ * pre-encoded bytes, bench.RawStreamService/Noop does so per message of a bidi stream.
+ */
+async function startBareServer(): Promise<number> {
+  const server = new grpc.Server({ "grpc.enable_channelz": 0 });
   addRawNoop(server);
   addRawStream(server);
+  return await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
 }
 
 function addRawNoop(server: grpc.Server): void {
@@ -121,14 +135,15 @@ const app = new App({
     },
   },
   logger: pino({ level: "silent" }),
-  configureGrpc: addNoops,
+  configureGrpc: addPipelineNoop,
 });
 const ports = await app.start();
+const bareGrpcPort = await startBareServer();
 // Callers for the run: an admin (seeding) and a gateway, tokens issued as any caller gets them.
 const callerToken = async (scopes: string[]) => (await app.createCaller({ name: `bench ${scopes.join(" ")}`, scopes, subscriber: "", groupIds: [] })).token;
 const adminToken = await callerToken([...SYSTEM_SCOPES]);
 const gatewayToken = await callerToken(["km:gateway"]);
-process.stdout.write(`${JSON.stringify({ ...ports, adminToken, gatewayToken })}\n`);
+process.stdout.write(`${JSON.stringify({ ...ports, bareGrpcPort, adminToken, gatewayToken })}\n`);
 process.on("SIGTERM", () => void app.close().then(() => process.exit(0)));
 
 // KM_BENCH_PROFILE=DIR: SIGUSR2 starts a CPU profile, the next SIGUSR2 writes it to DIR.

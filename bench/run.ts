@@ -37,7 +37,8 @@ const { values } = parseArgs({
      * Watch stream's figures (bench/gateway-stream.ts); "gateway-lib": @keymanager/gateway's in-process
      * decisions against unary ValidateToken and the ValidateTokens stream (bench/gateway-lib.ts)
      * "unary": bare grpc-js no-op, pipeline no-op, ValidateToken, a bare grpc-js bidi stream and
-     * the ValidateTokens stream, rotated rounds, server CPU per call (#14)
+     * the ValidateTokens stream, rotated rounds, server CPU per call (#14); "paired": the same
+     * loads in pairs run at the same time on two servers sharing one core (#14)
      * (each printed, not written).
      */
     only: { type: "string" },
@@ -84,12 +85,12 @@ const TASKSET = (() => {
 const CALLGRIND = process.env.KM_BENCH_CALLGRIND === "1";
 const CALLGRIND_REQUESTS = Number(process.env.KM_BENCH_CALLGRIND_REQUESTS ?? 16_000);
 
-async function startChild(cmd: string, args: string[], env: Record<string, string>): Promise<{ child: ChildProcess; info: Record<string, number> }> {
+async function startChild(cmd: string, args: string[], env: Record<string, string>, core = 0): Promise<{ child: ChildProcess; info: Record<string, number> }> {
   if (CALLGRIND && args[0]?.endsWith("km-server.js")) {
     [cmd, args] = ["valgrind", ["--tool=callgrind", "--callgrind-out-file=/dev/null", "--dump-line=no", "--dump-instr=no", cmd, ...args]];
   }
   const child = TASKSET
-    ? spawn(TASKSET, ["-c", "0", cmd, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] })
+    ? spawn(TASKSET, ["-c", String(core), cmd, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] })
     : spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
   const line = await new Promise<string>((resolve, reject) => {
@@ -130,6 +131,8 @@ interface Outcome {
   failed: number;
   p50: number;
   p99: number;
+  /** The server's CPU time over the wall time of the load (1: a whole core). */
+  cpuShare: number;
 }
 
 /** CPU time a process has used so far, microseconds (utime + stime of /proc/PID/stat). */
@@ -141,8 +144,9 @@ const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim(
 let measuredPid = 0;
 
 /** Runs several h2load processes at once (one body file each) and adds up their figures. */
-async function drive(loads: Load[], pid = measuredPid): Promise<Outcome> {
+async function drive(loads: Load[], pid = measuredPid, core = 1): Promise<Outcome> {
   const cpuBefore = pid ? cpuMicros(pid) : 0;
+  const started = performance.now();
   const runs = loads.map((load, i) => {
     const log = join(work, `h2load-${Date.now()}-${i}.log`);
     const args = [
@@ -164,7 +168,7 @@ async function drive(loads: Load[], pid = measuredPid): Promise<Outcome> {
     ];
     return new Promise<{ stdout: string; log: string }>((resolve, reject) => {
       // Load generators on one core, servers on the other (see pinned()).
-      const p = spawn(TASKSET ? TASKSET : H2LOAD, TASKSET ? ["-c", "1", H2LOAD, ...args] : args, { stdio: ["ignore", "pipe", "inherit"] });
+      const p = spawn(TASKSET ? TASKSET : H2LOAD, TASKSET ? ["-c", String(core), H2LOAD, ...args] : args, { stdio: ["ignore", "pipe", "inherit"] });
       let stdout = "";
       p.stdout.on("data", (d) => (stdout += d));
       p.on("exit", (code) => (code === 0 ? resolve({ stdout, log }) : reject(new Error(`h2load exited ${code}: ${stdout}`))));
@@ -172,6 +176,7 @@ async function drive(loads: Load[], pid = measuredPid): Promise<Outcome> {
   });
   const results = await Promise.all(runs);
   const cpuUsed = pid ? cpuMicros(pid) - cpuBefore : 0;
+  const cpuShare = cpuUsed / ((performance.now() - started) * 1000);
   let ok = 0;
   let failed = 0;
   const latencies: number[] = [];
@@ -189,7 +194,7 @@ async function drive(loads: Load[], pid = measuredPid): Promise<Outcome> {
   const pick = (q: number) => (latencies[Math.floor(q * (latencies.length - 1))] ?? 0) / 1000;
   // The CPU window includes the 2 s warm-up, so count its requests too (all "done" requests).
   const done = results.reduce((n, r, i) => n + Number(/requests: (\d+) total/.exec(r.stdout)?.[1] ?? 0) * (loads[i]?.messages ?? 1), 0);
-  return { cpuUs: done > 0 ? Math.round(cpuUsed / done) : 0, rps: Math.round(ok / SECONDS), ok, failed, p50: pick(0.5), p99: pick(0.99) };
+  return { cpuUs: done > 0 ? Math.round(cpuUsed / done) : 0, rps: Math.round(ok / SECONDS), ok, failed, p50: pick(0.5), p99: pick(0.99), cpuShare };
 }
 
 /** Instructions the process has run so far, all threads (callgrind's Ir, through callgrind_control). */
@@ -269,6 +274,14 @@ interface GatewayLibResult {
   revocation: { samples: number; all: Percentiles; jwt: Percentiles; opaque: Percentiles };
 }
 
+/** What bench/km-server.ts prints of itself. */
+interface ServerInfo {
+  grpcPort: number;
+  /** The plain grpc-js server of the bare baselines. */
+  bareGrpcPort: number;
+  gatewayToken: string;
+}
+
 interface Percentiles {
   p50: number;
   p99: number;
@@ -285,11 +298,9 @@ async function main() {
   // The compiled service (npm run build), as `npm start` runs it.
   const kmEnv = { KM_DATA_DIR: work, KM_DATABASE_URL: databaseUrl, KM_ENCRYPTION_KEY: randomBytes(32).toString("base64") };
   const km = await startChild(process.execPath, [...profile, "dist/bench/km-server.js"], kmEnv);
-  const { grpcPort, httpPort, adminToken, gatewayToken } = km.info as unknown as {
-    grpcPort: number;
+  const { grpcPort, bareGrpcPort, httpPort, adminToken, gatewayToken } = km.info as unknown as ServerInfo & {
     httpPort: number;
     adminToken: string;
-    gatewayToken: string;
   };
   const pid = km.child.pid as number;
   measuredPid = pid;
@@ -678,9 +689,10 @@ async function main() {
   // rotated each round so no load always gets the fresher window; CPU per request of the server.
   if (values.only === "unary") {
     const url = (path: string) => `http://127.0.0.1:${grpcPort}${path}`;
-    const streamLoad = (path: string, withAuth: boolean): Load[] =>
+    const bareUrl = (path: string) => `http://127.0.0.1:${bareGrpcPort}${path}`;
+    const streamLoad = (path: string, withAuth: boolean, port = grpcPort): Load[] =>
       (["valid", "invalid", "expired"] as const).map((name) => ({
-        url: url(path),
+        url: `http://127.0.0.1:${port}${path}`,
         body: streamBodies[name] as string,
         connections: name === "valid" ? 6 : 1,
         streams: 1,
@@ -688,14 +700,14 @@ async function main() {
         messages: STREAM_CHECKS,
       }));
     const loads: Array<[string, () => Load[]]> = [
-      ["bare grpc-js no-op (no authentication, pre-encoded answer)", () => mix(url("/bench.RawNoopService/Noop"), GRPC_HEADERS)],
+      ["bare grpc-js no-op (no authentication, pre-encoded answer)", () => mix(bareUrl("/bench.RawNoopService/Noop"), GRPC_HEADERS)],
       // The bare no-op sent the caller's token too (not checked): what carrying it costs grpc-js and node:http2.
-      ["bare grpc-js no-op, the caller's authorization header sent (not checked)", () => mix(url("/bench.RawNoopService/Noop"))],
+      ["bare grpc-js no-op, the caller's authorization header sent (not checked)", () => mix(bareUrl("/bench.RawNoopService/Noop"))],
       ["no-op unary RPC (this service's pipeline: token check, context)", () => mix(url("/bench.NoopService/Noop"))],
       ["ValidateToken", () => mix()],
       [
         `bare grpc-js bidi stream (no authentication, pre-encoded answers), ${STREAM_CHECKS} messages per call, per message`,
-        () => streamLoad("/bench.RawStreamService/Noop", false),
+        () => streamLoad("/bench.RawStreamService/Noop", false, bareGrpcPort),
       ],
       [`ValidateTokens stream, ${STREAM_CHECKS} checks per call, per check`, () => streamLoad("/keymanager.v1.TokenValidationService/ValidateTokens", true)],
     ];
@@ -762,6 +774,87 @@ async function main() {
     return;
   }
 
+  // Paired loads (#14): two more key manager processes A and B on the same database, both on
+  // core 0, each driven by its own h2load (core 1) at the same time, one with each load of a pair;
+  // the next round swaps them. Both loads share the same seconds of the same core, so a slow
+  // window of the shared machine slows both alike and their ratio (throughput, CPU per call of
+  // each process over the same window) keeps to what each call costs. KM_BENCH_PAIRS=0,2 picks pairs.
+  if (values.only === "paired") {
+    // KM_BENCH_PAIRED_CORES=split: A on core 0 and B on core 1, each one's h2load on the other's core.
+    const split = process.env.KM_BENCH_PAIRED_CORES === "split";
+    const servers = [];
+    for (const [core, name] of ["A", "B"].entries()) {
+      const child = await startChild(process.execPath, ["dist/bench/km-server.js"], kmEnv, split ? core : 0);
+      servers.push({ name, pid: child.child.pid as number, core: split ? core : 0, ...(child.info as unknown as ServerInfo) });
+    }
+    const loadCore = (s: Server) => (split ? 1 - s.core : 1);
+    type Server = (typeof servers)[number];
+    const authHeaders = (s: Server) => [...GRPC_HEADERS, `authorization: Bearer ${s.gatewayToken}`];
+    const validateOn = (s: Server) => mix(`http://127.0.0.1:${s.grpcPort}/keymanager.v1.TokenValidationService/ValidateToken`, authHeaders(s));
+    const streamOn = (port: number, path: string, headers: string[]): Load[] =>
+      (["valid", "invalid", "expired"] as const).map((name) => ({
+        url: `http://127.0.0.1:${port}${path}`,
+        body: streamBodies[name] as string,
+        connections: name === "valid" ? 6 : 1,
+        streams: 1,
+        headers,
+        messages: STREAM_CHECKS,
+      }));
+    const named: Record<string, [string, (s: Server) => Load[]]> = {
+      validate: ["ValidateToken", validateOn],
+      bare: ["bare grpc-js no-op", (s) => mix(`http://127.0.0.1:${s.bareGrpcPort}/bench.RawNoopService/Noop`, GRPC_HEADERS)],
+      bareAuth: [
+        "bare grpc-js no-op, the caller's authorization header sent",
+        (s) => mix(`http://127.0.0.1:${s.bareGrpcPort}/bench.RawNoopService/Noop`, authHeaders(s)),
+      ],
+      stream: [
+        `ValidateTokens stream (${STREAM_CHECKS} checks per call), per check`,
+        (s) => streamOn(s.grpcPort, "/keymanager.v1.TokenValidationService/ValidateTokens", authHeaders(s)),
+      ],
+      bareStream: [
+        `bare grpc-js bidi stream (${STREAM_CHECKS} messages per call), per message`,
+        (s) => streamOn(s.bareGrpcPort, "/bench.RawStreamService/Noop", GRPC_HEADERS),
+      ],
+    };
+    const pairs: Array<[string, string]> = [
+      ["validate", "bare"],
+      ["validate", "bareAuth"],
+      ["stream", "validate"],
+      ["stream", "bareStream"],
+      ["bareStream", "bare"],
+    ];
+    const chosen = process.env.KM_BENCH_PAIRS ? new Set(process.env.KM_BENCH_PAIRS.split(",").map(Number)) : undefined;
+    const [a, b] = servers as [Server, Server];
+    // Every load once on each server first: code compiled, caches filled, connections' first costs paid.
+    for (const [, load] of Object.values(named)) await Promise.all([drive(load(a), a.pid, loadCore(a)), drive(load(b), b.pid, loadCore(b))]);
+    const summary: string[] = [];
+    for (const [p, [x, y]] of pairs.entries()) {
+      if (chosen && !chosen.has(p)) continue;
+      const [xName, xLoad] = named[x] as [string, (s: Server) => Load[]];
+      const [yName, yLoad] = named[y] as [string, (s: Server) => Load[]];
+      const byRate: number[] = [];
+      const byCpu: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const [onX, onY] = round % 2 === 0 ? [a, b] : [b, a];
+        const [ox, oy] = await Promise.all([drive(xLoad(onX), onX.pid, loadCore(onX)), drive(yLoad(onY), onY.pid, loadCore(onY))]);
+        byRate.push(ox.rps / (oy.rps || 1));
+        byCpu.push(oy.cpuUs / (ox.cpuUs || 1));
+        console.log(
+          `pair ${p} round ${round + 1}: ${x} on ${onX.name} ${ox.rps}/s ${ox.cpuUs} µs (core share ${ox.cpuShare.toFixed(2)}, failed ${ox.failed}); ` +
+            `${y} on ${onY.name} ${oy.rps}/s ${oy.cpuUs} µs (core share ${oy.cpuShare.toFixed(2)}, failed ${oy.failed}); ratio ${byRate.at(-1)?.toFixed(2)} / CPU ${byCpu.at(-1)?.toFixed(2)}`,
+        );
+      }
+      const describe = (v: number[]) => {
+        const sorted = [...v].sort((m, n) => m - n);
+        const q = (f: number) => sorted[Math.round(f * (sorted.length - 1))] as number;
+        return `${medianOf(v).toFixed(2)} (quartiles ${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)}, rounds ${q(0).toFixed(2)}-${q(1).toFixed(2)})`;
+      };
+      summary.push(`${xName} / ${yName}, throughput: ${describe(byRate)}; CPU per call (${y} / ${x}): ${describe(byCpu)}`);
+    }
+    console.log(summary.join("\n"));
+    return;
+  }
+
   // Metrics on against metrics off: two more servers on the same database, started alike after
   // the seeding (so neither carries the seeding server's history), one with [metrics] enabled =
   // false, driven alternately with the same mix; each one's CPU per request measured on its own process.
@@ -824,7 +917,7 @@ async function main() {
     { url: streamUrl, body: streamBodies.invalid as string, connections: 1, streams: 1, headers: grpcHeaders, messages: STREAM_CHECKS },
     { url: streamUrl, body: streamBodies.expired as string, connections: 1, streams: 1, headers: grpcHeaders, messages: STREAM_CHECKS },
   ];
-  const rawNoop = (): Load[] => mix(`http://127.0.0.1:${grpcPort}/bench.RawNoopService/Noop`);
+  const rawNoop = (): Load[] => mix(`http://127.0.0.1:${bareGrpcPort}/bench.RawNoopService/Noop`);
 
   // oidc-provider in its own process: introspection of its own token, and its /token.
   const oidcPort = 20000 + Math.floor(Math.random() * 20000);
