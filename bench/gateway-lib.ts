@@ -2,17 +2,14 @@
 // from the live copy (a JWT verified against the streamed keys, an opaque token the server vouched
 // for once), against unary ValidateToken and the ValidateTokens stream driven by h2load in the
 // same run; the copy's memory for 100,000 subscriptions.
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
 import type { AddressInfo } from "node:net";
-import { createInterface } from "node:readline";
-import { setTimeout as sleep } from "node:timers/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Knex } from "knex";
 import { createGatewayValidator, type GatewayValidator, type ValidateInput } from "@keymanager/gateway";
 import { backend } from "../examples/gateway/backend.js";
+import { startExampleGateway } from "../test/support/example-gateway.js";
 
 export interface LibBenchContext<O extends { rps: number; cpuUs: number }> {
   grpcPort: number;
@@ -172,26 +169,18 @@ function percentiles(list: number[]): Percentiles {
 async function revocationToRefusal<O extends { rps: number; cpuUs: number }>(ctx: LibBenchContext<O>): Promise<RevocationFigures> {
   const upstream = backend();
   await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
-  const gateway: ChildProcess = spawn(process.execPath, ["--conditions=keymanager-source", "--import", "tsx", "examples/gateway/gateway.ts"], {
-    env: {
-      ...process.env,
-      KM_GRPC: `127.0.0.1:${ctx.grpcPort}`,
-      KM_GATEWAY_TOKEN: ctx.gatewayToken,
-      UPSTREAM: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
-      API_CONTEXT: ctx.request.context,
-      API_VERSION: ctx.request.version,
-      PORT: "0",
-    },
-    stdio: ["ignore", "pipe", "inherit"],
+  const gateway = await startExampleGateway({
+    KM_GRPC: `127.0.0.1:${ctx.grpcPort}`,
+    KM_GATEWAY_TOKEN: ctx.gatewayToken,
+    UPSTREAM: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+    API_CONTEXT: ctx.request.context,
+    API_VERSION: ctx.request.version,
+  }).catch((err: unknown) => {
+    upstream.close();
+    throw err;
   });
   try {
-    const [line] = (await Promise.race([
-      once(createInterface({ input: gateway.stdout! }), "line"),
-      sleep(60_000, undefined, { ref: false }).then(() => {
-        throw new Error("the example gateway did not start within 60 s");
-      }),
-    ])) as [string];
-    const url = `http://127.0.0.1:${(JSON.parse(line) as { listening: number }).listening}${ctx.request.context}/${ctx.request.version}/items/1`;
+    const url = `${gateway.base}${ctx.request.context}/${ctx.request.version}/items/1`;
     const call = async (token: string) => (await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status;
     const delays = { jwt: [] as number[], opaque: [] as number[] };
     for (let i = 0; i < ctx.revocationSamples; i++) {
@@ -215,8 +204,7 @@ async function revocationToRefusal<O extends { rps: number; cpuUs: number }>(ctx
       opaque: percentiles(delays.opaque),
     };
   } finally {
-    gateway.kill("SIGTERM");
-    await Promise.race([once(gateway, "exit"), sleep(10_000, undefined, { ref: false })]);
+    await gateway.stop();
     upstream.close();
   }
 }
