@@ -38,6 +38,12 @@ let checks: CheckInit[];
 
 before(async () => {
   server = await startServer({ overrides: { validation: { stream_max_in_flight: MAX_IN_FLIGHT } } });
+  checks = await seed(server);
+});
+after(() => server?.close());
+
+/** The API, three applications (subscribed, blocked, not subscribed), their tokens, and checks of each. */
+async function seed(server: TestServer): Promise<CheckInit[]> {
   const subs = server.client(SubscriptionService);
   await subs.createApi({ api: API });
   await server.grpc.registerNewResource({ resource: { apiId: API.apiId, resources: RESOURCES } });
@@ -56,7 +62,7 @@ before(async () => {
     }
   }
   const base = { context: API.context, version: API.version, httpVerb: "GET" };
-  checks = [];
+  const checks: CheckInit[] = [];
   for (const accessToken of [...tokens, "no-such-token", ""]) {
     checks.push(
       { ...base, accessToken, matchingResource: "/menu" },
@@ -66,12 +72,12 @@ before(async () => {
       { ...base, accessToken, matchingResource: "/menu", version: "9.9.9" },
     );
   }
-});
-after(() => server?.close());
+  return checks;
+}
 
 /** `count` requests cycling through the checks, with ids 1000, 1001, ... */
-function requests(count: number): ValidateTokensRequest[] {
-  return Array.from({ length: count }, (_, i) => create(ValidateTokensRequestSchema, { requestId: BigInt(1000 + i), request: checks[i % checks.length] }));
+function requests(count: number, of = checks): ValidateTokensRequest[] {
+  return Array.from({ length: count }, (_, i) => create(ValidateTokensRequestSchema, { requestId: BigInt(1000 + i), request: of[i % of.length] }));
 }
 
 async function* each<T>(items: readonly T[]): AsyncIterable<T> {
@@ -85,9 +91,9 @@ async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
 }
 
 /** Unary ValidateToken's answer to each check, the reference the stream must equal. */
-async function unaryAnswers(): Promise<ValidateTokenResponse[]> {
-  const gateway = server.client(TokenValidationService);
-  return Promise.all(checks.map((c) => gateway.validateToken(c)));
+async function unaryAnswers(on = server, of = checks): Promise<ValidateTokenResponse[]> {
+  const gateway = on.client(TokenValidationService);
+  return Promise.all(of.map((c) => gateway.validateToken(c)));
 }
 
 /** Each answer is the unary answer of its request's check, every id answered once. */
@@ -297,3 +303,26 @@ function ended(call: grpc.ClientDuplexStream<Buffer, Buffer>): Promise<grpc.Stat
     call.on("status", resolve);
   });
 }
+
+describe("ValidateTokens: grpc.stream_write_ahead", () => {
+  test("by default the gRPC port's ValidateTokens answers are written ahead (corked in bursts)", async () => {
+    const corked = server.app.grpcWriteAhead?.corked ?? 0;
+    const sent = requests(500);
+    assertAnswers(sent, await collect(server.client(TokenValidationService).validateTokens(each(sent))), await unaryAnswers());
+    assert.equal(server.app.grpcWriteAhead?.corked, corked + 1);
+    assert.equal(server.app.grpcWriteAhead?.plain, 0);
+  });
+
+  test("0: answers written one at a time, each equal to unary ValidateToken's, none corked", async () => {
+    const plain = await startServer({ overrides: { grpc: { stream_write_ahead: 0 } } });
+    try {
+      const own = await seed(plain);
+      const reference = await unaryAnswers(plain, own);
+      const sent = requests(5000, own);
+      assertAnswers(sent, await collect(plain.client(TokenValidationService).validateTokens(each(sent))), reference);
+      assert.deepEqual(plain.app.grpcWriteAhead, { corked: 0, plain: 0 });
+    } finally {
+      await plain.close();
+    }
+  });
+});
