@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AuthLevel, KeyType, SubscriptionService } from "@keymanager/client";
+import { SCOPES } from "../../../src/auth/scopes.js";
+import { describeOnEachDatabase } from "../../../test/support/each-database.js";
+import { type ExternalServer, startOidcServer } from "../../../test/support/oidc-server.js";
+import { startServer, type TestServer } from "../../../test/support/server.js";
+import { createGatewayValidator, type GatewayValidator, type ValidateInput } from "../src/index.js";
+import { serverAnswer } from "./fixture.js";
+
+const API = { apiId: "ext-reload", name: "ReloadAPI", context: "/reload", version: "1.0.0", publisher: "admin", apiTier: "Gold" };
+const REQUEST: Omit<ValidateInput, "token"> = { context: API.context, version: API.version, resource: "/items", verb: "GET" };
+
+/**
+ * An external key manager added, changed or removed by a reload of the server's deployment file
+ * reaches a connected gateway at once (an external_key_managers event, without reconnecting):
+ * the library decides its JWTs as ValidateToken does from then on.
+ */
+describeOnEachDatabase("external key managers changed by a reload, in @keymanager/gateway", (database) => {
+  let idp: ExternalServer;
+  let server: TestServer;
+  let dir: string;
+  let file: string;
+  let v: GatewayValidator;
+  let jwt: string;
+  const streamErrors: unknown[] = [];
+
+  /** The deployment file: the external key manager with `validation` (absent: none configured). */
+  const configure = (validation: "jwks" | "introspection" | undefined) =>
+    writeFileSync(
+      file,
+      validation === undefined
+        ? ""
+        : `[[key_manager.external]]\nname = "idp"\nissuer = "${idp.issuer}"\ninitial_access_token = "${idp.initialAccessToken}"\njwt_validation = "${validation}"\ntimeout_ms = 2000\n`,
+    );
+
+  before(async () => {
+    idp = await startOidcServer({ jwtAccessTokens: true });
+    dir = mkdtempSync(join(tmpdir(), "km-extreload-"));
+    file = join(dir, "keymanager.toml");
+    configure("jwks");
+    server = await startServer({ databaseUrl: database.url(), configFile: file, overrides: { gateway_sync: { heartbeat_interval_ms: 200 } } });
+    await server.client(SubscriptionService).createApi({ api: API });
+    await server.grpc.registerNewResource({
+      resource: {
+        apiId: API.apiId,
+        resources: [{ uriTemplate: "/items", httpVerb: "GET", authLevel: AuthLevel.APPLICATION, scopes: [], throttlingTier: "Gold" }],
+      },
+    });
+    const applicationId = randomUUID();
+    const app = (
+      await server.grpc.createApplication({
+        application: { applicationId, keyType: KeyType.PRODUCTION, clientName: "reload-app", grantTypes: ["client_credentials"], keyManager: "idp" },
+      })
+    ).application;
+    assert.ok(app);
+    await server.client(SubscriptionService).createSubscription({ subscription: { applicationId, apiId: API.apiId, tier: "Gold" } });
+    const issued = await server.grpc.getNewApplicationAccessToken({
+      request: { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials" },
+    });
+    jwt = issued.token?.accessToken ?? "";
+    assert.equal(jwt.split(".").length, 3, "a JWT");
+    const gateway = await server.caller([SCOPES.gateway]);
+    v = createGatewayValidator({ target: `127.0.0.1:${server.grpcPort}`, token: gateway.token }, { onStreamError: (err) => streamErrors.push(err) });
+    await v.ready();
+  });
+  after(async () => {
+    await v?.close();
+    await server?.close();
+    await idp?.stop().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Reloads the server's file, and waits until the copy has an event past the version it had. */
+  async function reload(validation: "jwks" | "introspection" | undefined): Promise<void> {
+    const version = BigInt(v.stats().copy?.version || "0");
+    configure(validation);
+    const reloaded = await server.grpc.loadConfiguration({});
+    assert.deepEqual(reloaded.restartRequired, [], "applied at once");
+    const deadline = Date.now() + 10_000;
+    while (BigInt(v.stats().copy?.version || "0") <= version) {
+      assert.ok(Date.now() < deadline, "the external key managers event reached the copy");
+      await sleep(5);
+    }
+  }
+
+  /** The library's answer, equal to ValidateToken's, and whether the server was asked for it. */
+  async function validated(what: string): Promise<{ statusCode: number; asked: boolean }> {
+    const input = { ...REQUEST, token: jwt };
+    const remote = v.stats().remote;
+    const answer = await v.validate(input);
+    assert.deepEqual(answer, await serverAnswer(server, input), `${what}: as ValidateToken answers`);
+    return { statusCode: answer.statusCode, asked: v.stats().remote > remote };
+  }
+
+  test("removed: its JWT refused as ValidateToken refuses it; added again: authorized in process; introspected: asked of the server", async () => {
+    try {
+      assert.deepEqual(await validated("configured, jwks"), { statusCode: 0, asked: false }, "verified in process");
+      assert.deepEqual(await validated("configured, jwks, again"), { statusCode: 0, asked: false });
+
+      await reload(undefined);
+      assert.equal((await validated("removed")).statusCode, 900901, "no key manager vouches for it any more");
+
+      await reload("jwks");
+      assert.deepEqual(await validated("added again"), { statusCode: 0, asked: false }, "verified in process again");
+
+      await reload("introspection");
+      // Whatever the server makes of it (this test server does not introspect its JWTs): its answer.
+      assert.equal((await validated("introspection")).asked, true, "its JWTs are the server's to judge now");
+    } finally {
+      configure("jwks");
+      await server.grpc.loadConfiguration({});
+    }
+    assert.equal(v.stats().copy?.snapshots, 1, "one snapshot: the changes came as events");
+    assert.deepEqual(streamErrors, [], "the Watch stream was not broken");
+  });
+});
