@@ -2,10 +2,15 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Knex } from "knex";
+import { pino } from "pino";
 import { GatewaySyncService } from "../gen/keymanager/v1/gateway_sync_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { SCOPES } from "../src/auth/scopes.js";
+import { createKnex } from "../src/storage/database.js";
 import { describeOnEachDatabase } from "./support/each-database.js";
 import { startServer, type TestServer } from "./support/server.js";
 import { entitiesOf, upserted, Watcher } from "./support/watcher.js";
@@ -40,6 +45,8 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
   let dir: string;
   let file: string;
   let gatewayToken: string;
+  let db: Knex;
+  const logs: string[] = [];
   const watchers: Watcher[] = [];
   const watch = () => {
     const w = new Watcher(server.client(GatewaySyncService, { token: gatewayToken }));
@@ -62,12 +69,23 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
     server = await startServer({
       databaseUrl: database.url(),
       configFile: file,
-      overrides: { gateway_sync: { heartbeat_interval_ms: HEARTBEAT_MS }, cluster: { poll_interval_ms: 50 } },
+      overrides: { gateway_sync: { heartbeat_interval_ms: HEARTBEAT_MS }, cluster: { poll_interval_ms: 50 }, log_level: "error" },
+      logger: pino(
+        { level: "error" },
+        new Writable({
+          write(chunk, _encoding, done) {
+            logs.push(String(chunk));
+            done();
+          },
+        }),
+      ),
     });
     gatewayToken = (await server.caller([SCOPES.gateway])).token;
+    db = createKnex({ url: database.url(), poolMax: 1 });
   });
   after(async () => {
     await Promise.all(watchers.map((w) => w.close()));
+    await db?.destroy();
     await server?.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -118,9 +136,9 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
       "every external key manager configured now: idp-b is gone",
     );
 
-    // Only what a gateway does not receive (a timeout, the log level): nothing is sent. A change
-    // after it is the next event the stream gets.
-    await reload([{ ...a, jwks: "https://a.example.com/v2/jwks", cacheSeconds: 5, timeoutMs: 1000 }, c], 'log_level = "silent"\n');
+    // Only what a gateway does not receive (a timeout, the resident key manager's name): nothing
+    // is sent. A change after it is the next event the stream gets.
+    await reload([{ ...a, jwks: "https://a.example.com/v2/jwks", cacheSeconds: 5, timeoutMs: 1000 }, c], '[key_manager]\nname = "Renamed KM"\n');
     const events = w.events().length;
     await server.client(SubscriptionService).createApi({
       api: { apiId: "api-after-reload", name: "After", context: "/after", version: "1.0.0", publisher: "admin", apiTier: "Gold" },
@@ -140,5 +158,34 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
     const late = watch();
     await late.until("a whole snapshot", (x) => x.snapshot() !== undefined);
     assert.deepEqual(entitiesOf(late.snapshot()?.entities ?? [], "externalKeyManager"), []);
+  });
+
+  test("the change log unable to record it: logged, and recorded at the next reload still differing from what gateways were told", async () => {
+    await reload([]);
+    const w = watch();
+    await w.until("a whole snapshot", (x) => x.snapshot() !== undefined);
+    const announced = () => w.events().flatMap((e) => upserted(e, "externalKeyManagers") ?? []);
+    const logged = () => logs.filter((l) => l.includes("could not record it for the gateways")).length;
+    const before = logged();
+    // The change log's head cannot be moved: nothing can be recorded.
+    await db.schema.renameTable("change_log_head", "change_log_head_away");
+    try {
+      await reload([a]);
+      const deadline = Date.now() + 10_000;
+      while (logged() === before) {
+        assert.ok(Date.now() < deadline, "the failure was logged");
+        await sleep(10);
+      }
+    } finally {
+      await db.schema.renameTable("change_log_head_away", "change_log_head");
+    }
+    assert.equal(announced().length, 0, "nothing was recorded, nothing sent");
+    // The same file again: the gateways were not told of it yet.
+    await reload([a]);
+    await w.until("the external key managers event", () => announced().length === 1);
+    assert.deepEqual(
+      announced()[0]?.keyManagers.map((km) => km.name),
+      ["idp-a"],
+    );
   });
 });
