@@ -9,6 +9,8 @@ import type { Knex } from "knex";
 import { pino } from "pino";
 import { GatewaySyncService } from "../gen/keymanager/v1/gateway_sync_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
+import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
+import { AuthLevel } from "../gen/keymanager/v1/types_pb.js";
 import { SCOPES } from "../src/auth/scopes.js";
 import { createKnex } from "../src/storage/database.js";
 import { describeOnEachDatabase } from "./support/each-database.js";
@@ -160,8 +162,29 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
     assert.deepEqual(entitiesOf(late.snapshot()?.entities ?? [], "externalKeyManager"), []);
   });
 
-  test("the change log unable to record it: logged, and recorded at the next reload still differing from what gateways were told", async () => {
+  test("the change log unable to record it: ValidateToken follows at once all the same; logged, and recorded at the next reload still differing from what gateways were told", async () => {
     await reload([]);
+    await server.client(SubscriptionService).createApi({
+      api: { apiId: "api-down", name: "Down", context: "/down", version: "1.0.0", publisher: "admin", apiTier: "Gold" },
+    });
+    await server.grpc.registerNewResource({
+      resource: {
+        apiId: "api-down",
+        resources: [{ uriTemplate: "/items", httpVerb: "GET", authLevel: AuthLevel.APPLICATION, scopes: [], throttlingTier: "Gold" }],
+      },
+    });
+    // A JWT naming idp-a as its issuer (its JWKS cannot be had: idp-a is not reachable).
+    const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    const now = Math.floor(Date.now() / 1000);
+    const jwt = `${part({ alg: "RS256", kid: "k" })}.${part({ iss: a.issuer, iat: now, exp: now + 3600, client_id: "c" })}.${part({ s: 1 })}`;
+    const validate = async () =>
+      (
+        await server
+          .client(TokenValidationService, { token: gatewayToken })
+          .validateToken({ context: "/down", version: "1.0.0", accessToken: jwt, matchingResource: "/items", httpVerb: "GET" })
+      ).statusCode;
+    assert.equal(await validate(), 900901, "no key manager vouches for it");
+    assert.equal(await validate(), 900901, "kept");
     const w = watch();
     await w.until("a whole snapshot", (x) => x.snapshot() !== undefined);
     const announced = () => w.events().flatMap((e) => upserted(e, "externalKeyManagers") ?? []);
@@ -176,6 +199,7 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
         assert.ok(Date.now() < deadline, "the failure was logged");
         await sleep(10);
       }
+      assert.equal(await validate(), 900912, "idp-a's now (its JWKS cannot be had): ValidateToken follows the reload whatever the change log");
     } finally {
       await db.schema.renameTable("change_log_head_away", "change_log_head");
     }

@@ -6,7 +6,9 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AuthLevel, KeyType, SubscriptionService } from "@keymanager/client";
+import type { Knex } from "knex";
 import { SCOPES } from "../../../src/auth/scopes.js";
+import { createKnex } from "../../../src/storage/database.js";
 import { describeOnEachDatabase } from "../../../test/support/each-database.js";
 import { type ExternalServer, startOidcServer } from "../../../test/support/oidc-server.js";
 import { startServer, type TestServer } from "../../../test/support/server.js";
@@ -28,6 +30,7 @@ describeOnEachDatabase("external key managers changed by a reload, in @keymanage
   let file: string;
   let v: GatewayValidator;
   let jwt: string;
+  let db: Knex;
   const streamErrors: unknown[] = [];
 
   /** The deployment file: the external key manager with `validation` (absent: none configured). */
@@ -68,9 +71,11 @@ describeOnEachDatabase("external key managers changed by a reload, in @keymanage
     const gateway = await server.caller([SCOPES.gateway]);
     v = createGatewayValidator({ target: `127.0.0.1:${server.grpcPort}`, token: gateway.token }, { onStreamError: (err) => streamErrors.push(err) });
     await v.ready();
+    db = createKnex({ url: database.url(), poolMax: 1 });
   });
   after(async () => {
     await v?.close();
+    await db?.destroy();
     await server?.close();
     await idp?.stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
@@ -118,5 +123,31 @@ describeOnEachDatabase("external key managers changed by a reload, in @keymanage
     }
     assert.equal(v.stats().copy?.snapshots, 1, "one snapshot: the changes came as events");
     assert.deepEqual(streamErrors, [], "the Watch stream was not broken");
+  });
+
+  test("the change log unable to record the removal: ValidateToken refuses at once all the same (its kept answer retired); the next reload tells the gateway", async () => {
+    const input = { ...REQUEST, token: jwt };
+    // Configured again by the last test: verified in process once the copy has that.
+    const deadline = Date.now() + 10_000;
+    while ((await validated("configured")).asked) {
+      assert.ok(Date.now() < deadline, "the copy has the key manager again");
+      await sleep(20);
+    }
+    assert.equal((await serverAnswer(server, input)).statusCode, 0, "the server's answer, kept");
+    await db.schema.renameTable("change_log_head", "change_log_head_away");
+    try {
+      configure(undefined);
+      await server.grpc.loadConfiguration({});
+      assert.equal((await serverAnswer(server, input)).statusCode, 900901, "ValidateToken follows the reload at once");
+    } finally {
+      await db.schema.renameTable("change_log_head_away", "change_log_head");
+    }
+    try {
+      await reload(undefined);
+      assert.equal((await validated("removed, told at the next reload")).statusCode, 900901);
+    } finally {
+      configure("jwks");
+      await server.grpc.loadConfiguration({});
+    }
   });
 });
