@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import type { Knex } from "knex";
 import { pino, type Logger } from "pino";
@@ -20,7 +21,6 @@ import { GatewaySyncServiceImpl } from "./services/gateway-sync-service.js";
 import { GatewaySync } from "./sync/gateway-sync.js";
 import { SnapshotReader } from "./sync/snapshot-reader.js";
 import { gatewayExternalKeyManagers } from "./sync/external-key-managers.js";
-import { isDeepStrictEqual } from "node:util";
 import { Authorization } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { ApiDirectory } from "./gateway/api-directory.js";
 import { GatewaySecrets } from "./auth/gateway-secrets.js";
@@ -214,7 +214,7 @@ export class App {
     const resident = new ResidentKeyManager(store, currentConfig, clock, tokens);
     this.keyManagers = buildKeyManagers({ resident, config: currentConfig, store, clock, events, logger: this.logger });
     const { keyManager, registry } = this.keyManagers;
-    this.announceExternalKeyManagerChanges(store, events);
+    this.announceExternalKeyManagerChanges(this.keyManagers, store, events);
     this.cache = new ValidationCache(events, { ...DEFAULT_CACHE_LIMITS, negativeBytes: config.validation.negativeCacheBytes });
     this.decisions = new DecisionCache<ValidationResult>(events, DEFAULT_CACHE_LIMITS.maxEntries, DEFAULT_CACHE_LIMITS.maxBytes);
     for (const stats of [...this.cache.stats, this.decisions.stats, tokens.clientStats]) metrics.cache(stats);
@@ -378,9 +378,7 @@ export class App {
    * Watch stream send them again at once. Not recorded (the database failing): logged, and
    * recorded at the next reload that still differs from what the gateways were last told.
    */
-  private announceExternalKeyManagerChanges(store: Store, events: ChangeEvents): void {
-    const keyManagers = this.keyManagers;
-    if (!keyManagers) return;
+  private announceExternalKeyManagerChanges(keyManagers: KeyManagers, store: Store, events: ChangeEvents): void {
     let announced = gatewayExternalKeyManagers(this.configStore.current);
     this.configStore.onChange((c) => {
       const before = keyManagers.registry.external;
