@@ -192,8 +192,6 @@ export class CopyState {
 
   private addExternal(km: GatewayExternalKeyManager): void {
     const issuer = km.issuer.replace(/\/+$/, "");
-    // Its issuer may have changed: held by its name once only.
-    for (const [held, external] of this.externals) if (external.name === km.name) this.externals.delete(held);
     this.externals.set(issuer, {
       name: km.name,
       issuer,
