@@ -10,7 +10,7 @@ import type { Knex } from "knex";
 import { SCOPES } from "../../../src/auth/scopes.js";
 import { createKnex } from "../../../src/storage/database.js";
 import { describeOnEachDatabase } from "../../../test/support/each-database.js";
-import { type ExternalServer, startOidcServer } from "../../../test/support/oidc-server.js";
+import { EXTERNAL_TOKEN_PATTERN, type ExternalServer, startOidcServer } from "../../../test/support/oidc-server.js";
 import { startServer, type TestServer } from "../../../test/support/server.js";
 import { createGatewayValidator, type GatewayValidator, type ValidateInput } from "../src/index.js";
 import { serverAnswer } from "./fixture.js";
@@ -25,6 +25,8 @@ const REQUEST: Omit<ValidateInput, "token"> = { context: API.context, version: A
  */
 describeOnEachDatabase("external key managers changed by a reload, in @keymanager/gateway", (database) => {
   let idp: ExternalServer;
+  let opaqueIdp: ExternalServer;
+  let opaque: string;
   let server: TestServer;
   let dir: string;
   let file: string;
@@ -33,17 +35,26 @@ describeOnEachDatabase("external key managers changed by a reload, in @keymanage
   let db: Knex;
   const streamErrors: unknown[] = [];
 
-  /** The deployment file: the external key manager with `validation` (absent: none configured). */
-  const configure = (validation: "jwks" | "introspection" | undefined) =>
+  /**
+   * The deployment file: the JWT issuer with `validation` (absent: not configured), and the
+   * opaque tokens' key manager (introspected) unless left out.
+   */
+  const configure = (validation: "jwks" | "introspection" | undefined, withOpaque = true) =>
     writeFileSync(
       file,
-      validation === undefined
+      (validation === undefined
         ? ""
-        : `[[key_manager.external]]\nname = "idp"\nissuer = "${idp.issuer}"\ninitial_access_token = "${idp.initialAccessToken}"\njwt_validation = "${validation}"\ntimeout_ms = 2000\n`,
+        : `[[key_manager.external]]\nname = "idp"\nissuer = "${idp.issuer}"\ninitial_access_token = "${idp.initialAccessToken}"\njwt_validation = "${validation}"\ntimeout_ms = 2000\n`) +
+        (withOpaque
+          ? `[[key_manager.external]]\nname = "opaque-idp"\nissuer = "${opaqueIdp.issuer}"\nclient_id = "${opaqueIdp.serviceClient.clientId}"\n` +
+            `client_secret = "${opaqueIdp.serviceClient.clientSecret}"\ninitial_access_token = "${opaqueIdp.initialAccessToken}"\n` +
+            `token_pattern = "${EXTERNAL_TOKEN_PATTERN}"\ntimeout_ms = 2000\n`
+          : ""),
     );
 
   before(async () => {
     idp = await startOidcServer({ jwtAccessTokens: true });
+    opaqueIdp = await startOidcServer();
     dir = mkdtempSync(join(tmpdir(), "km-extreload-"));
     file = join(dir, "keymanager.toml");
     configure("jwks");
@@ -68,6 +79,27 @@ describeOnEachDatabase("external key managers changed by a reload, in @keymanage
     });
     jwt = issued.token?.accessToken ?? "";
     assert.equal(jwt.split(".").length, 3, "a JWT");
+    const opaqueAppId = randomUUID();
+    const opaqueApp = (
+      await server.grpc.createApplication({
+        application: {
+          applicationId: opaqueAppId,
+          keyType: KeyType.PRODUCTION,
+          clientName: "reload-opaque-app",
+          grantTypes: ["client_credentials"],
+          keyManager: "opaque-idp",
+        },
+      })
+    ).application;
+    assert.ok(opaqueApp);
+    await server.client(SubscriptionService).createSubscription({ subscription: { applicationId: opaqueAppId, apiId: API.apiId, tier: "Gold" } });
+    opaque =
+      (
+        await server.grpc.getNewApplicationAccessToken({
+          request: { clientId: opaqueApp.consumerKey, clientSecret: opaqueApp.consumerSecret, grantType: "client_credentials" },
+        })
+      ).token?.accessToken ?? "";
+    assert.match(opaque, new RegExp(`^${EXTERNAL_TOKEN_PATTERN}$`), "an opaque token of the external server");
     const gateway = await server.caller([SCOPES.gateway]);
     v = createGatewayValidator({ target: `127.0.0.1:${server.grpcPort}`, token: gateway.token }, { onStreamError: (err) => streamErrors.push(err) });
     await v.ready();
@@ -78,13 +110,14 @@ describeOnEachDatabase("external key managers changed by a reload, in @keymanage
     await db?.destroy();
     await server?.close();
     await idp?.stop().catch(() => {});
+    await opaqueIdp?.stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
 
   /** Reloads the server's file, and waits until the copy has an event past the version it had. */
-  async function reload(validation: "jwks" | "introspection" | undefined): Promise<void> {
+  async function reload(validation: "jwks" | "introspection" | undefined, withOpaque = true): Promise<void> {
     const version = BigInt(v.stats().copy?.version || "0");
-    configure(validation);
+    configure(validation, withOpaque);
     const reloaded = await server.grpc.loadConfiguration({});
     assert.deepEqual(reloaded.restartRequired, [], "applied at once");
     const deadline = Date.now() + 10_000;
@@ -95,8 +128,8 @@ describeOnEachDatabase("external key managers changed by a reload, in @keymanage
   }
 
   /** The library's answer, equal to ValidateToken's, and whether the server was asked for it. */
-  async function validated(what: string): Promise<{ statusCode: number; asked: boolean }> {
-    const input = { ...REQUEST, token: jwt };
+  async function validated(what: string, token = jwt): Promise<{ statusCode: number; asked: boolean }> {
+    const input = { ...REQUEST, token };
     const remote = v.stats().remote;
     const answer = await v.validate(input);
     assert.deepEqual(answer, await serverAnswer(server, input), `${what}: as ValidateToken answers`);
@@ -145,6 +178,24 @@ describeOnEachDatabase("external key managers changed by a reload, in @keymanage
     try {
       await reload(undefined);
       assert.equal((await validated("removed, told at the next reload")).statusCode, 900901);
+    } finally {
+      configure("jwks");
+      await server.grpc.loadConfiguration({});
+    }
+  });
+
+  test("an opaque token's answer kept by the library: asked again once its key manager is removed, refused as ValidateToken refuses it", async () => {
+    // Configured again by the last test: the copy has that before an answer is kept.
+    const deadline = Date.now() + 10_000;
+    while ((await validated("configured")).asked) {
+      assert.ok(Date.now() < deadline, "the copy has the key managers again");
+      await sleep(20);
+    }
+    assert.deepEqual(await validated("opaque", opaque), { statusCode: 0, asked: true }, "asked of the server");
+    assert.deepEqual(await validated("opaque, kept", opaque), { statusCode: 0, asked: false }, "its answer kept");
+    try {
+      await reload("jwks", false);
+      assert.deepEqual(await validated("its key manager removed", opaque), { statusCode: 900901, asked: true }, "asked again");
     } finally {
       configure("jwks");
       await server.grpc.loadConfiguration({});
