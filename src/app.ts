@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import type { Knex } from "knex";
 import { pino, type Logger } from "pino";
@@ -19,6 +20,7 @@ import { GatewaySyncService } from "../gen/keymanager/v1/gateway_sync_service_pb
 import { GatewaySyncServiceImpl } from "./services/gateway-sync-service.js";
 import { GatewaySync } from "./sync/gateway-sync.js";
 import { SnapshotReader } from "./sync/snapshot-reader.js";
+import { gatewayExternalKeyManagers } from "./sync/external-key-managers.js";
 import { Authorization } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { ApiDirectory } from "./gateway/api-directory.js";
 import { GatewaySecrets } from "./auth/gateway-secrets.js";
@@ -212,6 +214,7 @@ export class App {
     const resident = new ResidentKeyManager(store, currentConfig, clock, tokens);
     this.keyManagers = buildKeyManagers({ resident, config: currentConfig, store, clock, events, logger: this.logger });
     const { keyManager, registry } = this.keyManagers;
+    this.announceExternalKeyManagerChanges(this.keyManagers, store, events);
     this.cache = new ValidationCache(events, { ...DEFAULT_CACHE_LIMITS, negativeBytes: config.validation.negativeCacheBytes });
     this.decisions = new DecisionCache<ValidationResult>(events, DEFAULT_CACHE_LIMITS.maxEntries, DEFAULT_CACHE_LIMITS.maxBytes);
     for (const stats of [...this.cache.stats, this.decisions.stats, tokens.clientStats]) metrics.cache(stats);
@@ -368,6 +371,35 @@ export class App {
     });
   }
 
+  /**
+   * External key managers changed by a reload: this replica routes and validates by them from the
+   * next call, its caches drop what they decided by the old ones, and (if a gateway receives
+   * anything different of them) an external-key-managers change in the change log makes every
+   * Watch stream send them again at once. Not recorded (the database failing): logged, and
+   * recorded at the next reload that still differs from what the gateways were last told.
+   */
+  private announceExternalKeyManagerChanges(keyManagers: KeyManagers, store: Store, events: ChangeEvents): void {
+    let announced = gatewayExternalKeyManagers(this.configStore.current);
+    this.configStore.onChange((c) => {
+      const before = keyManagers.registry.external;
+      keyManagers.reconfigure(c);
+      if (keyManagers.registry.external !== before) events.publish({ kind: "external-key-managers" });
+      const next = gatewayExternalKeyManagers(c);
+      if (isDeepStrictEqual(next, announced)) return;
+      const previous = announced;
+      announced = next;
+      store
+        .transaction(async (s) => s.changed({ kind: "external-key-managers" }))
+        .catch((err: unknown) => {
+          if (announced === next) announced = previous;
+          this.logger.error(
+            { err },
+            "the external key managers changed, but the change log could not record it for the gateways: tried again at the next reload",
+          );
+        });
+    });
+  }
+
   /** The gateways' Watch streams over the change feed; their count is the stream watchers gauge. */
   private gatewaySync(store: Store, clock: Clock): GatewaySyncServiceImpl {
     const feed = this.feed;
@@ -377,15 +409,7 @@ export class App {
     const snapshots = new SnapshotReader({
       db,
       clock,
-      externalKeyManagers: () =>
-        config().externalKeyManagers.map((km) => ({
-          name: km.name,
-          issuer: km.issuer,
-          jwksUri: km.endpoints.jwks ?? "",
-          jwtValidation: km.jwtValidation,
-          tokenPattern: km.tokenPattern?.source ?? "",
-          validationCacheSeconds: km.validationCacheSeconds,
-        })),
+      externalKeyManagers: () => gatewayExternalKeyManagers(config()),
       pageRows: () => config().gatewaySync.snapshotPageRows,
     });
     let sizeOf: (event: Parameters<GatewaySyncServiceImpl["sizeOf"]>[0]) => number = () => 0;
@@ -396,6 +420,7 @@ export class App {
       () => config().gatewaySync,
       clock,
       (e) => sizeOf(e),
+      () => gatewayExternalKeyManagers(config()),
     );
     const impl = new GatewaySyncServiceImpl(
       sync,

@@ -136,7 +136,6 @@ export const RESTART_ONLY_SETTINGS = [
   "dataDir",
   "encryptionKey",
   "cluster",
-  "externalKeyManagers",
   "authentication",
   "gateway",
   "metrics",

@@ -15,6 +15,8 @@ export type Change =
   | { kind: "signing-keys" }
   /** A scope registered, updated or deleted (ScopeService). */
   | { kind: "scope"; name: string }
+  /** A reload changed the external key managers (what a gateway receives of them). */
+  | { kind: "external-key-managers" }
   /** Anything may have changed (changes of other replicas were missed): caches drop everything. */
   | { kind: "all" };
 
@@ -85,7 +87,12 @@ export type ChangeDetail =
   /** The public keys tokens may be signed with (JWKS `keys`), the active one first. */
   | { kind: "signing-keys"; keys: Array<Record<string, unknown>> }
   /** A scope as it is now (absent: deleted). */
-  | { kind: "scope"; name: string; scope?: GatewayScope };
+  | { kind: "scope"; name: string; scope?: GatewayScope }
+  /**
+   * The external key managers changed: nothing recorded, each replica sends those of its own
+   * deployment file (they are not stored).
+   */
+  | { kind: "external-key-managers" };
 
 /** One entry of the change log. */
 export interface LoggedChange {

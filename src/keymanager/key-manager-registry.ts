@@ -11,16 +11,29 @@ import type { ApplicationKeyRef } from "../domain/model/index.js";
  * that issued it (see `forToken`).
  */
 export class KeyManagerRegistry {
-  private readonly byName: ReadonlyMap<string, OAuth2KeyManager>;
+  private byName: ReadonlyMap<string, OAuth2KeyManager>;
+  private externals: readonly OAuth2KeyManager[] = [];
 
   constructor(
     readonly resident: KeyManager,
     /** In configuration order: the order opaque token patterns are tried. */
-    readonly external: readonly OAuth2KeyManager[],
+    external: readonly OAuth2KeyManager[],
     private readonly store: Store,
     /** The resident key manager's issuer (configured, so read per call). */
     private readonly residentIssuer: () => string = () => "",
   ) {
+    this.byName = new Map();
+    this.replace(external);
+  }
+
+  /** The external key managers, in configuration order: the order opaque token patterns are tried. */
+  get external(): readonly OAuth2KeyManager[] {
+    return this.externals;
+  }
+
+  /** Takes the external key managers of a reloaded configuration; the next call routes by them. */
+  replace(external: readonly OAuth2KeyManager[]): void {
+    this.externals = external;
     this.byName = new Map(external.map((km) => [km.name, km]));
   }
 

@@ -16,9 +16,9 @@ import type { Page, PageQuery } from "../domain/paging.js";
 import type { CreatedConsumerSecret, NewConsumerSecret } from "./consumer-secrets.js";
 
 /**
- * The KeyManager the services see when several are configured: each call goes to the key
- * manager that holds its client (by consumer key) or issued its token; new clients go to the one
- * the request names. API resources are always the resident key manager's: the gateway check
+ * The KeyManager the services see (external key managers may come with any reload): each call
+ * goes to the key manager that holds its client (by consumer key) or issued its token; new
+ * clients go to the one the request names. API resources are always the resident key manager's: the gateway check
  * reads them here, whoever issued the token.
  */
 export class RoutingKeyManager implements KeyManager {

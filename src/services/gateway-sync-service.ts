@@ -172,6 +172,8 @@ export class GatewaySyncServiceImpl implements Impl {
         return { case: "signingKeys", value: { keys: e.keys as JsonObject[], issuer: this.issuer(), validateRemotely: !this.selfValidationJwt() } };
       case "external-key-manager":
         return { case: "externalKeyManager", value: { ...e.keyManager } };
+      case "external-key-managers":
+        return { case: "externalKeyManagers", value: { keyManagers: e.keyManagers.map((km) => ({ ...km })) } };
       case "scope":
         return { case: "scope", value: { ...e.scope } };
       case "revoked-token":

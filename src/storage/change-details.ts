@@ -43,5 +43,7 @@ export async function describeChange(view: GatewayViewRepository, change: Loggab
       return { kind: "signing-keys", keys: await view.signingKeys() };
     case "scope":
       return { kind: "scope", name: change.name, scope: await view.scope(change.name) };
+    case "external-key-managers":
+      return { kind: "external-key-managers" };
   }
 }

@@ -31,6 +31,8 @@ export type SyncEntity =
   | { kind: "subscription"; subscription: GatewaySubscription }
   | { kind: "signing-keys"; keys: Array<Record<string, unknown>> }
   | { kind: "external-key-manager"; keyManager: GatewayExternalKeyManager }
+  /** Every external key manager (events only): replaces those a gateway holds. */
+  | { kind: "external-key-managers"; keyManagers: GatewayExternalKeyManager[] }
   | { kind: "revoked-token"; token: RevokedToken }
   | { kind: "token-revocation"; revocation: TokenRevocation }
   | { kind: "scope"; scope: GatewayScope };
@@ -61,8 +63,9 @@ export interface SyncFilter {
 /**
  * The event a log entry makes for gateways, or undefined when it makes none (a token revoked
  * that is not known here). Deletes carry no filterable fields: every watcher gets them.
+ * `externalKeyManagers`: those of this replica's deployment file now (not stored in the log).
  */
-export function eventOf(entry: LoggedChange): SyncEvent | undefined {
+export function eventOf(entry: LoggedChange, externalKeyManagers: () => GatewayExternalKeyManager[] = () => []): SyncEvent | undefined {
   const { version, at, detail } = entry;
   switch (detail.kind) {
     case "api":
@@ -93,6 +96,8 @@ export function eventOf(entry: LoggedChange): SyncEvent | undefined {
       return { version, at, upsert: { kind: "signing-keys", keys: detail.keys } };
     case "scope":
       return detail.scope ? { version, at, upsert: { kind: "scope", scope: detail.scope } } : { version, at, delete: { kind: "scope", name: detail.name } };
+    case "external-key-managers":
+      return { version, at, upsert: { kind: "external-key-managers", keyManagers: externalKeyManagers() } };
   }
 }
 

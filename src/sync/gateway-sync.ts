@@ -3,7 +3,7 @@ import type { LoggedChange } from "../domain/change-events.js";
 import type { Clock } from "../domain/clock.js";
 import { ResourceExhaustedError, UnavailableError } from "../domain/errors.js";
 import type { ChangeLogRepository } from "../storage/change-log-repository.js";
-import { eventOf, type SyncEvent, type SyncFilter, sends } from "./entities.js";
+import { eventOf, type GatewayExternalKeyManager, type SyncEvent, type SyncFilter, sends } from "./entities.js";
 import type { Snapshot, SnapshotReader } from "./snapshot-reader.js";
 
 /** Why a stream starts (or starts again) with a snapshot. */
@@ -56,6 +56,8 @@ export class GatewaySync {
     private readonly clock: Clock,
     /** The bytes an event takes on the wire (the service knows its encoding). */
     private readonly sizeOf: (event: SyncEvent) => number,
+    /** This replica's external key managers now (its deployment file): sent when a reload changed them. */
+    private readonly externalKeyManagers: () => GatewayExternalKeyManager[] = () => [],
   ) {}
 
   /** Bytes of events waiting in the watchers' buffers (each bounded by max_buffered_bytes). */
@@ -257,7 +259,7 @@ export class GatewaySync {
   private render(entry: LoggedChange, filter: SyncFilter): SyncEvent | undefined {
     let event = this.events.get(entry);
     if (event === undefined) {
-      event = eventOf(entry) ?? null;
+      event = eventOf(entry, this.externalKeyManagers) ?? null;
       this.events.set(entry, event);
     }
     if (!event) return undefined;

@@ -4,6 +4,7 @@ import type {
   GatewayApi,
   GatewayEntity,
   GatewayExternalKeyManager,
+  GatewayExternalKeyManagers,
   GatewayKeyMapping,
   GatewayScope,
   GatewaySubscription,
@@ -102,6 +103,7 @@ interface Entities {
   subscription: GatewaySubscription;
   signingKeys: Jwks;
   externalKeyManager: GatewayExternalKeyManager;
+  externalKeyManagers: GatewayExternalKeyManagers;
   revokedToken: RevokedToken;
   tokenRevocation: TokenRevocation;
   scope: GatewayScope;

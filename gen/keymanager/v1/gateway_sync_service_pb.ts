@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file keymanager/v1/gateway_sync_service.proto.
  */
 export const file_keymanager_v1_gateway_sync_service: GenFile = /*@__PURE__*/
-  fileDesc("CihrZXltYW5hZ2VyL3YxL2dhdGV3YXlfc3luY19zZXJ2aWNlLnByb3RvEg1rZXltYW5hZ2VyLnYxInoKDFdhdGNoUmVxdWVzdBIZCgxmcm9tX3ZlcnNpb24YASABKARIAIgBARIUCgxhcGlfY29udGV4dHMYAiADKAkSKAoIa2V5X3R5cGUYAyABKA4yFi5rZXltYW5hZ2VyLnYxLktleVR5cGVCDwoNX2Zyb21fdmVyc2lvbiK3AQoNV2F0Y2hSZXNwb25zZRI7Cg5zbmFwc2hvdF9jaHVuaxgBIAEoCzIhLmtleW1hbmFnZXIudjEuV2F0Y2hTbmFwc2hvdENodW5rSAASKgoFZXZlbnQYAiABKAsyGS5rZXltYW5hZ2VyLnYxLldhdGNoRXZlbnRIABIyCgloZWFydGJlYXQYAyABKAsyHS5rZXltYW5hZ2VyLnYxLldhdGNoSGVhcnRiZWF0SABCCQoHbWVzc2FnZSKYAQoSV2F0Y2hTbmFwc2hvdENodW5rEg8KB3ZlcnNpb24YASABKAQSLQoGcmVhc29uGAIgASgOMh0ua2V5bWFuYWdlci52MS5TbmFwc2hvdFJlYXNvbhIuCghlbnRpdGllcxgDIAMoCzIcLmtleW1hbmFnZXIudjEuR2F0ZXdheUVudGl0eRISCgpsYXN0X2NodW5rGAQgASgIIrsBCgpXYXRjaEV2ZW50Eg8KB3ZlcnNpb24YASABKAQSLwoLY29tbWl0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBnVwc2VydBgDIAEoCzIcLmtleW1hbmFnZXIudjEuR2F0ZXdheUVudGl0eUgAEjEKBmRlbGV0ZRgEIAEoCzIfLmtleW1hbmFnZXIudjEuR2F0ZXdheUVudGl0eUtleUgAQggKBmNoYW5nZSJSCg5XYXRjaEhlYXJ0YmVhdBIPCgd2ZXJzaW9uGAEgASgEEi8KC3NlcnZlcl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLPAwoNR2F0ZXdheUVudGl0eRIoCgNhcGkYASABKAsyGS5rZXltYW5hZ2VyLnYxLkdhdGV3YXlBcGlIABI3CgtrZXlfbWFwcGluZxgCIAEoCzIgLmtleW1hbmFnZXIudjEuR2F0ZXdheUtleU1hcHBpbmdIABI6CgxzdWJzY3JpcHRpb24YAyABKAsyIi5rZXltYW5hZ2VyLnYxLkdhdGV3YXlTdWJzY3JpcHRpb25IABIrCgxzaWduaW5nX2tleXMYBCABKAsyEy5rZXltYW5hZ2VyLnYxLkp3a3NIABJIChRleHRlcm5hbF9rZXlfbWFuYWdlchgFIAEoCzIoLmtleW1hbmFnZXIudjEuR2F0ZXdheUV4dGVybmFsS2V5TWFuYWdlckgAEjQKDXJldm9rZWRfdG9rZW4YBiABKAsyGy5rZXltYW5hZ2VyLnYxLlJldm9rZWRUb2tlbkgAEjoKEHRva2VuX3Jldm9jYXRpb24YByABKAsyHi5rZXltYW5hZ2VyLnYxLlRva2VuUmV2b2NhdGlvbkgAEiwKBXNjb3BlGAggASgLMhsua2V5bWFuYWdlci52MS5HYXRld2F5U2NvcGVIAEIICgZlbnRpdHkimAEKEEdhdGV3YXlFbnRpdHlLZXkSEAoGYXBpX2lkGAEgASgJSAASFgoMY29uc3VtZXJfa2V5GAIgASgJSAASPQoMc3Vic2NyaXB0aW9uGAMgASgLMiUua2V5bWFuYWdlci52MS5HYXRld2F5U3Vic2NyaXB0aW9uS2V5SAASFAoKc2NvcGVfbmFtZRgEIAEoCUgAQgUKA2tleSJWCgxHYXRld2F5U2NvcGUSDAoEbmFtZRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSDQoFcm9sZXMYBCADKAkiQAoWR2F0ZXdheVN1YnNjcmlwdGlvbktleRIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRIOCgZhcGlfaWQYAiABKAkioAEKCkdhdGV3YXlBcGkSDgoGYXBpX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHY29udGV4dBgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJEhEKCXB1Ymxpc2hlchgFIAEoCRIQCghhcGlfdGllchgGIAEoCRItCglyZXNvdXJjZXMYByADKAsyGi5rZXltYW5hZ2VyLnYxLkFwaVJlc291cmNlIlcKEkdhdGV3YXlBcHBsaWNhdGlvbhIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBW93bmVyGAMgASgJEgwKBHRpZXIYBCABKAkizgEKEUdhdGV3YXlLZXlNYXBwaW5nEhQKDGNvbnN1bWVyX2tleRgBIAEoCRI2CgthcHBsaWNhdGlvbhgCIAEoCzIhLmtleW1hbmFnZXIudjEuR2F0ZXdheUFwcGxpY2F0aW9uEigKCGtleV90eXBlGAMgASgOMhYua2V5bWFuYWdlci52MS5LZXlUeXBlEhMKC2tleV9tYW5hZ2VyGAQgASgJEiwKCnRva2VuX3R5cGUYBSABKA4yGC5rZXltYW5hZ2VyLnYxLlRva2VuVHlwZSKVAQoTR2F0ZXdheVN1YnNjcmlwdGlvbhIXCg9zdWJzY3JpcHRpb25faWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSDgoGYXBpX2lkGAMgASgJEgwKBHRpZXIYBCABKAkSLwoFc3RhdGUYBSABKA4yIC5rZXltYW5hZ2VyLnYxLlN1YnNjcmlwdGlvblN0YXRlIlgKBEp3a3MSJQoEa2V5cxgBIAMoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDgoGaXNzdWVyGAIgASgJEhkKEXZhbGlkYXRlX3JlbW90ZWx5GAMgASgIIpwBChlHYXRld2F5RXh0ZXJuYWxLZXlNYW5hZ2VyEgwKBG5hbWUYASABKAkSDgoGaXNzdWVyGAIgASgJEhAKCGp3a3NfdXJpGAMgASgJEhYKDmp3dF92YWxpZGF0aW9uGAQgASgJEhUKDXRva2VuX3BhdHRlcm4YBSABKAkSIAoYdmFsaWRhdGlvbl9jYWNoZV9zZWNvbmRzGAYgASgFIpABCgxSZXZva2VkVG9rZW4SCwoDanRpGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjb25zdW1lcl9rZXkYAyABKAkSLAoKdG9rZW5fdHlwZRgEIAEoDjIYLmtleW1hbmFnZXIudjEuVG9rZW5UeXBlItABCg9Ub2tlblJldm9jYXRpb24SLwoLcmV2b2tlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnN1bWVyX2tleRgCIAEoCRIQCghlbmRfdXNlchgDIAEoCRIzCg5yZXZva2VkX3Rva2VucxgEIAMoCzIbLmtleW1hbmFnZXIudjEuUmV2b2tlZFRva2VuEi8KC2V4cGlyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqLAQoOU25hcHNob3RSZWFzb24SHwobU05BUFNIT1RfUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVU05BUFNIT1RfUkVBU09OX0ZJUlNUEAESIgoeU05BUFNIT1RfUkVBU09OX1JFU1VNRV9UT09fT0xEEAISGQoVU05BUFNIT1RfUkVBU09OX0ZSRVNIEAMyXwoSR2F0ZXdheVN5bmNTZXJ2aWNlEkkKBVdhdGNoEhsua2V5bWFuYWdlci52MS5XYXRjaFJlcXVlc3QaHC5rZXltYW5hZ2VyLnYxLldhdGNoUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_keymanager_v1_types]);
+  fileDesc("CihrZXltYW5hZ2VyL3YxL2dhdGV3YXlfc3luY19zZXJ2aWNlLnByb3RvEg1rZXltYW5hZ2VyLnYxInoKDFdhdGNoUmVxdWVzdBIZCgxmcm9tX3ZlcnNpb24YASABKARIAIgBARIUCgxhcGlfY29udGV4dHMYAiADKAkSKAoIa2V5X3R5cGUYAyABKA4yFi5rZXltYW5hZ2VyLnYxLktleVR5cGVCDwoNX2Zyb21fdmVyc2lvbiK3AQoNV2F0Y2hSZXNwb25zZRI7Cg5zbmFwc2hvdF9jaHVuaxgBIAEoCzIhLmtleW1hbmFnZXIudjEuV2F0Y2hTbmFwc2hvdENodW5rSAASKgoFZXZlbnQYAiABKAsyGS5rZXltYW5hZ2VyLnYxLldhdGNoRXZlbnRIABIyCgloZWFydGJlYXQYAyABKAsyHS5rZXltYW5hZ2VyLnYxLldhdGNoSGVhcnRiZWF0SABCCQoHbWVzc2FnZSKYAQoSV2F0Y2hTbmFwc2hvdENodW5rEg8KB3ZlcnNpb24YASABKAQSLQoGcmVhc29uGAIgASgOMh0ua2V5bWFuYWdlci52MS5TbmFwc2hvdFJlYXNvbhIuCghlbnRpdGllcxgDIAMoCzIcLmtleW1hbmFnZXIudjEuR2F0ZXdheUVudGl0eRISCgpsYXN0X2NodW5rGAQgASgIIrsBCgpXYXRjaEV2ZW50Eg8KB3ZlcnNpb24YASABKAQSLwoLY29tbWl0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBnVwc2VydBgDIAEoCzIcLmtleW1hbmFnZXIudjEuR2F0ZXdheUVudGl0eUgAEjEKBmRlbGV0ZRgEIAEoCzIfLmtleW1hbmFnZXIudjEuR2F0ZXdheUVudGl0eUtleUgAQggKBmNoYW5nZSJSCg5XYXRjaEhlYXJ0YmVhdBIPCgd2ZXJzaW9uGAEgASgEEi8KC3NlcnZlcl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKbBAoNR2F0ZXdheUVudGl0eRIoCgNhcGkYASABKAsyGS5rZXltYW5hZ2VyLnYxLkdhdGV3YXlBcGlIABI3CgtrZXlfbWFwcGluZxgCIAEoCzIgLmtleW1hbmFnZXIudjEuR2F0ZXdheUtleU1hcHBpbmdIABI6CgxzdWJzY3JpcHRpb24YAyABKAsyIi5rZXltYW5hZ2VyLnYxLkdhdGV3YXlTdWJzY3JpcHRpb25IABIrCgxzaWduaW5nX2tleXMYBCABKAsyEy5rZXltYW5hZ2VyLnYxLkp3a3NIABJIChRleHRlcm5hbF9rZXlfbWFuYWdlchgFIAEoCzIoLmtleW1hbmFnZXIudjEuR2F0ZXdheUV4dGVybmFsS2V5TWFuYWdlckgAEjQKDXJldm9rZWRfdG9rZW4YBiABKAsyGy5rZXltYW5hZ2VyLnYxLlJldm9rZWRUb2tlbkgAEjoKEHRva2VuX3Jldm9jYXRpb24YByABKAsyHi5rZXltYW5hZ2VyLnYxLlRva2VuUmV2b2NhdGlvbkgAEiwKBXNjb3BlGAggASgLMhsua2V5bWFuYWdlci52MS5HYXRld2F5U2NvcGVIABJKChVleHRlcm5hbF9rZXlfbWFuYWdlcnMYCSABKAsyKS5rZXltYW5hZ2VyLnYxLkdhdGV3YXlFeHRlcm5hbEtleU1hbmFnZXJzSABCCAoGZW50aXR5IlwKGkdhdGV3YXlFeHRlcm5hbEtleU1hbmFnZXJzEj4KDGtleV9tYW5hZ2VycxgBIAMoCzIoLmtleW1hbmFnZXIudjEuR2F0ZXdheUV4dGVybmFsS2V5TWFuYWdlciKYAQoQR2F0ZXdheUVudGl0eUtleRIQCgZhcGlfaWQYASABKAlIABIWCgxjb25zdW1lcl9rZXkYAiABKAlIABI9CgxzdWJzY3JpcHRpb24YAyABKAsyJS5rZXltYW5hZ2VyLnYxLkdhdGV3YXlTdWJzY3JpcHRpb25LZXlIABIUCgpzY29wZV9uYW1lGAQgASgJSABCBQoDa2V5IlYKDEdhdGV3YXlTY29wZRIMCgRuYW1lGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRINCgVyb2xlcxgEIAMoCSJAChZHYXRld2F5U3Vic2NyaXB0aW9uS2V5EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEg4KBmFwaV9pZBgCIAEoCSKgAQoKR2F0ZXdheUFwaRIOCgZhcGlfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgdjb250ZXh0GAMgASgJEg8KB3ZlcnNpb24YBCABKAkSEQoJcHVibGlzaGVyGAUgASgJEhAKCGFwaV90aWVyGAYgASgJEi0KCXJlc291cmNlcxgHIAMoCzIaLmtleW1hbmFnZXIudjEuQXBpUmVzb3VyY2UiVwoSR2F0ZXdheUFwcGxpY2F0aW9uEhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFb3duZXIYAyABKAkSDAoEdGllchgEIAEoCSLOAQoRR2F0ZXdheUtleU1hcHBpbmcSFAoMY29uc3VtZXJfa2V5GAEgASgJEjYKC2FwcGxpY2F0aW9uGAIgASgLMiEua2V5bWFuYWdlci52MS5HYXRld2F5QXBwbGljYXRpb24SKAoIa2V5X3R5cGUYAyABKA4yFi5rZXltYW5hZ2VyLnYxLktleVR5cGUSEwoLa2V5X21hbmFnZXIYBCABKAkSLAoKdG9rZW5fdHlwZRgFIAEoDjIYLmtleW1hbmFnZXIudjEuVG9rZW5UeXBlIpUBChNHYXRld2F5U3Vic2NyaXB0aW9uEhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIOCgZhcGlfaWQYAyABKAkSDAoEdGllchgEIAEoCRIvCgVzdGF0ZRgFIAEoDjIgLmtleW1hbmFnZXIudjEuU3Vic2NyaXB0aW9uU3RhdGUiWAoESndrcxIlCgRrZXlzGAEgAygLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIOCgZpc3N1ZXIYAiABKAkSGQoRdmFsaWRhdGVfcmVtb3RlbHkYAyABKAginAEKGUdhdGV3YXlFeHRlcm5hbEtleU1hbmFnZXISDAoEbmFtZRgBIAEoCRIOCgZpc3N1ZXIYAiABKAkSEAoIandrc191cmkYAyABKAkSFgoOand0X3ZhbGlkYXRpb24YBCABKAkSFQoNdG9rZW5fcGF0dGVybhgFIAEoCRIgChh2YWxpZGF0aW9uX2NhY2hlX3NlY29uZHMYBiABKAUikAEKDFJldm9rZWRUb2tlbhILCgNqdGkYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnN1bWVyX2tleRgDIAEoCRIsCgp0b2tlbl90eXBlGAQgASgOMhgua2V5bWFuYWdlci52MS5Ub2tlblR5cGUi0AEKD1Rva2VuUmV2b2NhdGlvbhIvCgtyZXZva2VfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY29uc3VtZXJfa2V5GAIgASgJEhAKCGVuZF91c2VyGAMgASgJEjMKDnJldm9rZWRfdG9rZW5zGAQgAygLMhsua2V5bWFuYWdlci52MS5SZXZva2VkVG9rZW4SLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKosBCg5TbmFwc2hvdFJlYXNvbhIfChtTTkFQU0hPVF9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVTTkFQU0hPVF9SRUFTT05fRklSU1QQARIiCh5TTkFQU0hPVF9SRUFTT05fUkVTVU1FX1RPT19PTEQQAhIZChVTTkFQU0hPVF9SRUFTT05fRlJFU0gQAzJfChJHYXRld2F5U3luY1NlcnZpY2USSQoFV2F0Y2gSGy5rZXltYW5hZ2VyLnYxLldhdGNoUmVxdWVzdBocLmtleW1hbmFnZXIudjEuV2F0Y2hSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_keymanager_v1_types]);
 
 /**
  * @generated from message keymanager.v1.WatchRequest
@@ -241,7 +241,8 @@ export type GatewayEntity = Message<"keymanager.v1.GatewayEntity"> & {
     case: "signingKeys";
   } | {
     /**
-     * Snapshot only: external key managers come from the deployment file.
+     * Snapshot only (events carry external_key_managers): one external key manager of the
+     * deployment file.
      *
      * @generated from field: keymanager.v1.GatewayExternalKeyManager external_key_manager = 5;
      */
@@ -267,6 +268,15 @@ export type GatewayEntity = Message<"keymanager.v1.GatewayEntity"> & {
      */
     value: GatewayScope;
     case: "scope";
+  } | {
+    /**
+     * Events only: every external key manager of the replica's deployment file now, sent when a
+     * reload changed them; replaces every external key manager held (one no longer listed is gone).
+     *
+     * @generated from field: keymanager.v1.GatewayExternalKeyManagers external_key_managers = 9;
+     */
+    value: GatewayExternalKeyManagers;
+    case: "externalKeyManagers";
   } | { case: undefined; value?: undefined };
 };
 
@@ -276,6 +286,25 @@ export type GatewayEntity = Message<"keymanager.v1.GatewayEntity"> & {
  */
 export const GatewayEntitySchema: GenMessage<GatewayEntity> = /*@__PURE__*/
   messageDesc(file_keymanager_v1_gateway_sync_service, 5);
+
+/**
+ * The external key managers a server has (an empty list: none).
+ *
+ * @generated from message keymanager.v1.GatewayExternalKeyManagers
+ */
+export type GatewayExternalKeyManagers = Message<"keymanager.v1.GatewayExternalKeyManagers"> & {
+  /**
+   * @generated from field: repeated keymanager.v1.GatewayExternalKeyManager key_managers = 1;
+   */
+  keyManagers: GatewayExternalKeyManager[];
+};
+
+/**
+ * Describes the message keymanager.v1.GatewayExternalKeyManagers.
+ * Use `create(GatewayExternalKeyManagersSchema)` to create a new message.
+ */
+export const GatewayExternalKeyManagersSchema: GenMessage<GatewayExternalKeyManagers> = /*@__PURE__*/
+  messageDesc(file_keymanager_v1_gateway_sync_service, 6);
 
 /**
  * Which entity a delete removes.
@@ -324,7 +353,7 @@ export type GatewayEntityKey = Message<"keymanager.v1.GatewayEntityKey"> & {
  * Use `create(GatewayEntityKeySchema)` to create a new message.
  */
 export const GatewayEntityKeySchema: GenMessage<GatewayEntityKey> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_gateway_sync_service, 6);
+  messageDesc(file_keymanager_v1_gateway_sync_service, 7);
 
 /**
  * A scope as gateways keep it (ScopeService's Scope without its times).
@@ -360,7 +389,7 @@ export type GatewayScope = Message<"keymanager.v1.GatewayScope"> & {
  * Use `create(GatewayScopeSchema)` to create a new message.
  */
 export const GatewayScopeSchema: GenMessage<GatewayScope> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_gateway_sync_service, 7);
+  messageDesc(file_keymanager_v1_gateway_sync_service, 8);
 
 /**
  * @generated from message keymanager.v1.GatewaySubscriptionKey
@@ -382,7 +411,7 @@ export type GatewaySubscriptionKey = Message<"keymanager.v1.GatewaySubscriptionK
  * Use `create(GatewaySubscriptionKeySchema)` to create a new message.
  */
 export const GatewaySubscriptionKeySchema: GenMessage<GatewaySubscriptionKey> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_gateway_sync_service, 8);
+  messageDesc(file_keymanager_v1_gateway_sync_service, 9);
 
 /**
  * An API with its resources.
@@ -435,7 +464,7 @@ export type GatewayApi = Message<"keymanager.v1.GatewayApi"> & {
  * Use `create(GatewayApiSchema)` to create a new message.
  */
 export const GatewayApiSchema: GenMessage<GatewayApi> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_gateway_sync_service, 9);
+  messageDesc(file_keymanager_v1_gateway_sync_service, 10);
 
 /**
  * The application that holds a consumer key.
@@ -475,7 +504,7 @@ export type GatewayApplication = Message<"keymanager.v1.GatewayApplication"> & {
  * Use `create(GatewayApplicationSchema)` to create a new message.
  */
 export const GatewayApplicationSchema: GenMessage<GatewayApplication> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_gateway_sync_service, 10);
+  messageDesc(file_keymanager_v1_gateway_sync_service, 11);
 
 /**
  * A consumer key and what a gateway reports for it.
@@ -516,7 +545,7 @@ export type GatewayKeyMapping = Message<"keymanager.v1.GatewayKeyMapping"> & {
  * Use `create(GatewayKeyMappingSchema)` to create a new message.
  */
 export const GatewayKeyMappingSchema: GenMessage<GatewayKeyMapping> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_gateway_sync_service, 11);
+  messageDesc(file_keymanager_v1_gateway_sync_service, 12);
 
 /**
  * @generated from message keymanager.v1.GatewaySubscription
@@ -553,7 +582,7 @@ export type GatewaySubscription = Message<"keymanager.v1.GatewaySubscription"> &
  * Use `create(GatewaySubscriptionSchema)` to create a new message.
  */
 export const GatewaySubscriptionSchema: GenMessage<GatewaySubscription> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_gateway_sync_service, 12);
+  messageDesc(file_keymanager_v1_gateway_sync_service, 13);
 
 /**
  * A JSON Web Key Set (RFC 7517): each key a JWK object, the active signing key first.
@@ -587,7 +616,7 @@ export type Jwks = Message<"keymanager.v1.Jwks"> & {
  * Use `create(JwksSchema)` to create a new message.
  */
 export const JwksSchema: GenMessage<Jwks> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_gateway_sync_service, 13);
+  messageDesc(file_keymanager_v1_gateway_sync_service, 14);
 
 /**
  * An external OAuth2 server whose tokens a gateway may meet.
@@ -644,7 +673,7 @@ export type GatewayExternalKeyManager = Message<"keymanager.v1.GatewayExternalKe
  * Use `create(GatewayExternalKeyManagerSchema)` to create a new message.
  */
 export const GatewayExternalKeyManagerSchema: GenMessage<GatewayExternalKeyManager> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_gateway_sync_service, 14);
+  messageDesc(file_keymanager_v1_gateway_sync_service, 15);
 
 /**
  * A revoked access token, to be refused until it expires (then it can be forgotten).
@@ -680,7 +709,7 @@ export type RevokedToken = Message<"keymanager.v1.RevokedToken"> & {
  * Use `create(RevokedTokenSchema)` to create a new message.
  */
 export const RevokedTokenSchema: GenMessage<RevokedToken> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_gateway_sync_service, 15);
+  messageDesc(file_keymanager_v1_gateway_sync_service, 16);
 
 /**
  * Tokens revoked together: every token of consumer_key, or of end_user, issued at or before
@@ -731,7 +760,7 @@ export type TokenRevocation = Message<"keymanager.v1.TokenRevocation"> & {
  * Use `create(TokenRevocationSchema)` to create a new message.
  */
 export const TokenRevocationSchema: GenMessage<TokenRevocation> = /*@__PURE__*/
-  messageDesc(file_keymanager_v1_gateway_sync_service, 16);
+  messageDesc(file_keymanager_v1_gateway_sync_service, 17);
 
 /**
  * Why a stream starts with a snapshot.

@@ -3,6 +3,7 @@ import {
   AuthLevel as PbAuthLevel,
   type GatewayEntity,
   type GatewayEntityKey,
+  type GatewayExternalKeyManager,
   type GatewayKeyMapping,
   KeyType as PbKeyType,
   type RevokedToken,
@@ -52,8 +53,10 @@ export class CopyState {
   signing: SigningKeys | undefined;
   /** Registered scopes by name, with the roles a user needs for each (ScopeService). */
   readonly scopes = new Map<string, { name: string; displayName: string; description: string; roles: string[] }>();
-  /** External key managers by issuer (snapshot only: they come from the server's deployment file). */
+  /** External key managers by issuer (from the server's deployment file: a snapshot, then a reload's event). */
   readonly externals = new Map<string, ExternalIssuer>();
+  /** The version at which a reload changed the external key managers: answers kept before it are asked again. */
+  externalsChangedAt: bigint | undefined;
   /** Revoked tokens by id (a JWT's jti), until they expire (epoch ms). */
   readonly revokedIds = new Map<string, number>();
   /** Every token of a consumer key, or of an end user, issued at or before (epoch ms). */
@@ -142,18 +145,15 @@ export class CopyState {
         for (const t of e.value.revokedTokens) this.revoke(t, version);
         return;
       }
-      case "externalKeyManager": {
-        const km = e.value;
-        const issuer = km.issuer.replace(/\/+$/, "");
-        this.externals.set(issuer, {
-          name: km.name,
-          issuer,
-          jwksUri: km.jwksUri,
-          jwtValidation: km.jwtValidation,
-          validationCacheMs: km.validationCacheSeconds * 1000,
-        });
+      case "externalKeyManager":
+        this.addExternal(e.value);
         return;
-      }
+      case "externalKeyManagers":
+        // Every one the server has now: one not listed is gone.
+        this.externals.clear();
+        for (const km of e.value.keyManagers) this.addExternal(km);
+        this.externalsChangedAt = version;
+        return;
       case "scope": {
         const { name, displayName, description, roles } = e.value;
         this.scopes.set(name, { name, displayName, description, roles: [...roles] });
@@ -188,6 +188,17 @@ export class CopyState {
       case undefined:
         return;
     }
+  }
+
+  private addExternal(km: GatewayExternalKeyManager): void {
+    const issuer = km.issuer.replace(/\/+$/, "");
+    this.externals.set(issuer, {
+      name: km.name,
+      issuer,
+      jwksUri: km.jwksUri,
+      jwtValidation: km.jwtValidation,
+      validationCacheMs: km.validationCacheSeconds * 1000,
+    });
   }
 
   /** Forgets revocations of tokens that have expired by `now` (they are refused as expired anyway). */

@@ -238,6 +238,9 @@ export class LiveCopy implements LocalCopy {
     if (bulk === "unsure") return "recheck";
     const revokedAt = state.keptRecheckAt.get(facts.consumerKey);
     if (revokedAt !== undefined && (keptAtVersion === undefined || revokedAt > keptAtVersion)) return "recheck";
+    // The external key managers changed since: the server may route or judge the token otherwise.
+    const externalsAt = state.externalsChangedAt;
+    if (externalsAt !== undefined && (keptAtVersion === undefined || externalsAt > keptAtVersion)) return "recheck";
     return undefined;
   }
 

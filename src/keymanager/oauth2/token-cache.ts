@@ -68,6 +68,8 @@ export class ExternalTokenCache {
           if (entry.record?.consumerKey === change.consumerKey) this.entries.delete(hash);
         }
         return;
+      // A reload changed the external key managers: what one said may no longer be its word.
+      case "external-key-managers":
       case "all":
         this.broadEpoch = epoch;
         this.entries.clear();
