@@ -20,6 +20,7 @@ import { GatewaySyncService } from "../gen/keymanager/v1/gateway_sync_service_pb
 import { GatewaySyncServiceImpl } from "./services/gateway-sync-service.js";
 import { GatewaySync } from "./sync/gateway-sync.js";
 import { SnapshotReader } from "./sync/snapshot-reader.js";
+import type { GatewayExternalKeyManager } from "./sync/entities.js";
 import { gatewayExternalKeyManagers } from "./sync/external-key-managers.js";
 import { Authorization } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { ApiDirectory } from "./gateway/api-directory.js";
@@ -214,7 +215,7 @@ export class App {
     const resident = new ResidentKeyManager(store, currentConfig, clock, tokens);
     this.keyManagers = buildKeyManagers({ resident, config: currentConfig, store, clock, events, logger: this.logger });
     const { keyManager, registry } = this.keyManagers;
-    this.announceExternalKeyManagerChanges(this.keyManagers, store, events);
+    await this.announceExternalKeyManagerChanges(this.keyManagers, store, events);
     this.cache = new ValidationCache(events, { ...DEFAULT_CACHE_LIMITS, negativeBytes: config.validation.negativeCacheBytes });
     this.decisions = new DecisionCache<ValidationResult>(events, DEFAULT_CACHE_LIMITS.maxEntries, DEFAULT_CACHE_LIMITS.maxBytes);
     for (const stats of [...this.cache.stats, this.decisions.stats, tokens.clientStats]) metrics.cache(stats);
@@ -375,11 +376,12 @@ export class App {
    * External key managers changed by a reload: this replica routes and validates by them from the
    * next call, its caches drop what they decided by the old ones, and (if a gateway receives
    * anything different of them) an external-key-managers change in the change log makes every
-   * Watch stream send them again at once. Not recorded (the database failing): logged, and
-   * recorded at the next reload that still differs from what the gateways were last told.
+   * Watch stream send them again at once; at start always, for gateways resuming across a restart.
+   * Not recorded (the database failing): logged, and recorded at the next reload that still differs
+   * from what the gateways were last told.
    */
-  private announceExternalKeyManagerChanges(keyManagers: KeyManagers, store: Store, events: ChangeEvents): void {
-    let announced = gatewayExternalKeyManagers(this.configStore.current);
+  private async announceExternalKeyManagerChanges(keyManagers: KeyManagers, store: Store, events: ChangeEvents): Promise<void> {
+    let announced: GatewayExternalKeyManager[] | undefined;
     this.configStore.onChange((c) => {
       const before = keyManagers.registry.external;
       keyManagers.reconfigure(c);
@@ -398,6 +400,16 @@ export class App {
           );
         });
     });
+    // At start too, whatever they were before: a gateway resuming its stream across a restart
+    // (from_version, no snapshot) gets them as an event, not keeping those of the old file.
+    const started = gatewayExternalKeyManagers(this.configStore.current);
+    announced = started;
+    try {
+      await store.transaction(async (s) => s.changed({ kind: "external-key-managers" }));
+    } catch (err) {
+      if (announced === started) announced = undefined;
+      this.logger.error({ err }, "the external key managers could not be recorded in the change log for the gateways at start: tried again at the next reload");
+    }
   }
 
   /** The gateways' Watch streams over the change feed; their count is the stream watchers gauge. */

@@ -213,3 +213,77 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
     );
   });
 });
+
+describeOnEachDatabase("gateway sync: external key managers changed across a restart", (database) => {
+  let dir: string;
+  let file: string;
+  let dataDir: string;
+  let server: TestServer | undefined;
+  const watchers: Watcher[] = [];
+  const a: External = { name: "idp-a", issuer: "https://a.example.com", jwks: "https://a.example.com/jwks" };
+  const b: External = { name: "idp-b", issuer: "https://b.example.com", validation: "introspection" };
+  const c: External = { name: "idp-c", issuer: "https://c.example.com", jwks: "https://c.example.com/keys" };
+
+  /** The server on the same database and data directory, with the deployment file holding `externals`. */
+  async function start(externals: External[]): Promise<TestServer> {
+    writeFileSync(file, toml(externals));
+    server = await startServer({
+      databaseUrl: database.url(),
+      configFile: file,
+      dataDir,
+      overrides: { gateway_sync: { heartbeat_interval_ms: HEARTBEAT_MS }, cluster: { poll_interval_ms: 50 } },
+    });
+    return server;
+  }
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "km-sync-ext-restart-"));
+    file = join(dir, "keymanager.toml");
+    dataDir = mkdtempSync(join(tmpdir(), "km-sync-ext-restart-data-"));
+  });
+  after(async () => {
+    await Promise.all(watchers.map((w) => w.close()));
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test("a gateway resuming its stream (from_version) after a restart with a changed file gets the new list as an event, without a snapshot; all removed: an empty list", async () => {
+    let s = await start([a, b]);
+    const gatewayToken = (await s.caller([SCOPES.gateway])).token;
+    const first = new Watcher(s.client(GatewaySyncService, { token: gatewayToken }));
+    watchers.push(first);
+    await first.until("a whole snapshot", (x) => x.snapshot() !== undefined);
+    assert.deepEqual(
+      entitiesOf(first.snapshot()?.entities ?? [], "externalKeyManager").map((km) => km.name),
+      ["idp-a", "idp-b"],
+    );
+    await first.until("a heartbeat", (x) => x.messages.at(-1)?.message.case === "heartbeat");
+    let resumeFrom = first.lastVersion();
+    await first.close();
+
+    /** Restarts the server with `externals` and resumes the stream where it was: the list it gets. */
+    const restartAndResume = async (externals: External[]) => {
+      await s.close();
+      s = await start(externals);
+      const resumed = new Watcher(s.client(GatewaySyncService, { token: gatewayToken }), { fromVersion: resumeFrom });
+      watchers.push(resumed);
+      const announced = () => resumed.events().flatMap((e) => upserted(e, "externalKeyManagers") ?? []);
+      await resumed.until("the external key managers event", () => announced().length > 0);
+      assert.equal(resumed.chunks().length, 0, "resumed: no snapshot");
+      await resumed.until("a heartbeat", (x) => x.messages.at(-1)?.message.case === "heartbeat");
+      assert.equal(announced().length, 1, "one event");
+      resumeFrom = resumed.lastVersion();
+      await resumed.close();
+      return announced()[0]?.keyManagers.map(({ name, jwksUri }) => ({ name, jwksUri }));
+    };
+
+    // idp-a's JWKS location changed, idp-b removed, idp-c added while the server was down.
+    assert.deepEqual(await restartAndResume([{ ...a, jwks: "https://a.example.com/v2/jwks" }, c]), [
+      { name: "idp-a", jwksUri: "https://a.example.com/v2/jwks" },
+      { name: "idp-c", jwksUri: "https://c.example.com/keys" },
+    ]);
+    // Every one removed: the gateway is told so.
+    assert.deepEqual(await restartAndResume([]), []);
+  });
+});

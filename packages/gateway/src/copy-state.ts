@@ -55,6 +55,8 @@ export class CopyState {
   readonly scopes = new Map<string, { name: string; displayName: string; description: string; roles: string[] }>();
   /** External key managers by issuer (from the server's deployment file: a snapshot, then a reload's event). */
   readonly externals = new Map<string, ExternalIssuer>();
+  /** The same by issuer, everything the server sent of each (its token pattern too), to compare lists. */
+  private readonly externalsAsSent = new Map<string, string>();
   /** The version at which a reload changed the external key managers: answers kept before it are asked again. */
   externalsChangedAt: bigint | undefined;
   /** Revoked tokens by id (a JWT's jti), until they expire (epoch ms). */
@@ -148,12 +150,16 @@ export class CopyState {
       case "externalKeyManager":
         this.addExternal(e.value);
         return;
-      case "externalKeyManagers":
-        // Every one the server has now: one not listed is gone.
+      case "externalKeyManagers": {
+        // Every one the server has now: one not listed is gone. The same as held (a server
+        // restarted with the same file): answers kept stay.
+        const held = new Map(this.externalsAsSent);
         this.externals.clear();
+        this.externalsAsSent.clear();
         for (const km of e.value.keyManagers) this.addExternal(km);
-        this.externalsChangedAt = version;
+        if (!sameExternals(held, this.externalsAsSent)) this.externalsChangedAt = version;
         return;
+      }
       case "scope": {
         const { name, displayName, description, roles } = e.value;
         this.scopes.set(name, { name, displayName, description, roles: [...roles] });
@@ -190,8 +196,19 @@ export class CopyState {
     }
   }
 
+  /**
+   * This state, a new snapshot's, replacing `held` (a stream reset): answers kept from before it
+   * are asked again if the external key managers differ, as after their event.
+   */
+  replacing(held: CopyState | undefined, version: bigint): void {
+    if (!held) return;
+    this.externalsChangedAt = sameExternals(held.externalsAsSent, this.externalsAsSent) ? held.externalsChangedAt : version;
+  }
+
   private addExternal(km: GatewayExternalKeyManager): void {
     const issuer = km.issuer.replace(/\/+$/, "");
+    const { name, jwksUri, jwtValidation, tokenPattern, validationCacheSeconds } = km;
+    this.externalsAsSent.set(issuer, JSON.stringify([name, jwksUri, jwtValidation, tokenPattern, validationCacheSeconds]));
     this.externals.set(issuer, {
       name: km.name,
       issuer,
@@ -244,4 +261,11 @@ function apiKey(context: string, version: string): string {
 
 function subscriptionKey(applicationId: string, apiId: string): string {
   return `${applicationId}\u0000${apiId}`;
+}
+
+/** Whether two lists of external key managers (externalsAsSent) are the same. */
+function sameExternals(a: Map<string, string>, b: Map<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [issuer, km] of a) if (b.get(issuer) !== km) return false;
+  return true;
 }

@@ -284,6 +284,7 @@ export class LiveCopy implements LocalCopy {
         this.building ??= new CopyState();
         for (const entity of m.value.entities) this.building.upsert(entity, m.value.version);
         if (m.value.lastChunk) {
+          this.building.replacing(this.state, m.value.version);
           this.state = this.building;
           this.building = undefined;
           this.lastVersion = m.value.version;

@@ -60,3 +60,39 @@ test("scopes: an upsert keeps a scope with its role bindings, a later one replac
   state.delete(create(GatewayEntityKeySchema, { key: { case: "scopeName", value: "kitchen:cook" } }));
   assert.equal(state.scopes.has("kitchen:cook"), false);
 });
+
+test("external key managers: an event or a new snapshot listing others has kept answers asked again from its version; the same list (a restarted server's announcement) changes nothing", () => {
+  const km = (name: string, tokenPattern = "") => ({
+    name,
+    issuer: `https://${name}.example.com`,
+    jwksUri: "",
+    jwtValidation: "introspection",
+    tokenPattern,
+    validationCacheSeconds: 60,
+  });
+  const snapshot = (version: bigint, ...kms: ReturnType<typeof km>[]) => {
+    const state = new CopyState();
+    for (const value of kms) state.upsert(create(GatewayEntitySchema, { entity: { case: "externalKeyManager", value } }), version);
+    return state;
+  };
+  const event = (...keyManagers: ReturnType<typeof km>[]) => create(GatewayEntitySchema, { entity: { case: "externalKeyManagers", value: { keyManagers } } });
+
+  const state = snapshot(1n, km("a"), km("b"));
+  state.upsert(event(km("b"), km("a")), 2n);
+  assert.equal(state.externalsChangedAt, undefined, "the same, in another order");
+  state.upsert(event(km("a"), km("b", "^b-")), 3n);
+  assert.equal(state.externalsChangedAt, 3n, "b's token pattern changed");
+  state.upsert(event(km("a"), km("b", "^b-")), 4n);
+  assert.equal(state.externalsChangedAt, 3n);
+
+  const same = snapshot(5n, km("a"), km("b", "^b-"));
+  same.replacing(state, 5n);
+  assert.equal(same.externalsChangedAt, 3n, "a new snapshot with the same list: what was to be asked again still is");
+  const other = snapshot(6n, km("a"));
+  other.replacing(same, 6n);
+  assert.equal(other.externalsChangedAt, 6n, "b gone");
+  assert.deepEqual([...other.externals.keys()], ["https://a.example.com"]);
+  const first = snapshot(7n, km("a"));
+  first.replacing(undefined, 7n);
+  assert.equal(first.externalsChangedAt, undefined, "the first snapshot: nothing kept before it");
+});

@@ -5,14 +5,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AuthLevel, KeyType, SubscriptionService } from "@keymanager/client";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AuthLevel, GatewaySyncService, KeyType, SubscriptionService } from "@keymanager/client";
 import type { Knex } from "knex";
 import { SCOPES } from "../../../src/auth/scopes.js";
 import { createKnex } from "../../../src/storage/database.js";
 import { describeOnEachDatabase } from "../../../test/support/each-database.js";
 import { EXTERNAL_TOKEN_PATTERN, type ExternalServer, startOidcServer } from "../../../test/support/oidc-server.js";
-import { startServer, type TestServer } from "../../../test/support/server.js";
+import { bearer, startServer, type TestServer } from "../../../test/support/server.js";
 import { createGatewayValidator, type GatewayValidator, type ValidateInput } from "../src/index.js";
+import { CutProxy } from "./cut-proxy.js";
 import { serverAnswer } from "./fixture.js";
 
 const API = { apiId: "ext-reload", name: "ReloadAPI", context: "/reload", version: "1.0.0", publisher: "admin", apiTier: "Gold" };
@@ -128,12 +131,12 @@ describeOnEachDatabase("external key managers changed by a reload, in @keymanage
   }
 
   /** The library's answer, equal to ValidateToken's, and whether the server was asked for it. */
-  async function validated(what: string, token = jwt): Promise<{ statusCode: number; asked: boolean }> {
+  async function validated(what: string, token = jwt, validator = v): Promise<{ statusCode: number; asked: boolean }> {
     const input = { ...REQUEST, token };
-    const remote = v.stats().remote;
-    const answer = await v.validate(input);
+    const remote = validator.stats().remote;
+    const answer = await validator.validate(input);
     assert.deepEqual(answer, await serverAnswer(server, input), `${what}: as ValidateToken answers`);
-    return { statusCode: answer.statusCode, asked: v.stats().remote > remote };
+    return { statusCode: answer.statusCode, asked: validator.stats().remote > remote };
   }
 
   test("removed: its JWT refused as ValidateToken refuses it; added again: authorized in process; introspected: asked of the server", async () => {
@@ -197,6 +200,49 @@ describeOnEachDatabase("external key managers changed by a reload, in @keymanage
       await reload("jwks", false);
       assert.deepEqual(await validated("its key manager removed", opaque), { statusCode: 900901, asked: true }, "asked again");
     } finally {
+      configure("jwks");
+      await server.grpc.loadConfiguration({});
+    }
+  });
+
+  test("a new snapshot (the stream reset, resuming too old) bringing a different list: an opaque token's kept answer is asked again, refused as ValidateToken refuses it", async () => {
+    const proxy = new CutProxy(server.grpcPort);
+    await proxy.start();
+    const gateway = await server.caller([SCOPES.gateway]);
+    const watchClient = createClient(
+      GatewaySyncService,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${proxy.port}`, interceptors: [bearer(gateway.token)] }),
+    );
+    const reset = createGatewayValidator(
+      { target: `127.0.0.1:${server.grpcPort}`, token: gateway.token, reconnectInitialDelayMs: 50, reconnectMaxDelayMs: 200 },
+      { watchClient },
+    );
+    try {
+      await reset.ready();
+      assert.deepEqual(await validated("opaque", opaque, reset), { statusCode: 0, asked: true }, "asked of the server");
+      assert.deepEqual(await validated("opaque, kept", opaque, reset), { statusCode: 0, asked: false }, "its answer kept");
+      await proxy.cut();
+      // Its key manager removed while the stream is down, the announcement not recorded, and the
+      // change log purged past the copy's version: the stream resumes with a new snapshot.
+      await db.schema.renameTable("change_log_head", "change_log_head_away");
+      try {
+        configure("jwks", false);
+        await server.grpc.loadConfiguration({});
+      } finally {
+        await db.schema.renameTable("change_log_head_away", "change_log_head");
+      }
+      await server.client(SubscriptionService).createApi({ api: { ...API, apiId: "ext-reload-2", context: "/reload-2" } });
+      await db("change_events").delete();
+      await proxy.restore();
+      const deadline = Date.now() + 20_000;
+      while (reset.stats().copy?.snapshots !== 2 || !reset.stats().copy?.usable) {
+        assert.ok(Date.now() < deadline, "a second snapshot");
+        await sleep(10);
+      }
+      assert.deepEqual(await validated("its key manager gone in the new snapshot", opaque, reset), { statusCode: 900901, asked: true }, "asked again");
+    } finally {
+      await reset.close();
+      await proxy.close();
       configure("jwks");
       await server.grpc.loadConfiguration({});
     }
