@@ -278,3 +278,19 @@ test("a replica's own entry that reaches its reader (NOTIFY, a read) before its 
   assert.equal(reader.version, 2);
   await reader.close();
 });
+
+test("another replica's external key managers change (its reload or start) is not published here: this replica's caches follow its own file; its listeners still get the entry", async () => {
+  const events = new ChangeEvents();
+  const seen: Array<{ change: Change; origin: Origin }> = [];
+  events.subscribe((change, origin) => seen.push({ change, origin }));
+  const unread = { readAfter: async () => [], head: async () => 0 } as unknown as ChangeLogRepository;
+  const reader = new ChangeLogReader(unread, events, logger, 0);
+  const heard: number[] = [];
+  reader.subscribe({ entries: (entries) => heard.push(...entries.map((e) => e.version)) });
+  const entry = (version: number, change: Change): LoggedChange => ({ version, at: version, change, detail: change, by: "another" }) as unknown as LoggedChange;
+  reader.offer([entry(1, { kind: "external-key-managers" }), entry(2, { kind: "api", apiId: "after" })]);
+  assert.deepEqual(seen, [{ change: { kind: "api", apiId: "after" }, origin: "peer" }]);
+  assert.deepEqual(heard, [1, 2]);
+  assert.equal(reader.version, 2);
+  await reader.close();
+});

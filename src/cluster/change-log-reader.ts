@@ -162,6 +162,10 @@ export class ChangeLogReader {
       // NOTIFY brought the entry here), not again.
       if (entry.by === this.events.replica) continue;
       this.metrics?.changeApplied(entry.at);
+      // Another replica's external key managers changed (its reload or start): its own
+      // deployment file, not this replica's, so this replica's caches keep their answers; its
+      // gateways still get the entry (the listeners below), with this replica's list.
+      if (entry.change.kind === "external-key-managers") continue;
       try {
         this.events.publish(entry.change, "peer");
       } catch (err) {
