@@ -423,6 +423,17 @@ async function main() {
     { url, body: bodies.invalid as string, connections: 1, streams: STREAMS, headers },
     { url, body: bodies.expired as string, connections: 1, streams: STREAMS, headers },
   ];
+  // The same mix over ValidateTokens-shaped bidi streams: one call of STREAM_CHECKS messages at a
+  // time per connection (each carries that many checks in flight already).
+  const streamMix = (url: string, headers = grpcHeaders): Load[] =>
+    (["valid", "invalid", "expired"] as const).map((name) => ({
+      url,
+      body: streamBodies[name] as string,
+      connections: name === "valid" ? 6 : 1,
+      streams: 1,
+      headers,
+      messages: STREAM_CHECKS,
+    }));
 
   // Envoy's ext_authz Check against ValidateToken, alternating rounds, the same tokens and mix:
   // CheckRequests as Envoy builds them (headers with pseudo-headers, the path with a query), so
@@ -692,15 +703,6 @@ async function main() {
   if (values.only === "unary") {
     const url = (path: string) => `http://127.0.0.1:${grpcPort}${path}`;
     const bareUrl = (path: string) => `http://127.0.0.1:${bareGrpcPort}${path}`;
-    const streamLoad = (path: string, withAuth: boolean, port = grpcPort): Load[] =>
-      (["valid", "invalid", "expired"] as const).map((name) => ({
-        url: `http://127.0.0.1:${port}${path}`,
-        body: streamBodies[name] as string,
-        connections: name === "valid" ? 6 : 1,
-        streams: 1,
-        headers: withAuth ? grpcHeaders : GRPC_HEADERS,
-        messages: STREAM_CHECKS,
-      }));
     const loads: Array<[string, () => Load[]]> = [
       ["bare grpc-js no-op (no authentication, pre-encoded answer)", () => mix(bareUrl("/bench.RawNoopService/Noop"), GRPC_HEADERS)],
       // The bare no-op sent the caller's token too (not checked): what carrying it costs grpc-js and node:http2.
@@ -709,9 +711,9 @@ async function main() {
       ["ValidateToken", () => mix()],
       [
         `bare grpc-js bidi stream (no authentication, pre-encoded answers), ${STREAM_CHECKS} messages per call, per message`,
-        () => streamLoad("/bench.RawStreamService/Noop", false, bareGrpcPort),
+        () => streamMix(bareUrl("/bench.RawStreamService/Noop"), GRPC_HEADERS),
       ],
-      [`ValidateTokens stream, ${STREAM_CHECKS} checks per call, per check`, () => streamLoad("/keymanager.v1.TokenValidationService/ValidateTokens", true)],
+      [`ValidateTokens stream, ${STREAM_CHECKS} checks per call, per check`, () => streamMix(url("/keymanager.v1.TokenValidationService/ValidateTokens"))],
     ];
     // KM_BENCH_LOADS=0,2,3: only those loads (by their place in the list above); ratios whose two
     // loads both ran are printed.
@@ -800,15 +802,6 @@ async function main() {
     type Server = (typeof servers)[number];
     const authHeaders = (s: Server) => [...GRPC_HEADERS, `authorization: Bearer ${s.gatewayToken}`];
     const validateOn = (s: Server) => mix(`http://127.0.0.1:${s.grpcPort}/keymanager.v1.TokenValidationService/ValidateToken`, authHeaders(s));
-    const streamOn = (port: number, path: string, headers: string[]): Load[] =>
-      (["valid", "invalid", "expired"] as const).map((name) => ({
-        url: `http://127.0.0.1:${port}${path}`,
-        body: streamBodies[name] as string,
-        connections: name === "valid" ? 6 : 1,
-        streams: 1,
-        headers,
-        messages: STREAM_CHECKS,
-      }));
     const named: Record<string, [string, (s: Server) => Load[]]> = {
       validate: ["ValidateToken", validateOn],
       bare: ["bare grpc-js no-op", (s) => mix(`http://127.0.0.1:${s.bareGrpcPort}/bench.RawNoopService/Noop`, GRPC_HEADERS)],
@@ -818,11 +811,11 @@ async function main() {
       ],
       stream: [
         `ValidateTokens stream (${STREAM_CHECKS} checks per call), per check`,
-        (s) => streamOn(s.grpcPort, "/keymanager.v1.TokenValidationService/ValidateTokens", authHeaders(s)),
+        (s) => streamMix(`http://127.0.0.1:${s.grpcPort}/keymanager.v1.TokenValidationService/ValidateTokens`, authHeaders(s)),
       ],
       bareStream: [
         `bare grpc-js bidi stream (${STREAM_CHECKS} messages per call), per message`,
-        (s) => streamOn(s.bareGrpcPort, "/bench.RawStreamService/Noop", GRPC_HEADERS),
+        (s) => streamMix(`http://127.0.0.1:${s.bareGrpcPort}/bench.RawStreamService/Noop`, GRPC_HEADERS),
       ],
     };
     const pairs: Array<[string, string]> = [
@@ -920,12 +913,6 @@ async function main() {
   }
   const noop = (): Load[] => mix(`http://127.0.0.1:${grpcPort}/bench.NoopService/Noop`);
   const streamUrl = `http://127.0.0.1:${grpcPort}/keymanager.v1.TokenValidationService/ValidateTokens`;
-  // One call per connection at a time: each carries STREAM_CHECKS checks in flight already.
-  const streamMix = (): Load[] => [
-    { url: streamUrl, body: streamBodies.valid as string, connections: 6, streams: 1, headers: grpcHeaders, messages: STREAM_CHECKS },
-    { url: streamUrl, body: streamBodies.invalid as string, connections: 1, streams: 1, headers: grpcHeaders, messages: STREAM_CHECKS },
-    { url: streamUrl, body: streamBodies.expired as string, connections: 1, streams: 1, headers: grpcHeaders, messages: STREAM_CHECKS },
-  ];
   const rawNoop = (): Load[] => mix(`http://127.0.0.1:${bareGrpcPort}/bench.RawNoopService/Noop`);
 
   // oidc-provider in its own process: introspection of its own token, and its /token.
@@ -972,7 +959,7 @@ async function main() {
     rawNoopRounds.push(await profiled(rawNoop()));
     noopRounds.push(await profiled(noop()));
     validateRounds.push(await profiled(mix()));
-    streamRounds.push(await profiled(streamMix()));
+    streamRounds.push(await profiled(streamMix(streamUrl)));
     introspectRounds.push(await drive(introspect(), oidcPid));
     console.log(
       `round ${round + 1}: bare no-op ${rawNoopRounds[round]?.rps}, no-op ${noopRounds[round]?.rps}, ValidateToken ${validateRounds[round]?.rps}, ValidateTokens stream ${streamRounds[round]?.rps} checks/s (${streamRounds[round]?.cpuUs} µs CPU each), oidc-provider introspection ${introspectRounds[round]?.rps} req/s`,
