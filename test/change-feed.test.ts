@@ -247,12 +247,17 @@ for (const database of testDatabases()) {
   });
 }
 
-test("a replica's own entry that reaches its reader (NOTIFY, a read) before its commit is announced is published once, as local; a peer's as peer", async () => {
+/** A reader fed only by `offer` (its log reads nothing), and what its events published, in order. */
+function offeredReader() {
   const events = new ChangeEvents();
   const seen: Array<{ change: Change; origin: Origin }> = [];
   events.subscribe((change, origin) => seen.push({ change, origin }));
   const unread = { readAfter: async () => [], head: async () => 0 } as unknown as ChangeLogRepository;
-  const reader = new ChangeLogReader(unread, events, logger, 0);
+  return { events, seen, reader: new ChangeLogReader(unread, events, logger, 0) };
+}
+
+test("a replica's own entry that reaches its reader (NOTIFY, a read) before its commit is announced is published once, as local; a peer's as peer", async () => {
+  const { events, seen, reader } = offeredReader();
   const own: LoggedChange = {
     version: 1,
     at: 1,
@@ -280,11 +285,7 @@ test("a replica's own entry that reaches its reader (NOTIFY, a read) before its 
 });
 
 test("another replica's external key managers change (its reload or start) is not published here: this replica's caches follow its own file; its listeners still get the entry", async () => {
-  const events = new ChangeEvents();
-  const seen: Array<{ change: Change; origin: Origin }> = [];
-  events.subscribe((change, origin) => seen.push({ change, origin }));
-  const unread = { readAfter: async () => [], head: async () => 0 } as unknown as ChangeLogRepository;
-  const reader = new ChangeLogReader(unread, events, logger, 0);
+  const { seen, reader } = offeredReader();
   const heard: number[] = [];
   reader.subscribe({ entries: (entries) => heard.push(...entries.map((e) => e.version)) });
   const entry = (version: number, change: Change): LoggedChange => ({ version, at: version, change, detail: change, by: "another" }) as unknown as LoggedChange;

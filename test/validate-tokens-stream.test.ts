@@ -43,20 +43,20 @@ before(async () => {
 after(() => server?.close());
 
 /** The API, three applications (subscribed, blocked, not subscribed), their tokens, and checks of each. */
-async function seed(server: TestServer): Promise<CheckInit[]> {
-  const subs = server.client(SubscriptionService);
+async function seed(target: TestServer): Promise<CheckInit[]> {
+  const subs = target.client(SubscriptionService);
   await subs.createApi({ api: API });
-  await server.grpc.registerNewResource({ resource: { apiId: API.apiId, resources: RESOURCES } });
+  await target.grpc.registerNewResource({ resource: { apiId: API.apiId, resources: RESOURCES } });
   const tokens: string[] = [];
   for (const [i, state] of [SubscriptionState.UNBLOCKED, SubscriptionState.BLOCKED, undefined].entries()) {
     const applicationId = randomUUID();
-    const app = (await server.grpc.createApplication(createRequest({ applicationId, keyType: KeyType.PRODUCTION, scopes: ["order:admin"] }))).application;
+    const app = (await target.grpc.createApplication(createRequest({ applicationId, keyType: KeyType.PRODUCTION, scopes: ["order:admin"] }))).application;
     assert.ok(app);
     if (state !== undefined) await subs.createSubscription({ subscription: { applicationId, apiId: API.apiId, tier: "Gold", state } });
     // The subscribed application's tokens with and without the scope; the others' with it.
     for (const scopes of i === 0 ? [["order:admin"], []] : [["order:admin"]]) {
       const request = { clientId: app.consumerKey, clientSecret: app.consumerSecret, grantType: "client_credentials", scopes };
-      const token = (await server.grpc.getNewApplicationAccessToken({ request })).token?.accessToken;
+      const token = (await target.grpc.getNewApplicationAccessToken({ request })).token?.accessToken;
       assert.ok(token);
       tokens.push(token);
     }

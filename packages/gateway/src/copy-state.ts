@@ -209,13 +209,7 @@ export class CopyState {
     const issuer = km.issuer.replace(/\/+$/, "");
     const { name, jwksUri, jwtValidation, tokenPattern, validationCacheSeconds } = km;
     this.externalsAsSent.set(issuer, JSON.stringify([name, jwksUri, jwtValidation, tokenPattern, validationCacheSeconds]));
-    this.externals.set(issuer, {
-      name: km.name,
-      issuer,
-      jwksUri: km.jwksUri,
-      jwtValidation: km.jwtValidation,
-      validationCacheMs: km.validationCacheSeconds * 1000,
-    });
+    this.externals.set(issuer, { name, issuer, jwksUri, jwtValidation, validationCacheMs: validationCacheSeconds * 1000 });
   }
 
   /** Forgets revocations of tokens that have expired by `now` (they are refused as expired anyway). */
