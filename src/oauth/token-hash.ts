@@ -8,7 +8,14 @@ export function hashToken(token: string): string {
   return hash("sha256", token, "hex");
 }
 
-/** An opaque token: 256 random bits, URL-safe (43 characters). */
+/**
+ * An opaque token: 256 random bits, URL-safe (43 characters), never starting with "-" (drawn
+ * again, about 1 in 64), so a command line such as `km tokens validate <token>` takes it as the
+ * token and not as an option.
+ */
 export function newOpaqueToken(): string {
-  return randomBytes(32).toString("base64url");
+  for (;;) {
+    const token = randomBytes(32).toString("base64url");
+    if (!token.startsWith("-")) return token;
+  }
 }
