@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import * as oauth from "openid-client";
 import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
+import { ScopeService } from "../gen/keymanager/v1/scope_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
 import { TestClock } from "./support/clock.js";
 import { describeOnEachDatabase } from "./support/each-database.js";
@@ -173,6 +174,45 @@ describeOnEachDatabase("authorization code flow with PKCE", (database) => {
     await assert.rejects(users.revokeUserConsent({ username: "erin", consumerKey: confidential.consumerKey }), (e: ConnectError) => e.code === Code.NotFound);
     const after = await start(config, {}, first.browser);
     assert.equal((await after.browser.get(after.url.href)).status, 200);
+  });
+
+  test("the consent page shows the scopes the user's roles give, and apart, escaped, those they do not; token and consent agree", async () => {
+    // orders:refund is bound to the role cashier, the other (a name needing escapes) to manager.
+    const withheld = "<b>&'manage";
+    const scopes = server.client(ScopeService);
+    await scopes.registerScope({ scope: { name: "orders:refund", roles: ["cashier"] } });
+    await scopes.registerScope({ scope: { name: withheld, roles: ["manager"] } });
+    const users = server.client(UserService);
+    await users.createUser({ user: { username: "hugo", roles: ["cashier"] }, password: PASSWORD });
+    const app = (
+      await server.grpc.createApplication(
+        createRequest({ clientName: "Pizza Till", scopes: ["orders:refund", withheld], grantTypes: ["authorization_code"], callbackUrls: [CALLBACK] }),
+      )
+    ).application;
+    assert.ok(app);
+    const tillConfig = await oauth.discovery(new URL(base), app.consumerKey, app.consumerSecret, undefined, {
+      algorithm: "oauth2",
+      execute: [oauth.allowInsecureRequests],
+    });
+
+    const started = await start(tillConfig, { scope: `orders:refund ${withheld}` });
+    const login = await started.browser.get(started.url.href);
+    const consent = await started.browser.submit(await login.text(), { username: "hugo", password: PASSWORD });
+    assert.equal(consent.status, 200);
+    const html = await consent.text();
+    assert.match(html, /<ul id="scopes">\n<li>orders:refund<\/li>\n<\/ul>/);
+    assert.match(html, /Not granted: your roles do not allow/);
+    assert.match(html, /<ul id="not-granted"[^>]*>\n<li>&lt;b&gt;&amp;&#39;manage<\/li>\n<\/ul>/);
+    assert.doesNotMatch(html, /<b>/);
+    const answer = await started.browser.submit(html, {}, { button: "consent" });
+    assert.equal(answer.status, 303);
+    const tokens = await oauth.authorizationCodeGrant(tillConfig, new URL(answer.headers.get("location") ?? ""), {
+      pkceCodeVerifier: started.verifier,
+      expectedState: started.state,
+    });
+    assert.equal(tokens.scope, "orders:refund");
+    const remembered = (await users.listUserConsents({ username: "hugo" })).consents.find((c) => c.consumerKey === app.consumerKey);
+    assert.deepEqual(remembered?.scopes, ["orders:refund"]);
   });
 
   test("a redirect_uri not registered is shown on a page, never redirected to", async () => {

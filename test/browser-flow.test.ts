@@ -8,6 +8,7 @@ import { after, before, test } from "node:test";
 import * as oauth from "openid-client";
 import type { Browser } from "playwright-core";
 import { AuthLevel } from "../gen/keymanager/v1/types_pb.js";
+import { ScopeService } from "../gen/keymanager/v1/scope_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { UserService } from "../gen/keymanager/v1/user_service_pb.js";
@@ -132,5 +133,55 @@ describeOnEachDatabase("authorization code flow in a real browser (Debian chromi
     // An application token of the same client is not a user's: refused on an Application_User resource.
     const appToken = await oauth.clientCredentialsGrant(config, { scope: "write:orders" });
     assert.equal((await check(appToken.access_token)).authorized, false);
+  });
+
+  test("the consent page in chromium: the scopes the user's roles give, and apart those they do not; the token has the first only", async () => {
+    const scopes = server.client(ScopeService);
+    await scopes.registerScope({ scope: { name: "oven:bake", roles: ["baker"] } });
+    await scopes.registerScope({ scope: { name: "oven:repair", roles: ["technician"] } });
+    await server.client(UserService).createUser({ user: { username: "browser-baker", roles: ["baker"] }, password: "browser-password" });
+    const oven = (
+      await server.grpc.createApplication(
+        createRequest({ clientName: "Oven App", scopes: ["oven:bake", "oven:repair"], grantTypes: ["authorization_code"], callbackUrls: [callback] }),
+      )
+    ).application;
+    assert.ok(oven);
+    const config = await oauth.discovery(new URL(`http://127.0.0.1:${server.httpPort}`), oven.consumerKey, oven.consumerSecret, undefined, {
+      algorithm: "oauth2",
+      execute: [oauth.allowInsecureRequests],
+    });
+    const verifier = oauth.randomPKCECodeVerifier();
+    const state = oauth.randomState();
+    const url = oauth.buildAuthorizationUrl(config, {
+      redirect_uri: callback,
+      scope: "oven:bake oven:repair",
+      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: "S256",
+      state,
+    });
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(url.href);
+    await page.getByLabel("Username").fill("browser-baker");
+    await page.getByLabel("Password").fill("browser-password");
+    await page.getByLabel("Password").press("Enter");
+    await page.getByRole("heading", { name: "Allow access" }).waitFor();
+    assert.deepEqual(await page.locator("#scopes li").allTextContents(), ["oven:bake"]);
+    assert.deepEqual(
+      await page
+        .getByRole("list", { name: /Not granted: your roles do not allow/ })
+        .getByRole("listitem")
+        .allTextContents(),
+      ["oven:repair"],
+    );
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, `consent-not-granted-${database.name}.png`), fullPage: true });
+    await Promise.all([page.waitForURL(`${callback}?**`), page.getByRole("button", { name: "Allow" }).click()]);
+    const landed = new URL(page.url());
+    await context.close();
+
+    const tokens = await oauth.authorizationCodeGrant(config, landed, { pkceCodeVerifier: verifier, expectedState: state });
+    assert.equal(tokens.scope, "oven:bake");
   });
 });

@@ -18,7 +18,7 @@ const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256
 const ISSUER = "https://idp.roles.example.com";
 const AUDIENCE = "urn:test:role-scopes";
 
-// kitchen:cook is bound to the role chef; menu:read to no role; both registered.
+// kitchen:cook is bound to the roles chef and sous-chef; pantry:stock to storekeeper; menu:read to no role; all registered.
 describeOnEachDatabase("role-based scopes", (database) => {
   let server: TestServer;
   let base: string;
@@ -30,6 +30,7 @@ describeOnEachDatabase("role-based scopes", (database) => {
     const scopes = server.client(ScopeService);
     await scopes.registerScope({ scope: { name: "kitchen:cook", roles: ["chef", "sous-chef"] } });
     await scopes.registerScope({ scope: { name: "menu:read" } });
+    await scopes.registerScope({ scope: { name: "pantry:stock", roles: ["storekeeper"] } });
     const users = server.client(UserService);
     await users.createUser({ user: { username: "carla", roles: ["chef"] }, password: PASSWORD });
     await users.createUser({ user: { username: "gus", roles: ["guest"] }, password: PASSWORD });
@@ -45,7 +46,7 @@ describeOnEachDatabase("role-based scopes", (database) => {
     const created = (
       await server.grpc.createApplication(
         createRequest({
-          scopes: ["kitchen:cook", "menu:read"],
+          scopes: ["kitchen:cook", "menu:read", "pantry:stock"],
           grantTypes: ["client_credentials", "password", "refresh_token", "authorization_code", JWT_BEARER, TOKEN_EXCHANGE],
           callbackUrls: [CALLBACK],
         }),
@@ -142,6 +143,83 @@ describeOnEachDatabase("role-based scopes", (database) => {
       const issued = await token({ grant_type: "authorization_code", code, redirect_uri: CALLBACK, code_verifier: verifier });
       assert.equal(issued.scope, expected, username);
     }
+  });
+
+  /** An authorization request for `scope` in `browser` (signed in as `username` when it shows the login page): the answer after login and its page. */
+  async function authorizeAs(browser: FormBrowser, username: string, scope: string) {
+    const verifier = randomUUID() + randomUUID();
+    const query = new URLSearchParams({
+      response_type: "code",
+      client_id: app.consumerKey,
+      redirect_uri: CALLBACK,
+      scope,
+      code_challenge: createHash("sha256").update(verifier).digest("base64url"),
+      code_challenge_method: "S256",
+    });
+    const first = await browser.get(`/oauth2/authorize?${query}`);
+    const html = await first.text();
+    const answer = /<h1>Sign in<\/h1>/.test(html) ? await browser.submit(html, { username, password: PASSWORD }) : first;
+    return { answer, page: answer === first ? html : await answer.text(), verifier };
+  }
+
+  const listed = (html: string, id: string) =>
+    [...(new RegExp(`<ul id="${id}"[^>]*>([^]*?)</ul>`).exec(html)?.[1] ?? "").matchAll(/<li>([^<]*)<\/li>/g)].map((m) => m[1]);
+  const codeOf = (res: Response) => new URL(res.headers.get("location") ?? "").searchParams.get("code") ?? "";
+  const exchange = async (res: Response, verifier: string) => {
+    const code = codeOf(res);
+    assert.notEqual(code, "");
+    return (await token({ grant_type: "authorization_code", code, redirect_uri: CALLBACK, code_verifier: verifier })).scope;
+  };
+
+  test("authorization code: the consent page shows the scopes the roles give, and apart those they do not; token and consent agree", async () => {
+    const username = `remy-${database.name}`;
+    const users = server.client(UserService);
+    await users.createUser({ user: { username, roles: ["chef"] }, password: PASSWORD });
+    const browser = new FormBrowser(base);
+    const consented = async () => (await users.listUserConsents({ username })).consents.find((c) => c.consumerKey === app.consumerKey)?.scopes;
+
+    // chef: kitchen:cook yes, pantry:stock (storekeeper's) no.
+    const asked = await authorizeAs(browser, username, "kitchen:cook pantry:stock");
+    assert.equal(asked.answer.status, 200);
+    const { page } = asked;
+    assert.deepEqual(listed(page, "scopes"), ["kitchen:cook"]);
+    assert.deepEqual(listed(page, "not-granted"), ["pantry:stock"]);
+    assert.match(page, /Not granted: your roles do not allow/);
+    const allowed = await browser.submit(page, {}, { button: "consent" });
+    assert.equal(allowed.status, 303);
+    assert.equal(await exchange(allowed, asked.verifier), "kitchen:cook");
+    assert.deepEqual(await consented(), ["kitchen:cook"]);
+
+    // Asked again with the same roles: remembered, no page.
+    const again = await authorizeAs(browser, username, "kitchen:cook pantry:stock");
+    assert.equal(again.answer.status, 302);
+    assert.equal(await exchange(again.answer, again.verifier), "kitchen:cook");
+
+    // A role gained: the scope it newly gives is asked for.
+    await users.setUserAttributes({ user: { username, roles: ["chef", "storekeeper"] } });
+    const gained = await authorizeAs(browser, username, "kitchen:cook pantry:stock");
+    assert.equal(gained.answer.status, 200);
+    const gainedPage = gained.page;
+    assert.deepEqual(listed(gainedPage, "scopes"), ["kitchen:cook", "pantry:stock"]);
+    assert.doesNotMatch(gainedPage, /not-granted/);
+    const allowedBoth = await browser.submit(gainedPage, {}, { button: "consent" });
+    assert.equal(await exchange(allowedBoth, gained.verifier), "kitchen:cook pantry:stock");
+    assert.deepEqual((await consented())?.sort(), ["kitchen:cook", "pantry:stock"]);
+
+    // A role lost: remembered consent still covers what is left; the token simply lacks the scope.
+    await users.setUserAttributes({ user: { username, roles: ["storekeeper"] } });
+    const lost = await authorizeAs(browser, username, "kitchen:cook pantry:stock");
+    assert.equal(lost.answer.status, 302);
+    assert.equal(await exchange(lost.answer, lost.verifier), "pantry:stock");
+
+    // No role giving any scope asked for: "default", as token issuance gives; both shown as not granted.
+    await users.setUserAttributes({ user: { username, roles: [] } });
+    const none = await authorizeAs(browser, username, "kitchen:cook pantry:stock");
+    assert.equal(none.answer.status, 200);
+    const nonePage = none.page;
+    assert.deepEqual(listed(nonePage, "scopes"), ["default"]);
+    assert.deepEqual(listed(nonePage, "not-granted"), ["kitchen:cook", "pantry:stock"]);
+    assert.equal(await exchange(await browser.submit(nonePage, {}, { button: "consent" }), none.verifier), "default");
   });
 
   test("JWT bearer and token exchange: a subject that is a user here by its roles; an outside subject holds none", async () => {

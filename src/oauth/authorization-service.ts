@@ -14,6 +14,7 @@ import { isS256Challenge, PKCE_METHOD } from "./pkce.js";
 import { grantScopes, parseScopeParameter } from "./scopes.js";
 import { hashToken, newOpaqueToken } from "./token-hash.js";
 import { OIDC_SCOPES } from "./user-claims.js";
+import { userScopes } from "./user-scopes.js";
 
 /** An authorization request (RFC 6749 section 4.1.1) once checked: what the pages and the code carry. */
 export interface AuthorizationRequest {
@@ -22,8 +23,13 @@ export interface AuthorizationRequest {
   redirectUri: string;
   /** Whether the request named redirect_uri (then the token request must name the same). */
   redirectUriGiven: boolean;
-  /** The scopes the code will carry: those asked for that the client may have. */
+  /**
+   * The scopes the code will carry: those asked for that the client may have; once the user is
+   * known (forUser), only those the user's roles allow.
+   */
   scopes: string[];
+  /** Once the user is known (forUser): the scopes asked for that the user's roles do not allow. */
+  notGranted: string[];
   state: string;
   nonce: string;
   codeChallenge: string;
@@ -150,6 +156,7 @@ export class AuthorizationService {
       redirectUri,
       redirectUriGiven: given !== undefined,
       scopes: scopesFor(client, requested),
+      notGranted: [],
       state,
       nonce: p.nonce ?? "",
       codeChallenge: challenge,
@@ -194,6 +201,16 @@ export class AuthorizationService {
 
   async logout(cookieValue: string | undefined): Promise<void> {
     if (cookieValue) await this.store.loginSessions.delete(hashToken(cookieValue));
+  }
+
+  /**
+   * The request as it stands for a user: its scopes narrowed to those the user's roles allow (as
+   * token issuance narrows them, userScopes), the others named in notGranted. What the consent
+   * page shows, the consent records and the code carries.
+   */
+  async forUser(request: AuthorizationRequest, username: string): Promise<AuthorizationRequest> {
+    const scopes = await userScopes(this.store, username, request.scopes);
+    return { ...request, scopes, notGranted: request.scopes.filter((s) => !scopes.includes(s)) };
   }
 
   /** Whether the user already consented to every scope the request asks for. */

@@ -16,7 +16,7 @@ import type { Store } from "../storage/store.js";
 import type { TokenWriter } from "../storage/token-writer.js";
 import { SCOPES } from "../auth/scopes.js";
 import { DUMMY_PASSWORD_HASH, verifyPassword } from "./passwords.js";
-import { grantScopes, scopesForUser } from "./scopes.js";
+import { grantScopes } from "./scopes.js";
 import { requireTokenGeneration } from "../keymanager/features.js";
 import { withConfiguredClaims } from "./jwt-claims.js";
 import type { SigningKeys } from "./signing-keys.js";
@@ -30,6 +30,7 @@ import type { GrantOutcome } from "./grants/grant-outcome.js";
 import { JWT_BEARER, jwtBearerGrant } from "./grants/jwt-bearer.js";
 import { TOKEN_EXCHANGE, tokenExchangeGrant } from "./grants/token-exchange.js";
 import type { IssuerJwts } from "./issuer-jwts.js";
+import { userScopes } from "./user-scopes.js";
 
 export interface IssuedToken {
   accessToken: string;
@@ -198,11 +199,7 @@ export class TokenService {
    */
   private async withUserRoles(client: OAuthClient, outcome: GrantOutcome): Promise<GrantOutcome> {
     if (outcome.endUser === "" || client.system) return outcome;
-    const bound = (await this.store.scopes.findMany(outcome.scopes)).filter((s) => s.roles.length > 0);
-    if (bound.length === 0) return outcome;
-    const user = await this.store.users.find(outcome.endUser);
-    const scopes = scopesForUser(outcome.scopes, user?.roles ?? [], new Map(bound.map((s) => [s.name, s.roles])));
-    return { ...outcome, scopes };
+    return { ...outcome, scopes: await userScopes(this.store, outcome.endUser, outcome.scopes) };
   }
 
   private async runGrant(client: OAuthClient, request: AccessTokenRequest): Promise<GrantOutcome> {

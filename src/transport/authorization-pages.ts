@@ -72,7 +72,24 @@ ${hidden(options.fields)}
   );
 }
 
-export function consentPage(options: { clientName: string; username: string; scopes: readonly string[]; fields: FlowFields }): string {
+/** The requested scopes the user's roles do not allow: said apart, so nobody consents to them. */
+function notGranted(scopes: readonly string[]): string {
+  if (scopes.length === 0) return "";
+  return `<p id="not-granted-heading">Not granted: your roles do not allow these requested scopes, so the application will not get them:</p>
+<ul id="not-granted" aria-labelledby="not-granted-heading">
+${scopes.map((s) => `<li>${escapeHtml(s)}</li>`).join("\n")}
+</ul>
+`;
+}
+
+/** `scopes`: those the token will carry; `notGranted`: those requested that the user's roles do not allow. */
+export function consentPage(options: {
+  clientName: string;
+  username: string;
+  scopes: readonly string[];
+  notGranted: readonly string[];
+  fields: FlowFields;
+}): string {
   const scopes = options.scopes.map((s) => `<li>${escapeHtml(s)}</li>`).join("\n");
   return page(
     "Allow access",
@@ -81,7 +98,7 @@ export function consentPage(options: { clientName: string; username: string; sco
 <ul id="scopes">
 ${scopes}
 </ul>
-<p>You can withdraw this later; the application's tokens end with it.</p>
+${notGranted(options.notGranted)}<p>You can withdraw this later; the application's tokens end with it.</p>
 <form method="post" action="/oauth2/authorize">
 ${hidden(options.fields)}
 <button type="submit" name="action" value="consent">Allow</button>

@@ -109,36 +109,41 @@ function parameters(query: URLSearchParams): AuthorizationParameters {
 
 /** GET: the request's next step for this browser. */
 async function authorize(deps: Deps, browser: Browser, query: URLSearchParams): Promise<void> {
-  const request = await checked(deps, browser, query, 302);
-  if (!request) return;
+  const asked = await checked(deps, browser, query, 302);
+  if (!asked) return;
   const fields = { csrfToken: csrf.create(browser.csrfSecret), request: query.toString() };
   const { session } = browser;
-  if (request.prompt.has("none")) {
-    if (!session) return redirectError(browser, new AuthorizationRedirectError("login_required", "the user is not signed in", request), 302);
+  if (asked.prompt.has("none")) {
+    if (!session) return redirectError(browser, new AuthorizationRedirectError("login_required", "the user is not signed in", asked), 302);
+    const request = await deps.authorization.forUser(asked, session.username);
     if (!(await deps.authorization.consented(request, session.username))) {
       return redirectError(browser, new AuthorizationRedirectError("consent_required", "the user has not consented to these scopes", request), 302);
     }
     return issueCode(deps, browser, request, session, 302);
   }
-  if (!session || request.prompt.has("login")) return showLogin(browser, request, fields, 200);
-  return nextAfterLogin(deps, browser, request, session, fields, !request.prompt.has("consent"), 302);
+  if (!session || asked.prompt.has("login")) return showLogin(browser, asked, fields, 200);
+  return nextAfterLogin(deps, browser, asked, session, fields, !asked.prompt.has("consent"), 302);
 }
 
-/** Signed in: the consent page, or the code at once when the user consented to these scopes before. */
+/**
+ * Signed in: the consent page (the scopes the user's roles allow, and apart those they do not),
+ * or the code at once when the user consented to the allowed scopes before.
+ */
 async function nextAfterLogin(
   deps: Deps,
   browser: Browser,
-  request: AuthorizationRequest,
+  asked: AuthorizationRequest,
   session: LoginSession,
   fields: FlowFields,
   rememberedConsent: boolean,
   status: 302 | 303,
 ): Promise<void> {
+  const request = await deps.authorization.forUser(asked, session.username);
   if (rememberedConsent && (await deps.authorization.consented(request, session.username))) return issueCode(deps, browser, request, session, status);
   sendPage(
     browser.res,
     200,
-    consentPage({ clientName: request.client.clientName, username: session.username, scopes: request.scopes, fields }),
+    consentPage({ clientName: request.client.clientName, username: session.username, scopes: request.scopes, notGranted: request.notGranted, fields }),
     pageHeaders(browser, request.redirectUri),
   );
 }
@@ -149,12 +154,13 @@ async function submit(deps: Deps, browser: Browser): Promise<void> {
   if (!form) return;
   if (!csrfValid(browser, form)) return;
   const query = new URLSearchParams(form.get("request") ?? "");
-  const request = await checked(deps, browser, query, 303);
-  if (!request) return;
+  const asked = await checked(deps, browser, query, 303);
+  if (!asked) return;
   const fields = { csrfToken: csrf.create(browser.csrfSecret), request: query.toString() };
   const action = form.get("action");
-  if (action === "login") return login(deps, browser, request, fields, form);
-  if (!browser.session) return showLogin(browser, request, fields, 200);
+  if (action === "login") return login(deps, browser, asked, fields, form);
+  if (!browser.session) return showLogin(browser, asked, fields, 200);
+  const request = await deps.authorization.forUser(asked, browser.session.username);
   if (action === "deny") return redirectError(browser, new AuthorizationRedirectError("access_denied", "the user denied the request", request), 303);
   if (action !== "consent") {
     sendPage(browser.res, 400, errorPage("Bad request", "The form's action is missing or unknown."), pageHeaders(browser, undefined));
