@@ -49,6 +49,8 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
   let gatewayToken: string;
   let db: Knex;
   const logs: string[] = [];
+  /** This replica's caches told its external key managers changed (published "local"). */
+  let localPublishes = 0;
   const watchers: Watcher[] = [];
   const watch = () => {
     const w = new Watcher(server.client(GatewaySyncService, { token: gatewayToken }));
@@ -84,6 +86,9 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
     });
     gatewayToken = (await server.caller([SCOPES.gateway])).token;
     db = createKnex({ url: database.url(), poolMax: 1 });
+    (server.app.changeEvents ?? assert.fail("started")).subscribe((change, origin) => {
+      if (change.kind === "external-key-managers" && origin === "local") localPublishes++;
+    });
   });
   after(async () => {
     await Promise.all(watchers.map((w) => w.close()));
@@ -105,8 +110,12 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
 
     // idp-a's JWKS location and cache time changed, idp-b removed, idp-c added.
     const c: External = { name: "idp-c", issuer: "https://c.example.com", jwks: "https://c.example.com/keys" };
+    const publishedBefore = localPublishes;
     await reload([{ ...a, jwks: "https://a.example.com/v2/jwks", cacheSeconds: 5 }, c]);
     await w.until("the external key managers event", () => announced().length === 1);
+    // The entry committed (its Watch event came after): the caches were flushed by the reload, not again by the commit.
+    await sleep(100);
+    assert.equal(localPublishes - publishedBefore, 1, "one reload, one flush of this replica's caches");
     const [first] = announced();
     assert.deepEqual(
       first?.keyManagers.map(({ name, issuer, jwksUri, jwtValidation, tokenPattern, validationCacheSeconds }) => ({
@@ -193,20 +202,26 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
     // The change log's head cannot be moved: nothing can be recorded.
     await db.schema.renameTable("change_log_head", "change_log_head_away");
     try {
+      const publishedBefore = localPublishes;
       await reload([a]);
+      assert.equal(localPublishes - publishedBefore, 1, "the caches flushed at once, the database failing");
       const deadline = Date.now() + 10_000;
       while (logged() === before) {
         assert.ok(Date.now() < deadline, "the failure was logged");
         await sleep(10);
       }
       assert.equal(await validate(), 900912, "idp-a's now (its JWKS cannot be had): ValidateToken follows the reload whatever the change log");
+      assert.equal(localPublishes - publishedBefore, 1, "and not again");
     } finally {
       await db.schema.renameTable("change_log_head_away", "change_log_head");
     }
     assert.equal(announced().length, 0, "nothing was recorded, nothing sent");
     // The same file again: the gateways were not told of it yet.
+    const publishedBeforeRetry = localPublishes;
     await reload([a]);
     await w.until("the external key managers event", () => announced().length === 1);
+    await sleep(100);
+    assert.ok(localPublishes - publishedBeforeRetry <= 1, "recording it late flushes the caches no more than the reload did");
     assert.deepEqual(
       announced()[0]?.keyManagers.map((km) => km.name),
       ["idp-a"],
