@@ -2,17 +2,16 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Knex } from "knex";
-import { pino } from "pino";
 import { GatewaySyncService } from "../gen/keymanager/v1/gateway_sync_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { AuthLevel } from "../gen/keymanager/v1/types_pb.js";
 import { SCOPES } from "../src/auth/scopes.js";
 import { createKnex } from "../src/storage/database.js";
+import { capturedLog } from "./support/captured-log.js";
 import { describeOnEachDatabase } from "./support/each-database.js";
 import { startServer, type TestServer } from "./support/server.js";
 import { entitiesOf, upserted, Watcher } from "./support/watcher.js";
@@ -48,7 +47,7 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
   let file: string;
   let gatewayToken: string;
   let db: Knex;
-  const logs: string[] = [];
+  const { raw: logs, logger } = capturedLog("error");
   /** This replica's caches told its external key managers changed (published "local"). */
   let localPublishes = 0;
   const watchers: Watcher[] = [];
@@ -74,15 +73,7 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
       databaseUrl: database.url(),
       configFile: file,
       overrides: { gateway_sync: { heartbeat_interval_ms: HEARTBEAT_MS }, cluster: { poll_interval_ms: 50 }, log_level: "error" },
-      logger: pino(
-        { level: "error" },
-        new Writable({
-          write(chunk, _encoding, done) {
-            logs.push(String(chunk));
-            done();
-          },
-        }),
-      ),
+      logger,
     });
     gatewayToken = (await server.caller([SCOPES.gateway])).token;
     db = createKnex({ url: database.url(), poolMax: 1 });
@@ -301,4 +292,5 @@ describeOnEachDatabase("gateway sync: external key managers changed across a res
     // Every one removed: the gateway is told so.
     assert.deepEqual(await restartAndResume([]), []);
   });
+
 });
