@@ -120,6 +120,7 @@ export class App {
   private cache: ValidationCache | undefined;
   private decisions: DecisionCache<ValidationResult> | undefined;
   private feed: ChangeFeed | undefined;
+  private events: ChangeEvents | undefined;
   private keyManagers: KeyManagers | undefined;
   private apiDirectory: ApiDirectory | undefined;
   private unregisterWatchers: (() => void) | undefined;
@@ -128,6 +129,11 @@ export class App {
   systemClients: SystemClients | undefined;
   tokens: TokenService | undefined;
   housekeeping: Housekeeping | undefined;
+
+  /** The changes published to this replica's caches; once started. */
+  get changeEvents(): ChangeEvents | undefined {
+    return this.events;
+  }
 
   /** The gRPC port's bidi calls written ahead (corked) or plainly (grpc-write-ahead.ts); once started. */
   get grpcWriteAhead(): WriteAheadStats | undefined {
@@ -168,6 +174,7 @@ export class App {
     const { key } = loadOrCreateEncryptionKey(config.encryptionKey, config.dataDir);
     const currentConfig = () => this.configStore.current;
     const events = new ChangeEvents();
+    this.events = events;
     // Every change goes into the change log with its commit, and from there to the caches.
     const store = new Store(this.db, new SecretBox(key), events, undefined, {
       tokenHorizonMs: () => currentConfig().validity.maxTokenSeconds * 1000,

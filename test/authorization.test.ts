@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
-import { pino } from "pino";
 import { KeyManagerService } from "../gen/keymanager/v1/key_manager_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { SystemClientService } from "../gen/keymanager/v1/system_client_service_pb.js";
@@ -12,6 +10,7 @@ import { TrustedIssuerService } from "../gen/keymanager/v1/trusted_issuer_servic
 import { ScopeService } from "../gen/keymanager/v1/scope_service_pb.js";
 import { KeyType } from "../gen/keymanager/v1/types_pb.js";
 import { DEFAULT_THROTTLE_LIMITS } from "../src/oauth/authentication-throttle.js";
+import { capturedLog } from "./support/captured-log.js";
 import { rejectsWith } from "./support/assert-rpc.js";
 import { TestClock } from "./support/clock.js";
 import { createRequest } from "./support/fixtures.js";
@@ -19,20 +18,10 @@ import { startServer, type TestServer } from "./support/server.js";
 
 const FREE_FAILURES = DEFAULT_THROTTLE_LIMITS.freeFailures;
 const clock = new TestClock();
-const logLines: string[] = [];
+const { lines: logLines, raw: rawLines, logger } = capturedLog("trace");
 let server: TestServer;
 before(async () => {
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      logLines.push(
-        ...String(chunk)
-          .split("\n")
-          .filter((l) => l !== ""),
-      );
-      done();
-    },
-  });
-  server = await startServer({ clock, logger: pino({ level: "trace" }, sink) });
+  server = await startServer({ clock, logger });
 });
 after(() => server.close());
 
@@ -441,7 +430,7 @@ describe("logs", () => {
     );
     await server.client(UserService, { token: admin.token }).createUser({ user: { username: "logged-user" }, password: "a very secret password" });
 
-    const audit = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.log === "audit");
+    const audit = logLines.filter((l) => l.log === "audit");
     const about = (what: string) => audit.filter((l) => l.what === `keymanager.v1.${what}` && l.who === admin.clientId);
     assert.equal(about("KeyManagerService/CreateApplication").length, 1);
     assert.deepEqual((about("KeyManagerService/CreateApplication")[0]?.target as Record<string, unknown> | undefined)?.applicationId, app.applicationId);
@@ -460,7 +449,7 @@ describe("logs", () => {
       server.token,
       "a very secret password",
     ];
-    const all = logLines.join("\n");
+    const all = rawLines.join("\n");
     for (const secret of secrets) {
       assert.ok(secret.length > 8);
       assert.ok(!all.includes(secret), "a secret or token reached the log");

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { after, before, test } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Client, Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { pino } from "pino";
 import { CanHandleTokenRequestSchema, CanHandleTokenResponseSchema, KeyManagerService, TokenRouting } from "../gen/keymanager/v1/key_manager_service_pb.js";
 import { TokenType } from "../gen/keymanager/v1/types_pb.js";
 import { SCOPES } from "../src/auth/scopes.js";
+import { capturedLog } from "./support/captured-log.js";
 import { rejectsWith } from "./support/assert-rpc.js";
 import { describeOnEachDatabase } from "./support/each-database.js";
 import { createRequest } from "./support/fixtures.js";
@@ -29,17 +28,11 @@ describeOnEachDatabase("CanHandleToken", (database) => {
   let server: TestServer;
   let gateway: Client<typeof KeyManagerService>;
   let gatewayToken: string;
-  const logLines: string[] = [];
+  const { raw: logLines, logger } = capturedLog("trace");
   before(async () => {
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        logLines.push(String(chunk));
-        done();
-      },
-    });
     server = await startServer({
       databaseUrl: database.url(),
-      logger: pino({ level: "trace" }, sink),
+      logger,
       overrides: {
         log_level: "trace",
         external: [

@@ -2,17 +2,17 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Knex } from "knex";
-import { pino } from "pino";
+import type { Logger } from "pino";
 import { GatewaySyncService } from "../gen/keymanager/v1/gateway_sync_service_pb.js";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { AuthLevel } from "../gen/keymanager/v1/types_pb.js";
 import { SCOPES } from "../src/auth/scopes.js";
 import { createKnex } from "../src/storage/database.js";
+import { capturedLog } from "./support/captured-log.js";
 import { describeOnEachDatabase } from "./support/each-database.js";
 import { startServer, type TestServer } from "./support/server.js";
 import { entitiesOf, upserted, Watcher } from "./support/watcher.js";
@@ -48,7 +48,9 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
   let file: string;
   let gatewayToken: string;
   let db: Knex;
-  const logs: string[] = [];
+  const { raw: logs, logger } = capturedLog("error");
+  /** This replica's caches told its external key managers changed (published "local"). */
+  let localPublishes = 0;
   const watchers: Watcher[] = [];
   const watch = () => {
     const w = new Watcher(server.client(GatewaySyncService, { token: gatewayToken }));
@@ -72,18 +74,13 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
       databaseUrl: database.url(),
       configFile: file,
       overrides: { gateway_sync: { heartbeat_interval_ms: HEARTBEAT_MS }, cluster: { poll_interval_ms: 50 }, log_level: "error" },
-      logger: pino(
-        { level: "error" },
-        new Writable({
-          write(chunk, _encoding, done) {
-            logs.push(String(chunk));
-            done();
-          },
-        }),
-      ),
+      logger,
     });
     gatewayToken = (await server.caller([SCOPES.gateway])).token;
     db = createKnex({ url: database.url(), poolMax: 1 });
+    (server.app.changeEvents ?? assert.fail("started")).subscribe((change, origin) => {
+      if (change.kind === "external-key-managers" && origin === "local") localPublishes++;
+    });
   });
   after(async () => {
     await Promise.all(watchers.map((w) => w.close()));
@@ -105,8 +102,12 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
 
     // idp-a's JWKS location and cache time changed, idp-b removed, idp-c added.
     const c: External = { name: "idp-c", issuer: "https://c.example.com", jwks: "https://c.example.com/keys" };
+    const publishedBefore = localPublishes;
     await reload([{ ...a, jwks: "https://a.example.com/v2/jwks", cacheSeconds: 5 }, c]);
     await w.until("the external key managers event", () => announced().length === 1);
+    // The entry committed (its Watch event came after): the caches were flushed by the reload, not again by the commit.
+    await sleep(100);
+    assert.equal(localPublishes - publishedBefore, 1, "one reload, one flush of this replica's caches");
     const [first] = announced();
     assert.deepEqual(
       first?.keyManagers.map(({ name, issuer, jwksUri, jwtValidation, tokenPattern, validationCacheSeconds }) => ({
@@ -193,26 +194,55 @@ describeOnEachDatabase("gateway sync: external key managers changed by a reload"
     // The change log's head cannot be moved: nothing can be recorded.
     await db.schema.renameTable("change_log_head", "change_log_head_away");
     try {
+      const publishedBefore = localPublishes;
       await reload([a]);
+      assert.equal(localPublishes - publishedBefore, 1, "the caches flushed at once, the database failing");
       const deadline = Date.now() + 10_000;
       while (logged() === before) {
         assert.ok(Date.now() < deadline, "the failure was logged");
         await sleep(10);
       }
       assert.equal(await validate(), 900912, "idp-a's now (its JWKS cannot be had): ValidateToken follows the reload whatever the change log");
+      assert.equal(localPublishes - publishedBefore, 1, "and not again");
     } finally {
       await db.schema.renameTable("change_log_head_away", "change_log_head");
     }
     assert.equal(announced().length, 0, "nothing was recorded, nothing sent");
     // The same file again: the gateways were not told of it yet.
+    const publishedBeforeRetry = localPublishes;
     await reload([a]);
     await w.until("the external key managers event", () => announced().length === 1);
+    await sleep(100);
+    assert.ok(localPublishes - publishedBeforeRetry <= 1, "recording it late flushes the caches no more than the reload did");
     assert.deepEqual(
       announced()[0]?.keyManagers.map((km) => km.name),
       ["idp-a"],
     );
   });
 });
+
+/** A trigger refusing every update of the change log's head (its version): no change can be recorded. */
+async function refuseHeadUpdates(db: Knex, dialect: string): Promise<void> {
+  if (dialect === "sqlite") {
+    await db.raw("create trigger km_test_refuse_head before update on change_log_head begin select raise(abort, 'refused by the test'); end");
+  } else if (dialect === "postgres") {
+    await db.raw("create function km_test_refuse_head() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$");
+    await db.raw("create trigger km_test_refuse_head before update on change_log_head for each row execute function km_test_refuse_head()");
+  } else {
+    await db.raw(
+      "create trigger km_test_refuse_head before update on change_log_head for each row signal sqlstate '45000' set message_text = 'refused by the test'",
+    );
+  }
+}
+
+async function allowHeadUpdates(db: Knex, dialect: string): Promise<void> {
+  if (dialect === "postgres") {
+    await db.raw("drop trigger km_test_refuse_head on change_log_head");
+    await db.raw("drop function km_test_refuse_head()");
+  } else {
+    await db.raw("drop trigger km_test_refuse_head");
+  }
+}
 
 describeOnEachDatabase("gateway sync: external key managers changed across a restart", (database) => {
   let dir: string;
@@ -225,12 +255,13 @@ describeOnEachDatabase("gateway sync: external key managers changed across a res
   const c: External = { name: "idp-c", issuer: "https://c.example.com", jwks: "https://c.example.com/keys" };
 
   /** The server on the same database and data directory, with the deployment file holding `externals`. */
-  async function start(externals: External[]): Promise<TestServer> {
+  async function start(externals: External[], logger?: Logger): Promise<TestServer> {
     writeFileSync(file, toml(externals));
     server = await startServer({
       databaseUrl: database.url(),
       configFile: file,
       dataDir,
+      ...(logger ? { logger } : {}),
       overrides: { gateway_sync: { heartbeat_interval_ms: HEARTBEAT_MS }, cluster: { poll_interval_ms: 50 } },
     });
     return server;
@@ -285,5 +316,44 @@ describeOnEachDatabase("gateway sync: external key managers changed across a res
     ]);
     // Every one removed: the gateway is told so.
     assert.deepEqual(await restartAndResume([]), []);
+  });
+
+  test("the start's announcement not recorded (the change log failing): logged without a secret, and recorded at the next reload that differs", async () => {
+    await (await start([a])).close();
+    const log = capturedLog("error");
+    const db = createKnex({ url: database.url(), poolMax: 1 });
+    try {
+      // The change log's head can be read (the change feed starts from it) but not moved: nothing
+      // can be recorded at start.
+      await refuseHeadUpdates(db, database.name);
+      let s: TestServer;
+      try {
+        s = await start([a, b], log.logger);
+      } finally {
+        await allowHeadUpdates(db, database.name);
+      }
+      const failed = log.lines.filter(
+        (l) => l.msg === "the external key managers could not be recorded in the change log for the gateways at start: tried again at the next reload",
+      );
+      assert.equal(failed.length, 1, "the failure is logged");
+      assert.equal(failed[0]?.level, 50, "as an error");
+      const all = log.raw.join("\n");
+      for (const secret of [s.token, database.url()]) assert.ok(!all.includes(secret), "no token or database address in the log");
+
+      const gatewayToken = (await s.caller([SCOPES.gateway])).token;
+      const w = new Watcher(s.client(GatewaySyncService, { token: gatewayToken }));
+      watchers.push(w);
+      await w.until("a whole snapshot", (x) => x.snapshot() !== undefined);
+      const announced = () => w.events().flatMap((e) => upserted(e, "externalKeyManagers") ?? []);
+      writeFileSync(file, toml([b]));
+      await s.grpc.loadConfiguration({});
+      await w.until("the external key managers event", () => announced().length === 1);
+      assert.deepEqual(
+        announced()[0]?.keyManagers.map((km) => km.name),
+        ["idp-b"],
+      );
+    } finally {
+      await db.destroy();
+    }
   });
 });

@@ -1,34 +1,23 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { Writable } from "node:stream";
 import { ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { pino } from "pino";
 import { SubscriptionService } from "../gen/keymanager/v1/subscription_service_pb.js";
 import { TokenValidationService } from "../gen/keymanager/v1/token_validation_service_pb.js";
 import { KeyType, SubscriptionState } from "../gen/keymanager/v1/types_pb.js";
+import { capturedLog } from "./support/captured-log.js";
 import { createRequest } from "./support/fixtures.js";
 import { bearer, startServer, type TestServer } from "./support/server.js";
 
 type Line = Record<string, unknown>;
 
 describe("logs: access lines and audit lines from a real server", () => {
-  const lines: Line[] = [];
-  const raw: string[] = [];
+  const { lines, raw, logger } = capturedLog("info");
   let server: TestServer;
 
   before(async () => {
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        for (const text of String(chunk).split("\n").filter(Boolean)) {
-          raw.push(text);
-          lines.push(JSON.parse(text) as Line);
-        }
-        done();
-      },
-    });
-    server = await startServer({ logger: pino({ level: "info" }, sink), overrides: { log_level: "info" } });
+    server = await startServer({ logger, overrides: { log_level: "info" } });
   });
   after(() => server?.close());
 
@@ -147,8 +136,7 @@ describe("logs: access lines and audit lines from a real server", () => {
   });
 
   test("request_id_max_chars: a caller's longer request id is replaced", async () => {
-    const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
-    const short = await startServer({ logger: pino({ level: "info" }, discard), overrides: { log_level: "info", request_id_max_chars: 8 } });
+    const short = await startServer({ logger: capturedLog("info").logger, overrides: { log_level: "info", request_id_max_chars: 8 } });
     const sizes: Array<[string, boolean]> = [
       ["12345678", true],
       ["123456789", false],
@@ -165,14 +153,8 @@ describe("logs: access lines and audit lines from a real server", () => {
   });
 
   test("access_log_level below log_level: no access lines, the rest of the log stays", async () => {
-    const captured: Line[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        for (const text of String(chunk).split("\n").filter(Boolean)) captured.push(JSON.parse(text) as Line);
-        done();
-      },
-    });
-    const quiet = await startServer({ logger: pino({ level: "info" }, sink), overrides: { log_level: "info", access_log_level: "debug" } });
+    const { lines: captured, logger: quietLogger } = capturedLog("info");
+    const quiet = await startServer({ logger: quietLogger, overrides: { log_level: "info", access_log_level: "debug" } });
     try {
       await quiet.client(TokenValidationService).validateToken({ context: "/none", version: "1", matchingResource: "/x", httpVerb: "GET" });
       await quiet.grpc.createApplication(createRequest());

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import * as http from "node:http";
-import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import type { Knex } from "knex";
-import { pino } from "pino";
 import { KeyType } from "../gen/keymanager/v1/types_pb.js";
 import { createKnex } from "../src/storage/database.js";
 import { acceptsJson } from "../src/transport/store-rest-routes.js";
+import { capturedLog } from "./support/captured-log.js";
 import { createRequest } from "./support/fixtures.js";
 import { describeOnEachDatabase } from "./support/each-database.js";
 import { startServer, type TestServer } from "./support/server.js";
@@ -40,7 +39,7 @@ interface ErrorBody {
 let server: TestServer;
 let db: Knex;
 let base: string;
-const logLines: Record<string, unknown>[] = [];
+const { lines: logLines, logger } = capturedLog("info");
 /** Callers: alice's and bob's store clients, a gateway, a group member. */
 let alice: string;
 let bob: string;
@@ -104,13 +103,7 @@ async function create(overrides: Parameters<typeof createRequest>[0]) {
 
 describeOnEachDatabase("Store REST API", (database) => {
   before(async () => {
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) logLines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
-    server = await startServer({ logger: pino({ level: "info" }, sink), databaseUrl: database.url() });
+    server = await startServer({ logger, databaseUrl: database.url() });
     base = `http://127.0.0.1:${server.httpPort}`;
     db = createKnex({ url: database.url(), poolMax: 2 });
     alice = (await server.caller(["apim:subscribe"], { subscriber: "alice" })).token;

@@ -18,6 +18,8 @@ const timeout = z.coerce
   .min(100)
   .max(24 * 3_600_000);
 const count = (max: number) => z.coerce.number().int().min(1).max(max);
+/** grpc.stream_write_ahead's default: answers of a bidi stream written ahead (src/transport/grpc-write-ahead.ts). */
+export const DEFAULT_STREAM_WRITE_AHEAD = 128;
 /** A list in the file, or comma-separated in an environment variable. */
 const list = <T extends z.ZodType>(item: T) =>
   z.preprocess(
@@ -108,7 +110,7 @@ export const keyManagerSection = z
         /** Strikes forgiven; the next closes the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (grpc.http2.max_ping_strikes). */
         keepalive_max_ping_strikes: z.coerce.number().int().min(0).max(1000).default(2),
         /** Answers of a bidi stream (ValidateTokens) written ahead of their writes' completion, corked in bursts; 0 or 1: off. */
-        stream_write_ahead: z.coerce.number().int().min(0).max(65_536).default(128),
+        stream_write_ahead: z.coerce.number().int().min(0).max(65_536).default(DEFAULT_STREAM_WRITE_AHEAD),
       })
       .strict()
       .prefault({}),

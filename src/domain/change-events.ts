@@ -113,6 +113,16 @@ export interface LoggedChange {
 export type Origin = "local" | "peer";
 
 /**
+ * Whether a change this replica committed is published to its caches at the commit. Not its
+ * external key managers: the reload changing them publishes that at once, before (and whether or
+ * not) the change log records it, so its caches drop once; the entry still reaches its Watch
+ * streams (through the log reader).
+ */
+export function publishedAtCommit(change: LoggableChange): boolean {
+  return change.kind !== "external-key-managers";
+}
+
+/**
  * Publishes every change: the caches listen. The store publishes its commits here ("local") as
  * soon as they are committed; the change log reader (src/cluster) the other replicas' ("peer").
  */
@@ -137,7 +147,7 @@ export class ChangeEvents {
 
   /** Entries this replica has just committed: published locally, and the log reader woken. */
   committed(entries: readonly LoggedChange[]): void {
-    for (const entry of entries) this.publish(entry.change, "local");
+    for (const entry of entries) if (publishedAtCommit(entry.change)) this.publish(entry.change, "local");
     if (entries.length > 0) this.emitter.emit("committed", entries);
   }
 

@@ -5,6 +5,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
+import { DEFAULT_STREAM_WRITE_AHEAD } from "../config/schema.js";
 import { type GrpcHandlerOptions, grpcHandlers, grpcServiceDefinition } from "./grpc-service.js";
 import { writeAheadInterceptor, type WriteAheadStats } from "./grpc-write-ahead.js";
 import { addReflection } from "./reflection.js";
@@ -55,11 +56,9 @@ export interface GrpcServerOptions extends GrpcHandlerOptions {
   maxMessageBytes: number;
   /** Connection, stream and ping bounds; DEFAULT_GRPC_CONNECTION_LIMITS when absent. */
   connections?: GrpcConnectionLimits;
-  /** Answers of a bidi stream written ahead of their writes' completion (grpc-write-ahead.ts); 0 or 1: off. Default 128. */
+  /** Answers of a bidi stream written ahead of their writes' completion (grpc-write-ahead.ts); 0 or 1: off. Default DEFAULT_STREAM_WRITE_AHEAD (the configuration schema's). */
   streamWriteAhead?: number;
 }
-
-export const DEFAULT_STREAM_WRITE_AHEAD = 128;
 
 /**
  * The grpc.health.v1 service name that answers liveness: SERVING while the process runs, whatever
