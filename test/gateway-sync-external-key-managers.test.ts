@@ -292,5 +292,4 @@ describeOnEachDatabase("gateway sync: external key managers changed across a res
     // Every one removed: the gateway is told so.
     assert.deepEqual(await restartAndResume([]), []);
   });
-
 });
