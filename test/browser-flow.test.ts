@@ -67,8 +67,9 @@ describeOnEachDatabase("authorization code flow in a real browser (Debian chromi
     await new Promise((resolve) => callbackServer?.close(resolve));
   });
 
-  test("login and consent in chromium, the code exchanged, the user token valid on an Application_User resource", async (t) => {
-    const config = await oauth.discovery(new URL(`http://127.0.0.1:${server.httpPort}`), app.consumerKey, app.consumerSecret, undefined, {
+  /** The client's configuration from discovery and an authorization URL asking for `scope` with PKCE (S256) and a state. */
+  async function authorizationRequest(consumerKey: string, consumerSecret: string, scope: string) {
+    const config = await oauth.discovery(new URL(`http://127.0.0.1:${server.httpPort}`), consumerKey, consumerSecret, undefined, {
       algorithm: "oauth2",
       execute: [oauth.allowInsecureRequests],
     });
@@ -76,11 +77,16 @@ describeOnEachDatabase("authorization code flow in a real browser (Debian chromi
     const state = oauth.randomState();
     const url = oauth.buildAuthorizationUrl(config, {
       redirect_uri: callback,
-      scope: "write:orders",
+      scope,
       code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
       code_challenge_method: "S256",
       state,
     });
+    return { config, verifier, state, url };
+  }
+
+  test("login and consent in chromium, the code exchanged, the user token valid on an Application_User resource", async (t) => {
+    const { config, verifier, state, url } = await authorizationRequest(app.consumerKey, app.consumerSecret, "write:orders");
 
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -146,19 +152,7 @@ describeOnEachDatabase("authorization code flow in a real browser (Debian chromi
       )
     ).application;
     assert.ok(oven);
-    const config = await oauth.discovery(new URL(`http://127.0.0.1:${server.httpPort}`), oven.consumerKey, oven.consumerSecret, undefined, {
-      algorithm: "oauth2",
-      execute: [oauth.allowInsecureRequests],
-    });
-    const verifier = oauth.randomPKCECodeVerifier();
-    const state = oauth.randomState();
-    const url = oauth.buildAuthorizationUrl(config, {
-      redirect_uri: callback,
-      scope: "oven:bake oven:repair",
-      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: "S256",
-      state,
-    });
+    const { config, verifier, state, url } = await authorizationRequest(oven.consumerKey, oven.consumerSecret, "oven:bake oven:repair");
 
     const context = await browser.newContext();
     const page = await context.newPage();

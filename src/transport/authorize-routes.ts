@@ -160,12 +160,13 @@ async function submit(deps: Deps, browser: Browser): Promise<void> {
   const action = form.get("action");
   if (action === "login") return login(deps, browser, asked, fields, form);
   if (!browser.session) return showLogin(browser, asked, fields, 200);
-  const request = await deps.authorization.forUser(asked, browser.session.username);
-  if (action === "deny") return redirectError(browser, new AuthorizationRedirectError("access_denied", "the user denied the request", request), 303);
+  if (action === "deny") return redirectError(browser, new AuthorizationRedirectError("access_denied", "the user denied the request", asked), 303);
   if (action !== "consent") {
     sendPage(browser.res, 400, errorPage("Bad request", "The form's action is missing or unknown."), pageHeaders(browser, undefined));
     return;
   }
+  // Narrowed only for what is consented to and carried by the code: a denial needs no reads.
+  const request = await deps.authorization.forUser(asked, browser.session.username);
   await deps.authorization.consent(request, browser.session.username);
   deps.audit.changeBy(browser.session.username, "POST /oauth2/authorize", { consumerKey: request.client.consumerKey, consent: request.scopes.join(" ") });
   return issueCode(deps, browser, request, browser.session, 303);
